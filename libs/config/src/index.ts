@@ -1,0 +1,43 @@
+/**
+ * Environment configuration, validated once at start-up with zod: a service with a bad
+ * setting stops at once and says which variable is wrong and why.
+ */
+import { z } from 'zod';
+
+export { z };
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration:\n  ${issues.join('\n  ')}`);
+  }
+}
+
+/** Parses `env` with a schema whose keys are variable names. */
+export function loadConfig<T extends z.ZodRawShape>(shape: T, env: NodeJS.ProcessEnv = process.env): z.infer<z.ZodObject<T>> {
+  const present = Object.fromEntries(Object.keys(shape).flatMap((key) => (env[key] === undefined || env[key] === '' ? [] : [[key, env[key]]])));
+  const result = z.object(shape).safeParse(present);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message} (got ${JSON.stringify(present[String(issue.path[0])])})`));
+  }
+  return result.data;
+}
+
+/** Building blocks for the services' schemas. */
+export const setting = {
+  port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
+  host: (fallback: string) => z.string().min(1).default(fallback),
+  positiveInt: (fallback: number) => z.coerce.number().int().positive().default(fallback),
+  natsUrl: () => z.string().min(1).default('nats://127.0.0.1:4222'),
+  subjectPrefix: () => z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'a NATS subject token like "infermesh"').default('infermesh'),
+  maxMessageBytes: () => z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  list: (fallback: string[]) =>
+    z.string().transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean)).default(fallback),
+};
+
+/** Settings every service shares. */
+export const commonSettings = {
+  NATS_URL: setting.natsUrl(),
+  NATS_SUBJECT_PREFIX: setting.subjectPrefix(),
+  GRPC_MAX_MESSAGE_BYTES: setting.maxMessageBytes(),
+};

@@ -1,0 +1,168 @@
+/**
+ * Server bootstrap shared by every service: message size limits, grpc.health.v1,
+ * reflection, handlers wrapped once (trace context, span, error → status, logging),
+ * graceful shutdown.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
+import type { Logger } from '@infermesh/log';
+import { packageDefinition } from '@infermesh/contracts';
+import { statusOf } from './status.js';
+import { extractTraceContext } from './trace-metadata.js';
+
+export interface CallContext {
+  metadata: grpc.Metadata;
+  /** Aborted when the client cancels or the deadline passes. */
+  signal: AbortSignal;
+  deadline: grpc.Deadline;
+  span: Span;
+  peer: string;
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
+export type BidiHandler<Req, Res> = (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>;
+
+export interface ServiceHandlers {
+  [method: string]: UnaryHandler<never, unknown> | { bidi: BidiHandler<never, unknown> };
+}
+
+export interface GrpcServerOptions {
+  name: string;
+  logger: Logger;
+  maxMessageBytes: number;
+}
+
+export interface GrpcServer {
+  readonly server: grpc.Server;
+  readonly health: HealthImplementation;
+  addService(serviceName: string, definition: grpc.ServiceDefinition, handlers: ServiceHandlers): void;
+  /** Binds and starts; returns the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  setServing(serving: boolean): void;
+  /** Health NOT_SERVING, refuse new calls, wait for in-flight ones up to `graceMs`. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const { logger } = options;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+  });
+  const services: string[] = [];
+  const health = new HealthImplementation({ '': 'NOT_SERVING' });
+  health.addToServer(server);
+  const healthDefinition = protoLoader.loadSync(healthProtoPath, { keepCase: true });
+  new ReflectionService({ ...packageDefinition(), ...healthDefinition }).addToServer(server);
+  const tracer = trace.getTracer(options.name);
+
+  function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, span: Span): CallContext {
+    const controller = new AbortController();
+    call.on('cancelled', () => controller.abort(new DOMException('call cancelled', 'AbortError')));
+    const deadline = call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (Number.isFinite(at)) {
+      const timer = setTimeout(() => controller.abort(new DOMException('deadline exceeded', 'TimeoutError')), Math.max(0, at - Date.now()));
+      timer.unref();
+      controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+      call.on('finish', () => clearTimeout(timer));
+    }
+    return { metadata: call.metadata, signal: controller.signal, deadline, span, peer: call.getPeer() };
+  }
+
+  function fail(span: Span, method: string, error: unknown): grpc.ServiceError {
+    const status = statusOf(error);
+    if (status.internal) logger.error({ err: error, method }, 'handler failed');
+    else logger.debug({ method, code: grpc.status[status.code], details: status.details }, 'request refused');
+    span.setStatus({ code: SpanStatusCode.ERROR, message: status.details });
+    span.setAttribute('rpc.grpc.status_code', status.code);
+    if (status.internal && error instanceof Error) span.recordException(error);
+    return Object.assign(new Error(status.details), { code: status.code, details: status.details, metadata: new grpc.Metadata() });
+  }
+
+  function wrapUnary(serviceName: string, method: string, handler: UnaryHandler<never, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      const parent = extractTraceContext(call.metadata);
+      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => {
+        let answered = false;
+        const answer = (error: grpc.ServiceError | null, value?: unknown) => {
+          if (answered) return;
+          answered = true;
+          span.end();
+          callback(error, value);
+        };
+        handler(call.request as never, callContext(call, span)).then(
+          (response) => answer(null, response),
+          (error: unknown) => answer(fail(span, method, error)),
+        );
+      });
+    };
+  }
+
+  function wrapBidi(serviceName: string, method: string, handler: BidiHandler<never, unknown>): grpc.handleBidiStreamingCall<unknown, unknown> {
+    return (call) => {
+      const parent = extractTraceContext(call.metadata);
+      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => {
+        handler(call as never, callContext(call, span)).then(
+          () => {
+            span.end();
+            call.end();
+          },
+          (error: unknown) => {
+            call.destroy(fail(span, method, error));
+            span.end();
+          },
+        );
+      });
+    };
+  }
+
+  return {
+    server,
+    health,
+    addService(serviceName, definition, handlers) {
+      const implementation: grpc.UntypedServiceImplementation = {};
+      for (const [method, handler] of Object.entries(handlers)) {
+        if (!(method in definition)) throw new Error(`${serviceName} has no method ${method}`);
+        implementation[method] = typeof handler === 'function' ? wrapUnary(serviceName, method, handler) : wrapBidi(serviceName, method, handler.bidi);
+      }
+      server.addService(definition, implementation);
+      services.push(serviceName);
+    },
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+          if (error) return reject(error);
+          resolve(bound);
+        });
+      });
+    },
+    setServing(serving) {
+      const status = serving ? 'SERVING' : 'NOT_SERVING';
+      health.setStatus('', status);
+      for (const name of services) health.setStatus(name, status);
+    },
+    shutdown(graceMs) {
+      this.setServing(false);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/** Runs `fn` with `span` active; for child spans in handlers. */
+export function withSpan<T>(span: Span, fn: () => T): T {
+  return context.with(trace.setSpan(context.active(), span), fn);
+}

@@ -1,0 +1,10 @@
+/**
+ * Input that cannot be read as the tensor it claims to be. Services map it to
+ * INVALID_ARGUMENT; the message names the tensor and what was expected.
+ */
+export class TensorError extends Error {
+  override readonly name = 'TensorError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
