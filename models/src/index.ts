@@ -1,0 +1,2 @@
+export * from './text-image.js';
+export * from './paths.js';
