@@ -1,0 +1,34 @@
+import * as grpc from '@grpc/grpc-js';
+import { contracts, type GRPCInferenceServiceClient, type MonitorClient } from '@infermesh/contracts';
+
+export const DEFAULT_ROUTER = process.env.INFERMESH_ADDRESS ?? '127.0.0.1:8001';
+export const DEFAULT_MONITOR = process.env.INFERMESH_MONITOR_ADDRESS ?? '127.0.0.1:8004';
+
+const options = { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.max_send_message_length': 256 * 1024 * 1024 };
+
+export function routerClient(address: string): GRPCInferenceServiceClient {
+  return new (contracts().inference.GRPCInferenceService)(address, grpc.credentials.createInsecure(), options);
+}
+
+export function monitorClient(address: string): MonitorClient {
+  return new (contracts().infermesh.v1.Monitor)(address, grpc.credentials.createInsecure(), options);
+}
+
+/** Promisifies a generated unary method. */
+export function call<Req, Res>(
+  client: grpc.Client,
+  method: (req: Req, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall,
+  request: Req,
+  timeoutMs = 30_000,
+): Promise<Res> {
+  return new Promise((resolve, reject) =>
+    method.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => (error ? reject(error) : resolve(response as Res))),
+  );
+}
+
+/** One line for a failed call: the status name and the server's message. */
+export function describeError(error: unknown): string {
+  const e = error as grpc.ServiceError;
+  if (typeof e?.code === 'number') return `${grpc.status[e.code]}: ${e.details}`;
+  return (error as Error)?.message ?? String(error);
+}

@@ -1,0 +1,187 @@
+/**
+ * infermesh up: the whole mesh on one machine. Uses NATS at NATS_URL, or one already
+ * answering on 127.0.0.1:4222, or starts nats-server with JetStream in .data/nats; then
+ * the monitor, preprocessor, worker(s) and router as separate processes. Ctrl-C stops
+ * everything in order.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { mkdirSync, openSync, existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ServerReadyResponse__Output } from '@infermesh/contracts';
+import { call, routerClient } from '../client.js';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface UpOptions {
+  workers: number;
+  logs: boolean;
+}
+
+interface Child {
+  name: string;
+  process: ChildProcess;
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    socket.setTimeout(500);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function findNatsServer(): string | undefined {
+  for (const candidate of [process.env.NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server', '/opt/homebrew/bin/nats-server']) {
+    if (candidate && existsSync(candidate)) return candidate;
+  }
+  try {
+    return execFileSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function up(options: UpOptions): Promise<void> {
+  const dataDir = join(ROOT, '.data');
+  const logDir = join(dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const children: Child[] = [];
+  let stopping = false;
+
+  const start = (name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const log = openSync(join(logDir, `${name}.log`), 'a');
+    const child = spawn(command, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', options.logs ? 'pipe' : log, options.logs ? 'pipe' : log],
+    });
+    if (options.logs) {
+      const prefix = `[${name}] `;
+      for (const stream of [child.stdout, child.stderr]) stream?.on('data', (chunk: Buffer) => process.stdout.write(chunk.toString().replace(/^(?=.)/gm, prefix)));
+    }
+    child.once('exit', (code, signal) => {
+      if (!stopping) {
+        console.error(`${name} exited (${signal ?? `code ${code}`}); see ${relative(process.cwd(), join(logDir, `${name}.log`))}. Stopping the mesh.`);
+        void stopAll(1);
+      }
+    });
+    children.push({ name, process: child });
+    return child;
+  };
+
+  const stopAll = async (exitCode: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping the mesh…');
+    // Entry first, so no new work arrives; the monitor last, so it counts what is left; NATS at the very end.
+    const order = ['router', 'preprocessor', 'worker', 'monitor', 'nats'];
+    for (const kind of order) {
+      const group = children.filter((c) => c.name.startsWith(kind) && c.process.exitCode === null && c.process.signalCode === null);
+      await Promise.all(
+        group.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(() => c.process.kill('SIGKILL'), 30_000);
+              c.process.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              c.process.kill('SIGTERM');
+            }),
+        ),
+      );
+    }
+    console.log('stopped.');
+    process.exit(exitCode);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  let natsUrl = process.env.NATS_URL;
+  let natsNote = 'from NATS_URL';
+  if (!natsUrl) {
+    if (await portOpen('127.0.0.1', 4222)) {
+      natsUrl = 'nats://127.0.0.1:4222';
+      natsNote = 'already running';
+    } else {
+      const binary = findNatsServer();
+      if (!binary) {
+        console.error('nats-server is not installed: install it (Debian/Ubuntu: sudo apt-get install nats-server; macOS: brew install nats-server) or set NATS_URL to a NATS server with JetStream.');
+        process.exit(1);
+      }
+      mkdirSync(join(dataDir, 'nats'), { recursive: true });
+      start('nats', binary, ['-a', '127.0.0.1', '-p', '4222', '-js', '-sd', join(dataDir, 'nats')]);
+      for (let i = 0; i < 100 && !(await portOpen('127.0.0.1', 4222)); i++) await sleep(100);
+      natsUrl = 'nats://127.0.0.1:4222';
+      natsNote = `started here, data in ${relative(process.cwd(), join(dataDir, 'nats')) || '.'}`;
+    }
+  }
+
+  const service = (name: string) => ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', name, 'dist', 'main.js')];
+  const common = { NATS_URL: natsUrl };
+  const routerPort = process.env.ROUTER_PORT ?? '8001';
+  const monitorPort = process.env.MONITOR_PORT ?? '8004';
+  const metricsPort = process.env.MONITOR_METRICS_PORT ?? '8002';
+  const preprocessorPort = process.env.PREPROCESSOR_PORT ?? '8003';
+  start('monitor', process.execPath, service('monitor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor' });
+  start('preprocessor', process.execPath, service('preprocessor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor' });
+  const threads = Math.max(1, Math.floor((await import('node:os')).availableParallelism() / options.workers));
+  for (let i = 0; i < options.workers; i++) {
+    start(`worker-${i}`, process.execPath, service('worker'), {
+      ...common,
+      OTEL_SERVICE_NAME: 'infermesh-worker',
+      WORKER_ID: `worker-${i}`,
+      MODEL_REPOSITORY: process.env.MODEL_REPOSITORY ?? join(ROOT, 'models'),
+      WORKER_INTRA_OP_THREADS: process.env.WORKER_INTRA_OP_THREADS ?? String(threads),
+    });
+  }
+  start('router', process.execPath, service('router'), { ...common, OTEL_SERVICE_NAME: 'infermesh-router', PREPROCESSOR_ADDRESS: `127.0.0.1:${preprocessorPort}` });
+
+  const address = `127.0.0.1:${routerPort}`;
+  const client = routerClient(address);
+  const until = Date.now() + 60_000;
+  let ready = false;
+  while (!ready && !stopping && Date.now() < until) {
+    ready = await call<object, ServerReadyResponse__Output>(client, client.ServerReady, {}, 1000).then((r) => r.ready, () => false);
+    if (!ready) await sleep(250);
+  }
+  client.close();
+  if (stopping) return;
+  if (!ready) {
+    console.error(`the router did not become ready within 60 s; see the logs in ${relative(process.cwd(), logDir)}`);
+    return stopAll(1);
+  }
+  const sample = relative(process.cwd(), join(ROOT, 'models/text-direction/samples/upside-down.png'));
+  const traces = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+    ? `exported over OTLP to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT}`
+    : 'not exported (set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 to send them to Jaeger)';
+  console.log(`
+infermesh is up
+  router    ${address}  (Open Inference Protocol / KServe v2 gRPC, reflection on)
+  monitor   gRPC 127.0.0.1:${monitorPort}, Prometheus http://127.0.0.1:${metricsPort}/metrics
+  workers   ${options.workers} (cpu, ${threads} threads each)
+  NATS      ${natsUrl} (${natsNote})
+  traces    ${traces}
+  logs      ${relative(process.cwd(), logDir)}/<service>.log
+
+Try it, in another terminal:
+  npx infermesh predict --model text-direction --image ${sample}
+  npx infermesh predict --model iris --row '{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}'
+  npx infermesh models
+  grpcurl -plaintext ${address} list
+  grpcurl -plaintext -d '{"name":"iris"}' ${address} inference.GRPCInferenceService/ModelMetadata
+
+Ctrl-C stops everything.`);
+}

@@ -1,0 +1,90 @@
+/** The infermesh command line: run the mesh, call it, read its statistics. */
+import { parseArgs } from 'node:util';
+import { DEFAULT_MONITOR, DEFAULT_ROUTER, describeError } from './client.js';
+
+const USAGE = `usage: infermesh <command> [options]
+
+commands:
+  up        run the whole mesh on this machine (NATS, monitor, preprocessor, workers, router)
+              --workers N      worker processes (default 1)
+              --logs           print the services' logs here instead of .data/logs/
+  predict   one prediction
+              --model NAME [--version V]
+              --image FILE     an image (repeatable: one batch)
+              --row JSON       a tabular row as a JSON object (repeatable)
+              --input NAME     the raw input's name (default: image / row)
+              --top K          classes to show per item (default 2)
+  models    the models the mesh serves and their tensors
+  stats     request counts and latency per model, from the monitor  [--model NAME]
+
+common options:
+  --address HOST:PORT   the router (default ${DEFAULT_ROUTER}, or INFERMESH_ADDRESS)
+  --monitor HOST:PORT   the monitor (default ${DEFAULT_MONITOR})
+  --json                machine-readable output`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      address: { type: 'string', default: DEFAULT_ROUTER },
+      monitor: { type: 'string', default: DEFAULT_MONITOR },
+      model: { type: 'string' },
+      version: { type: 'string', default: '' },
+      image: { type: 'string', multiple: true, default: [] },
+      row: { type: 'string', multiple: true, default: [] },
+      input: { type: 'string' },
+      top: { type: 'string', default: '2' },
+      workers: { type: 'string', default: '1' },
+      logs: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    allowPositionals: false,
+  });
+  if (!command || values.help || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const positiveInt = (name: string, value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${value}'`);
+    return n;
+  };
+  switch (command) {
+    case 'up': {
+      const { up } = await import('./commands/up.js');
+      await up({ workers: positiveInt('workers', values.workers), logs: values.logs });
+      return -1; // keeps running until Ctrl-C
+    }
+    case 'predict': {
+      if (!values.model) throw new Error('--model is required');
+      const { predict } = await import('./commands/predict.js');
+      await predict({ address: values.address, model: values.model, version: values.version, images: values.image, rows: values.row, inputName: values.input, top: positiveInt('top', values.top), json: values.json });
+      return 0;
+    }
+    case 'models': {
+      const { listModels } = await import('./commands/models.js');
+      await listModels(values.address, values.json);
+      return 0;
+    }
+    case 'stats': {
+      const { showStats } = await import('./commands/stats.js');
+      await showStats(values.monitor, values.model ?? '', values.json);
+      return 0;
+    }
+    default:
+      console.error(`unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(`infermesh: ${describeError(error)}`);
+    process.exitCode = 1;
+  },
+);

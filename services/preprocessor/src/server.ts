@@ -1,0 +1,27 @@
+/** The preprocessor as a pure factory. Stateless: each request carries its pipeline. */
+import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
+import { preprocessorService } from '@infermesh/contracts';
+import type { Logger } from '@infermesh/log';
+import { preprocessorHandlers } from './preprocessor-service.js';
+import type { PreprocessorConfig } from './config.js';
+
+export interface Preprocessor {
+  readonly grpc: GrpcServer;
+  start(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export function createPreprocessor({ config, logger }: { config: PreprocessorConfig; logger: Logger }): Preprocessor {
+  const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
+  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers());
+  return {
+    grpc,
+    async start() {
+      const port = await grpc.listen(config.PREPROCESSOR_HOST, config.PREPROCESSOR_PORT);
+      grpc.setServing(true);
+      logger.info({ port }, 'preprocessor serving');
+      return port;
+    },
+    stop: () => grpc.shutdown(10_000),
+  };
+}

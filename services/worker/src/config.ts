@@ -1,0 +1,32 @@
+import { hostname } from 'node:os';
+import { loadConfig, commonSettings, setting, z } from '@infermesh/config';
+
+export function workerConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadConfig(
+    {
+      ...commonSettings,
+      WORKER_HOST: setting.host('0.0.0.0'),
+      WORKER_PORT: setting.port(0),
+      /** The host others reach this worker at (its pod IP in Kubernetes). */
+      WORKER_ADVERTISE_HOST: setting.host('127.0.0.1'),
+      WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "-" and "_"').default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`),
+      MODEL_REPOSITORY: z.string().min(1).default('models'),
+      /** Only these models (comma separated); all when unset. */
+      WORKER_MODELS: setting.list([]),
+      /** "cpu", or "gpu<N>" for a worker pinned to GPU N. */
+      WORKER_DEVICE: z.string().regex(/^(cpu|gpu\d+)$/, '"cpu" or "gpu<N>"').default('cpu'),
+      /** Overrides the models' execution_providers, e.g. "cuda,cpu". */
+      WORKER_EXECUTION_PROVIDERS: z
+        .string()
+        .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+        .pipe(z.array(z.enum(['cuda', 'webgpu', 'cpu'])))
+        .optional(),
+      WORKER_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
+      WORKER_HEARTBEAT_MS: setting.positiveInt(1000),
+      WORKER_SHUTDOWN_GRACE_MS: setting.positiveInt(25_000),
+    },
+    env,
+  );
+}
+
+export type WorkerConfig = ReturnType<typeof workerConfig>;

@@ -1,0 +1,50 @@
+/** Announces the worker and its models on NATS; the router's routing table is built from these alone. */
+import { events, type Bus } from '@infermesh/bus';
+import type { WorkerHeartbeat } from '@infermesh/contracts';
+import type { ModelRegistry } from './model-registry.js';
+import { pipelineSpec, fullShape } from './model-config.js';
+import type { WorkerState } from './inference-service.js';
+
+export interface HeartbeatOptions {
+  bus: Bus;
+  registry: ModelRegistry;
+  state: WorkerState;
+  address: string;
+  device: string;
+  intervalMs: number;
+}
+
+export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'>): WorkerHeartbeat {
+  const { registry, state } = options;
+  const ready = registry.ready();
+  return {
+    workerId: state.workerId,
+    address: options.address,
+    device: options.device,
+    draining: state.draining,
+    sentAtMs: String(Date.now()),
+    queueDepth: ready.reduce((sum, m) => sum + m.queueDepth, 0),
+    inFlight: ready.reduce((sum, m) => sum + m.inFlight, 0),
+    executionProvider: [...new Set(ready.map((m) => m.provider))].join(','),
+    models: ready.map((m) => ({
+      name: m.name,
+      version: m.version,
+      ready: !state.draining,
+      platform: m.config.platform,
+      inputs: m.config.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(m.config, t).map(String) })),
+      outputs: m.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(m.config, t).map(String) })),
+      pipeline: pipelineSpec(m.config),
+      maxBatchSize: m.config.max_batch_size,
+    })),
+  };
+}
+
+export function startHeartbeat(options: HeartbeatOptions): { beat(): void; stop(): void } {
+  const beat = () => options.bus.publish(options.bus.subjects.heartbeat(options.state.workerId), events.heartbeat, heartbeatOf(options));
+  beat();
+  const timer = setInterval(beat, options.intervalMs);
+  return {
+    beat,
+    stop: () => clearInterval(timer),
+  };
+}

@@ -1,0 +1,5 @@
+export { createWorker, VERSION, type Worker, type WorkerDeps } from './server.js';
+export { workerConfig, type WorkerConfig } from './config.js';
+export { DynamicBatcher, QueueFullError, type BatcherOptions } from './dynamic-batcher.js';
+export { modelConfigSchema, type ModelConfig } from './model-config.js';
+export { scanRepository, readModelConfig } from './repository.js';

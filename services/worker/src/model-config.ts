@@ -1,0 +1,106 @@
+/**
+ * The schema of models/<name>/config.yaml (Triton conventions: tensor shapes exclude the
+ * batch dimension when max_batch_size > 0; -1 is a variable dimension).
+ */
+import { z } from 'zod';
+import { DATATYPES } from '@infermesh/tensor';
+import type { PipelineSpec } from '@infermesh/contracts';
+
+const tensorSchema = z.object({
+  name: z.string().min(1),
+  datatype: z.enum(DATATYPES),
+  shape: z.array(z.number().int().min(-1)),
+  labels: z.array(z.string()).optional(),
+});
+
+const imagePipelineSchema = z.object({
+  input: z.string().min(1),
+  output: z.string().min(1),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  resize: z.enum(['stretch', 'pad', 'height-pad-right']).default('stretch'),
+  mean: z.array(z.number()).length(3).default([0, 0, 0]),
+  std: z.array(z.number().positive()).length(3).default([1, 1, 1]),
+  scale: z.number().positive().default(1 / 255),
+  layout: z.enum(['NCHW', 'NHWC']).default('NCHW'),
+  datatype: z.enum(['FP32', 'UINT8']).default('FP32'),
+  channel_order: z.enum(['RGB', 'BGR']).default('RGB'),
+  pad_value: z.number().default(0),
+});
+
+const tabularPipelineSchema = z.object({
+  input: z.string().min(1),
+  output: z.string().min(1),
+  datatype: z.enum(['FP32', 'FP64']).default('FP32'),
+  features: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        mean: z.number().default(0),
+        std: z.number().positive().default(1),
+        categories: z.array(z.string()).optional(),
+      }),
+    )
+    .min(1),
+});
+
+export const modelConfigSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, "-" and "_"'),
+    platform: z.literal('onnxruntime_onnx').default('onnxruntime_onnx'),
+    description: z.string().optional(),
+    max_batch_size: z.number().int().min(0).default(0),
+    inputs: z.array(tensorSchema).min(1),
+    outputs: z.array(tensorSchema).min(1),
+    dynamic_batching: z
+      .object({
+        preferred_batch_size: z.array(z.number().int().positive()).default([]),
+        max_queue_delay_microseconds: z.number().int().min(0).default(0),
+        max_queue_size: z.number().int().positive().default(1024),
+      })
+      .optional(),
+    instance_group: z.object({ count: z.number().int().positive().default(1) }).default({ count: 1 }),
+    execution_providers: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).default(['cpu']),
+    preprocess: z
+      .union([z.object({ image: imagePipelineSchema }), z.object({ tabular: tabularPipelineSchema })])
+      .optional(),
+    evaluation: z.record(z.string(), z.unknown()).optional(),
+  })
+  .superRefine((config, ctx) => {
+    const image = config.preprocess && 'image' in config.preprocess ? config.preprocess.image : undefined;
+    const tabular = config.preprocess && 'tabular' in config.preprocess ? config.preprocess.tabular : undefined;
+    const output = image?.output ?? tabular?.output;
+    if (output && !config.inputs.some((input) => input.name === output)) {
+      ctx.addIssue({ code: 'custom', path: ['preprocess'], message: `pipeline output '${output}' is not one of the model's inputs` });
+    }
+  });
+
+export type ModelConfig = z.infer<typeof modelConfigSchema>;
+export type TensorConfig = z.infer<typeof tensorSchema>;
+
+/** The pipeline as it travels in heartbeats and preprocess requests. */
+export function pipelineSpec(config: ModelConfig): PipelineSpec | null {
+  if (!config.preprocess) return null;
+  if ('image' in config.preprocess) {
+    const p = config.preprocess.image;
+    return {
+      image: {
+        input: p.input, output: p.output, width: p.width, height: p.height, resize: p.resize,
+        mean: p.mean, std: p.std, scale: p.scale, layout: p.layout, datatype: p.datatype,
+        channelOrder: p.channel_order, padValue: p.pad_value,
+      },
+    };
+  }
+  const p = config.preprocess.tabular;
+  return {
+    tabular: {
+      input: p.input, output: p.output, datatype: p.datatype,
+      features: p.features.map((f) => ({ name: f.name, mean: f.mean, std: f.std, categories: f.categories ?? [] })),
+    },
+  };
+}
+
+/** Full tensor shape as clients see it: the batch dimension (-1) first when the model batches. */
+export function fullShape(config: ModelConfig, tensor: TensorConfig): number[] {
+  return config.max_batch_size > 0 ? [-1, ...tensor.shape] : [...tensor.shape];
+}

@@ -1,0 +1,102 @@
+/** The model versions this worker serves, loaded from the repository. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '@infermesh/log';
+import { notFound } from '@infermesh/grpc';
+import { scanRepository, type RepositoryModel } from './repository.js';
+import { createSession, type ExecutionProvider } from './runtime.js';
+import { ServedModel } from './served-model.js';
+
+export interface RegistryOptions {
+  repository: string;
+  /** Only these models (all when empty). */
+  models: readonly string[];
+  /** Overrides each model's execution_providers when set (a GPU worker). */
+  providers?: readonly ExecutionProvider[];
+  intraOpThreads?: number;
+  deviceId?: number;
+  logger: Logger;
+}
+
+export interface ModelEntry {
+  name: string;
+  version: string;
+  state: 'READY' | 'FAILED';
+  reason: string;
+  model?: ServedModel;
+}
+
+export class ModelRegistry {
+  private readonly entries = new Map<string, ModelEntry[]>();
+
+  constructor(private readonly options: RegistryOptions) {}
+
+  /** Loads every model (all versions) of the repository; failures are kept with their reason. */
+  async loadAll(): Promise<void> {
+    const { models, errors } = await scanRepository(this.options.repository, this.options.models);
+    for (const error of errors) this.options.logger.error({ error }, 'model not loaded');
+    for (const model of models) await this.loadModel(model);
+  }
+
+  private async loadModel(model: RepositoryModel): Promise<void> {
+    const { logger } = this.options;
+    const loaded: ModelEntry[] = [];
+    for (const version of model.versions) {
+      const name = model.config.name;
+      try {
+        const bytes = await readFile(join(model.path, version, 'model.onnx'));
+        const { session, provider } = await createSession(bytes, {
+          providers: this.options.providers ?? model.config.execution_providers,
+          intraOpThreads: this.options.intraOpThreads,
+          deviceId: this.options.deviceId,
+          logger: logger.child({ model: name, version }),
+        });
+        const missing = model.config.inputs.map((i) => i.name).filter((n) => !session.inputNames.includes(n));
+        const missingOut = model.config.outputs.map((o) => o.name).filter((n) => !session.outputNames.includes(n));
+        if (missing.length || missingOut.length) {
+          await session.release();
+          throw new Error(`config names tensors the model does not have: ${[...missing, ...missingOut].join(', ')} (model inputs: ${session.inputNames.join(', ')}; outputs: ${session.outputNames.join(', ')})`);
+        }
+        loaded.push({ name, version, state: 'READY', reason: '', model: new ServedModel(model.config, version, session, provider) });
+        logger.info({ model: name, version, provider }, 'model loaded');
+      } catch (error) {
+        loaded.push({ name, version, state: 'FAILED', reason: (error as Error).message });
+        logger.error({ model: name, version, err: error }, 'model failed to load');
+      }
+    }
+    this.entries.set(model.config.name, loaded);
+  }
+
+  list(): ModelEntry[] {
+    return [...this.entries.values()].flat();
+  }
+
+  ready(): ServedModel[] {
+    return this.list().flatMap((e) => (e.model ? [e.model] : []));
+  }
+
+  versionsOf(name: string): string[] {
+    return (this.entries.get(name) ?? []).filter((e) => e.model).map((e) => e.version);
+  }
+
+  /** The requested version, or the newest ready one; NOT_FOUND names what exists. */
+  resolve(name: string, version: string): ServedModel {
+    const entries = this.entries.get(name);
+    if (!entries) throw notFound(`model '${name}' is not served here`);
+    const ready = entries.filter((e) => e.model);
+    if (!version) {
+      const newest = ready.at(-1);
+      if (!newest?.model) throw notFound(`model '${name}' has no ready version`);
+      return newest.model;
+    }
+    const entry = entries.find((e) => e.version === version);
+    if (!entry) throw notFound(`model '${name}' has no version '${version}' (versions: ${entries.map((e) => e.version).join(', ')})`);
+    if (!entry.model) throw notFound(`model '${name}' version '${version}' failed to load: ${entry.reason}`);
+    return entry.model;
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.ready().map((m) => m.release()));
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,176 @@
+/** One model version loaded into onnxruntime, behind its dynamic batcher. */
+import type * as ort from 'onnxruntime-node';
+import { ARRAY_TYPE, TensorError, elementCount, formatShape, shapeMatches, type NumericArray, type Tensor } from '@infermesh/tensor';
+import type { ModelMetadataResponse } from '@infermesh/contracts';
+import { DynamicBatcher, type BatchResult } from './dynamic-batcher.js';
+import { fullShape, type ModelConfig } from './model-config.js';
+import { fromOrtTensor, toOrtTensor, type ExecutionProvider } from './runtime.js';
+import { ModelStats } from './model-stats.js';
+
+export interface InferResult {
+  outputs: Tensor[];
+  queueNs: number;
+  computeNs: number;
+  batchSize: number;
+}
+
+interface Job {
+  tensors: Map<string, Tensor>;
+  items: number;
+  outputs: readonly string[];
+}
+
+export class ServedModel {
+  readonly stats = new ModelStats();
+  private readonly batcher: DynamicBatcher<Job, Tensor[]>;
+  private readonly outputNames: string[];
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly version: string,
+    private readonly session: ort.InferenceSession,
+    readonly provider: ExecutionProvider,
+  ) {
+    this.outputNames = config.outputs.map((o) => o.name);
+    const dynamic = config.dynamic_batching;
+    this.batcher = new DynamicBatcher<Job, Tensor[]>(
+      {
+        maxBatchSize: config.max_batch_size,
+        preferredBatchSizes: dynamic?.preferred_batch_size ?? [],
+        maxQueueDelayUs: dynamic?.max_queue_delay_microseconds ?? 0,
+        maxQueueSize: dynamic?.max_queue_size ?? 1024,
+        instances: config.instance_group.count,
+        dynamic: dynamic !== undefined,
+      },
+      (jobs, items) => this.execute(jobs, items),
+      (batchSize, computeNs) => this.stats.recordRun(batchSize, computeNs),
+    );
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get queueDepth(): number {
+    return this.batcher.depth;
+  }
+
+  get inFlight(): number {
+    return this.batcher.inFlight;
+  }
+
+  metadata(versions: string[]): ModelMetadataResponse {
+    const describe = (t: ModelConfig['inputs'][number]) => ({ name: t.name, datatype: t.datatype, shape: fullShape(this.config, t).map(String) });
+    return {
+      name: this.name,
+      versions,
+      platform: this.config.platform,
+      inputs: this.config.inputs.map(describe),
+      outputs: this.config.outputs.map(describe),
+    };
+  }
+
+  /**
+   * Checks the request's tensors against the config and returns the number of items
+   * (the batch dimension; 1 for models that do not batch).
+   */
+  validate(tensors: readonly Tensor[], requestedOutputs: readonly string[]): number {
+    const byName = new Map(tensors.map((t) => [t.name, t]));
+    for (const tensor of tensors) {
+      if (!this.config.inputs.some((i) => i.name === tensor.name)) {
+        throw new TensorError(`unexpected input '${tensor.name}' for model '${this.name}' (inputs: ${this.config.inputs.map((i) => i.name).join(', ')})`);
+      }
+    }
+    let items: number | undefined;
+    for (const input of this.config.inputs) {
+      const tensor = byName.get(input.name);
+      if (!tensor) throw new TensorError(`missing input '${input.name}' for model '${this.name}'`);
+      if (tensor.datatype !== input.datatype) {
+        throw new TensorError(`input '${input.name}': datatype ${tensor.datatype}, model '${this.name}' expects ${input.datatype}`);
+      }
+      const expected = fullShape(this.config, input);
+      if (!shapeMatches(tensor.shape, expected)) {
+        throw new TensorError(`input '${input.name}': shape ${formatShape(tensor.shape)}, model '${this.name}' expects ${formatShape(expected)} (-1 = any)`);
+      }
+      if (this.config.max_batch_size > 0) {
+        const batch = tensor.shape[0];
+        if (batch < 1 || batch > this.config.max_batch_size) {
+          throw new TensorError(`input '${input.name}': batch size ${batch}, model '${this.name}' accepts 1 to ${this.config.max_batch_size}`);
+        }
+        if (items !== undefined && items !== batch) throw new TensorError(`inputs disagree on the batch size (${items} and ${batch})`);
+        items = batch;
+      }
+    }
+    for (const output of requestedOutputs) {
+      if (!this.outputNames.includes(output)) {
+        throw new TensorError(`requested output '${output}' is not an output of model '${this.name}' (outputs: ${this.outputNames.join(', ')})`);
+      }
+    }
+    return items ?? 1;
+  }
+
+  async infer(tensors: readonly Tensor[], requestedOutputs: readonly string[], signal?: AbortSignal): Promise<InferResult> {
+    const items = this.validate(tensors, requestedOutputs);
+    const job: Job = { tensors: new Map(tensors.map((t) => [t.name, t])), items, outputs: requestedOutputs.length ? requestedOutputs : this.outputNames };
+    let result: BatchResult<Tensor[]>;
+    try {
+      result = await this.batcher.submit(job, items, signal);
+    } catch (error) {
+      this.stats.recordFailure();
+      throw error;
+    }
+    this.stats.recordSuccess(items, result.queueNs, result.computeNs);
+    return { outputs: result.output, queueNs: result.queueNs, computeNs: result.computeNs, batchSize: result.batchSize };
+  }
+
+  /** Waits for queued and running work to finish. */
+  idle(): Promise<void> {
+    return this.batcher.idle();
+  }
+
+  async release(): Promise<void> {
+    await this.batcher.idle();
+    await this.session.release();
+  }
+
+  private async execute(jobs: Job[], items: number): Promise<Tensor[][]> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const input of this.config.inputs) {
+      if (jobs.length === 1) {
+        const t = jobs[0].tensors.get(input.name)!;
+        feeds[input.name] = toOrtTensor(t.datatype, t.shape, t.data);
+        continue;
+      }
+      const parts = jobs.map((job) => job.tensors.get(input.name)!);
+      const shape = [items, ...parts[0].shape.slice(1)];
+      if (input.datatype === 'BYTES') {
+        feeds[input.name] = toOrtTensor('BYTES', shape, parts.flatMap((p) => p.data as Buffer[]));
+        continue;
+      }
+      const stacked = new ARRAY_TYPE[input.datatype](elementCount(shape));
+      let offset = 0;
+      for (const part of parts) {
+        (stacked as Float32Array).set(part.data as Float32Array, offset);
+        offset += (part.data as NumericArray).length;
+      }
+      feeds[input.name] = toOrtTensor(input.datatype, shape, stacked);
+    }
+    const wanted = [...new Set(jobs.flatMap((job) => job.outputs))];
+    const results = await this.session.run(feeds, wanted);
+    const decoded = wanted.map((name) => ({ name, ...fromOrtTensor(results[name]) }));
+    if (jobs.length === 1) return [decoded.filter((d) => jobs[0].outputs.includes(d.name))];
+    // Split each output along the batch dimension, in request order.
+    let row = 0;
+    return jobs.map((job) => {
+      const from = row;
+      row += job.items;
+      return decoded
+        .filter((d) => job.outputs.includes(d.name))
+        .map((d) => {
+          const perItem = elementCount(d.shape.slice(1));
+          const data = Array.isArray(d.data) ? d.data.slice(from * perItem, row * perItem) : (d.data as NumericArray).subarray(from * perItem, row * perItem);
+          return { name: d.name, datatype: d.datatype, shape: [job.items, ...d.shape.slice(1)], data };
+        });
+    });
+  }
+}

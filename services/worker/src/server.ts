@@ -1,0 +1,71 @@
+/** The worker as a pure factory: tests build one in-process, main.ts runs one. */
+import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
+import { inferenceService } from '@infermesh/contracts';
+import { events, type Bus } from '@infermesh/bus';
+import type { Logger } from '@infermesh/log';
+import { ModelRegistry } from './model-registry.js';
+import { inferenceHandlers, type WorkerState } from './inference-service.js';
+import { startHeartbeat } from './heartbeat.js';
+import type { WorkerConfig } from './config.js';
+
+export const VERSION = '0.1.0';
+
+export interface Worker {
+  readonly grpc: GrpcServer;
+  readonly registry: ModelRegistry;
+  readonly state: WorkerState;
+  /** Binds, then announces itself; returns the advertised address. */
+  start(): Promise<string>;
+  /** Stops announcing, refuses new work, finishes in-flight requests, releases sessions. */
+  stop(): Promise<void>;
+}
+
+export interface WorkerDeps {
+  config: WorkerConfig;
+  logger: Logger;
+  bus: Bus;
+}
+
+export async function createWorker({ config, logger, bus }: WorkerDeps): Promise<Worker> {
+  const deviceId = config.WORKER_DEVICE.startsWith('gpu') ? Number(config.WORKER_DEVICE.slice(3)) : undefined;
+  const registry = new ModelRegistry({
+    repository: config.MODEL_REPOSITORY,
+    models: config.WORKER_MODELS,
+    providers: config.WORKER_EXECUTION_PROVIDERS,
+    intraOpThreads: config.WORKER_INTRA_OP_THREADS,
+    deviceId,
+    logger,
+  });
+  await registry.loadAll();
+  const state: WorkerState = { workerId: config.WORKER_ID, draining: false };
+  const grpc = createGrpcServer({ name: 'infermesh-worker', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
+  grpc.addService('inference.GRPCInferenceService', inferenceService(), inferenceHandlers(registry, state, VERSION));
+  let heartbeat: ReturnType<typeof startHeartbeat> | undefined;
+
+  return {
+    grpc,
+    registry,
+    state,
+    async start() {
+      const port = await grpc.listen(config.WORKER_HOST, config.WORKER_PORT);
+      const address = `${config.WORKER_ADVERTISE_HOST}:${port}`;
+      grpc.setServing(true);
+      for (const entry of registry.list()) {
+        bus.publish(bus.subjects.modelState(entry.name), events.modelState, {
+          workerId: state.workerId, model: entry.name, version: entry.version, state: entry.state, reason: entry.reason, atMs: String(Date.now()),
+        });
+      }
+      heartbeat = startHeartbeat({ bus, registry, state, address, device: config.WORKER_DEVICE, intervalMs: config.WORKER_HEARTBEAT_MS });
+      logger.info({ address, device: config.WORKER_DEVICE, models: registry.ready().map((m) => `${m.name}:${m.version}`) }, 'worker serving');
+      return address;
+    },
+    async stop() {
+      state.draining = true;
+      heartbeat?.beat(); // tells routers to stop sending here at once
+      heartbeat?.stop();
+      await Promise.all(registry.ready().map((m) => m.idle()));
+      await grpc.shutdown(config.WORKER_SHUTDOWN_GRACE_MS);
+      await registry.release();
+    },
+  };
+}
