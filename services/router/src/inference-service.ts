@@ -140,7 +140,9 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
       return { ...response, id: request.id };
     } catch (error) {
       const status = statusOf(error);
-      record(request, requestId, forwarded, request.modelVersion, status.code, status.details, started, timings ?? { preprocessUs, queueUs: 0, computeUs: 0, batchSize: 0, workerId: '' }, requestContext);
+      // Errors count against the version that would have served the request.
+      const version = request.modelVersion || table.model(request.modelName)?.version || '';
+      record(request, requestId, forwarded, version, status.code, status.details, started, timings ?? { preprocessUs, queueUs: 0, computeUs: 0, batchSize: 0, workerId: '' }, requestContext);
       throw error;
     }
   }

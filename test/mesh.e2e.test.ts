@@ -1,0 +1,230 @@
+/**
+ * The mesh end to end: router, preprocessor, worker and monitor as separate processes,
+ * a real nats-server, real onnxruntime on the shipped models, called with a plain Open
+ * Inference Protocol client; spans collected by an OTLP receiver.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
+import { bytesTensor, codeOf, fp32, inferenceClient, type InferenceClient } from './helpers/client.js';
+
+const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+let mesh: Mesh;
+let client: InferenceClient;
+let upright: Buffer;
+let upsideDown: Buffer;
+
+interface InferResponse {
+  model_name: string;
+  model_version: string;
+  id: string;
+  outputs: { name: string; datatype: string; shape: number[] }[];
+  raw_output_contents: Buffer[];
+}
+
+function imageRequest(images: Buffer[], extra: Record<string, unknown> = {}) {
+  return {
+    model_name: 'text-direction',
+    inputs: [{ name: 'image', datatype: 'BYTES', shape: [images.length] }],
+    raw_input_contents: [bytesTensor(images)],
+    ...extra,
+  };
+}
+
+const IRIS_ROW = { sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 };
+
+function irisRequest(rows: object[] = [IRIS_ROW]) {
+  // Typed contents this time: bytes_contents, one JSON row per element.
+  return {
+    model_name: 'iris',
+    inputs: [{ name: 'row', datatype: 'BYTES', shape: [rows.length], contents: { bytes_contents: rows.map((r) => Buffer.from(JSON.stringify(r))) } }],
+  };
+}
+
+async function expectServing(): Promise<void> {
+  const response = await client.call<InferResponse>('ModelInfer', irisRequest());
+  expect(response.model_name).toBe('iris');
+}
+
+beforeAll(async () => {
+  mesh = await startMesh({ routerEnv: { GRPC_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) } });
+  client = inferenceClient(mesh.routerAddress);
+  upright = await readFile(join(ROOT, 'models/text-direction/samples/upright.png'));
+  upsideDown = await readFile(join(ROOT, 'models/text-direction/samples/upside-down.png'));
+  // The router learns about the worker from its first heartbeat.
+  for (let i = 0; i < 100; i++) {
+    const ready = await client.call<{ ready: boolean }>('ModelReady', { name: 'text-direction' });
+    if (ready.ready) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+});
+
+afterAll(async () => {
+  client?.close();
+  await mesh?.stop();
+});
+
+describe('a plain Open Inference Protocol client', () => {
+  it('sees the server live and ready', async () => {
+    expect(await client.call('ServerLive', {})).toEqual({ live: true });
+    expect(await client.call('ServerReady', {})).toEqual({ ready: true });
+    const metadata = await client.call<{ name: string; extensions: string[] }>('ServerMetadata', {});
+    expect(metadata.name).toBe('infermesh');
+  });
+
+  it('reads a model\'s metadata with its batch dimension', async () => {
+    const metadata = await client.call('ModelMetadata', { name: 'text-direction' });
+    expect(metadata).toMatchObject({
+      name: 'text-direction',
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3, 48, 192] }],
+      outputs: [{ name: 'softmax_0.tmp_0', datatype: 'FP32', shape: [-1, 2] }],
+    });
+  });
+
+  it('gets upright for an upright text image and rotated for an upside-down one', async () => {
+    const response = await client.call<InferResponse>('ModelInfer', imageRequest([upright, upsideDown], { id: 'two-lines' }));
+    expect(response.id).toBe('two-lines');
+    expect(response.model_version).toBe('1');
+    expect(response.outputs).toEqual([{ name: 'softmax_0.tmp_0', datatype: 'FP32', shape: [2, 2], parameters: {}, contents: null }]);
+    const [uprightUp, uprightRotated, flippedUp, flippedRotated] = fp32(response.raw_output_contents[0]);
+    expect(uprightUp).toBeGreaterThan(0.9);
+    expect(uprightRotated).toBeLessThan(0.1);
+    expect(flippedRotated).toBeGreaterThan(0.9);
+    expect(flippedUp).toBeLessThan(0.1);
+  });
+
+  it('classifies a tabular row sent as typed contents', async () => {
+    const response = await client.call<InferResponse>('ModelInfer', irisRequest([IRIS_ROW, { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 }]));
+    const label = response.outputs.findIndex((o) => o.name === 'label');
+    const raw = Buffer.from(response.raw_output_contents[label]);
+    expect([raw.readBigInt64LE(0), raw.readBigInt64LE(8)]).toEqual([2n, 0n]); // virginica, setosa
+  });
+
+  it('accepts the model tensor itself, skipping preprocessing', async () => {
+    const features = new Float32Array([1.5, 0.5, 1.2, 1.7]);
+    const response = await client.call<InferResponse>('ModelInfer', {
+      model_name: 'iris',
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4] }],
+      raw_input_contents: [Buffer.from(features.buffer)],
+    });
+    expect(response.outputs.map((o) => o.name).sort()).toEqual(['label', 'probabilities']);
+  });
+});
+
+describe('bad input gets a clear error and the mesh keeps serving', () => {
+  const cases: [string, () => Record<string, unknown>, grpc.status, RegExp][] = [
+    ['an unknown model', () => ({ ...irisRequest(), model_name: 'no-such-model' }), grpc.status.NOT_FOUND, /model 'no-such-model'/],
+    ['an unknown version', () => ({ ...irisRequest(), model_version: '7' }), grpc.status.NOT_FOUND, /version '7'/],
+    ['a wrong input name', () => ({ model_name: 'iris', inputs: [{ name: 'rows', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('{}')] } }] }), grpc.status.INVALID_ARGUMENT, /'row'.*'rows'/],
+    ['a wrong datatype', () => ({ model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP64', shape: [1, 4], contents: { fp64_contents: [1, 2, 3, 4] } }] }), grpc.status.INVALID_ARGUMENT, /'features'.*FP64.*FP32/],
+    ['a wrong shape', () => ({ model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 5], contents: { fp32_contents: [1, 2, 3, 4, 5] } }] }), grpc.status.INVALID_ARGUMENT, /'features'.*\[1, 5\].*\[-1, 4\]/],
+    ['raw contents of the wrong length', () => ({ model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [Buffer.alloc(12)] }), grpc.status.INVALID_ARGUMENT, /'features'.*12 bytes.*16/],
+    ['both encodings at once', () => ({ model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }], raw_input_contents: [Buffer.alloc(16)] }), grpc.status.INVALID_ARGUMENT, /both raw_input_contents and typed contents/],
+    ['an image that does not decode', () => imageRequest([Buffer.from('definitely not a png')]), grpc.status.INVALID_ARGUMENT, /'image'.*element 0.*decoded/],
+    ['a row that is not JSON', () => ({ model_name: 'iris', inputs: [{ name: 'row', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('sepal=1')] } }] }), grpc.status.INVALID_ARGUMENT, /'row'.*row 0.*JSON/],
+  ];
+
+  for (const [what, request, code, message] of cases) {
+    it(`answers ${grpc.status[code]} for ${what}`, async () => {
+      const error = await codeOf(client.call('ModelInfer', request()));
+      expect(grpc.status[error.code]).toBe(grpc.status[code]);
+      expect(error.details).toMatch(message);
+      await expectServing();
+    });
+  }
+
+  it('answers RESOURCE_EXHAUSTED for a message over the configured size limit', async () => {
+    const huge = randomBytes(MAX_MESSAGE_BYTES + 1024);
+    const error = await codeOf(client.call('ModelInfer', imageRequest([huge])));
+    expect(grpc.status[error.code]).toBe('RESOURCE_EXHAUSTED');
+    await expectServing();
+  });
+
+  it('accepts images larger than gRPC\'s default 4 MB cap', async () => {
+    // An uncompressed 1400x1400 PNG: about 5.9 MB, over gRPC's default cap, under the mesh's.
+    const sharp = (await import('sharp')).default;
+    const big = await sharp(randomBytes(1400 * 1400 * 3), { raw: { width: 1400, height: 1400, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+    expect(big.length).toBeGreaterThan(4 * 1024 * 1024);
+    const response = await client.call<InferResponse>('ModelInfer', imageRequest([big]));
+    expect(response.outputs[0].shape).toEqual([1, 2]);
+  });
+});
+
+describe('one trace per prediction', () => {
+  it('follows a prediction through router, preprocessor, worker, NATS and monitor', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const clientSpanId = randomBytes(8).toString('hex');
+    const metadata = new grpc.Metadata();
+    metadata.set('traceparent', `00-${traceId}-${clientSpanId}-01`);
+    await client.call('ModelInfer', imageRequest([upright]), { metadata });
+
+    const spans = (await mesh.otlp.waitFor((all) => {
+      const services = new Set(all.filter((s) => s.traceId === traceId).map((s) => s.service));
+      return ['infermesh-router', 'infermesh-preprocessor', 'infermesh-worker', 'infermesh-monitor'].every((s) => services.has(s));
+    })).filter((s) => s.traceId === traceId);
+
+    const names = spans.map((s) => `${s.service}: ${s.name}`);
+    expect(names).toEqual(expect.arrayContaining([
+      'infermesh-router: inference.GRPCInferenceService/ModelInfer',
+      'infermesh-router: preprocessor Preprocess',
+      'infermesh-preprocessor: infermesh.v1.Preprocessor/Preprocess',
+      'infermesh-router: worker ModelInfer',
+      'infermesh-worker: inference.GRPCInferenceService/ModelInfer',
+      'infermesh-worker: queue',
+      'infermesh-worker: compute',
+      'infermesh-router: infermesh.predictions.text-direction publish',
+      'infermesh-monitor: infermesh.predictions consume',
+    ]));
+    // One tree: every span's parent is another span of the trace, or the client's.
+    const ids = new Set([clientSpanId, ...spans.map((s) => s.spanId)]);
+    for (const span of spans) expect(ids, `${span.service}: ${span.name}`).toContain(span.parentSpanId);
+  });
+
+  it('writes the trace id into the services\' JSON logs', () => {
+    const router = mesh.services.find((s) => s.name === 'router')!;
+    const lines = router.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.some((l) => typeof l.trace_id === 'string' && (l.trace_id as string).length === 32)).toBe(true);
+  });
+});
+
+describe('the monitor', () => {
+  it('counts requests and errors per model and serves Prometheus metrics', async () => {
+    const { contracts } = await import('@infermesh/contracts');
+    const Monitor = contracts().infermesh.v1.Monitor;
+    const monitor = new Monitor(mesh.monitorAddress, grpc.credentials.createInsecure());
+    const read = () => new Promise<{ stats: { model: string; requestCount: string; errorCount: string; latency: { p50Ms: number; p99Ms: number } }[] }>((resolve, reject) =>
+      monitor.GetModelStats({ model: 'iris' }, (error, response) => (error ? reject(error) : resolve(response as never))),
+    );
+    let stats = await read().catch(() => ({ stats: [] }));
+    for (let i = 0; i < 100 && !(stats.stats.length && Number(stats.stats[0].errorCount) >= 5); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      stats = await read().catch(() => ({ stats: [] }));
+    }
+    const iris = stats.stats.find((s) => s.model === 'iris')!;
+    expect(Number(iris.requestCount)).toBeGreaterThan(Number(iris.errorCount));
+    expect(Number(iris.errorCount)).toBeGreaterThanOrEqual(5);
+    expect(iris.latency.p50Ms).toBeGreaterThan(0);
+    expect(iris.latency.p99Ms).toBeGreaterThanOrEqual(iris.latency.p50Ms);
+    monitor.close();
+    const metrics = await (await fetch(mesh.metricsUrl)).text();
+    expect(metrics).toMatch(/infermesh_requests_total\{[^}]*model="iris"/);
+  });
+});
+
+describe('when no worker holds the model', () => {
+  it('answers UNAVAILABLE once the only worker has drained and left', async () => {
+    const worker = mesh.services.find((s) => s.name === 'worker-0')!;
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    const error = await codeOf(client.call('ModelInfer', irisRequest()));
+    expect(grpc.status[error.code]).toBe('UNAVAILABLE');
+    expect(error.details).toMatch(/no worker.*'iris'/);
+    // And the router itself keeps serving.
+    expect(await client.call('ServerLive', {})).toEqual({ live: true });
+  });
+});
