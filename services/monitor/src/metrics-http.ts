@@ -1,0 +1,58 @@
+/** The plain HTTP side: Prometheus scrapes /metrics, probes hit /healthz. */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from '@infermesh/log';
+
+export interface MetricsHttpServer {
+  readonly server: Server;
+  /** Binds; returns the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createMetricsHttpServer(registry: Registry, logger: Logger): MetricsHttpServer {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://monitor').pathname;
+    if (req.method === 'GET' && path === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'collecting metrics failed');
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end('collecting metrics failed\n');
+        },
+      );
+    } else if (req.method === 'GET' && path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('ok\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('not found\n');
+    }
+  });
+
+  return {
+    server,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        if (!server.listening) return resolve();
+        // Scrapers keep connections alive; without this close() would wait for them.
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

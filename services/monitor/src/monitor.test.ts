@@ -1,0 +1,218 @@
+/**
+ * The monitor against a real nats-server (JetStream) and a real gRPC client: records go
+ * in through the PREDICTIONS stream, statistics come out over GetModelStats and /metrics.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { SpanKind, context, propagation, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { contracts, type GetModelStatsRequest, type GetModelStatsResponse__Output, type PredictionRecord } from '@infermesh/contracts';
+import type { MonitorClient } from '@infermesh/contracts';
+import { connectBus, events, type Bus } from '@infermesh/bus';
+import { createLogger } from '@infermesh/log';
+import { startNatsServer, type NatsServer } from '@infermesh/testing';
+import { createMonitor, monitorConfig, type Monitor } from './index.js';
+import { CONSUME_SPAN_NAME } from './prediction-consumer.js';
+
+const logger = createLogger('monitor-test', { level: 'silent' });
+const spans = new InMemorySpanExporter();
+
+let nats: NatsServer;
+let publisher: Bus;
+let monitorBus: Bus;
+let monitor: Monitor;
+let client: MonitorClient;
+let metricsUrl: string;
+
+async function startMonitor(): Promise<void> {
+  const config = monitorConfig({ NATS_URL: nats.url, MONITOR_HOST: '127.0.0.1', MONITOR_PORT: '0', MONITOR_METRICS_PORT: '0', MONITOR_DURABLE: 'monitor-test' });
+  monitor = await createMonitor({ config, logger, bus: monitorBus });
+  const { grpcPort, metricsPort } = await monitor.start();
+  client?.close();
+  const { Monitor: MonitorClientConstructor } = contracts().infermesh.v1;
+  client = new MonitorClientConstructor(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+  metricsUrl = `http://127.0.0.1:${metricsPort}`;
+}
+
+let sequence = 0;
+
+function publish(overrides: PredictionRecord): Promise<void> {
+  sequence += 1;
+  const record: PredictionRecord = {
+    requestId: `req-${sequence}`,
+    model: 'iris',
+    version: '1',
+    workerId: 'worker-a',
+    statusCode: 0,
+    latencyUs: 1000,
+    queueUs: 100,
+    computeUs: 200,
+    batchSize: 1,
+    items: 1,
+    timestampMs: Date.now(),
+    ...overrides,
+  };
+  return publisher.publishDurable(publisher.subjects.prediction(record.model ?? ''), events.prediction, record);
+}
+
+function getModelStats(request: GetModelStatsRequest): Promise<GetModelStatsResponse__Output> {
+  return new Promise((resolve, reject) => {
+    client.GetModelStats(request, { deadline: Date.now() + 5000 }, (error, response) => (error ? reject(error) : resolve(response as GetModelStatsResponse__Output)));
+  });
+}
+
+async function refusal(request: GetModelStatsRequest): Promise<grpc.ServiceError> {
+  try {
+    await getModelStats(request);
+  } catch (error) {
+    return error as grpc.ServiceError;
+  }
+  throw new Error(`GetModelStats(${JSON.stringify(request)}) succeeded`);
+}
+
+/** Retries `check` until it stops throwing: records arrive asynchronously. */
+async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+async function requestCountOf(model: string): Promise<number> {
+  const { stats } = await getModelStats({ model });
+  return stats.reduce((sum, s) => sum + Number(s.requestCount), 0);
+}
+
+beforeAll(async () => {
+  // A real SDK in-process, so the consumer span and its parent can be inspected.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
+
+  nats = await startNatsServer();
+  publisher = await connectBus({ url: nats.url, name: 'test-publisher', prefix: 'infermesh', logger });
+  monitorBus = await connectBus({ url: nats.url, name: 'test-monitor', prefix: 'infermesh', logger });
+  await publisher.ensureStreams();
+  await startMonitor();
+}, 30_000);
+
+afterAll(async () => {
+  client?.close();
+  await monitor?.stop();
+  await monitorBus?.drain();
+  await publisher?.drain();
+  await nats?.stop();
+  trace.disable();
+  propagation.disable();
+  context.disable();
+}, 30_000);
+
+describe('monitor', () => {
+  it('counts published records and reports exact percentiles per model version', async () => {
+    // iris v1: latencies 1..100 ms; the last ten fail, so queue/compute come from 1..90.
+    const published: Promise<void>[] = [];
+    for (let i = 1; i <= 100; i++) {
+      const failed = i > 90;
+      published.push(publish({ latencyUs: i * 1000, queueUs: failed ? 0 : i * 100, computeUs: failed ? 0 : i * 200, statusCode: failed ? 14 : 0, items: 2, batchSize: 4 }));
+    }
+    published.push(publish({ model: 'resnet', version: '3', latencyUs: 25_000 }));
+    await Promise.all(published);
+
+    await eventually(async () => expect(await requestCountOf('iris')).toBe(100));
+    const { stats } = await getModelStats({ model: 'iris', version: '1' });
+    expect(stats).toHaveLength(1);
+    const [iris] = stats;
+    expect(iris).toMatchObject({ model: 'iris', version: '1', requestCount: '100', errorCount: '10', items: '200' });
+    expect(Number(iris.lastRequestMs)).toBeGreaterThan(Date.now() - 60_000);
+    expect(iris.latency).toEqual({ p50Ms: 50, p90Ms: 90, p99Ms: 99 });
+    expect(iris.queue?.p50Ms).toBeCloseTo(4.5);
+    expect(iris.queue?.p90Ms).toBeCloseTo(8.1);
+    expect(iris.queue?.p99Ms).toBeCloseTo(9.0);
+    expect(iris.compute?.p50Ms).toBeCloseTo(9.0);
+    expect(iris.compute?.p99Ms).toBeCloseTo(18.0);
+
+    await eventually(async () => expect(await requestCountOf('resnet')).toBe(1));
+    const all = await getModelStats({});
+    expect(all.stats.map((s) => `${s.model}:${s.version}`)).toEqual(['iris:1', 'resnet:3']);
+  });
+
+  it('answers NOT_FOUND naming the model when it has no records', async () => {
+    const error = await refusal({ model: 'never-seen' });
+    expect(error.code).toBe(grpc.status.NOT_FOUND);
+    expect(error.details).toContain('never-seen');
+
+    const version = await refusal({ model: 'iris', version: '42' });
+    expect(version.code).toBe(grpc.status.NOT_FOUND);
+    expect(version.details).toContain('iris');
+  });
+
+  it('refuses a version without a model as INVALID_ARGUMENT', async () => {
+    const error = await refusal({ version: '1' });
+    expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  it('serves the Prometheus series on GET /metrics, ok on /healthz and 404 elsewhere', async () => {
+    const response = await fetch(`${metricsUrl}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toContain('text/plain');
+    const text = await response.text();
+    expect(text).toContain('infermesh_requests_total{model="iris",version="1",code="OK"} 90');
+    expect(text).toContain('infermesh_requests_total{model="iris",version="1",code="UNAVAILABLE"} 10');
+    expect(text).toContain('infermesh_items_total{model="iris",version="1"} 200');
+    expect(text).toContain('infermesh_request_duration_seconds_bucket{le="0.05",model="iris",version="1"} 50');
+    expect(text).toContain('infermesh_queue_duration_seconds_count{model="iris",version="1"} 90');
+    expect(text).toContain('infermesh_compute_duration_seconds_count{model="iris",version="1"} 90');
+    expect(text).toContain('infermesh_batch_size_bucket{le="4",model="iris",version="1"} 90');
+    expect(text).toMatch(/infermesh_request_latency_seconds\{quantile="0\.99",model="iris",version="1"\} /);
+    expect(text).toContain('process_cpu_user_seconds_total');
+
+    const health = await fetch(`${metricsUrl}/healthz`);
+    expect(health.status).toBe(200);
+    expect((await health.text()).trim()).toBe('ok');
+    expect((await fetch(`${metricsUrl}/nothing-here`)).status).toBe(404);
+  });
+
+  it("records a CONSUMER span per record inside the publisher's trace", async () => {
+    const tracer = trace.getTracer('monitor-test');
+    const parent = tracer.startSpan('router infer', { kind: SpanKind.SERVER });
+    await context.with(trace.setSpan(context.active(), parent), () => publish({ requestId: 'traced-request', model: 'traced' }));
+    parent.end();
+
+    const consumed = await eventually(() => {
+      const span = spans.getFinishedSpans().find((s) => s.name === CONSUME_SPAN_NAME && s.attributes['infermesh.request_id'] === 'traced-request');
+      if (!span) throw new Error('no consumer span yet');
+      return span;
+    });
+    expect(consumed.kind).toBe(SpanKind.CONSUMER);
+    expect(consumed.spanContext().traceId).toBe(parent.spanContext().traceId);
+    expect(consumed.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
+    expect(consumed.attributes['infermesh.record.outcome']).toBe('counted');
+  });
+
+  it('counts a record delivered twice (same request id) once', async () => {
+    await publish({ requestId: 'twice', model: 'dedupe' });
+    await publish({ requestId: 'twice', model: 'dedupe' });
+    // Records of one consumer are handled in order: once the marker counts, so did both copies.
+    await publish({ model: 'dedupe', version: 'marker' });
+    await eventually(async () => expect((await getModelStats({ model: 'dedupe', version: 'marker' })).stats).toHaveLength(1));
+    const { stats } = await getModelStats({ model: 'dedupe', version: '1' });
+    expect(stats[0].requestCount).toBe('1');
+  });
+
+  it('counts a record published while it was stopped once it restarts (durable consumer)', async () => {
+    await monitor.stop();
+    await publish({ requestId: 'while-down', model: 'offline' });
+    await startMonitor();
+
+    await eventually(async () => expect(await requestCountOf('offline')).toBe(1));
+    // A fresh process starts from zero, and records acked before the stop are not delivered again.
+    expect((await refusal({ model: 'iris' })).code).toBe(grpc.status.NOT_FOUND);
+  });
+});
