@@ -16,6 +16,8 @@ commands:
               --top K          classes to show per item (default 2)
   models    the models the mesh serves and their tensors
   stats     request counts and latency per model, from the monitor  [--model NAME]
+  workers   the workers announcing themselves on NATS (device, provider, models, load)
+              --nats URL       (default NATS_URL or nats://127.0.0.1:4222)
 
 common options:
   --address HOST:PORT   the router (default ${DEFAULT_ROUTER}, or INFERMESH_ADDRESS)
@@ -36,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
       input: { type: 'string' },
       top: { type: 'string', default: '2' },
       workers: { type: 'string', default: '1' },
+      nats: { type: 'string', default: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' },
       logs: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -71,6 +74,11 @@ async function main(argv: string[]): Promise<number> {
     case 'stats': {
       const { showStats } = await import('./commands/stats.js');
       await showStats(values.monitor, values.model ?? '', values.json);
+      return 0;
+    }
+    case 'workers': {
+      const { listWorkers } = await import('./commands/workers.js');
+      await listWorkers(values.nats, values.json);
       return 0;
     }
     default:

@@ -11,6 +11,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerReadyResponse__Output } from '@infermesh/contracts';
 import { call, routerClient } from '../client.js';
+import { collectWorkers, summarize } from './workers.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -137,16 +138,14 @@ export async function up(options: UpOptions): Promise<void> {
   const preprocessorPort = process.env.PREPROCESSOR_PORT ?? '8003';
   start('monitor', process.execPath, service('monitor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor' });
   start('preprocessor', process.execPath, service('preprocessor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor' });
-  const threads = Math.max(1, Math.floor((await import('node:os')).availableParallelism() / options.workers));
-  for (let i = 0; i < options.workers; i++) {
-    start(`worker-${i}`, process.execPath, service('worker'), {
-      ...common,
-      OTEL_SERVICE_NAME: 'infermesh-worker',
-      WORKER_ID: `worker-${i}`,
-      MODEL_REPOSITORY: process.env.MODEL_REPOSITORY ?? join(ROOT, 'models'),
-      WORKER_INTRA_OP_THREADS: process.env.WORKER_INTRA_OP_THREADS ?? String(threads),
-    });
-  }
+  // The supervisor starts one worker per GPU it finds, else --workers CPU workers sharing the cores.
+  start('workers', process.execPath, ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', 'worker', 'dist', 'supervisor-main.js')], {
+    ...common,
+    OTEL_SERVICE_NAME: 'infermesh-worker',
+    WORKER_CPU_WORKERS: String(options.workers),
+    WORKER_ID_PREFIX: 'worker',
+    MODEL_REPOSITORY: process.env.MODEL_REPOSITORY ?? join(ROOT, 'models'),
+  });
   start('router', process.execPath, service('router'), { ...common, OTEL_SERVICE_NAME: 'infermesh-router', PREPROCESSOR_ADDRESS: `127.0.0.1:${preprocessorPort}` });
 
   const address = `127.0.0.1:${routerPort}`;
@@ -171,7 +170,7 @@ export async function up(options: UpOptions): Promise<void> {
 infermesh is up
   router    ${address}  (Open Inference Protocol / KServe v2 gRPC, reflection on)
   monitor   gRPC 127.0.0.1:${monitorPort}, Prometheus http://127.0.0.1:${metricsPort}/metrics
-  workers   ${options.workers} (cpu, ${threads} threads each)
+  workers   ${summarize(await collectWorkers(natsUrl, 1500))}
   NATS      ${natsUrl} (${natsNote})
   traces    ${traces}
   logs      ${relative(process.cwd(), logDir)}/<service>.log

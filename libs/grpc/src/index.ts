@@ -3,3 +3,4 @@ export { statusOf, type StatusOf } from './status.js';
 export { injectTraceContext, extractTraceContext } from './trace-metadata.js';
 export { createGrpcServer, withSpan, type GrpcServer, type GrpcServerOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServiceHandlers } from './server.js';
 export { clientOptions, unaryCall, type UnaryCallOptions } from './client.js';
+export { serveStream, type StreamOptions } from './stream.js';

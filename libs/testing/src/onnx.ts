@@ -205,3 +205,40 @@ export async function writeModelRepository(dir: string, models: readonly Reposit
   }
   return dir;
 }
+
+export interface MatMulChainModelOptions {
+  inputName?: string;
+  outputName?: string;
+  /** Features in and out; each layer is a width x width MatMul followed by Tanh. */
+  width?: number;
+  layers?: number;
+}
+
+/**
+ * FP32 `[N, width]` → `layers` × (MatMul, Tanh) → `[N, width]`: a model whose compute time
+ * grows with the batch, for tests of queueing, cancellation and back-pressure.
+ */
+export function buildMatMulChainModel(options: MatMulChainModelOptions = {}): Uint8Array {
+  const { inputName = 'x', outputName = 'y', width = 256, layers = 4 } = options;
+  const initializer: OnnxTypes.ITensorProto[] = [];
+  const node: OnnxTypes.INodeProto[] = [];
+  let previous = inputName;
+  for (let layer = 0; layer < layers; layer++) {
+    const weights = new Float32Array(width * width);
+    // Deterministic, well-conditioned weights: a scaled identity plus a small ripple.
+    for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) weights[i * width + j] = (i === j ? 0.9 : 0) + 0.001 * Math.sin(i * 31 + j * 17 + layer);
+    initializer.push({ name: `w${layer}`, dims: [width, width], dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(weights.buffer) });
+    const product = `mm${layer}`;
+    const activated = layer === layers - 1 ? outputName : `t${layer}`;
+    node.push({ opType: 'MatMul', name: `matmul${layer}`, input: [previous, `w${layer}`], output: [product] });
+    node.push({ opType: 'Tanh', name: `tanh${layer}`, input: [product], output: [activated] });
+    previous = activated;
+  }
+  return encodeModel({
+    name: 'matmul-chain',
+    input: [valueInfo(inputName, 'FP32', ['N', width])],
+    output: [valueInfo(outputName, 'FP32', ['N', width])],
+    initializer,
+    node,
+  }, `${layers} x (MatMul ${width}x${width}, Tanh)`);
+}

@@ -4,15 +4,16 @@ import { context, trace } from '@opentelemetry/api';
 import * as grpc from '@grpc/grpc-js';
 import {
   WORKER_RESPONSE_PARAMETERS, type ModelInferRequest, type ModelInferRequest__Output, type ModelInferResponse, type ModelInferResponse__Output,
-  type ModelMetadataRequest__Output, type ModelReadyRequest__Output, type PreprocessResponse__Output, type PredictionRecord, type RepositoryIndexRequest__Output,
+  type ModelMetadataRequest__Output, type ModelReadyRequest__Output, type ModelStreamInferResponse, type ModelStatisticsRequest__Output, type ModelStatisticsResponse__Output, type PreprocessResponse__Output, type PredictionRecord, type RepositoryIndexRequest__Output,
 } from '@infermesh/contracts';
-import { invalidArgument, notFound, unavailable, statusOf, unaryCall, Status, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import { invalidArgument, notFound, unavailable, statusOf, unaryCall, serveStream, Status, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import type { RoutingTable } from './routing-table.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { PredictionPublisher } from './prediction-publisher.js';
 import type { PreprocessorClient } from './preprocessor-client.js';
 import { summarizeInputs } from './input-summary.js';
+import { mergeStatistics } from './statistics.js';
 
 export interface RouterDeps {
   table: RoutingTable;
@@ -25,7 +26,10 @@ export interface RouterDeps {
   version: string;
 }
 
-export const EXTENSIONS = ['model_repository', 'statistics', 'infermesh_preprocessing'];
+export const EXTENSIONS = ['model_repository', 'statistics', 'streaming', 'classification', 'infermesh_preprocessing'];
+
+/** Items of one stream in progress at once; beyond this the stream stops reading (back-pressure). */
+export const STREAM_WINDOW = 64;
 
 interface Timings {
   preprocessUs: number;
@@ -194,6 +198,33 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
       return { name: status.name, versions: table.versions(status.name), platform: status.platform, inputs: status.inputs, outputs: status.outputs };
     },
     ModelInfer: modelInfer,
+    ModelStreamInfer: {
+      bidi: (call, ctx) =>
+        serveStream<ModelInferRequest__Output, ModelStreamInferResponse>(call as never, ctx, {
+          window: STREAM_WINDOW,
+          logger,
+          itemSpanName: 'inference.GRPCInferenceService/ModelStreamInfer item',
+          handle: async (request, itemCtx) => ({ errorMessage: '', inferResponse: await modelInfer(request, itemCtx) }),
+          failure: (request, message) => ({ errorMessage: message, inferResponse: { id: request.id, modelName: request.modelName, modelVersion: request.modelVersion } }),
+        }),
+    },
+    ModelStatistics: async (request: ModelStatisticsRequest__Output, ctx: CallContext) => {
+      if (request.name) resolveModel(request.name, request.version);
+      const workers = request.name ? table.holders(request.name, request.version) : table.list();
+      const answers = await Promise.all(
+        workers.map((worker) => {
+          const client = deps.pool.client(worker.id, worker.address);
+          return unaryCall<object, ModelStatisticsResponse__Output>(client, client.ModelStatistics, request, { deadline: Date.now() + 5000, signal: ctx.signal }).then(
+            (response) => response.modelStats,
+            (error: unknown) => {
+              logger.warn({ worker_id: worker.id, err: error }, 'worker statistics unavailable');
+              return [];
+            },
+          );
+        }),
+      );
+      return { modelStats: mergeStatistics(answers.flat()) };
+    },
     RepositoryIndex: async (request: RepositoryIndexRequest__Output) => {
       const seen = new Map<string, { name: string; version: string; state: string; reason: string }>();
       for (const worker of table.list()) {

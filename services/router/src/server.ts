@@ -42,7 +42,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
     inferenceHandlers({ table, pool, preprocessor, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, maxAttempts: config.ROUTER_MAX_ATTEMPTS, version: VERSION }),
   );
   const heartbeats = bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => table.update(message));
-  const expiry = setInterval(() => table.expire(), Math.min(500, config.WORKER_STALE_MS / 2));
+  const expiry = setInterval(() => table.expire(), Math.min(250, config.WORKER_STALE_MS / 4));
 
   return {
     grpc,

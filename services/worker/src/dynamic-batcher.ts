@@ -42,7 +42,10 @@ interface Pending<I, O> {
 
 export class DynamicBatcher<I, O> {
   private readonly queue: Pending<I, O>[] = [];
+  /** Batches executing (bounded by instances). */
   private running = 0;
+  /** Requests inside those batches. */
+  private runningRequests = 0;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
 
@@ -57,8 +60,9 @@ export class DynamicBatcher<I, O> {
     return this.queue.length;
   }
 
+  /** Requests executing now. */
   get inFlight(): number {
-    return this.running;
+    return this.runningRequests;
   }
 
   submit(input: I, items: number, signal?: AbortSignal): Promise<BatchResult<O>> {
@@ -67,9 +71,22 @@ export class DynamicBatcher<I, O> {
       return Promise.reject(new QueueFullError(`queue is full (${this.options.maxQueueSize} requests waiting); retry later`));
     }
     return new Promise((resolve, reject) => {
-      const pending: Pending<I, O> = { input, items, enqueuedAt: process.hrtime.bigint(), signal, resolve, reject };
+      // The listener goes when the request settles: a stream's signal outlives many requests.
+      const onAbort = () => this.drop(pending);
+      const settle = () => signal?.removeEventListener('abort', onAbort);
+      const pending: Pending<I, O> = {
+        input, items, enqueuedAt: process.hrtime.bigint(), signal,
+        resolve: (result) => {
+          settle();
+          resolve(result);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      };
       this.queue.push(pending);
-      signal?.addEventListener('abort', () => this.drop(pending), { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.schedule();
     });
   }
@@ -114,7 +131,6 @@ export class DynamicBatcher<I, O> {
     if (preferred.length > 0 && preferred.includes(items) && items === Math.max(...preferred.filter((p) => p <= maxBatchSize))) return fit;
     const waitedUs = Number(process.hrtime.bigint() - this.queue[0].enqueuedAt) / 1000;
     if (waitedUs >= this.options.maxQueueDelayUs) return fit;
-    // Also run at a preferred size once no larger preferred size is reachable before the delay.
     this.armTimer(this.options.maxQueueDelayUs - waitedUs);
     return 0;
   }
@@ -129,6 +145,7 @@ export class DynamicBatcher<I, O> {
 
   private async run(batch: Pending<I, O>[]): Promise<void> {
     this.running++;
+    this.runningRequests += batch.length;
     if (this.timer && this.queue.length === 0) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -146,6 +163,7 @@ export class DynamicBatcher<I, O> {
       for (const pending of batch) pending.reject(error);
     } finally {
       this.running--;
+      this.runningRequests -= batch.length;
       this.schedule();
       this.settleIdle();
     }

@@ -3,3 +3,5 @@ export { workerConfig, type WorkerConfig } from './config.js';
 export { DynamicBatcher, QueueFullError, type BatcherOptions } from './dynamic-batcher.js';
 export { modelConfigSchema, type ModelConfig } from './model-config.js';
 export { scanRepository, readModelConfig } from './repository.js';
+export { Supervisor, type SupervisorOptions } from './supervisor.js';
+export { detectGpus, planSlots, parseDeviceList, type WorkerSlot } from './devices.js';

@@ -1,9 +1,10 @@
 /** GRPCInferenceService as served by a worker to the router. */
 import { decodeInputs, encodeRaw, type Tensor } from '@infermesh/tensor';
-import { unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import { serveStream, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import type { Logger } from '@infermesh/log';
 import { WORKER_RESPONSE_PARAMETERS } from '@infermesh/contracts';
 import type {
-  ModelInferRequest__Output, ModelInferResponse, ModelMetadataRequest__Output, ModelReadyRequest__Output,
+  ModelInferRequest__Output, ModelInferResponse, ModelStreamInferResponse, ModelMetadataRequest__Output, ModelReadyRequest__Output,
   ModelStatisticsRequest__Output, RepositoryIndexRequest__Output,
 } from '@infermesh/contracts';
 import { trace } from '@opentelemetry/api';
@@ -24,7 +25,10 @@ export function encodeOutputs(outputs: readonly Tensor[]): Pick<ModelInferRespon
   };
 }
 
-export function inferenceHandlers(registry: ModelRegistry, state: WorkerState, version: string): ServiceHandlers {
+/** Items of one stream in progress at once; beyond this the stream stops reading (back-pressure). */
+export const STREAM_WINDOW = 128;
+
+export function inferenceHandlers(registry: ModelRegistry, state: WorkerState, version: string, logger: Logger): ServiceHandlers {
   const tracer = trace.getTracer('infermesh-worker');
 
   async function modelInfer(request: ModelInferRequest__Output, ctx: CallContext): Promise<ModelInferResponse> {
@@ -60,10 +64,20 @@ export function inferenceHandlers(registry: ModelRegistry, state: WorkerState, v
         return { ready: false };
       }
     },
-    ServerMetadata: async () => ({ name: 'infermesh-worker', version, extensions: ['model_repository', 'statistics'] }),
+    ServerMetadata: async () => ({ name: 'infermesh-worker', version, extensions: ['model_repository', 'statistics', 'streaming', 'classification'] }),
     ModelMetadata: async (request: ModelMetadataRequest__Output) =>
       registry.resolve(request.name, request.version).metadata(registry.versionsOf(request.name)),
     ModelInfer: modelInfer,
+    ModelStreamInfer: {
+      bidi: (call, ctx) =>
+        serveStream<ModelInferRequest__Output, ModelStreamInferResponse>(call as never, ctx, {
+          window: STREAM_WINDOW,
+          logger,
+          itemSpanName: 'inference.GRPCInferenceService/ModelStreamInfer item',
+          handle: async (request, itemCtx) => ({ errorMessage: '', inferResponse: await modelInfer(request, itemCtx) }),
+          failure: (request, message) => ({ errorMessage: message, inferResponse: { id: request.id, modelName: request.modelName, modelVersion: request.modelVersion } }),
+        }),
+    },
     ModelStatistics: async (request: ModelStatisticsRequest__Output) => {
       const models = request.name ? [registry.resolve(request.name, request.version)] : registry.ready();
       return { modelStats: models.map((m) => m.stats.toProto(m.name, m.version)) };

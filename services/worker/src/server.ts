@@ -27,7 +27,9 @@ export interface WorkerDeps {
 }
 
 export async function createWorker({ config, logger, bus }: WorkerDeps): Promise<Worker> {
-  const deviceId = config.WORKER_DEVICE.startsWith('gpu') ? Number(config.WORKER_DEVICE.slice(3)) : undefined;
+  // A supervisor pins each worker with CUDA_VISIBLE_DEVICES, under which its GPU is device 0.
+  const gpu = config.WORKER_DEVICE.startsWith('gpu') ? Number(config.WORKER_DEVICE.slice(3)) : undefined;
+  const deviceId = gpu === undefined ? undefined : process.env.CUDA_VISIBLE_DEVICES ? 0 : gpu;
   const registry = new ModelRegistry({
     repository: config.MODEL_REPOSITORY,
     models: config.WORKER_MODELS,
@@ -39,7 +41,7 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
   await registry.loadAll();
   const state: WorkerState = { workerId: config.WORKER_ID, draining: false };
   const grpc = createGrpcServer({ name: 'infermesh-worker', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
-  grpc.addService('inference.GRPCInferenceService', inferenceService(), inferenceHandlers(registry, state, VERSION));
+  grpc.addService('inference.GRPCInferenceService', inferenceService(), inferenceHandlers(registry, state, VERSION, logger));
   let heartbeat: ReturnType<typeof startHeartbeat> | undefined;
 
   return {

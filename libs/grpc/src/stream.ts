@@ -1,0 +1,97 @@
+/**
+ * Serves a bidirectional stream of independent requests (Triton's ModelStreamInfer):
+ * each item is handled as it arrives, its answer written as soon as it is ready (in
+ * completion order, matched by id), and a failing item yields an error message in the
+ * stream while the stream goes on. At most `window` items are in progress; beyond that
+ * the stream stops reading, so gRPC flow control pushes back on a client that sends
+ * faster than the mesh computes. When the client cancels, every item still in progress
+ * is aborted.
+ */
+import { setMaxListeners } from 'node:events';
+import type * as grpc from '@grpc/grpc-js';
+import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import type { Logger } from '@infermesh/log';
+import { statusOf } from './status.js';
+import { Status } from './errors.js';
+import type { CallContext } from './server.js';
+
+export interface StreamOptions<Req, Res> {
+  window: number;
+  logger: Logger;
+  /** Span name of each item. */
+  itemSpanName: string;
+  /**
+   * Handles one item. `ctx.span` is the item's own span: a new trace per item, linked to
+   * the stream's span, so a data set streamed for an hour is not one giant trace.
+   */
+  handle(request: Req, ctx: CallContext): Promise<Res>;
+  /** The message written for a failed item. */
+  failure(request: Req, message: string): Res;
+}
+
+export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext, options: StreamOptions<Req, Res>): Promise<void> {
+  const { signal } = ctx;
+  // Each item in progress listens on the stream's signal (and removes its listener when done).
+  setMaxListeners(options.window * 4 + 16, signal);
+  const tracer = trace.getTracer('infermesh-stream');
+  const link = { context: ctx.span.spanContext() };
+  let inProgress = 0;
+  let ended = false;
+  let paused = false;
+  let settle: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (settle = resolve));
+  const done = () => {
+    if (ended && inProgress === 0) settle();
+  };
+  // A write that the transport cannot take yet waits for 'drain' before more items are read.
+  let writable: Promise<void> = Promise.resolve();
+
+  const write = (message: Res) => {
+    if (signal.aborted || call.destroyed) return;
+    if (!call.write(message)) writable = new Promise((resolve) => call.once('drain', resolve));
+  };
+
+  const resume = () => {
+    if (paused && inProgress < options.window) {
+      paused = false;
+      void writable.then(() => call.resume());
+    }
+  };
+
+  call.on('data', (request: Req) => {
+    inProgress++;
+    if (inProgress >= options.window && !paused) {
+      paused = true;
+      call.pause();
+    }
+    void tracer.startActiveSpan(options.itemSpanName, { kind: SpanKind.SERVER, links: [link] }, ROOT_CONTEXT, async (span) => {
+      try {
+        write(await options.handle(request, { ...ctx, span }));
+      } catch (error) {
+        const status = statusOf(error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: status.details });
+        if (status.internal) options.logger.error({ err: error }, 'stream item failed');
+        write(options.failure(request, `${Status[status.code]}: ${status.details}`));
+      } finally {
+        span.end();
+        inProgress--;
+        resume();
+        done();
+      }
+    });
+  });
+  call.on('end', () => {
+    ended = true;
+    done();
+  });
+  call.on('error', () => {
+    ended = true;
+    done();
+  });
+  signal.addEventListener('abort', () => {
+    ended = true;
+    done();
+  }, { once: true });
+  await finished;
+  await writable;
+}

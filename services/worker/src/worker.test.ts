@@ -1,0 +1,180 @@
+/**
+ * A worker in-process with real gRPC (port 0), a real nats-server and real onnxruntime on
+ * tiny models: queueing, batching, statistics and the ModelStreamInfer stream.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { buildAddModel, buildMatMulChainModel, startNatsServer, writeModelRepository, type NatsServer } from '@infermesh/testing';
+import { connectBus, type Bus } from '@infermesh/bus';
+import { createLogger } from '@infermesh/log';
+import { contracts, type GRPCInferenceServiceClient, type ModelInferRequest, type ModelStreamInferResponse__Output, type ModelStatisticsResponse__Output } from '@infermesh/contracts';
+import { createWorker, workerConfig, type Worker } from './index.js';
+import { STREAM_WINDOW } from './inference-service.js';
+
+const logger = createLogger('test', { level: 'silent' });
+const WIDTH = 256;
+
+let nats: NatsServer;
+let bus: Bus;
+let worker: Worker;
+let client: GRPCInferenceServiceClient;
+let repository: string;
+
+function addRequest(rows: number, id = ''): ModelInferRequest {
+  const data = new Float32Array(rows * 4).map((_, i) => i);
+  return { id, modelName: 'add', inputs: [{ name: 'x', datatype: 'FP32', shape: [String(rows), '4'] }], rawInputContents: [Buffer.from(data.buffer)] };
+}
+
+function slowRequest(rows: number, id: string, model = 'slow'): ModelInferRequest {
+  return { id, modelName: model, inputs: [{ name: 'x', datatype: 'FP32', shape: [String(rows), String(WIDTH)] }], rawInputContents: [Buffer.alloc(rows * WIDTH * 4, 1)] };
+}
+
+function infer(request: ModelInferRequest): Promise<unknown> {
+  return new Promise((resolve, reject) => client.ModelInfer(request, (error, response) => (error ? reject(error) : resolve(response))));
+}
+
+function statistics(name: string): Promise<ModelStatisticsResponse__Output> {
+  return new Promise((resolve, reject) => client.ModelStatistics({ name }, (error, response) => (error ? reject(error) : resolve(response!))));
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  bus = await connectBus({ url: nats.url, name: 'worker test', prefix: 'infermesh', logger });
+  repository = await mkdtemp(join(tmpdir(), 'infermesh-worker-'));
+  const addConfig = (overrides: object) => ({
+    max_batch_size: 8,
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [4] }],
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [4] }],
+    ...overrides,
+  });
+  await writeModelRepository(repository, [
+    { name: 'add', version: '1', onnx: buildAddModel(), config: addConfig({ dynamic_batching: { preferred_batch_size: [8], max_queue_delay_microseconds: 200_000, max_queue_size: 64 } }) },
+    // Holds requests for a long time so the queue limit can be reached.
+    { name: 'tiny-queue', version: '1', onnx: buildAddModel(), config: addConfig({ dynamic_batching: { max_queue_delay_microseconds: 400_000, max_queue_size: 2 } }) },
+    {
+      name: 'slow',
+      version: '1',
+      onnx: buildMatMulChainModel({ width: WIDTH, layers: 8 }),
+      config: { max_batch_size: 64, inputs: [{ name: 'x', datatype: 'FP32', shape: [WIDTH] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [WIDTH] }], dynamic_batching: { max_queue_size: 100_000 } },
+    },
+  ]);
+  const config = workerConfig({ NATS_URL: nats.url, MODEL_REPOSITORY: repository, WORKER_ID: 'test-worker', WORKER_HOST: '127.0.0.1', WORKER_PORT: '0', WORKER_INTRA_OP_THREADS: '1' });
+  worker = await createWorker({ config, logger, bus });
+  const address = await worker.start();
+  client = new (contracts().inference.GRPCInferenceService)(address, grpc.credentials.createInsecure());
+});
+
+afterAll(async () => {
+  client?.close();
+  await worker?.stop();
+  await bus?.drain();
+  await nats?.stop();
+  if (repository) await rm(repository, { recursive: true, force: true });
+});
+
+describe('dynamic batching', () => {
+  it('stacks concurrent requests from many clients into one run and splits the outputs back', async () => {
+    const answers = (await Promise.all(Array.from({ length: 8 }, (_, i) => infer(addRequest(1, `r${i}`))))) as { id: string; rawOutputContents: Buffer[] }[];
+    answers.forEach((answer, i) => {
+      expect(answer.id).toBe(`r${i}`);
+      expect(Array.from(new Float32Array(new Uint8Array(answer.rawOutputContents[0]).buffer))).toEqual([1, 2, 3, 4]);
+    });
+    const stats = (await statistics('add')).modelStats[0];
+    expect(stats.batchStats.map((b) => b.batchSize)).toContain('8');
+    expect(stats.inferenceCount).toBe('8');
+  });
+
+  it('refuses with RESOURCE_EXHAUSTED at once when the queue is full, and serves the queued requests', async () => {
+    const request = { ...addRequest(1), modelName: 'tiny-queue' };
+    const queued = [infer(request), infer(request)];
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const refused = await infer(request).then(() => null, (error: grpc.ServiceError) => error);
+    expect(refused?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(refused?.details).toMatch(/queue is full/);
+    await expect(Promise.all(queued)).resolves.toHaveLength(2);
+  });
+
+  it('drops a queued request whose client cancelled, without computing it', async () => {
+    const before = Number((await statistics('tiny-queue')).modelStats[0].inferenceCount);
+    const call = client.ModelInfer({ ...addRequest(3), modelName: 'tiny-queue' }, () => {});
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    call.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const after = (await statistics('tiny-queue')).modelStats[0];
+    expect(Number(after.inferenceCount)).toBe(before);
+    expect(worker.registry.resolve('tiny-queue', '').queueDepth).toBe(0);
+  });
+
+  it('drops a queued request whose deadline passed', async () => {
+    const before = Number((await statistics('tiny-queue')).modelStats[0].inferenceCount);
+    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.ModelInfer({ ...addRequest(2), modelName: 'tiny-queue' }, { deadline: Date.now() + 100 }, (e) => resolve(e)),
+    );
+    expect(error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(Number((await statistics('tiny-queue')).modelStats[0].inferenceCount)).toBe(before);
+  });
+});
+
+describe('ModelStreamInfer', () => {
+  function openStream() {
+    const responses: ModelStreamInferResponse__Output[] = [];
+    const call = client.ModelStreamInfer();
+    call.on('data', (response: ModelStreamInferResponse__Output) => responses.push(response));
+    const ended = new Promise<grpc.ServiceError | null>((resolve) => {
+      call.on('error', (error: grpc.ServiceError) => resolve(error));
+      call.on('end', () => resolve(null));
+    });
+    return { call, responses, ended };
+  }
+
+  it('answers every item matched by id, with an error message for a bad item, and goes on', async () => {
+    const { call, responses, ended } = openStream();
+    call.write(addRequest(1, 'good-1'));
+    call.write({ ...addRequest(1, 'bad'), inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '5'] }], rawInputContents: [Buffer.alloc(20)] });
+    call.write({ ...addRequest(1, 'unknown-model'), modelName: 'nope' });
+    call.write(addRequest(2, 'good-2'));
+    call.end();
+    expect(await ended).toBeNull();
+    const byId = new Map(responses.map((r) => [r.inferResponse?.id, r]));
+    expect([...byId.keys()].sort()).toEqual(['bad', 'good-1', 'good-2', 'unknown-model']);
+    expect(byId.get('bad')!.errorMessage).toMatch(/^INVALID_ARGUMENT: input 'x': shape \[1, 5\]/);
+    expect(byId.get('unknown-model')!.errorMessage).toMatch(/^NOT_FOUND: model 'nope'/);
+    expect(byId.get('good-1')!.errorMessage).toBe('');
+    expect(byId.get('good-2')!.inferResponse!.outputs[0].shape).toEqual(['2', '4']);
+  });
+
+  it('keeps at most its window of items in progress when the client sends faster than the model computes', async () => {
+    const model = worker.registry.resolve('slow', '');
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, model.queueDepth + model.inFlight)), 1);
+    const { call, responses, ended } = openStream();
+    const total = 600;
+    let refusedWrites = 0;
+    for (let i = 0; i < total; i++) if (!call.write(slowRequest(4, `item-${i}`))) refusedWrites++;
+    call.end();
+    expect(await ended).toBeNull();
+    clearInterval(sampler);
+    expect(responses.filter((r) => r.errorMessage === '')).toHaveLength(total);
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(STREAM_WINDOW);
+    // The transport told the client to slow down: writes were buffered, not consumed at once.
+    expect(refusedWrites).toBeGreaterThan(0);
+  });
+
+  it('stops the queued work of a cancelled stream', async () => {
+    const before = Number((await statistics('slow')).modelStats[0].inferenceCount);
+    const { call, responses, ended } = openStream();
+    for (let i = 0; i < 400; i++) call.write(slowRequest(16, `c-${i}`));
+    while (responses.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    call.cancel();
+    expect((await ended)?.code).toBe(grpc.status.CANCELLED);
+    await worker.registry.resolve('slow', '').idle();
+    const computed = Number((await statistics('slow')).modelStats[0].inferenceCount) - before;
+    expect(computed).toBeLessThan(400 * 16);
+    expect(worker.registry.resolve('slow', '').queueDepth).toBe(0);
+  });
+});
