@@ -25,6 +25,9 @@ export interface Mesh {
   metricsUrl: string;
   services: ServiceProcess[];
   startWorker(name: string, env?: Record<string, string>): Promise<ServiceProcess>;
+  /** The worker supervisor; resolves once `workers` workers serve. */
+  startSupervisor(workers: number, env?: Record<string, string>): Promise<ServiceProcess>;
+  service(name: string): ServiceProcess;
   stop(): Promise<void>;
 }
 
@@ -35,9 +38,9 @@ export interface MeshOptions {
   routerEnv?: Record<string, string>;
 }
 
-function startService(name: string, service: string, env: Record<string, string>): ServiceProcess {
+function startService(name: string, service: string, env: Record<string, string>, entry = 'main.js'): ServiceProcess {
   let output = '';
-  const child = spawn(process.execPath, ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', service, 'dist', 'main.js')], {
+  const child = spawn(process.execPath, ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', service, 'dist', entry)], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -63,9 +66,12 @@ function startService(name: string, service: string, env: Record<string, string>
   };
 }
 
-async function waitForOutput(service: ServiceProcess, text: string, timeoutMs = 60_000): Promise<void> {
+const count = (text: string, part: string) => text.split(part).length - 1;
+
+/** Waits until the service has logged `text` (at least `times` times). */
+export async function waitForOutput(service: ServiceProcess, text: string, timeoutMs = 60_000, times = 1): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!service.output().includes(text)) {
+  while (count(service.output(), text) < times) {
     if (service.process.exitCode !== null) throw new Error(`${service.name} exited with ${service.process.exitCode}:\n${service.output()}`);
     if (Date.now() > until) throw new Error(`${service.name} did not log '${text}' in ${timeoutMs} ms:\n${service.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -105,6 +111,17 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     services,
     startWorker,
+    async startSupervisor(workers, env = {}) {
+      const supervisor = startService('supervisor', 'worker', { ...common, OTEL_SERVICE_NAME: 'infermesh-worker', WORKER_INTRA_OP_THREADS: '1', ...options.workerEnv, ...env }, 'supervisor-main.js');
+      services.push(supervisor);
+      await waitForOutput(supervisor, '"worker serving"', 60_000, workers);
+      return supervisor;
+    },
+    service(name) {
+      const found = services.find((s) => s.name === name);
+      if (!found) throw new Error(`no service ${name}`);
+      return found;
+    },
     async stop() {
       await Promise.all(services.map((s) => s.stop()));
       await otlp.close();

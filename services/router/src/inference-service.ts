@@ -81,7 +81,11 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
     };
   }
 
-  /** Sends to a worker; an unreachable or draining worker is skipped and the next one tried. */
+  /**
+   * Sends to a worker. A worker that is unreachable, draining, or vanishes while the
+   * request is in progress (its heartbeats stop) is skipped and the request tried on
+   * another: inference has no side effects, so a retry is safe.
+   */
   async function forward(request: ModelInferRequest, ctx: CallContext, deadline: number): Promise<ModelInferResponse__Output> {
     const tried = new Set<string>();
     let lastError: unknown;
@@ -90,24 +94,27 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
       if (!worker) break;
       tried.add(worker.id);
       worker.outstanding++;
+      const tracked = deps.pool.track(worker.id, ctx.signal);
       try {
         const client = deps.pool.client(worker.id, worker.address);
         return await unaryCall(client, client.ModelInfer, request, {
-          deadline, signal: ctx.signal, spanName: 'worker ModelInfer',
+          deadline, signal: tracked.signal, spanName: 'worker ModelInfer',
           attributes: { 'infermesh.worker_id': worker.id, 'infermesh.attempt': attempt + 1 },
         });
       } catch (error) {
         const code = (error as grpc.ServiceError).code;
-        if (code !== Status.UNAVAILABLE || ctx.signal.aborted || Date.now() >= deadline) throw error;
+        const retry = tracked.vanished || code === Status.UNAVAILABLE;
+        if (!retry || ctx.signal.aborted || Date.now() >= deadline) throw error;
         lastError = error;
-        logger.warn({ worker_id: worker.id, details: (error as grpc.ServiceError).details }, 'worker unavailable; trying another');
+        logger.warn({ worker_id: worker.id, details: tracked.vanished ? 'vanished' : (error as grpc.ServiceError).details }, 'worker unavailable; trying another');
         // A worker that refuses connections is gone until its next heartbeat says otherwise.
-        table.remove(worker.id, 'unreachable');
+        if (!tracked.vanished) table.remove(worker.id, 'unreachable');
       } finally {
+        tracked.release();
         worker.outstanding--;
       }
     }
-    if (lastError) throw unavailable(`no worker could serve model '${request.modelName}': ${(lastError as grpc.ServiceError).details}`);
+    if (lastError) throw unavailable(`no worker could serve model '${request.modelName}': ${(lastError as grpc.ServiceError).details ?? (lastError as Error).message}`);
     throw unavailable(`no worker currently serves model '${request.modelName}'`);
   }
 
