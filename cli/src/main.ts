@@ -12,8 +12,13 @@ commands:
               --model NAME [--version V]
               --image FILE     an image (repeatable: one batch)
               --row JSON       a tabular row as a JSON object (repeatable)
-              --input NAME     the raw input's name (default: image / row)
+              --input-name N   the raw input's name (default: image / row)
               --top K          classes to show per item (default 2)
+  batch     stream a data set through the mesh (ModelStreamInfer), one JSON line per item
+              --model NAME [--version V]
+              --input PATH     a folder of PNG/JPEG images, or a .jsonl file of rows
+              --output FILE    JSON lines; an existing file is resumed, not overwritten
+              --window N       items in flight at most (default 64)
   models    the models the mesh serves and their tensors
   stats     request counts and latency per model, from the monitor  [--model NAME]
   workers   the workers announcing themselves on NATS (device, provider, models, load)
@@ -34,10 +39,13 @@ async function main(argv: string[]): Promise<number> {
       model: { type: 'string' },
       version: { type: 'string', default: '' },
       image: { type: 'string', multiple: true, default: [] },
-      row: { type: 'string', multiple: true, default: [] },
       input: { type: 'string' },
+      row: { type: 'string', multiple: true, default: [] },
+      'input-name': { type: 'string' },
       top: { type: 'string', default: '2' },
       workers: { type: 'string', default: '1' },
+      output: { type: 'string' },
+      window: { type: 'string', default: '64' },
       nats: { type: 'string', default: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' },
       logs: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -63,8 +71,16 @@ async function main(argv: string[]): Promise<number> {
     case 'predict': {
       if (!values.model) throw new Error('--model is required');
       const { predict } = await import('./commands/predict.js');
-      await predict({ address: values.address, model: values.model, version: values.version, images: values.image, rows: values.row, inputName: values.input, top: positiveInt('top', values.top), json: values.json });
+      await predict({ address: values.address, model: values.model, version: values.version, images: values.image, rows: values.row, inputName: values['input-name'], top: positiveInt('top', values.top), json: values.json });
       return 0;
+    }
+    case 'batch': {
+      if (!values.model) throw new Error('--model is required');
+      if (!values.input) throw new Error('--input is required (a folder of images or a .jsonl file)');
+      if (!values.output) throw new Error('--output is required (a .jsonl file)');
+      const { batch } = await import('./commands/batch.js');
+      await batch({ address: values.address, model: values.model, version: values.version, input: values.input, output: values.output, inputName: values['input-name'], window: positiveInt('window', values.window) });
+      return process.exitCode === undefined ? 0 : Number(process.exitCode);
     }
     case 'models': {
       const { listModels } = await import('./commands/models.js');

@@ -1,0 +1,182 @@
+/**
+ * infermesh batch: streams a data set (a folder of images, or a .jsonl file of rows)
+ * through ModelStreamInfer and writes one JSON line per item. Resumes a partial output
+ * file: items already answered are skipped, failed ones are tried again.
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import { readdir, readFile, rename, stat, writeFile, open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { extname, join, relative } from 'node:path';
+import { decodeRaw, encodeBytesElements, isDatatype } from '@infermesh/tensor';
+import type { ModelInferRequest, ModelStreamInferResponse__Output } from '@infermesh/contracts';
+import { routerClient } from '../client.js';
+import { Progress } from '../progress.js';
+
+export interface BatchOptions {
+  address: string;
+  model: string;
+  version: string;
+  input: string;
+  output: string;
+  inputName?: string;
+  /** Items sent and not yet answered, at most. */
+  window: number;
+}
+
+interface Item {
+  id: string;
+  load(): Promise<Buffer>;
+}
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
+
+async function listImages(folder: string): Promise<Item[]> {
+  const walk = async (dir: string): Promise<string[]> =>
+    (await readdir(dir, { withFileTypes: true })).flatMap((entry) => (entry.isDirectory() ? [] : [join(dir, entry.name)])).concat(
+      ...(await Promise.all((await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => walk(join(dir, e.name))))),
+    );
+  const files = (await walk(folder)).filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
+  return files.map((file) => ({ id: relative(folder, file), load: () => readFile(file) }));
+}
+
+async function* jsonlRows(file: string): AsyncGenerator<Item> {
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  let number = 0;
+  for await (const line of lines) {
+    number++;
+    if (!line.trim()) continue;
+    let id = `line-${number}`;
+    try {
+      const parsed = JSON.parse(line) as { id?: unknown };
+      if (typeof parsed.id === 'string' || typeof parsed.id === 'number') id = String(parsed.id);
+    } catch {
+      // Sent as is: the mesh answers this item with a clear error and the rest go on.
+    }
+    yield { id, load: async () => Buffer.from(line) };
+  }
+}
+
+/** Keeps the answered lines of an earlier run; returns their ids. */
+async function resume(output: string): Promise<Set<string>> {
+  const done = new Set<string>();
+  if (!existsSync(output)) return done;
+  const kept: string[] = [];
+  for (const line of (await readFile(output, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const record = JSON.parse(line) as { id?: string; error?: string };
+      if (record.id !== undefined && !record.error && !done.has(record.id)) {
+        done.add(record.id);
+        kept.push(line);
+      }
+    } catch {
+      // A line cut short when the earlier run stopped: dropped, its item is sent again.
+    }
+  }
+  await writeFile(`${output}.tmp`, kept.length ? `${kept.join('\n')}\n` : '');
+  await rename(`${output}.tmp`, output);
+  return done;
+}
+
+function toRecord(response: ModelStreamInferResponse__Output, model: string): Record<string, unknown> {
+  const answer = response.inferResponse;
+  if (response.errorMessage) return { id: answer?.id ?? '', model, error: response.errorMessage };
+  const outputs: Record<string, unknown> = {};
+  answer!.outputs.forEach((output, i) => {
+    const shape = output.shape.map(Number);
+    if (!isDatatype(output.datatype)) return;
+    const data = decodeRaw(output.name, output.datatype, shape, answer!.rawOutputContents[i]);
+    outputs[output.name] = Array.isArray(data) ? data.map((b) => b.toString('utf8')) : Array.from(data as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? Number(v) : v));
+  });
+  return { id: answer!.id, model: answer!.modelName, version: answer!.modelVersion, outputs };
+}
+
+export async function batch(options: BatchOptions): Promise<void> {
+  const info = await stat(options.input).catch(() => undefined);
+  if (!info) throw new Error(`--input ${options.input} does not exist`);
+  const images = info.isDirectory();
+  if (!images && !options.input.endsWith('.jsonl')) throw new Error('--input must be a folder of images or a .jsonl file of rows');
+  const inputName = options.inputName ?? (images ? 'image' : 'row');
+
+  const done = await resume(options.output);
+  const listed = images ? await listImages(options.input) : undefined;
+  let total: number | undefined = listed?.length;
+  if (!images) {
+    total = 0;
+    for await (const _ of jsonlRows(options.input)) total++;
+  }
+  if (done.size > 0) process.stderr.write(`resuming: ${done.size} items already in ${options.output}\n`);
+  const todo = (total ?? 0) - done.size;
+  const progress = new Progress(total, options.model);
+  const out = await open(options.output, 'a');
+  const client = routerClient(options.address);
+  const call = client.ModelStreamInfer();
+  const started = Date.now();
+  let answered = done.size;
+  let errors = 0;
+  let sent = 0;
+  let outstanding = 0;
+  let wake: () => void = () => {};
+  let failed: Error | undefined;
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    call.cancel();
+    wake();
+  };
+  process.once('SIGINT', onSigint);
+
+  const finished = new Promise<void>((resolve) => {
+    call.on('data', (response: ModelStreamInferResponse__Output) => {
+      const record = toRecord(response, options.model);
+      if (record.error) errors++;
+      void out.write(`${JSON.stringify(record)}\n`);
+      answered++;
+      outstanding--;
+      progress.update(answered, errors);
+      wake();
+    });
+    call.on('error', (error: Error) => {
+      if (!interrupted) failed = error;
+      resolve();
+      wake();
+    });
+    call.on('end', () => resolve());
+  });
+
+  const items: AsyncIterable<Item> | Iterable<Item> = listed ?? jsonlRows(options.input);
+  for await (const item of items) {
+    if (failed || interrupted) break;
+    if (done.has(item.id)) continue;
+    // Bounded: at most `window` items in flight, and the transport's own buffer respected.
+    while (outstanding >= options.window && !failed && !interrupted) await new Promise<void>((resolve) => (wake = resolve));
+    if (failed || interrupted) break;
+    const element = await item.load();
+    const request: ModelInferRequest = {
+      modelName: options.model,
+      modelVersion: options.version,
+      id: item.id,
+      inputs: [{ name: inputName, datatype: 'BYTES', shape: ['1'] }],
+      rawInputContents: [encodeBytesElements([element])],
+    };
+    outstanding++;
+    sent++;
+    if (!call.write(request)) await new Promise<void>((resolve) => call.once('drain', resolve));
+  }
+  if (!failed && !interrupted) call.end();
+  await finished;
+  process.off('SIGINT', onSigint);
+  client.close();
+  await out.close();
+  progress.update(answered, errors, true);
+  const seconds = (Date.now() - started) / 1000;
+  const summary = `${sent} sent, ${answered - done.size} answered (${errors} errors) in ${seconds.toFixed(1)} s, ${((answered - done.size) / Math.max(seconds, 0.001)).toFixed(1)} items/s → ${options.output}`;
+  if (failed) throw new Error(`the stream broke after ${summary}: ${failed.message}. Run the same command again to resume.`);
+  if (interrupted) {
+    process.stderr.write(`interrupted: ${summary}. Run the same command again to resume.\n`);
+    process.exitCode = 130;
+    return;
+  }
+  process.stderr.write(`${summary}${todo > 0 && answered - done.size < todo ? ' (incomplete)' : ''}\n`);
+  if (errors > 0) process.exitCode = 3;
+}

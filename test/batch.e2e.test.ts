@@ -1,0 +1,93 @@
+/** infermesh batch: a data set streamed through the router's ModelStreamInfer, resumed after a partial run. */
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
+
+let mesh: Mesh;
+let dir: string;
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [join(ROOT, 'cli/dist/main.js'), ...args, '--address', mesh.routerAddress], { timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+async function lines(file: string): Promise<{ id: string; error?: string; outputs?: Record<string, number[]> }[]> {
+  return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+beforeAll(async () => {
+  mesh = await startMesh();
+  dir = await mkdtemp(join(tmpdir(), 'infermesh-batch-'));
+  await mkdir(join(dir, 'images'));
+  await Promise.all(
+    Array.from({ length: 30 }, (_, i) =>
+      copyFile(join(ROOT, 'models/text-direction/samples', i % 2 ? 'upside-down.png' : 'upright.png'), join(dir, `images/${String(i).padStart(2, '0')}-${i % 2 ? 'down' : 'up'}.png`)),
+    ),
+  );
+  await writeFile(join(dir, 'images/zz-broken.png'), 'not an image');
+});
+
+afterAll(async () => {
+  await mesh?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('infermesh batch', () => {
+  it('streams a folder of images and writes one answer per image, with the broken one as an error', async () => {
+    const output = join(dir, 'images.jsonl');
+    const run = await cli(['batch', '--model', 'text-direction', '--input', join(dir, 'images'), '--output', output, '--window', '8']);
+    expect(run.stderr).toMatch(/31 sent, 31 answered \(1 errors\)/);
+    expect(run.code).toBe(3); // some items failed
+    const records = await lines(output);
+    expect(records).toHaveLength(31);
+    const broken = records.find((r) => r.id === 'zz-broken.png')!;
+    expect(broken.error).toMatch(/^INVALID_ARGUMENT: input 'image': element 0 is not an image/);
+    for (const record of records.filter((r) => !r.error)) {
+      const [up, rotated] = record.outputs!['softmax_0.tmp_0'];
+      expect(record.id.includes('down') ? rotated > 0.9 : up > 0.9, record.id).toBe(true);
+    }
+  });
+
+  it('resumes a partial output: answered items are kept and skipped, failed and missing ones are sent', async () => {
+    const output = join(dir, 'resumed.jsonl');
+    await cli(['batch', '--model', 'text-direction', '--input', join(dir, 'images'), '--output', output]);
+    const full = (await readFile(output, 'utf8')).split('\n').filter(Boolean);
+    // As if the first run had stopped after 10 lines, the last one cut short.
+    await writeFile(output, `${full.slice(0, 10).join('\n')}\n${full[10].slice(0, 15)}`);
+    const kept = full.slice(0, 10).filter((line) => !JSON.parse(line).error).length;
+    const run = await cli(['batch', '--model', 'text-direction', '--input', join(dir, 'images'), '--output', output]);
+    expect(run.stderr).toMatch(new RegExp(`resuming: ${kept} items already`));
+    expect(run.stderr).toMatch(new RegExp(`${31 - kept} sent, ${31 - kept} answered`));
+    const records = await lines(output);
+    expect(new Set(records.map((r) => r.id)).size).toBe(31);
+    expect(records).toHaveLength(31);
+  });
+
+  it('streams rows from a .jsonl file, each answered under its own id', async () => {
+    const input = join(dir, 'rows.jsonl');
+    const rows = [
+      { id: 'setosa-1', sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 },
+      { id: 'virginica-1', sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 },
+      { id: 'missing-feature', sepal_length: 6.3 },
+    ];
+    await writeFile(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const output = join(dir, 'rows.out.jsonl');
+    await cli(['batch', '--model', 'iris', '--input', input, '--output', output]);
+    const byId = new Map((await lines(output)).map((r) => [r.id, r]));
+    expect(byId.get('setosa-1')!.outputs!.label).toEqual([0]);
+    expect(byId.get('virginica-1')!.outputs!.label).toEqual([2]);
+    expect(byId.get('missing-feature')!.error).toMatch(/no value for feature 'sepal_width'/);
+  });
+
+  it('refuses an input that is neither a folder nor a .jsonl file', async () => {
+    const run = await cli(['batch', '--model', 'iris', '--input', join(ROOT, 'README.md'), '--output', join(dir, 'x.jsonl')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/--input must be a folder of images or a \.jsonl file/);
+  });
+});
