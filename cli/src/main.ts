@@ -19,6 +19,11 @@ commands:
               --input PATH     a folder of PNG/JPEG images, or a .jsonl file of rows
               --output FILE    JSON lines; an existing file is resumed, not overwritten
               --window N       items in flight at most (default 64)
+  bench     load generator: a concurrency sweep or request rates against the router
+              --model NAME  --image FILE | --row JSON | --synthetic [--batch B]
+              --concurrency 1,4,16 | --rate 100,200   (default concurrency 1,2,4,8,16)
+              --duration S     seconds per level (default 10)   --requests N  per level
+              --warmup S       (default 1)   --output FILE.json|.csv   --chart FILE.svg
   models    the models the mesh serves and their tensors
   stats     request counts and latency per model, from the monitor  [--model NAME]
   workers   the workers announcing themselves on NATS (device, provider, models, load)
@@ -45,6 +50,14 @@ async function main(argv: string[]): Promise<number> {
       top: { type: 'string', default: '2' },
       workers: { type: 'string', default: '1' },
       output: { type: 'string' },
+      synthetic: { type: 'boolean', default: false },
+      batch: { type: 'string', default: '1' },
+      concurrency: { type: 'string', default: '1,2,4,8,16' },
+      rate: { type: 'string' },
+      duration: { type: 'string', default: '10' },
+      requests: { type: 'string', default: '0' },
+      warmup: { type: 'string', default: '1' },
+      chart: { type: 'string' },
       window: { type: 'string', default: '64' },
       nats: { type: 'string', default: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' },
       logs: { type: 'boolean', default: false },
@@ -81,6 +94,24 @@ async function main(argv: string[]): Promise<number> {
       const { batch } = await import('./commands/batch.js');
       await batch({ address: values.address, model: values.model, version: values.version, input: values.input, output: values.output, inputName: values['input-name'], window: positiveInt('window', values.window) });
       return process.exitCode === undefined ? 0 : Number(process.exitCode);
+    }
+    case 'bench': {
+      if (!values.model) throw new Error('--model is required');
+      const list = (name: string, value: string) => value.split(',').map((v) => positiveInt(name, v.trim()));
+      const seconds = (name: string, value: string) => {
+        const n = Number(value);
+        if (!Number.isFinite(n) || n < 0 || n > 3600) throw new Error(`--${name} must be seconds between 0 and 3600, got '${value}'`);
+        return n * 1000;
+      };
+      const { runBench } = await import('./commands/bench.js');
+      const results = await runBench({
+        address: values.address, model: values.model, version: values.version, images: values.image, rows: values.row,
+        synthetic: values.synthetic, batch: positiveInt('batch', values.batch),
+        concurrency: list('concurrency', values.concurrency), rates: values.rate ? list('rate', values.rate) : [],
+        durationMs: seconds('duration', values.duration), maxRequests: Number(values.requests) || 0, warmupMs: seconds('warmup', values.warmup),
+        output: values.output, chart: values.chart,
+      });
+      return results.some((r) => r.errors > 0) ? 3 : 0;
     }
     case 'models': {
       const { listModels } = await import('./commands/models.js');

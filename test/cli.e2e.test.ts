@@ -1,4 +1,7 @@
-/** infermesh batch: a data set streamed through the router's ModelStreamInfer, resumed after a partial run. */
+/**
+ * The infermesh CLI against a running mesh: batch (a data set streamed through the
+ * router's ModelStreamInfer, resumed after a partial run) and a short bench smoke.
+ */
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -89,5 +92,33 @@ describe('infermesh batch', () => {
     const run = await cli(['batch', '--model', 'iris', '--input', join(ROOT, 'README.md'), '--output', join(dir, 'x.jsonl')]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/--input must be a folder of images or a \.jsonl file/);
+  });
+});
+
+describe('infermesh bench', () => {
+  it('sweeps concurrency levels, each bounded by its window, and writes JSON and an SVG chart', async () => {
+    const output = join(dir, 'bench.json');
+    const chart = join(dir, 'bench.svg');
+    const run = await cli(['bench', '--model', 'iris', '--synthetic', '--concurrency', '1,4', '--duration', '1', '--warmup', '0', '--output', output, '--chart', chart]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/conc 1 .*\n.*conc 4 /s);
+    const report = JSON.parse(await readFile(output, 'utf8')) as { results: { level: number; requests: number; errors: number; throughput: number; p99: number; serverComputeMs: number }[] };
+    expect(report.results.map((r) => r.level)).toEqual([1, 4]);
+    for (const level of report.results) {
+      expect(level.requests).toBeGreaterThan(0);
+      expect(level.errors).toBe(0);
+      expect(level.p99).toBeGreaterThan(0);
+      expect(level.serverComputeMs).toBeGreaterThan(0);
+    }
+    expect(await readFile(chart, 'utf8')).toMatch(/^<svg[^>]*>[\s\S]*<path d="M/);
+  });
+
+  it('holds a request rate with an open loop and stops at the request bound', async () => {
+    const output = join(dir, 'rate.csv');
+    const run = await cli(['bench', '--model', 'iris', '--row', '{"sepal_length":5,"sepal_width":3,"petal_length":1.5,"petal_width":0.2}', '--rate', '50', '--duration', '5', '--requests', '40', '--warmup', '0', '--output', output]);
+    expect(run.code, run.stderr).toBe(0);
+    const [header, row] = (await readFile(output, 'utf8')).trim().split('\n');
+    expect(header.split(',').slice(0, 4)).toEqual(['mode', 'level', 'requests', 'errors']);
+    expect(row.split(',').slice(0, 4)).toEqual(['rate', '50', '40', '0']);
   });
 });
