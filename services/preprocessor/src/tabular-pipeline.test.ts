@@ -1,0 +1,139 @@
+/** The tabular pipeline: JSON rows → one [N, F] tensor in the spec's feature order. */
+import { describe, expect, it } from 'vitest';
+import { TensorError, type Tensor } from '@infermesh/tensor';
+import type { TabularFeature__Output, TabularPipeline__Output } from '@infermesh/contracts';
+import { featureWidth, runTabularPipeline } from './tabular-pipeline.js';
+
+const feature = (name: string, options: Partial<Omit<TabularFeature__Output, 'name'>> = {}): TabularFeature__Output => ({ name, mean: 0, std: 0, categories: [], ...options });
+
+function spec(features: TabularFeature__Output[], datatype = 'FP32'): TabularPipeline__Output {
+  return { input: 'rows', output: 'features', features, datatype };
+}
+
+function rows(...elements: (object | string)[]): Tensor {
+  const data = elements.map((e) => Buffer.from(typeof e === 'string' ? e : JSON.stringify(e)));
+  return { name: 'rows', datatype: 'BYTES', shape: [data.length], data };
+}
+
+function failure(run: () => unknown): Error {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(TensorError);
+    return error as Error;
+  }
+  throw new Error('expected a TensorError');
+}
+
+describe('runTabularPipeline', () => {
+  it('writes features in the order of the spec, not of the row', () => {
+    const out = runTabularPipeline(spec([feature('b'), feature('a'), feature('c')]), rows({ a: 1, c: 3, b: 2 }));
+    expect(Array.from(out.data as Float32Array)).toEqual([2, 1, 3]);
+  });
+
+  it('produces one row per element with shape [N, F] under the pipeline output name', () => {
+    const out = runTabularPipeline(spec([feature('a'), feature('b')]), rows({ a: 1, b: 2 }, { a: 3, b: 4 }, { a: 5, b: 6 }));
+    expect(out.name).toBe('features');
+    expect(out.shape).toEqual([3, 2]);
+    expect(Array.from(out.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('scales numeric features as (x - mean) / std', () => {
+    const out = runTabularPipeline(spec([feature('a', { mean: 10, std: 4 }), feature('b', { mean: -1, std: 0.5 })]), rows({ a: 18, b: 1 }));
+    expect(Array.from(out.data as Float32Array)).toEqual([2, 4]);
+  });
+
+  it('leaves a feature unscaled by std when std is 0 (unset on the wire)', () => {
+    const out = runTabularPipeline(spec([feature('a', { mean: 1, std: 0 })]), rows({ a: 5 }));
+    expect(Array.from(out.data as Float32Array)).toEqual([4]);
+  });
+
+  it('accepts numbers written as strings', () => {
+    const out = runTabularPipeline(spec([feature('a')]), rows({ a: '2.5' }));
+    expect(Array.from(out.data as Float32Array)).toEqual([2.5]);
+  });
+
+  it('one-hot encodes a categorical feature over its categories, in place', () => {
+    const colour = feature('colour', { categories: ['red', 'green', 'blue'] });
+    const out = runTabularPipeline(spec([feature('a'), colour, feature('b')]), rows({ a: 7, colour: 'green', b: 8 }, { a: 9, colour: 'blue', b: 10 }));
+    expect(out.shape).toEqual([2, 5]);
+    expect(Array.from(out.data as Float32Array)).toEqual([7, 0, 1, 0, 8, 9, 0, 0, 1, 10]);
+  });
+
+  it('matches categories against the value written as a string', () => {
+    const out = runTabularPipeline(spec([feature('grade', { categories: ['1', '2'] })]), rows({ grade: 2 }));
+    expect(Array.from(out.data as Float32Array)).toEqual([0, 1]);
+  });
+
+  it('writes FP64 when the spec asks for it', () => {
+    const out = runTabularPipeline(spec([feature('a')], 'FP64'), rows({ a: 0.1 }));
+    expect(out.datatype).toBe('FP64');
+    expect(out.data).toBeInstanceOf(Float64Array);
+    expect((out.data as Float64Array)[0]).toBe(0.1);
+  });
+
+  it('writes FP32 when the spec names no datatype', () => {
+    const out = runTabularPipeline(spec([feature('a')], ''), rows({ a: 0.1 }));
+    expect(out.datatype).toBe('FP32');
+    expect(out.data).toBeInstanceOf(Float32Array);
+  });
+
+  it('featureWidth counts one column per numeric feature and one per category', () => {
+    expect(featureWidth(spec([feature('a'), feature('c', { categories: ['x', 'y', 'z'] }), feature('b')]))).toBe(5);
+  });
+});
+
+describe('runTabularPipeline refusals', () => {
+  const numeric = spec([feature('a'), feature('b')]);
+
+  it('refuses an unknown category, naming the row, the feature and the categories', () => {
+    const colour = spec([feature('colour', { categories: ['red', 'green'] })]);
+    const error = failure(() => runTabularPipeline(colour, rows({ colour: 'red' }, { colour: 'purple' })));
+    expect(error.message).toContain("input 'rows'");
+    expect(error.message).toContain('row 1');
+    expect(error.message).toContain("feature 'colour'");
+    expect(error.message).toContain('purple');
+    expect(error.message).toContain('red, green');
+  });
+
+  it('refuses a row without a value for a feature, naming the row and the feature', () => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 1, b: 2 }, { a: 1, b: 2 }, { a: 1 })));
+    expect(error.message).toContain('row 2');
+    expect(error.message).toContain("feature 'b'");
+  });
+
+  it('treats a null value as missing', () => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: null, b: 2 })));
+    expect(error.message).toContain('row 0');
+    expect(error.message).toContain("feature 'a'");
+  });
+
+  it.each([['a word', 'abc'], ['an empty string', ''], ['a boolean', true], ['an array', [1]]])('refuses %s for a numeric feature, naming the row and the feature', (_, value) => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 1, b: 2 }, { a: value, b: 2 })));
+    expect(error.message).toContain('row 1');
+    expect(error.message).toContain("feature 'a'");
+    expect(error.message).toContain('expected a number');
+  });
+
+  it('refuses a row that is not JSON, naming the row', () => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 1, b: 2 }, '{a: 1')));
+    expect(error.message).toContain("input 'rows'");
+    expect(error.message).toContain('row 1');
+    expect(error.message).toContain('not valid JSON');
+  });
+
+  it.each([['an array', '[1, 2]'], ['a number', '3'], ['null', 'null'], ['a string', '"a"']])('refuses a row that is %s rather than an object, naming the row', (_, text) => {
+    const error = failure(() => runTabularPipeline(numeric, rows(text)));
+    expect(error.message).toContain('row 0');
+    expect(error.message).toContain('JSON object');
+  });
+
+  it('refuses an input whose datatype is not BYTES', () => {
+    const error = failure(() => runTabularPipeline(numeric, { name: 'rows', datatype: 'FP32', shape: [1], data: new Float32Array(1) }));
+    expect(error.message).toMatch(/input 'rows'.*FP32.*BYTES/);
+  });
+
+  it('refuses an input with no rows', () => {
+    failure(() => runTabularPipeline(numeric, rows()));
+  });
+});

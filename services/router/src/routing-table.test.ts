@@ -1,0 +1,217 @@
+/** The routing table built from worker heartbeats: membership, expiry, picking, model versions. */
+import { describe, expect, it } from 'vitest';
+import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
+import { RoutingTable, type TableChange } from './routing-table.js';
+
+const STALE_MS = 3000;
+
+function status(name: string, version: string, ready = true): ModelStatus__Output {
+  return { name, version, ready, platform: 'onnxruntime_onnx', inputs: [], outputs: [], pipeline: null, maxBatchSize: 8, reason: ready ? '' : 'failed' };
+}
+
+function heartbeat(workerId: string, models: ModelStatus__Output[], overrides: Partial<WorkerHeartbeat__Output> = {}): WorkerHeartbeat__Output {
+  return {
+    workerId, address: `${workerId}.local:9000`, device: 'cpu', models, queueDepth: 0, inFlight: 0,
+    sentAtMs: '0', draining: false, executionProvider: 'cpu', ...overrides,
+  };
+}
+
+/** A seeded PRNG (mulberry32), so picks are reproducible. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function recording(table: RoutingTable): TableChange[] {
+  const changes: TableChange[] = [];
+  table.onChange((change) => changes.push(change));
+  return changes;
+}
+
+const summary = (changes: TableChange[]) => changes.map((c) => [c.kind, c.worker.id]);
+
+describe('membership', () => {
+  it('adds a worker on its first heartbeat and emits joined', () => {
+    const table = new RoutingTable(STALE_MS);
+    const changes = recording(table);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    expect(table.get('w1')).toMatchObject({ id: 'w1', address: 'w1.local:9000', device: 'cpu', lastSeen: 1000, outstanding: 0 });
+    expect(summary(changes)).toEqual([['joined', 'w1']]);
+  });
+
+  it('emits nothing for later heartbeats from the same address', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    const changes = recording(table);
+    table.update(heartbeat('w1', [status('iris', '1')]), 2000);
+    expect(changes).toEqual([]);
+    expect(table.get('w1')?.lastSeen).toBe(2000);
+  });
+
+  it('emits left then joined when a worker comes back at another address', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    const changes = recording(table);
+    table.update(heartbeat('w1', [status('iris', '1')], { address: 'elsewhere:9000' }), 2000);
+    expect(changes.map((c) => [c.kind, c.worker.address])).toEqual([['left', 'w1.local:9000'], ['joined', 'elsewhere:9000']]);
+  });
+
+  it('takes the reported load as queue depth plus in flight', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [], { queueDepth: 3, inFlight: 2 }), 1000);
+    expect(table.get('w1')?.reportedLoad).toBe(5);
+  });
+
+  it('keeps the router\'s outstanding count across heartbeats', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    table.get('w1')!.outstanding = 4;
+    table.update(heartbeat('w1', []), 2000);
+    expect(table.get('w1')?.outstanding).toBe(4);
+  });
+
+  it('removes a worker whose heartbeat says it is draining and emits left', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    const changes = recording(table);
+    table.update(heartbeat('w1', [status('iris', '1')], { draining: true }), 2000);
+    expect(table.get('w1')).toBeUndefined();
+    expect(changes.map((c) => [c.kind, c.worker.id, c.reason])).toEqual([['left', 'w1', 'draining']]);
+  });
+
+  it('ignores a draining heartbeat from a worker it does not know', () => {
+    const table = new RoutingTable(STALE_MS);
+    const changes = recording(table);
+    table.update(heartbeat('w1', [status('iris', '1')], { draining: true }), 1000);
+    expect(table.list()).toEqual([]);
+    expect(changes).toEqual([]);
+  });
+
+  it('keeps a worker silent for exactly staleMs', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    table.expire(1000 + STALE_MS);
+    expect(table.get('w1')).toBeDefined();
+  });
+
+  it('expires workers silent for longer than staleMs and emits left with the silence', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('old', []), 1000);
+    table.update(heartbeat('fresh', []), 3000);
+    const changes = recording(table);
+    table.expire(1000 + STALE_MS + 1);
+    expect(table.list().map((w) => w.id)).toEqual(['fresh']);
+    expect(changes.map((c) => [c.kind, c.worker.id, c.reason])).toEqual([['left', 'old', `no heartbeat for ${STALE_MS + 1} ms`]]);
+  });
+});
+
+describe('holders and pick', () => {
+  it('returns undefined when no worker holds the model', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    expect(table.pick('mnist', '')).toBeUndefined();
+  });
+
+  it('returns undefined when the only holder is excluded', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    expect(table.pick('iris', '', new Set(['w1']))).toBeUndefined();
+  });
+
+  it('never picks an excluded worker', () => {
+    const table = new RoutingTable(STALE_MS, seeded(1));
+    for (const id of ['w1', 'w2', 'w3']) table.update(heartbeat(id, [status('iris', '1')]), 1000);
+    for (let i = 0; i < 50; i++) expect(table.pick('iris', '', new Set(['w1', 'w3']))?.id).toBe('w2');
+  });
+
+  it('picks only workers holding the requested version', () => {
+    const table = new RoutingTable(STALE_MS, seeded(2));
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    table.update(heartbeat('w2', [status('iris', '2')]), 1000);
+    for (let i = 0; i < 20; i++) expect(table.pick('iris', '2')?.id).toBe('w2');
+  });
+
+  it('does not count a worker as a holder of a model it announces as not ready', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1', false)]), 1000);
+    expect(table.holders('iris')).toEqual([]);
+    expect(table.pick('iris', '')).toBeUndefined();
+  });
+
+  it('picks the less loaded of two holders by reported load', () => {
+    const table = new RoutingTable(STALE_MS, seeded(3));
+    table.update(heartbeat('busy', [status('iris', '1')], { queueDepth: 4, inFlight: 2 }), 1000);
+    table.update(heartbeat('idle', [status('iris', '1')], { queueDepth: 1 }), 1000);
+    for (let i = 0; i < 50; i++) expect(table.pick('iris', '')?.id).toBe('idle');
+  });
+
+  it('adds the router\'s outstanding requests to the reported load', () => {
+    const table = new RoutingTable(STALE_MS, seeded(4));
+    table.update(heartbeat('a', [status('iris', '1')], { queueDepth: 1 }), 1000);
+    table.update(heartbeat('b', [status('iris', '1')], { queueDepth: 3 }), 1000);
+    table.get('a')!.outstanding = 5;
+    for (let i = 0; i < 50; i++) expect(table.pick('iris', '')?.id).toBe('b');
+  });
+
+  it('never picks the busiest of three holders', () => {
+    const table = new RoutingTable(STALE_MS, seeded(5));
+    table.update(heartbeat('a', [status('iris', '1')], { queueDepth: 1 }), 1000);
+    table.update(heartbeat('b', [status('iris', '1')], { queueDepth: 2 }), 1000);
+    table.update(heartbeat('c', [status('iris', '1')], { queueDepth: 9 }), 1000);
+    const picked = new Set(Array.from({ length: 200 }, () => table.pick('iris', '')?.id));
+    expect(picked).toEqual(new Set(['a', 'b']));
+  });
+});
+
+describe('models and versions', () => {
+  it('lists the versions served anywhere in numeric order', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '2'), status('iris', '10')]), 1000);
+    table.update(heartbeat('w2', [status('iris', '9'), status('mnist', '1')]), 1000);
+    expect(table.versions('iris')).toEqual(['2', '9', '10']);
+  });
+
+  it('returns the newest version\'s status when no version is given', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '2')]), 1000);
+    table.update(heartbeat('w2', [status('iris', '10')]), 1000);
+    expect(table.model('iris')?.version).toBe('10');
+  });
+
+  it('returns the status of the version asked for', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '2'), status('iris', '10')]), 1000);
+    expect(table.model('iris', '2')?.version).toBe('2');
+  });
+
+  it('returns undefined for a model no worker serves', () => {
+    const table = new RoutingTable(STALE_MS);
+    expect(table.model('iris')).toBeUndefined();
+  });
+
+  it('still knows a model after its last holder leaves', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    table.update(heartbeat('w1', [status('iris', '1')], { draining: true }), 2000);
+    expect(table.holders('iris')).toEqual([]);
+    expect(table.isKnown('iris')).toBe(true);
+  });
+
+  it('knows a model announced as not ready', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1', false)]), 1000);
+    expect(table.isKnown('iris')).toBe(true);
+  });
+
+  it('does not know a model never announced', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    expect(table.isKnown('mnist')).toBe(false);
+  });
+});

@@ -1,0 +1,104 @@
+/** The config.yaml schema: defaults, the pipeline/input rule, full shapes, the pipeline as it travels. */
+import { describe, expect, it } from 'vitest';
+import { fullShape, modelConfigSchema, pipelineSpec } from './model-config.js';
+
+const minimal = {
+  name: 'iris',
+  inputs: [{ name: 'features', datatype: 'FP32', shape: [4] }],
+  outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [3] }],
+};
+
+const withImage = (image: object) => modelConfigSchema.parse({ ...minimal, inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 2, 2] }], preprocess: { image: { input: 'image', output: 'x', width: 2, height: 2, ...image } } });
+const withTabular = (features: object[]) => modelConfigSchema.parse({ ...minimal, preprocess: { tabular: { input: 'rows', output: 'features', features } } });
+
+describe('modelConfigSchema defaults', () => {
+  it('fills the model-level defaults', () => {
+    const config = modelConfigSchema.parse(minimal);
+    expect(config.platform).toBe('onnxruntime_onnx');
+    expect(config.max_batch_size).toBe(0);
+    expect(config.instance_group).toEqual({ count: 1 });
+    expect(config.execution_providers).toEqual(['cpu']);
+    expect(config.dynamic_batching).toBeUndefined();
+    expect(config.preprocess).toBeUndefined();
+  });
+
+  it('fills the dynamic batching defaults when the section is present', () => {
+    const config = modelConfigSchema.parse({ ...minimal, dynamic_batching: {} });
+    expect(config.dynamic_batching).toEqual({ preferred_batch_size: [], max_queue_delay_microseconds: 0, max_queue_size: 1024 });
+  });
+
+  it('fills the image pipeline defaults', () => {
+    const config = withImage({});
+    expect(config.preprocess).toEqual({
+      image: {
+        input: 'image', output: 'x', width: 2, height: 2, resize: 'stretch', mean: [0, 0, 0], std: [1, 1, 1],
+        scale: 1 / 255, layout: 'NCHW', datatype: 'FP32', channel_order: 'RGB', pad_value: 0,
+      },
+    });
+  });
+
+  it('fills the tabular pipeline defaults', () => {
+    const config = withTabular([{ name: 'a' }]);
+    expect(config.preprocess).toEqual({ tabular: { input: 'rows', output: 'features', datatype: 'FP32', features: [{ name: 'a', mean: 0, std: 1 }] } });
+  });
+});
+
+describe('modelConfigSchema refusals', () => {
+  it('refuses a pipeline whose output is not one of the model inputs', () => {
+    const parsed = modelConfigSchema.safeParse({ ...minimal, preprocess: { tabular: { input: 'rows', output: 'nope', features: [{ name: 'a' }] } } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error!.issues).toEqual([expect.objectContaining({ path: ['preprocess'], message: "pipeline output 'nope' is not one of the model's inputs" })]);
+  });
+
+  it('refuses an unknown datatype', () => {
+    const parsed = modelConfigSchema.safeParse({ ...minimal, inputs: [{ name: 'features', datatype: 'FLOAT', shape: [4] }] });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error!.issues[0].path).toEqual(['inputs', 0, 'datatype']);
+  });
+
+  it('refuses a model name with characters other than letters, digits, "-" and "_"', () => {
+    expect(modelConfigSchema.safeParse({ ...minimal, name: 'a/b' }).success).toBe(false);
+  });
+
+  it('refuses a model without inputs', () => {
+    expect(modelConfigSchema.safeParse({ ...minimal, inputs: [] }).success).toBe(false);
+  });
+});
+
+describe('fullShape', () => {
+  it('puts a variable batch dimension first when max_batch_size > 0', () => {
+    const config = modelConfigSchema.parse({ ...minimal, max_batch_size: 8 });
+    expect(fullShape(config, config.inputs[0])).toEqual([-1, 4]);
+  });
+
+  it('keeps the configured shape when the model does not batch', () => {
+    const config = modelConfigSchema.parse({ ...minimal, inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 4] }] });
+    expect(fullShape(config, config.inputs[0])).toEqual([2, 4]);
+  });
+});
+
+describe('pipelineSpec', () => {
+  it('is null for a model without preprocessing', () => {
+    expect(pipelineSpec(modelConfigSchema.parse(minimal))).toBeNull();
+  });
+
+  it('converts an image pipeline to the wire form, in camelCase', () => {
+    const config = withImage({ resize: 'pad', mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2], scale: 1, layout: 'NHWC', datatype: 'UINT8', channel_order: 'BGR', pad_value: 114 });
+    expect(pipelineSpec(config)).toEqual({
+      image: {
+        input: 'image', output: 'x', width: 2, height: 2, resize: 'pad', mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2],
+        scale: 1, layout: 'NHWC', datatype: 'UINT8', channelOrder: 'BGR', padValue: 114,
+      },
+    });
+  });
+
+  it('converts a tabular pipeline to the wire form, with empty categories for numeric features', () => {
+    const config = withTabular([{ name: 'a', mean: 2, std: 3 }, { name: 'colour', categories: ['red', 'blue'] }]);
+    expect(pipelineSpec(config)).toEqual({
+      tabular: {
+        input: 'rows', output: 'features', datatype: 'FP32',
+        features: [{ name: 'a', mean: 2, std: 3, categories: [] }, { name: 'colour', mean: 0, std: 1, categories: ['red', 'blue'] }],
+      },
+    });
+  });
+});
