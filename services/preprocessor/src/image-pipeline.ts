@@ -39,7 +39,9 @@ async function decode(spec: ImagePipeline__Output, name: string, index: number, 
     const image = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
     const meta = await image.metadata();
     if (!meta.width || !meta.height) throw new Error('no dimensions');
-    const place = placement(spec, meta.width, meta.height);
+    // Place the image as it is displayed: EXIF orientations 5-8 swap width and height.
+    const upright = meta.autoOrient ?? { width: meta.width, height: meta.height };
+    const place = placement(spec, upright.width, upright.height);
     const pixels = await image
       .rotate() // honour EXIF orientation, as viewers do
       .removeAlpha()
@@ -68,7 +70,7 @@ export async function runImagePipeline(spec: ImagePipeline__Output, input: Tenso
   const mean = spec.mean.length === 3 ? spec.mean : [0, 0, 0];
   const std = spec.std.length === 3 ? spec.std : [1, 1, 1];
   const nchw = spec.layout !== 'NHWC';
-  if (fp32 && spec.padValue !== 0) out.fill(spec.padValue);
+  if (spec.padValue !== 0) out.fill(spec.padValue);
   decoded.forEach(({ pixels, place }, n) => {
     const base = n * perImage;
     for (let y = 0; y < place.height; y++) {

@@ -142,7 +142,9 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
     let preprocessUs = 0;
     try {
       const deadline = deadlineOf(ctx);
-      const pre = await preprocess(request, ctx, deadline);
+      // Pin an unversioned request to the newest version, so it is preprocessed and run by the same version during a rollout.
+      const pinned = request.modelVersion ? request : { ...request, modelVersion: resolveModel(request.modelName, '').version };
+      const pre = await preprocess(pinned, ctx, deadline);
       forwarded = pre.request;
       preprocessUs = pre.us;
       const response = await forward(forwarded, ctx, deadline);

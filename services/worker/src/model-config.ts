@@ -68,6 +68,9 @@ export const modelConfigSchema = z
   })
   .superRefine((config, ctx) => {
     const image = config.preprocess && 'image' in config.preprocess ? config.preprocess.image : undefined;
+    if (image?.datatype === 'UINT8' && (!Number.isInteger(image.pad_value) || image.pad_value < 0 || image.pad_value > 255)) {
+      ctx.addIssue({ code: 'custom', path: ['preprocess', 'image', 'pad_value'], message: 'a UINT8 pipeline pads with a whole number from 0 to 255' });
+    }
     const tabular = config.preprocess && 'tabular' in config.preprocess ? config.preprocess.tabular : undefined;
     const output = image?.output ?? tabular?.output;
     if (output && !config.inputs.some((input) => input.name === output)) {

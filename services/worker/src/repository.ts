@@ -23,7 +23,13 @@ export async function readModelConfig(dir: string): Promise<ModelConfig> {
   } catch (error) {
     throw new ModelRepositoryError(`cannot read ${file}: ${(error as Error).message}`);
   }
-  const parsed = modelConfigSchema.safeParse(parseYaml(text));
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new ModelRepositoryError(`${file} is not valid YAML: ${(error as Error).message}`);
+  }
+  const parsed = modelConfigSchema.safeParse(document);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
     throw new ModelRepositoryError(`${file} is invalid: ${issues.join('; ')}`);

@@ -1,0 +1,142 @@
+/**
+ * Starts the mesh's services as separate processes, the way `infermesh up` and a
+ * deployment do, against a nats-server and an OTLP receiver of their own (tests, benchmarks).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { freePort, waitForPort } from './ports.js';
+import { startNatsServer, type NatsServer } from './nats-server.js';
+import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.js';
+
+/** The repository root (this file is libs/testing/dist/mesh.js when it runs). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface ServiceProcess {
+  name: string;
+  process: ChildProcess;
+  /** Everything the process wrote (JSON log lines). */
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface Mesh {
+  nats: NatsServer;
+  otlp: OtlpReceiver;
+  routerAddress: string;
+  monitorAddress: string;
+  metricsUrl: string;
+  services: ServiceProcess[];
+  startWorker(name: string, env?: Record<string, string>): Promise<ServiceProcess>;
+  /** The worker supervisor; resolves once `workers` workers serve. */
+  startSupervisor(workers: number, env?: Record<string, string>): Promise<ServiceProcess>;
+  service(name: string): ServiceProcess;
+  stop(): Promise<void>;
+}
+
+export interface MeshOptions {
+  workers?: number;
+  /** Export spans to the mesh's OTLP receiver (default true; benchmarks turn it off). */
+  traces?: boolean;
+  env?: Record<string, string>;
+  workerEnv?: Record<string, string>;
+  routerEnv?: Record<string, string>;
+}
+
+function startService(name: string, service: string, env: Record<string, string>, entry = 'main.js'): ServiceProcess {
+  let output = '';
+  const child = spawn(process.execPath, ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', service, 'dist', entry)], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-200_000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return {
+    name,
+    process: child,
+    output: () => output,
+    stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
+        child.kill(signal);
+      });
+    },
+  };
+}
+
+const count = (text: string, part: string) => text.split(part).length - 1;
+
+/** Waits until the service has logged `text` (at least `times` times). */
+export async function waitForOutput(service: ServiceProcess, text: string, timeoutMs = 60_000, times = 1): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (count(service.output(), text) < times) {
+    if (service.process.exitCode !== null) throw new Error(`${service.name} exited with ${service.process.exitCode}:\n${service.output()}`);
+    if (Date.now() > until) throw new Error(`${service.name} did not log '${text}' in ${timeoutMs} ms:\n${service.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
+  const nats = await startNatsServer();
+  const otlp = await startOtlpReceiver();
+  const [routerPort, preprocessorPort, monitorPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const common: Record<string, string> = {
+    NATS_URL: nats.url,
+    ...(options.traces === false ? {} : { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100' }),
+    MODEL_REPOSITORY: join(ROOT, 'models'),
+    ...options.env,
+  };
+  const services: ServiceProcess[] = [];
+  const startWorker = async (name: string, env: Record<string, string> = {}) => {
+    const worker = startService(name, 'worker', { ...common, OTEL_SERVICE_NAME: 'infermesh-worker', WORKER_ID: name, WORKER_INTRA_OP_THREADS: '1', ...options.workerEnv, ...env });
+    services.push(worker);
+    await waitForOutput(worker, '"worker serving"');
+    return worker;
+  };
+  const monitor = startService('monitor', 'monitor', { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor', MONITOR_PORT: String(monitorPort), MONITOR_METRICS_PORT: String(metricsPort) });
+  const preprocessor = startService('preprocessor', 'preprocessor', { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor', PREPROCESSOR_PORT: String(preprocessorPort) });
+  const router = startService('router', 'router', {
+    ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(routerPort), PREPROCESSOR_ADDRESS: `127.0.0.1:${preprocessorPort}`, ...options.routerEnv,
+  });
+  services.push(monitor, preprocessor, router);
+  const mesh: Mesh = {
+    nats,
+    otlp,
+    routerAddress: `127.0.0.1:${routerPort}`,
+    monitorAddress: `127.0.0.1:${monitorPort}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    services,
+    startWorker,
+    async startSupervisor(workers, env = {}) {
+      const supervisor = startService('supervisor', 'worker', { ...common, OTEL_SERVICE_NAME: 'infermesh-worker', WORKER_INTRA_OP_THREADS: '1', ...options.workerEnv, ...env }, 'supervisor-main.js');
+      services.push(supervisor);
+      await waitForOutput(supervisor, '"worker serving"', 60_000, workers);
+      return supervisor;
+    },
+    service(name) {
+      const found = services.find((s) => s.name === name);
+      if (!found) throw new Error(`no service ${name}`);
+      return found;
+    },
+    async stop() {
+      await Promise.all(services.map((s) => s.stop()));
+      await otlp.close();
+      await nats.stop();
+    },
+  };
+  try {
+    await Promise.all([waitForPort(routerPort, 60_000), waitForPort(preprocessorPort, 60_000), waitForPort(monitorPort, 60_000)]);
+    for (let i = 0; i < (options.workers ?? 1); i++) await startWorker(`worker-${i}`);
+  } catch (error) {
+    await mesh.stop();
+    throw error;
+  }
+  return mesh;
+}
