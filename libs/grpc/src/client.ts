@@ -36,7 +36,9 @@ export function unaryCall<Req, Res>(
   options: UnaryCallOptions = {},
 ): Promise<Res> {
   const tracer = trace.getTracer('infermesh-grpc-client');
-  return tracer.startActiveSpan(options.spanName ?? method.name, { kind: SpanKind.CLIENT, attributes: options.attributes }, (span) =>
+  // Generated client methods carry their path ("/inference.GRPCInferenceService/ModelInfer"); OTel names spans after it.
+  const name = options.spanName ?? ((method as { path?: string }).path?.slice(1) || method.name || 'grpc.client');
+  return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes: options.attributes }, (span) =>
     new Promise<Res>((resolve, reject) => {
       const metadata = injectTraceContext();
       const call = method.call(client, request, metadata, { deadline: options.deadline }, (error, response) => {

@@ -94,7 +94,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           span.end();
           callback(error, value);
         };
-        handler(call.request as never, callContext(call, span)).then(
+        // Through a promise, so a handler that throws before returning one is mapped like a rejection.
+        Promise.resolve().then(() => handler(call.request as never, callContext(call, span))).then(
           (response) => answer(null, response),
           (error: unknown) => answer(fail(span, method, error)),
         );
@@ -106,13 +107,14 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     return (call) => {
       const parent = extractTraceContext(call.metadata);
       tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => {
-        handler(call as never, callContext(call, span)).then(
+        Promise.resolve().then(() => handler(call as never, callContext(call, span))).then(
           () => {
             span.end();
             call.end();
           },
           (error: unknown) => {
-            call.destroy(fail(span, method, error));
+            // grpc-js sends the status of an 'error' event; destroy() would leave the client waiting.
+            call.emit('error', fail(span, method, error));
             span.end();
           },
         );

@@ -59,5 +59,5 @@ export function decodeContents(name: string, datatype: Datatype, shape: readonly
 }
 
 function toSnake(name: string): string {
-  return name.replace(/[A-Z0-9]+/g, (m) => `_${m.toLowerCase()}`).replace(/^_/, '');
+  return name.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
 }

@@ -1,0 +1,429 @@
+/**
+ * The bus against a real nats-server with JetStream, started for this file on a free
+ * port: protobuf events over core NATS, durable records in JetStream streams, W3C trace
+ * context in the message headers.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { context, propagation, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import type { PredictionRecord, PredictionRecord__Output, WorkerHeartbeat, WorkerHeartbeat__Output } from '@infermesh/contracts';
+import { createLogger } from '@infermesh/log';
+import { startNatsServer, type NatsServer } from '@infermesh/testing';
+import { connectBus, events, streamName, type Bus, type Received } from './index.js';
+
+const logger = createLogger('bus-test', { level: 'silent' });
+
+let nats: NatsServer;
+const buses: Bus[] = [];
+let sequence = 0;
+
+beforeAll(async () => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  nats = await startNatsServer();
+});
+
+afterAll(async () => {
+  await nats?.stop();
+  propagation.disable();
+  context.disable();
+});
+
+afterEach(async () => {
+  for (const bus of buses.splice(0)) await bus.drain();
+});
+
+/** A bus under a prefix of its own, so tests share no subjects or streams. */
+async function bus(prefix = `t${++sequence}`): Promise<Bus> {
+  const connected = await connectBus({ url: nats.url, name: `bus-test-${prefix}`, prefix, logger });
+  buses.push(connected);
+  return connected;
+}
+
+/** Collects what a handler receives; `next(n)` waits until n messages arrived. */
+function collector<T>() {
+  const received: Received<T>[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  return {
+    received,
+    handler: (message: Received<T>) => {
+      received.push(message);
+      for (const waiter of waiters) if (received.length >= waiter.count) waiter.resolve();
+    },
+    next(count: number, timeoutMs = 10_000): Promise<Received<T>[]> {
+      if (received.length >= count) return Promise.resolve(received);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`received ${received.length} of ${count} messages`)), timeoutMs);
+        waiters.push({ count, resolve: () => (clearTimeout(timer), resolve(received)) });
+      });
+    },
+  };
+}
+
+/** A field tag whose varint runs past the end: protobuf cannot decode it. */
+const UNDECODABLE = Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const SPAN: SpanContext = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: TraceFlags.SAMPLED };
+
+function inSpan<T>(fn: () => T): T {
+  return context.with(trace.setSpanContext(context.active(), SPAN), fn);
+}
+
+function prediction(requestId: string, overrides: PredictionRecord = {}): PredictionRecord {
+  return { requestId, model: 'iris', version: '1', workerId: 'w1', statusCode: 0, latencyUs: 1500, timestampMs: 1767225600000, items: 1, ...overrides };
+}
+
+describe('events over core NATS', () => {
+  const heartbeat: WorkerHeartbeat = {
+    workerId: 'worker-a',
+    address: '10.0.0.5:8001',
+    device: 'gpu0',
+    models: [
+      {
+        name: 'iris',
+        version: '1',
+        ready: true,
+        platform: 'onnxruntime_onnx',
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4] }],
+        outputs: [{ name: 'probabilities', datatype: 'FP32', shape: ['-1', '3'] }],
+        pipeline: { tabular: { input: 'rows', output: 'features', datatype: 'FP32', features: [{ name: 'petal_width', mean: 1.25, std: 0.75 }] } },
+        maxBatchSize: 32,
+      },
+      { name: 'loading' },
+    ],
+    queueDepth: 3,
+    inFlight: 2,
+    sentAtMs: 1767225600123,
+    executionProvider: 'cuda',
+  };
+
+  /** The same heartbeat as the generated __Output type describes it: int64 as strings, every default present. */
+  const decoded: WorkerHeartbeat__Output = {
+    workerId: 'worker-a',
+    address: '10.0.0.5:8001',
+    device: 'gpu0',
+    models: [
+      {
+        name: 'iris',
+        version: '1',
+        ready: true,
+        platform: 'onnxruntime_onnx',
+        inputs: [{ name: 'features', datatype: 'FP32', shape: ['-1', '4'] }],
+        outputs: [{ name: 'probabilities', datatype: 'FP32', shape: ['-1', '3'] }],
+        pipeline: {
+          tabular: { input: 'rows', output: 'features', datatype: 'FP32', features: [{ name: 'petal_width', mean: 1.25, std: 0.75, categories: [] }] },
+          kind: 'tabular',
+        },
+        maxBatchSize: 32,
+        reason: '',
+      },
+      { name: 'loading', version: '', ready: false, platform: '', inputs: [], outputs: [], pipeline: null, maxBatchSize: 0, reason: '' },
+    ],
+    queueDepth: 3,
+    inFlight: 2,
+    sentAtMs: '1767225600123',
+    draining: false,
+    executionProvider: 'cuda',
+  };
+
+  it('delivers a published heartbeat decoded in the shape of WorkerHeartbeat__Output', async () => {
+    const b = await bus();
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    b.subscribe(b.subjects.heartbeats, events.heartbeat, heartbeats.handler);
+    await b.nc.flush();
+    b.publish(b.subjects.heartbeat('worker-a'), events.heartbeat, heartbeat);
+    const [received] = await heartbeats.next(1);
+    expect(received.message).toStrictEqual(decoded);
+  });
+
+  it('tells the handler the subject each event arrived on', async () => {
+    const b = await bus('mesh');
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    b.subscribe(b.subjects.heartbeats, events.heartbeat, heartbeats.handler);
+    await b.nc.flush();
+    b.publish(b.subjects.heartbeat('worker-a'), events.heartbeat, { workerId: 'worker-a' });
+    b.publish(b.subjects.heartbeat('worker.b'), events.heartbeat, { workerId: 'worker.b' });
+    const received = await heartbeats.next(2);
+    expect(received.map((r) => [r.subject, r.message.workerId])).toEqual([
+      ['mesh.worker.heartbeat.worker-a', 'worker-a'],
+      ['mesh.worker.heartbeat.worker_b', 'worker.b'],
+    ]);
+  });
+
+  it('delivers events between two connections', async () => {
+    const publisher = await bus('shared');
+    const subscriber = await bus('shared');
+    const states = collector<unknown>();
+    subscriber.subscribe(subscriber.subjects.modelStates, events.modelState, states.handler);
+    await subscriber.nc.flush();
+    publisher.publish(publisher.subjects.modelState('iris'), events.modelState, { workerId: 'w', model: 'iris', state: 'READY', atMs: 5 });
+    const [received] = await states.next(1);
+    expect(received.message).toStrictEqual({ workerId: 'w', model: 'iris', version: '', state: 'READY', reason: '', atMs: '5' });
+  });
+
+  it('drops an undecodable event and goes on with the next', async () => {
+    const b = await bus();
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    b.subscribe(b.subjects.heartbeats, events.heartbeat, heartbeats.handler);
+    await b.nc.flush();
+    b.nc.publish(b.subjects.heartbeat('bad'), UNDECODABLE);
+    b.publish(b.subjects.heartbeat('good'), events.heartbeat, { workerId: 'good' });
+    const received = await heartbeats.next(1);
+    await b.nc.flush();
+    expect(received.map((r) => r.message.workerId)).toEqual(['good']);
+  });
+
+  it('stops delivering after unsubscribe', async () => {
+    const b = await bus();
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    const subscription = b.subscribe(b.subjects.heartbeats, events.heartbeat, heartbeats.handler);
+    await b.nc.flush();
+    b.publish(b.subjects.heartbeat('w'), events.heartbeat, { workerId: 'first' });
+    await heartbeats.next(1);
+    subscription.unsubscribe();
+    b.publish(b.subjects.heartbeat('w'), events.heartbeat, { workerId: 'second' });
+    await b.nc.flush();
+    await sleep(100);
+    expect(heartbeats.received.map((r) => r.message.workerId)).toEqual(['first']);
+  });
+
+  it('carries the publisher\'s trace context in the headers to the subscriber', async () => {
+    const b = await bus();
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    b.subscribe(b.subjects.heartbeats, events.heartbeat, heartbeats.handler);
+    await b.nc.flush();
+    inSpan(() => b.publish(b.subjects.heartbeat('w'), events.heartbeat, { workerId: 'w' }));
+    const [received] = await heartbeats.next(1);
+    expect(trace.getSpanContext(received.context)).toMatchObject({ ...SPAN, isRemote: true });
+  });
+
+  it('gives no span context for an event published outside a span', async () => {
+    const b = await bus();
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    b.subscribe(b.subjects.heartbeats, events.heartbeat, heartbeats.handler);
+    await b.nc.flush();
+    b.publish(b.subjects.heartbeat('w'), events.heartbeat, { workerId: 'w' });
+    const [received] = await heartbeats.next(1);
+    expect(trace.getSpanContext(received.context)).toBeUndefined();
+  });
+});
+
+describe('JetStream streams', () => {
+  it('creates the PREDICTIONS, FEEDBACK and ALERTS streams under the prefix, over the prefix\'s subjects', async () => {
+    const b = await bus('jsprefix');
+    await b.ensureStreams();
+    const jsm = await b.nc.jetstreamManager();
+    const streams = await Promise.all(['PREDICTIONS', 'FEEDBACK', 'ALERTS'].map((kind) => jsm.streams.info(`JSPREFIX_${kind}`)));
+    expect(streams.map((s) => s.config.subjects)).toEqual([['jsprefix.predictions.>'], ['jsprefix.feedback.>'], ['jsprefix.alerts.>']]);
+  });
+
+  it('leaves existing streams and their records alone when called again, from any connection', async () => {
+    const first = await bus('again');
+    await first.ensureStreams();
+    await first.publishDurable(first.subjects.prediction('iris'), events.prediction, prediction('r1'));
+    const second = await bus('again');
+    await Promise.all([second.ensureStreams(), first.ensureStreams()]);
+    const jsm = await second.nc.jetstreamManager();
+    expect((await jsm.streams.info(streamName('again', 'PREDICTIONS'))).state.messages).toBe(1);
+  });
+
+  it('creates the streams once when several services start at the same time', async () => {
+    const all = await Promise.all([bus('race'), bus('race'), bus('race')]);
+    await Promise.all(all.map((b) => b.ensureStreams()));
+    const jsm = await all[0].nc.jetstreamManager();
+    const names: string[] = [];
+    for await (const info of jsm.streams.list()) names.push(info.config.name);
+    expect(names.filter((n) => n.startsWith('RACE_')).sort()).toEqual(['RACE_ALERTS', 'RACE_FEEDBACK', 'RACE_PREDICTIONS']);
+  });
+
+  it('publishDurable resolves once the record is stored', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'));
+    const jsm = await b.nc.jetstreamManager();
+    expect((await jsm.streams.info(streamName(b.prefix, 'PREDICTIONS'))).state.messages).toBe(1);
+  });
+
+  it('stores a record published twice with the same msgId once', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'), 'r1');
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'), 'r1');
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r2'), 'r2');
+    const jsm = await b.nc.jetstreamManager();
+    expect((await jsm.streams.info(streamName(b.prefix, 'PREDICTIONS'))).state.messages).toBe(2);
+  });
+
+  it('publishDurable rejects when no stream stores the subject', async () => {
+    const b = await bus();
+    await expect(b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'))).rejects.toThrow();
+  });
+});
+
+describe('durable consumers', () => {
+  async function info(b: Bus, durable: string) {
+    const jsm = await b.nc.jetstreamManager();
+    return jsm.consumers.info(streamName(b.prefix, 'PREDICTIONS'), durable);
+  }
+
+  it('receives, in order and decoded, the records published before it started', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    for (const id of ['r1', 'r2', 'r3']) await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction(id));
+    const records = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'monitor', events.prediction, records.handler);
+    const received = await records.next(3);
+    await consumer.stop();
+    expect(received.map((r) => r.message.requestId)).toEqual(['r1', 'r2', 'r3']);
+    expect(received[0].subject).toBe(`${b.prefix}.predictions.iris`);
+    expect(received[0].message).toMatchObject({ model: 'iris', latencyUs: '1500', timestampMs: '1767225600000', queueUs: '0', inputs: [] });
+  });
+
+  it('receives records published while it runs', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    const records = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'monitor', events.prediction, records.handler);
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('live'));
+    const [received] = await records.next(1);
+    await consumer.stop();
+    expect(received.message.requestId).toBe('live');
+  });
+
+  it('acknowledges each record the handler processed', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'));
+    const records = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'acks', events.prediction, records.handler);
+    await records.next(1);
+    await expect.poll(async () => (await info(b, 'acks')).ack_floor.stream_seq).toBe(1);
+    expect((await info(b, 'acks')).num_ack_pending).toBe(0);
+    await consumer.stop();
+  });
+
+  it('redelivers a record whose handler failed, until the handler succeeds', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('flaky'));
+    const attempts: string[] = [];
+    const succeeded = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'retry', events.prediction, (received: Received<PredictionRecord__Output>) => {
+      attempts.push(received.message.requestId);
+      if (attempts.length === 1) throw new Error('database unavailable');
+      succeeded.handler(received);
+    });
+    await succeeded.next(1);
+    await expect.poll(async () => (await info(b, 'retry')).num_ack_pending).toBe(0);
+    await consumer.stop();
+    expect(attempts).toEqual(['flaky', 'flaky']);
+  });
+
+  it('redelivers a record whose async handler rejected', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'));
+    let attempts = 0;
+    const done = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'async-retry', events.prediction, async (received: Received<PredictionRecord__Output>) => {
+      attempts += 1;
+      await sleep(1);
+      if (attempts === 1) throw new Error('later');
+      done.handler(received);
+    });
+    await done.next(1);
+    await consumer.stop();
+    expect(attempts).toBe(2);
+  });
+
+  it('terminates an undecodable record instead of redelivering it, and goes on with the next', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.js.publish(b.subjects.prediction('iris'), UNDECODABLE);
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('good'));
+    const records = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'poison', events.prediction, records.handler);
+    await records.next(1);
+    await expect.poll(async () => (await info(b, 'poison')).num_ack_pending).toBe(0);
+    expect((await info(b, 'poison')).num_redelivered).toBe(0);
+    await consumer.stop();
+    expect(records.received.map((r) => r.message.requestId)).toEqual(['good']);
+  });
+
+  it('carries the publisher\'s trace context to the durable handler', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await inSpan(() => b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('traced')));
+    let received: Context | undefined;
+    const records = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'traced', events.prediction, (r: Received<PredictionRecord__Output>) => {
+      received = r.context;
+      records.handler(r);
+    });
+    await records.next(1);
+    await consumer.stop();
+    expect(trace.getSpanContext(received!)).toMatchObject({ ...SPAN, isRemote: true });
+  });
+
+  it('stops receiving after stop()', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    const records = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'stopper', events.prediction, records.handler);
+    await consumer.stop();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('after-stop'));
+    await sleep(300);
+    expect(records.received).toEqual([]);
+  });
+
+  it('resumes after a restart with the records it has not acknowledged, and only those', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('before'));
+    const first = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'restart', events.prediction, first.handler);
+    await first.next(1);
+    await expect.poll(async () => (await info(b, 'restart')).num_ack_pending).toBe(0);
+    await consumer.stop();
+
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('while-down'));
+    const restarted = await bus(b.prefix);
+    const second = collector<PredictionRecord__Output>();
+    const again = await restarted.consumeDurable('PREDICTIONS', 'restart', events.prediction, second.handler);
+    await second.next(1);
+    await sleep(200);
+    await again.stop();
+    expect(first.received.map((r) => r.message.requestId)).toEqual(['before']);
+    expect(second.received.map((r) => r.message.requestId)).toEqual(['while-down']);
+  });
+
+  it('gives each durable name its own copy of the stream', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'));
+    const monitor = collector<PredictionRecord__Output>();
+    const archiver = collector<PredictionRecord__Output>();
+    const consumers = await Promise.all([
+      b.consumeDurable('PREDICTIONS', 'monitor', events.prediction, monitor.handler),
+      b.consumeDurable('PREDICTIONS', 'archiver', events.prediction, archiver.handler),
+    ]);
+    await Promise.all([monitor.next(1), archiver.next(1)]);
+    await Promise.all(consumers.map((c) => c.stop()));
+    expect(monitor.received.map((r) => r.message.requestId)).toEqual(['r1']);
+    expect(archiver.received.map((r) => r.message.requestId)).toEqual(['r1']);
+  });
+
+  it('consumes the FEEDBACK stream', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.feedback('iris'), events.feedback, { requestId: 'r1', model: 'iris', label: 'setosa', atMs: 9 });
+    const feedback = collector<unknown>();
+    const consumer = await b.consumeDurable('FEEDBACK', 'labels', events.feedback, feedback.handler);
+    const [received] = await feedback.next(1);
+    await consumer.stop();
+    expect(received.message).toStrictEqual({ requestId: 'r1', model: 'iris', version: '', label: 'setosa', atMs: '9' });
+  });
+});

@@ -1,0 +1,67 @@
+/** The one table from errors to gRPC status codes. */
+import { describe, expect, it } from 'vitest';
+import { Metadata } from '@grpc/grpc-js';
+import { TensorError } from '@infermesh/tensor';
+import {
+  ServiceError, Status, cancelled, deadlineExceeded, invalidArgument, notFound, resourceExhausted, statusOf, unavailable,
+} from './index.js';
+
+function named(name: string, message: string): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+describe('statusOf', () => {
+  it('keeps the code and message of a ServiceError, not as a bug', () => {
+    expect(statusOf(new ServiceError(Status.PERMISSION_DENIED, 'no'))).toEqual({ code: Status.PERMISSION_DENIED, details: 'no', internal: false });
+  });
+
+  it.each([
+    [invalidArgument, Status.INVALID_ARGUMENT],
+    [notFound, Status.NOT_FOUND],
+    [unavailable, Status.UNAVAILABLE],
+    [resourceExhausted, Status.RESOURCE_EXHAUSTED],
+    [deadlineExceeded, Status.DEADLINE_EXCEEDED],
+    [cancelled, Status.CANCELLED],
+  ] as const)('maps the %o helper to its code', (make, code) => {
+    expect(statusOf(make('why'))).toEqual({ code, details: 'why', internal: false });
+  });
+
+  it('keeps the code and details of an error from a downstream gRPC call', () => {
+    const error = Object.assign(new Error('14 UNAVAILABLE: worker gone'), { code: Status.UNAVAILABLE, details: 'worker gone', metadata: new Metadata() });
+    expect(statusOf(error)).toEqual({ code: Status.UNAVAILABLE, details: 'worker gone', internal: false });
+  });
+
+  it('maps a TensorError to INVALID_ARGUMENT with its message', () => {
+    expect(statusOf(new TensorError("input 'x': bad"))).toEqual({ code: Status.INVALID_ARGUMENT, details: "input 'x': bad", internal: false });
+  });
+
+  it('maps an InputError to INVALID_ARGUMENT', () => {
+    expect(statusOf(named('InputError', 'bad row'))).toEqual({ code: Status.INVALID_ARGUMENT, details: 'bad row', internal: false });
+  });
+
+  it('maps a QueueFullError to RESOURCE_EXHAUSTED', () => {
+    expect(statusOf(named('QueueFullError', 'queue full'))).toEqual({ code: Status.RESOURCE_EXHAUSTED, details: 'queue full', internal: false });
+  });
+
+  it('maps an AbortError or TimeoutError to DEADLINE_EXCEEDED', () => {
+    expect(statusOf(new DOMException('deadline exceeded', 'TimeoutError'))).toMatchObject({ code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded' });
+    expect(statusOf(named('AbortError', 'call cancelled'))).toMatchObject({ code: Status.DEADLINE_EXCEEDED, details: 'call cancelled' });
+  });
+
+  it('says "deadline exceeded" for an AbortError without a message', () => {
+    expect(statusOf(named('AbortError', ''))).toMatchObject({ code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded' });
+  });
+
+  it('treats anything else as a bug: INTERNAL with a generic message', () => {
+    expect(statusOf(new TypeError('x is undefined'))).toEqual({ code: Status.INTERNAL, details: 'internal error', internal: true });
+    expect(statusOf('a string')).toEqual({ code: Status.INTERNAL, details: 'internal error', internal: true });
+    expect(statusOf(undefined)).toEqual({ code: Status.INTERNAL, details: 'internal error', internal: true });
+  });
+
+  it('does not mistake an object with a numeric code but no gRPC metadata for a gRPC error', () => {
+    const error = Object.assign(new Error('ECONNREFUSED'), { code: 111, details: 'refused' });
+    expect(statusOf(error)).toEqual({ code: Status.INTERNAL, details: 'internal error', internal: true });
+  });
+});
