@@ -181,7 +181,7 @@ export function irisConfigYaml(training: IrisTraining, evaluation: IrisEvaluatio
       { name: 'probabilities', datatype: 'FP32', shape: [training.classes.length], labels: [...training.classes] },
       { name: 'label', datatype: 'INT64', shape: [] },
     ],
-    dynamic_batching: { preferred_batch_size: [16, 32], max_queue_delay_microseconds: 1000, max_queue_size: 256 },
+    dynamic_batching: { preferred_batch_size: [16, 32], max_queue_delay_microseconds: 0, max_queue_size: 1024 },
     instance_group: { count: 1 },
     execution_providers: ['cpu'],
     preprocess: {

@@ -54,7 +54,7 @@ function publish(overrides: PredictionRecord): Promise<void> {
     timestampMs: Date.now(),
     ...overrides,
   };
-  return publisher.publishDurable(publisher.subjects.prediction(record.model ?? ''), events.prediction, record);
+  return publisher.publishDurable(publisher.subjects.prediction(record.model ?? ''), events.predictionBatch, { records: [record] });
 }
 
 function getModelStats(request: GetModelStatsRequest): Promise<GetModelStatsResponse__Output> {

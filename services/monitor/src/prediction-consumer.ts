@@ -1,11 +1,12 @@
 /**
- * Reads the PREDICTIONS stream with a durable consumer into ModelMetrics. The bus acks a
- * record only after the handler returns, so a crash loses nothing (the record comes
- * again) and ModelMetrics' dedupe keeps a redelivered record from counting twice.
+ * Reads the PREDICTIONS stream with a durable consumer into ModelMetrics. Records arrive
+ * in batches (PredictionBatch); the bus acks a batch only after every record in it is
+ * counted, so a crash loses nothing (the batch comes again) and ModelMetrics' dedupe
+ * keeps a redelivered record from counting twice.
  */
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Context } from '@opentelemetry/api';
 import { events, type Bus, type Received } from '@infermesh/bus';
-import type { PredictionRecord__Output } from '@infermesh/contracts';
+import type { PredictionBatch__Output, PredictionRecord__Output } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 import type { ModelMetrics } from './model-metrics.js';
 
@@ -17,12 +18,21 @@ export interface PredictionConsumer {
 }
 
 export function consumePredictions(bus: Bus, durable: string, metrics: ModelMetrics, logger: Logger): Promise<PredictionConsumer> {
-  return bus.consumeDurable('PREDICTIONS', durable, events.prediction, predictionHandler(metrics, logger, durable));
+  const handle = predictionHandler(metrics, logger, durable);
+  return bus.consumeDurable('PREDICTIONS', durable, events.predictionBatch, (received: Received<PredictionBatch__Output>) => {
+    for (const record of received.message.records) handle({ subject: received.subject, message: record, context: recordContext(record, received.context) });
+  });
+}
+
+/** The record's own trace context (set by the router per record), else the message's. */
+function recordContext(record: PredictionRecord__Output, fallback: Context): Context {
+  if (!record.traceparent) return fallback;
+  return propagation.extract(ROOT_CONTEXT, { traceparent: record.traceparent });
 }
 
 /**
- * One CONSUMER span per record, child of the publisher's context from the message
- * headers, so the monitor's work shows up inside the prediction's trace.
+ * One CONSUMER span per record, child of the record's publish span, so the monitor's
+ * work shows up inside the prediction's trace.
  */
 export function predictionHandler(metrics: ModelMetrics, logger: Logger, durable: string): (received: Received<PredictionRecord__Output>) => void {
   const tracer = trace.getTracer('infermesh-monitor');

@@ -1,61 +1,120 @@
 /**
- * Publishes one PredictionRecord per request to JetStream, off the request path. Records
- * wait in a bounded buffer while JetStream is unreachable and are retried; the message id
- * is the request id, so a retry never stores a record twice.
+ * Publishes one PredictionRecord per request to JetStream, off the request path and in
+ * batches: records of one model wait up to `lingerMs` (or until `batchSize` of them) and
+ * are stored as one PredictionBatch message. One JetStream round trip per request was the
+ * largest cost of a request at the router (docs/performance.md); per batch it is small.
+ *
+ * Each record gets its own PRODUCER span, child of its request, whose context travels in
+ * the record, so the monitor continues every prediction's own trace. Batches wait in a
+ * bounded buffer while JetStream is unreachable and are retried with the same message id,
+ * so a retry never stores a batch twice.
  */
-import { SpanKind, trace, type Context } from '@opentelemetry/api';
+import { randomUUID } from 'node:crypto';
+import { SpanKind, context, propagation, trace, type Context, type Span } from '@opentelemetry/api';
 import { events, type Bus } from '@infermesh/bus';
 import type { PredictionRecord } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 
-interface Queued {
+interface Pending {
   record: PredictionRecord;
-  context: Context;
+  span: Span;
+}
+
+interface Batch {
+  id: string;
+  model: string;
+  items: Pending[];
+}
+
+export interface PublisherOptions {
+  /** Records waiting (buffered or being stored) at most; beyond this the oldest batch is dropped and logged. */
+  capacity: number;
+  batchSize?: number;
+  lingerMs?: number;
+  /** Batches being stored at once. */
+  concurrency?: number;
 }
 
 export class PredictionPublisher {
-  private readonly buffer: Queued[] = [];
+  private readonly open = new Map<string, { batch: Batch; timer: NodeJS.Timeout }>();
+  private readonly ready: Batch[] = [];
   private inFlight = 0;
+  private waiting = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private dropped = 0;
   private readonly tracer = trace.getTracer('infermesh-router');
   private idleWaiters: (() => void)[] = [];
+  private readonly batchSize: number;
+  private readonly lingerMs: number;
+  private readonly concurrency: number;
 
   constructor(
     private readonly bus: Bus,
     private readonly logger: Logger,
-    private readonly capacity: number,
-    private readonly concurrency = 64,
-  ) {}
-
-  publish(record: PredictionRecord, context: Context): void {
-    if (this.buffer.length >= this.capacity) {
-      this.buffer.shift();
-      this.dropped++;
-      if (this.dropped % 1000 === 1) this.logger.error({ dropped: this.dropped }, 'prediction record buffer full; dropping the oldest records');
-    }
-    this.buffer.push({ record, context });
-    this.pump();
+    private readonly options: PublisherOptions,
+  ) {
+    this.batchSize = options.batchSize ?? 256;
+    this.lingerMs = options.lingerMs ?? 5;
+    this.concurrency = options.concurrency ?? 4;
   }
 
-  /** Waits until every buffered record is stored (or `timeoutMs` passes). */
+  publish(record: PredictionRecord, parent: Context): void {
+    const subject = this.bus.subjects.prediction(record.model ?? '');
+    const span = this.tracer.startSpan(`${subject} publish`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, parent);
+    const carrier: Record<string, string> = {};
+    propagation.inject(trace.setSpan(context.active(), span), carrier);
+    record.traceparent = carrier.traceparent ?? '';
+    const model = record.model ?? '';
+    let entry = this.open.get(model);
+    if (!entry) {
+      const batch: Batch = { id: randomUUID(), model, items: [] };
+      entry = { batch, timer: setTimeout(() => this.close(model), this.lingerMs) };
+      this.open.set(model, entry);
+    }
+    entry.batch.items.push({ record, span });
+    this.waiting++;
+    if (entry.batch.items.length >= this.batchSize) this.close(model);
+    this.enforceCapacity();
+  }
+
+  /** Stores everything buffered (or gives up after `timeoutMs`). */
   async flush(timeoutMs: number): Promise<void> {
-    if (this.buffer.length === 0 && this.inFlight === 0) return;
+    for (const model of [...this.open.keys()]) this.close(model);
+    if (this.waiting === 0) return;
     await Promise.race([
       new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
       new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
     ]);
-    if (this.buffer.length + this.inFlight > 0) this.logger.warn({ pending: this.buffer.length + this.inFlight }, 'prediction records not stored before shutdown');
+    if (this.waiting > 0) this.logger.warn({ pending: this.waiting }, 'prediction records not stored before shutdown');
+  }
+
+  private close(model: string): void {
+    const entry = this.open.get(model);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.open.delete(model);
+    this.ready.push(entry.batch);
+    this.pump();
+  }
+
+  private enforceCapacity(): void {
+    while (this.waiting > this.options.capacity && this.ready.length > 0) {
+      const oldest = this.ready.shift()!;
+      this.waiting -= oldest.items.length;
+      this.dropped += oldest.items.length;
+      for (const item of oldest.items) item.span.end();
+      this.logger.error({ dropped: this.dropped }, 'prediction record buffer full (JetStream unreachable?); dropped the oldest records');
+    }
   }
 
   private pump(): void {
-    while (!this.retryTimer && this.inFlight < this.concurrency && this.buffer.length > 0) {
-      const item = this.buffer.shift()!;
+    while (!this.retryTimer && this.inFlight < this.concurrency && this.ready.length > 0) {
+      const batch = this.ready.shift()!;
       this.inFlight++;
-      void this.send(item).finally(() => {
+      void this.send(batch).finally(() => {
         this.inFlight--;
         this.pump();
-        if (this.buffer.length === 0 && this.inFlight === 0) {
+        if (this.waiting === 0) {
           const waiters = this.idleWaiters;
           this.idleWaiters = [];
           waiters.forEach((resolve) => resolve());
@@ -64,22 +123,18 @@ export class PredictionPublisher {
     }
   }
 
-  private async send(item: Queued): Promise<void> {
-    const { record } = item;
-    const subject = this.bus.subjects.prediction(record.model ?? '');
-    await this.tracer.startActiveSpan(`${subject} publish`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, item.context, async (span) => {
-      try {
-        await this.bus.publishDurable(subject, events.prediction, record, record.requestId);
-      } catch (error) {
-        this.logger.warn({ err: error, request_id: record.requestId }, 'prediction record not stored yet; will retry');
-        this.buffer.unshift(item);
-        this.retryTimer ??= setTimeout(() => {
-          this.retryTimer = undefined;
-          this.pump();
-        }, 500);
-      } finally {
-        span.end();
-      }
-    });
+  private async send(batch: Batch): Promise<void> {
+    try {
+      await this.bus.publishDurable(this.bus.subjects.prediction(batch.model), events.predictionBatch, { records: batch.items.map((i) => i.record) }, batch.id);
+      this.waiting -= batch.items.length;
+      for (const item of batch.items) item.span.end();
+    } catch (error) {
+      this.logger.warn({ err: error, records: batch.items.length }, 'prediction records not stored yet; will retry');
+      this.ready.unshift(batch);
+      this.retryTimer ??= setTimeout(() => {
+        this.retryTimer = undefined;
+        this.pump();
+      }, 500);
+    }
   }
 }

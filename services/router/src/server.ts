@@ -33,7 +33,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
     logger.info({ worker_id: change.worker.id, address: change.worker.address, device: change.worker.device, reason: change.reason }, `worker ${change.kind}`),
   );
   const pool = new WorkerPool(table, config.GRPC_MAX_MESSAGE_BYTES);
-  const publisher = new PredictionPublisher(bus, logger, config.ROUTER_RECORD_BUFFER);
+  const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER });
   const preprocessor = preprocessorClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES);
   const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   grpc.addService(

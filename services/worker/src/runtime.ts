@@ -64,6 +64,9 @@ export async function createSession(model: Uint8Array, options: SessionOptions):
         graphOptimizationLevel: 'all',
         ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
         interOpNumThreads: 1,
+        // Idle intra-op threads sleep instead of spinning: a worker shares its cores with
+        // other processes (router, preprocessor, other workers), which spinning would starve.
+        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
       });
       return { session, provider };
     } catch (error) {
