@@ -7,6 +7,9 @@ export function clientOptions(maxMessageBytes: number): grpc.ChannelOptions {
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
     'grpc.keepalive_time_ms': 30_000,
+    // HTTP/2's default 64 KiB receive window would make a large answer (an image tensor is
+    // ~110 KiB) wait for window updates; let it arrive in one go.
+    'grpc-node.flow_control_window': 8 * 1024 * 1024,
   };
 }
 

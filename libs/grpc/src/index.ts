@@ -3,4 +3,5 @@ export { statusOf, type StatusOf } from './status.js';
 export { injectTraceContext, extractTraceContext } from './trace-metadata.js';
 export { createGrpcServer, withSpan, type GrpcServer, type GrpcServerOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServiceHandlers } from './server.js';
 export { clientOptions, unaryCall, type UnaryCallOptions } from './client.js';
-export { serveStream, type StreamOptions } from './stream.js';
+export { serveStream, serveInferStream, type StreamOptions } from './stream.js';
+export { runService, type StartService } from './lifecycle.js';

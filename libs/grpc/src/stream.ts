@@ -11,6 +11,7 @@ import { setMaxListeners } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { Logger } from '@infermesh/log';
+import type { ModelInferRequest__Output, ModelInferResponse, ModelStreamInferResponse } from '@infermesh/contracts';
 import { statusOf } from './status.js';
 import { Status } from './errors.js';
 import type { CallContext } from './server.js';
@@ -94,4 +95,23 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   }, { once: true });
   await finished;
   await writable;
+}
+
+/**
+ * ModelStreamInfer (Triton's message shape) over `infer`: each answer as
+ * `infer_response`, each failure as `error_message` with the request's id and model, so
+ * the client can match it.
+ */
+export function serveInferStream(
+  call: grpc.ServerDuplexStream<ModelInferRequest__Output, ModelStreamInferResponse>,
+  ctx: CallContext,
+  options: { window: number; logger: Logger; infer: (request: ModelInferRequest__Output, ctx: CallContext) => Promise<ModelInferResponse> },
+): Promise<void> {
+  return serveStream<ModelInferRequest__Output, ModelStreamInferResponse>(call, ctx, {
+    window: options.window,
+    logger: options.logger,
+    itemSpanName: 'inference.GRPCInferenceService/ModelStreamInfer item',
+    handle: async (request, itemCtx) => ({ errorMessage: '', inferResponse: await options.infer(request, itemCtx) }),
+    failure: (request, message) => ({ errorMessage: message, inferResponse: { id: request.id, modelName: request.modelName, modelVersion: request.modelVersion } }),
+  });
 }

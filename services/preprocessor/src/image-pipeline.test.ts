@@ -212,3 +212,21 @@ describe('normalization and layout', () => {
     expect(out.name).toBe('pixel_values');
   });
 });
+
+describe('padding after EXIF orientation and in UINT8', () => {
+  it('places an EXIF-rotated image by its displayed size when padding', async () => {
+    // Stored 4 x 2 (wide), orientation 6: displayed 2 x 4 (tall). Padded into 4 x 4 it fills the middle two columns.
+    const stored = await image(['AAAA', 'AAAA']).withMetadata({ orientation: 6 }).png().toBuffer();
+    const out = await runImagePipeline(spec({ width: 4, height: 4, resize: 'pad' }), images(stored));
+    expect(grid(out)).toEqual(['.AA.', '.AA.', '.AA.', '.AA.']);
+  });
+
+  it('fills UINT8 padding with pad_value', async () => {
+    const out = await runImagePipeline(spec({ width: 4, height: 2, resize: 'pad', padValue: 114 }), images(await png(['AA', 'AA'])));
+    const data = out.data as Uint8Array;
+    // Columns 0 and 3 are padding, 1 and 2 the image.
+    expect(Array.from(data.subarray(0, 3))).toEqual([114, 114, 114]);
+    expect(Array.from(data.subarray(3, 6))).toEqual([...A]);
+    expect(Array.from(data.subarray(9, 12))).toEqual([114, 114, 114]);
+  });
+});

@@ -4,9 +4,9 @@ import { context, trace } from '@opentelemetry/api';
 import * as grpc from '@grpc/grpc-js';
 import {
   WORKER_RESPONSE_PARAMETERS, type ModelInferRequest, type ModelInferRequest__Output, type ModelInferResponse, type ModelInferResponse__Output,
-  type ModelMetadataRequest__Output, type ModelReadyRequest__Output, type ModelStreamInferResponse, type ModelStatisticsRequest__Output, type ModelStatisticsResponse__Output, type PreprocessResponse__Output, type PredictionRecord, type RepositoryIndexRequest__Output,
+  type ModelMetadataRequest__Output, type ModelReadyRequest__Output, type ModelStatisticsRequest__Output, type ModelStatisticsResponse__Output, type PreprocessResponse__Output, type PredictionRecord, type RepositoryIndexRequest__Output,
 } from '@infermesh/contracts';
-import { invalidArgument, notFound, unavailable, statusOf, unaryCall, serveStream, Status, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import { invalidArgument, notFound, unavailable, statusOf, unaryCall, serveInferStream, Status, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import type { RoutingTable } from './routing-table.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -208,14 +208,7 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
     },
     ModelInfer: modelInfer,
     ModelStreamInfer: {
-      bidi: (call, ctx) =>
-        serveStream<ModelInferRequest__Output, ModelStreamInferResponse>(call as never, ctx, {
-          window: STREAM_WINDOW,
-          logger,
-          itemSpanName: 'inference.GRPCInferenceService/ModelStreamInfer item',
-          handle: async (request, itemCtx) => ({ errorMessage: '', inferResponse: await modelInfer(request, itemCtx) }),
-          failure: (request, message) => ({ errorMessage: message, inferResponse: { id: request.id, modelName: request.modelName, modelVersion: request.modelVersion } }),
-        }),
+      bidi: (call, ctx) => serveInferStream(call as never, ctx, { window: STREAM_WINDOW, logger, infer: modelInfer }),
     },
     ModelStatistics: async (request: ModelStatisticsRequest__Output, ctx: CallContext) => {
       if (request.name) resolveModel(request.name, request.version);

@@ -1,10 +1,10 @@
 /** GRPCInferenceService as served by a worker to the router. */
 import { decodeInputs, encodeRaw, type Tensor } from '@infermesh/tensor';
-import { serveStream, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import { serveInferStream, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import { WORKER_RESPONSE_PARAMETERS } from '@infermesh/contracts';
 import type {
-  ModelInferRequest__Output, ModelInferResponse, ModelStreamInferResponse, ModelMetadataRequest__Output, ModelReadyRequest__Output,
+  ModelInferRequest__Output, ModelInferResponse, ModelMetadataRequest__Output, ModelReadyRequest__Output,
   ModelStatisticsRequest__Output, RepositoryIndexRequest__Output,
 } from '@infermesh/contracts';
 import { trace } from '@opentelemetry/api';
@@ -69,14 +69,7 @@ export function inferenceHandlers(registry: ModelRegistry, state: WorkerState, v
       registry.resolve(request.name, request.version).metadata(registry.versionsOf(request.name)),
     ModelInfer: modelInfer,
     ModelStreamInfer: {
-      bidi: (call, ctx) =>
-        serveStream<ModelInferRequest__Output, ModelStreamInferResponse>(call as never, ctx, {
-          window: STREAM_WINDOW,
-          logger,
-          itemSpanName: 'inference.GRPCInferenceService/ModelStreamInfer item',
-          handle: async (request, itemCtx) => ({ errorMessage: '', inferResponse: await modelInfer(request, itemCtx) }),
-          failure: (request, message) => ({ errorMessage: message, inferResponse: { id: request.id, modelName: request.modelName, modelVersion: request.modelVersion } }),
-        }),
+      bidi: (call, ctx) => serveInferStream(call as never, ctx, { window: STREAM_WINDOW, logger, infer: modelInfer }),
     },
     ModelStatistics: async (request: ModelStatisticsRequest__Output) => {
       const models = request.name ? [registry.resolve(request.name, request.version)] : registry.ready();

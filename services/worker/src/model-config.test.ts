@@ -102,3 +102,11 @@ describe('pipelineSpec', () => {
     });
   });
 });
+
+describe('UINT8 image pipelines', () => {
+  it('pad with a whole number from 0 to 255', () => {
+    expect(withImage({ datatype: 'UINT8', resize: 'pad', pad_value: 114 }).preprocess).toBeDefined();
+    expect(() => withImage({ datatype: 'UINT8', pad_value: 300 })).toThrow(/pad_value.*0 to 255/s);
+    expect(() => withImage({ datatype: 'UINT8', pad_value: 0.5 })).toThrow(/0 to 255/);
+  });
+});

@@ -119,3 +119,13 @@ describe('scanRepository', () => {
     expect((error as Error).message).toContain(missing);
   });
 });
+
+describe('a config that is not YAML', () => {
+  it('is reported with the file it is in', async () => {
+    await writeModelRepository(root, [{ name: 'add', version: 1, onnx, config }]);
+    await writeFile(join(root, 'add', 'config.yaml'), 'name: add\ninputs: [\n  - nope');
+    const { models, errors } = await scanRepository(root);
+    expect(models).toEqual([]);
+    expect(errors[0]).toMatch(new RegExp(`^${join(root, 'add', 'config.yaml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not valid YAML: `));
+  });
+});
