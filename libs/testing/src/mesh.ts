@@ -50,6 +50,10 @@ function startService(name: string, service: string, env: Record<string, string>
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // If this process dies without stopping it, take the service along.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-200_000));
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
