@@ -24,6 +24,7 @@ function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRe
     timestampMs: '1700000000000',
     inputs: [],
     items: 1,
+    traceparent: '',
     ...overrides,
   };
 }
