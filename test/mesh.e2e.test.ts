@@ -214,6 +214,22 @@ describe('the monitor', () => {
     monitor.close();
     const metrics = await (await fetch(mesh.metricsUrl)).text();
     expect(metrics).toMatch(/infermesh_requests_total\{[^}]*model="iris"/);
+    // Requests for models the mesh does not serve are counted under one label, not under whatever name a client sent.
+    expect(metrics).toMatch(/infermesh_requests_total\{model="_unknown",version="_unknown",code="NOT_FOUND"\}/);
+    expect(metrics).not.toMatch(/no-such-model/);
+    expect(metrics).toMatch(/infermesh_requests_total\{model="iris",version="_unknown",code="NOT_FOUND"\}/);
+  });
+});
+
+describe('when the preprocessor is down', () => {
+  it('answers UNAVAILABLE naming the preprocessor, and still serves requests that need none', async () => {
+    expect(await mesh.services.find((s) => s.name === 'preprocessor')!.stop('SIGTERM')).toBe(0);
+    const error = await codeOf(client.call('ModelInfer', imageRequest([upright])));
+    expect(grpc.status[error.code]).toBe('UNAVAILABLE');
+    expect(error.details).toMatch(/the preprocessor at 127\.0\.0\.1:\d+ is unavailable/);
+    const features = new Float32Array([1.5, 0.5, 1.2, 1.7]);
+    const response = await client.call<InferResponse>('ModelInfer', { model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [Buffer.from(features.buffer)] });
+    expect(response.model_name).toBe('iris');
   });
 });
 

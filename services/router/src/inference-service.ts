@@ -28,6 +28,9 @@ export interface RouterDeps {
 
 export const EXTENSIONS = ['model_repository', 'statistics', 'streaming', 'classification', 'infermesh_preprocessing'];
 
+/** The model / version label of records for names the mesh does not serve. */
+export const UNKNOWN = '_unknown';
+
 /** Items of one stream in progress at once; beyond this the stream stops reading (back-pressure). */
 export const STREAM_WINDOW = 64;
 
@@ -165,6 +168,10 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
     started: bigint, timings: Timings, ctx: ReturnType<typeof context.active>,
   ): void {
     if (!request.modelName) return;
+    // Any client can name any model or version: label records with names the mesh serves
+    // only, so refused requests cannot grow the monitor's series without bound.
+    const model = table.isKnown(request.modelName) ? request.modelName : UNKNOWN;
+    const knownVersion = model !== UNKNOWN && (!version || table.versions(model).includes(version) || version === table.model(model)?.version);
     let inputs: PredictionRecord['inputs'] = [];
     try {
       inputs = summarizeInputs(
@@ -178,8 +185,8 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
     deps.publisher.publish(
       {
         requestId,
-        model: request.modelName,
-        version,
+        model,
+        version: knownVersion ? version : UNKNOWN,
         workerId: timings.workerId,
         statusCode: code,
         errorMessage: message,
