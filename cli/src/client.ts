@@ -29,6 +29,10 @@ export function call<Req, Res>(
 /** One line for a failed call: the status name and the server's message. */
 export function describeError(error: unknown): string {
   const e = error as grpc.ServiceError;
+  if (e?.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|No connection established/.test(e.details)) {
+    const address = /connect ECONNREFUSED (\S+)/.exec(e.details)?.[1];
+    return `cannot reach ${address ?? 'the server'}: is the mesh running? (npm start, or --address HOST:PORT)`;
+  }
   if (typeof e?.code === 'number') return `${grpc.status[e.code]}: ${e.details}`;
   return (error as Error)?.message ?? String(error);
 }
