@@ -30,7 +30,7 @@ export function call<Req, Res>(
 export function describeError(error: unknown): string {
   const e = error as grpc.ServiceError;
   if (e?.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|No connection established/.test(e.details)) {
-    const address = /connect ECONNREFUSED (\S+)/.exec(e.details)?.[1];
+    const address = /connect ECONNREFUSED ([^\s,]+?)\.?(?:\s|$)/.exec(e.details)?.[1];
     return `cannot reach ${address ?? 'the server'}: is the mesh running? (npm start, or --address HOST:PORT)`;
   }
   if (typeof e?.code === 'number') return `${grpc.status[e.code]}: ${e.details}`;
