@@ -164,13 +164,7 @@ describe('one trace per prediction', () => {
     metadata.set('traceparent', `00-${traceId}-${clientSpanId}-01`);
     await client.call('ModelInfer', imageRequest([upright]), { metadata });
 
-    const spans = (await mesh.otlp.waitFor((all) => {
-      const services = new Set(all.filter((s) => s.traceId === traceId).map((s) => s.service));
-      return ['infermesh-router', 'infermesh-preprocessor', 'infermesh-worker', 'infermesh-monitor'].every((s) => services.has(s));
-    })).filter((s) => s.traceId === traceId);
-
-    const names = spans.map((s) => `${s.service}: ${s.name}`);
-    expect(names).toEqual(expect.arrayContaining([
+    const expected = [
       'infermesh-router: inference.GRPCInferenceService/ModelInfer',
       'infermesh-router: preprocessor Preprocess',
       'infermesh-preprocessor: infermesh.v1.Preprocessor/Preprocess',
@@ -180,7 +174,11 @@ describe('one trace per prediction', () => {
       'infermesh-worker: compute',
       'infermesh-router: infermesh.predictions.text-direction publish',
       'infermesh-monitor: infermesh.predictions consume',
-    ]));
+    ];
+    const named = (all: typeof mesh.otlp.spans) => all.filter((s) => s.traceId === traceId).map((s) => `${s.service}: ${s.name}`);
+    // Each service exports on its own schedule: wait until every expected span has arrived.
+    const spans = (await mesh.otlp.waitFor((all) => expected.every((name) => named(all).includes(name)))).filter((s) => s.traceId === traceId);
+    expect(named(spans)).toEqual(expect.arrayContaining(expected));
     // One tree: every span's parent is another span of the trace, or the client's.
     const ids = new Set([clientSpanId, ...spans.map((s) => s.spanId)]);
     for (const span of spans) expect(ids, `${span.service}: ${span.name}`).toContain(span.parentSpanId);
