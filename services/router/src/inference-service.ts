@@ -4,7 +4,7 @@ import { context, trace } from '@opentelemetry/api';
 import * as grpc from '@grpc/grpc-js';
 import {
   WORKER_RESPONSE_PARAMETERS, type ModelInferRequest, type ModelInferRequest__Output, type ModelInferResponse, type ModelInferResponse__Output,
-  type ModelMetadataRequest__Output, type ModelReadyRequest__Output, type ModelStatisticsRequest__Output, type ModelStatisticsResponse__Output, type PreprocessResponse__Output, type PredictionRecord, type RepositoryIndexRequest__Output,
+  type ModelMetadataRequest__Output, type ModelReadyRequest__Output, type ModelStatus__Output, type ModelStatisticsRequest__Output, type ModelStatisticsResponse__Output, type PreprocessResponse__Output, type PredictionRecord,
 } from '@infermesh/contracts';
 import { invalidArgument, notFound, unavailable, statusOf, unaryCall, serveInferStream, Status, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
@@ -62,8 +62,7 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
     return Number.isFinite(client) ? Math.min(client, own) : own;
   }
 
-  async function preprocess(request: ModelInferRequest__Output, ctx: CallContext, deadline: number): Promise<{ request: ModelInferRequest; us: number }> {
-    const status = resolveModel(request.modelName, request.modelVersion);
+  async function preprocess(request: ModelInferRequest__Output, status: ModelStatus__Output, ctx: CallContext, deadline: number): Promise<{ request: ModelInferRequest; us: number }> {
     const pipeline = status.pipeline;
     const spec = pipeline?.image ?? pipeline?.tabular;
     if (!pipeline || !spec) return { request, us: 0 };
@@ -145,9 +144,11 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
     let preprocessUs = 0;
     try {
       const deadline = deadlineOf(ctx);
-      // Pin an unversioned request to the newest version, so it is preprocessed and run by the same version during a rollout.
-      const pinned = request.modelVersion ? request : { ...request, modelVersion: resolveModel(request.modelName, '').version };
-      const pre = await preprocess(pinned, ctx, deadline);
+      // Resolved once; an unversioned request is pinned to the newest version, so it is
+      // preprocessed and run by the same version during a rollout.
+      const status = resolveModel(request.modelName, request.modelVersion);
+      const pinned = request.modelVersion ? request : { ...request, modelVersion: status.version };
+      const pre = await preprocess(pinned, status, ctx, deadline);
       forwarded = pre.request;
       preprocessUs = pre.us;
       const response = await forward(forwarded, ctx, deadline);
@@ -234,12 +235,12 @@ export function inferenceHandlers(deps: RouterDeps): ServiceHandlers {
       );
       return { modelStats: mergeStatistics(answers.flat()) };
     },
-    RepositoryIndex: async (request: RepositoryIndexRequest__Output) => {
+    // The routing table holds only ready models, so `ready: true` and `ready: false` list the same.
+    RepositoryIndex: async () => {
       const seen = new Map<string, { name: string; version: string; state: string; reason: string }>();
       for (const worker of table.list()) {
         for (const model of worker.models) seen.set(`${model.name}:${model.version}`, { name: model.name, version: model.version, state: 'READY', reason: '' });
       }
-      void request;
       return { models: [...seen.values()].sort((a, b) => a.name.localeCompare(b.name) || Number(a.version) - Number(b.version)) };
     },
   };
