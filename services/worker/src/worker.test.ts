@@ -101,6 +101,8 @@ describe('dynamic batching', () => {
     const before = Number((await statistics('tiny-queue')).modelStats[0].inferenceCount);
     const call = client.ModelInfer({ ...addRequest(3), modelName: 'tiny-queue' }, () => {});
     await new Promise((resolve) => setTimeout(resolve, 50));
+    // It is waiting in the queue (the model holds requests up to 400 ms) when the client goes away.
+    expect(worker.registry.resolve('tiny-queue', '').queueDepth).toBe(1);
     call.cancel();
     await new Promise((resolve) => setTimeout(resolve, 600));
     const after = (await statistics('tiny-queue')).modelStats[0];
@@ -110,9 +112,10 @@ describe('dynamic batching', () => {
 
   it('drops a queued request whose deadline passed', async () => {
     const before = Number((await statistics('tiny-queue')).modelStats[0].inferenceCount);
-    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
-      client.ModelInfer({ ...addRequest(2), modelName: 'tiny-queue' }, { deadline: Date.now() + 100 }, (e) => resolve(e)),
-    );
+    const error = await new Promise<grpc.ServiceError | null>((resolve) => {
+      client.ModelInfer({ ...addRequest(2), modelName: 'tiny-queue' }, { deadline: Date.now() + 100 }, (e) => resolve(e));
+      setTimeout(() => expect(worker.registry.resolve('tiny-queue', '').queueDepth).toBe(1), 50);
+    });
     expect(error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(Number((await statistics('tiny-queue')).modelStats[0].inferenceCount)).toBe(before);
