@@ -1,7 +1,8 @@
 export { ServiceError, Status, invalidArgument, notFound, unavailable, resourceExhausted, deadlineExceeded, cancelled } from './errors.js';
-export { statusOf, type StatusOf } from './status.js';
+export { statusOf, type StatusOf, type CodedError } from './status.js';
 export { injectTraceContext, extractTraceContext } from './trace-metadata.js';
-export { createGrpcServer, withSpan, type GrpcServer, type GrpcServerOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServiceHandlers } from './server.js';
+export { createGrpcServer, withSpan, type GrpcServer, type GrpcServerOptions, type AddServiceOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServiceHandlers } from './server.js';
 export { clientOptions, unaryCall, type UnaryCallOptions } from './client.js';
 export { serveStream, serveInferStream, type StreamOptions } from './stream.js';
 export { runService, type StartService } from './lifecycle.js';
+export { atDeadline, MAX_TIMER_MS, type DeadlineTimer } from './deadline.js';

@@ -18,6 +18,7 @@ import type {
 import { createLogger } from '@infermesh/log';
 import { decodeInputs } from '@infermesh/tensor';
 import { ServiceError, Status, createGrpcServer, notFound, type CallContext, type GrpcServer, type ServiceHandlers } from './index.js';
+import { timeoutMs } from './far-deadlines.js';
 
 const logger = createLogger('grpc-server-test', { level: 'silent' });
 const SERVICE = 'inference.GRPCInferenceService';
@@ -275,6 +276,34 @@ describe('call context', () => {
     await infer(client, {}, { deadline: at });
     const ms = deadline instanceof Date ? deadline.getTime() : Number(deadline);
     expect(Math.abs(ms - at)).toBeLessThan(1000);
+  });
+
+  it('serves a call whose deadline is further away than a timer can hold (2^31-1 ms), with its signal not aborted', async () => {
+    let aborted: boolean | undefined;
+    const { client } = await start({
+      ModelInfer: async (_request: never, ctx: CallContext): Promise<ModelInferResponse> => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        aborted = ctx.signal.aborted;
+        return { modelName: 'far' };
+      },
+    });
+    const thirtyDays = 30 * 24 * 3600 * 1000;
+    const response = await infer(client, {}, { deadline: Date.now() + thirtyDays });
+    expect(response.modelName).toBe('far');
+    expect(aborted).toBe(false);
+  });
+});
+
+describe('grpc-timeout headers', () => {
+  it.each([
+    ['100m', 100], ['5S', 5000], ['2M', 120_000], ['1H', 3_600_000], ['99999999S', 99_999_999_000], ['2500u', 2.5], ['7n', 0.000007],
+  ])('reads %s as %d ms', (header, ms) => {
+    expect(timeoutMs(header)).toBe(ms);
+  });
+
+  it('reads an invalid header as no timeout of its own (grpc-js refuses it)', () => {
+    expect(timeoutMs('soon')).toBeUndefined();
+    expect(timeoutMs('123456789S')).toBeUndefined();
   });
 });
 

@@ -3,15 +3,17 @@
  * reflection, handlers wrapped once (trace context, span, error → status, logging),
  * graceful shutdown.
  */
+import { dirname, relative } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { ReflectionService } from '@grpc/reflection';
-import { SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import type { Logger } from '@infermesh/log';
-import { packageDefinition } from '@infermesh/contracts';
+import { PROTO_FILES, PROTO_ROOT } from '@infermesh/contracts';
+import { addReflection, type ProtoFiles } from './reflection.js';
 import { statusOf } from './status.js';
 import { extractTraceContext } from './trace-metadata.js';
+import { atDeadline } from './deadline.js';
+import { acceptFarDeadlines } from './far-deadlines.js';
 
 export interface CallContext {
   metadata: grpc.Metadata;
@@ -35,10 +37,22 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
 }
 
+export interface AddServiceOptions {
+  /**
+   * Unary methods that get no span of their own: calls that carry the requests of many
+   * traces (a router's batch), whose handlers make one span per request in each request's
+   * own trace. Their CallContext.span records nothing.
+   */
+  untraced?: readonly string[];
+}
+
+/** The span of an untraced call: valid to call, records nothing, starts no trace. */
+const UNTRACED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
 export interface GrpcServer {
   readonly server: grpc.Server;
   readonly health: HealthImplementation;
-  addService(serviceName: string, definition: grpc.ServiceDefinition, handlers: ServiceHandlers): void;
+  addService(serviceName: string, definition: grpc.ServiceDefinition, handlers: ServiceHandlers, options?: AddServiceOptions): void;
   /** Binds and starts; returns the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
   setServing(serving: boolean): void;
@@ -46,7 +60,16 @@ export interface GrpcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
+// What reflection describes: the mesh's .proto files, and grpc-health-check's
+// proto/health/v1/health.proto, served as health/v1/health.proto.
+const healthProtoRoot = dirname(dirname(dirname(healthProtoPath)));
+const REFLECTED: readonly ProtoFiles[] = [
+  { root: PROTO_ROOT, files: PROTO_FILES },
+  { root: healthProtoRoot, files: [relative(healthProtoRoot, healthProtoPath)] },
+];
+
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  acceptFarDeadlines();
   const { logger } = options;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
@@ -55,8 +78,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const services: string[] = [];
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
-  const healthDefinition = protoLoader.loadSync(healthProtoPath, { keepCase: true });
-  new ReflectionService({ ...packageDefinition(), ...healthDefinition }).addToServer(server);
+  addReflection(server, REFLECTED);
   const tracer = trace.getTracer(options.name);
 
   function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, span: Span): CallContext {
@@ -65,10 +87,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     const deadline = call.getDeadline();
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
     if (Number.isFinite(at)) {
-      const timer = setTimeout(() => controller.abort(new DOMException('deadline exceeded', 'TimeoutError')), Math.max(0, at - Date.now()));
-      timer.unref();
-      controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
-      call.on('finish', () => clearTimeout(timer));
+      const timer = atDeadline(at, () => controller.abort(new DOMException('deadline exceeded', 'TimeoutError')));
+      controller.signal.addEventListener('abort', () => timer.clear(), { once: true });
+      call.on('finish', () => timer.clear());
     }
     return { metadata: call.metadata, signal: controller.signal, deadline, span, peer: call.getPeer() };
   }
@@ -83,23 +104,25 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     return Object.assign(new Error(status.details), { code: status.code, details: status.details, metadata: new grpc.Metadata() });
   }
 
-  function wrapUnary(serviceName: string, method: string, handler: UnaryHandler<never, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+  function wrapUnary(serviceName: string, method: string, handler: UnaryHandler<never, unknown>, traced: boolean): grpc.handleUnaryCall<unknown, unknown> {
+    const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, span: Span) => {
+      let answered = false;
+      const answer = (error: grpc.ServiceError | null, value?: unknown) => {
+        if (answered) return;
+        answered = true;
+        span.end();
+        callback(error, value);
+      };
+      // Through a promise, so a handler that throws before returning one is mapped like a rejection.
+      Promise.resolve().then(() => handler(call.request as never, callContext(call, span))).then(
+        (response) => answer(null, response),
+        (error: unknown) => answer(fail(span, method, error)),
+      );
+    };
+    if (!traced) return (call, callback) => run(call, callback, UNTRACED);
     return (call, callback) => {
       const parent = extractTraceContext(call.metadata);
-      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => {
-        let answered = false;
-        const answer = (error: grpc.ServiceError | null, value?: unknown) => {
-          if (answered) return;
-          answered = true;
-          span.end();
-          callback(error, value);
-        };
-        // Through a promise, so a handler that throws before returning one is mapped like a rejection.
-        Promise.resolve().then(() => handler(call.request as never, callContext(call, span))).then(
-          (response) => answer(null, response),
-          (error: unknown) => answer(fail(span, method, error)),
-        );
-      });
+      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => run(call, callback, span));
     };
   }
 
@@ -125,11 +148,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   return {
     server,
     health,
-    addService(serviceName, definition, handlers) {
+    addService(serviceName, definition, handlers, addOptions = {}) {
       const implementation: grpc.UntypedServiceImplementation = {};
       for (const [method, handler] of Object.entries(handlers)) {
         if (!(method in definition)) throw new Error(`${serviceName} has no method ${method}`);
-        implementation[method] = typeof handler === 'function' ? wrapUnary(serviceName, method, handler) : wrapBidi(serviceName, method, handler.bidi);
+        const traced = !addOptions.untraced?.includes(method);
+        implementation[method] = typeof handler === 'function' ? wrapUnary(serviceName, method, handler, traced) : wrapBidi(serviceName, method, handler.bidi);
       }
       server.addService(definition, implementation);
       services.push(serviceName);

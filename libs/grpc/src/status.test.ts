@@ -37,21 +37,29 @@ describe('statusOf', () => {
     expect(statusOf(new TensorError("input 'x': bad"))).toEqual({ code: Status.INVALID_ARGUMENT, details: "input 'x': bad", internal: false });
   });
 
-  it('maps an InputError to INVALID_ARGUMENT', () => {
-    expect(statusOf(named('InputError', 'bad row'))).toEqual({ code: Status.INVALID_ARGUMENT, details: 'bad row', internal: false });
+  it('maps an error that carries its gRPC code (grpcCode) to that code', () => {
+    class QueueFull extends Error {
+      readonly grpcCode = Status.RESOURCE_EXHAUSTED;
+    }
+    expect(statusOf(new QueueFull('queue full'))).toEqual({ code: Status.RESOURCE_EXHAUSTED, details: 'queue full', internal: false });
   });
 
-  it('maps a QueueFullError to RESOURCE_EXHAUSTED', () => {
-    expect(statusOf(named('QueueFullError', 'queue full'))).toEqual({ code: Status.RESOURCE_EXHAUSTED, details: 'queue full', internal: false });
+  it('does not map by class name: an error merely named like a known one is a bug', () => {
+    expect(statusOf(named('QueueFullError', 'queue full'))).toMatchObject({ code: Status.INTERNAL, internal: true });
+    expect(statusOf(named('TensorError', 'bad'))).toMatchObject({ code: Status.INTERNAL, internal: true });
   });
 
-  it('maps an AbortError or TimeoutError to DEADLINE_EXCEEDED', () => {
+  it('treats a grpcCode that is not a status code as a bug', () => {
+    expect(statusOf(Object.assign(new Error('odd'), { grpcCode: 99 }))).toMatchObject({ code: Status.INTERNAL, internal: true });
+  });
+
+  it('maps a TimeoutError (the deadline passed) to DEADLINE_EXCEEDED', () => {
     expect(statusOf(new DOMException('deadline exceeded', 'TimeoutError'))).toMatchObject({ code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded' });
-    expect(statusOf(named('AbortError', 'call cancelled'))).toMatchObject({ code: Status.DEADLINE_EXCEEDED, details: 'call cancelled' });
   });
 
-  it('says "deadline exceeded" for an AbortError without a message', () => {
-    expect(statusOf(named('AbortError', ''))).toMatchObject({ code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded' });
+  it('maps an AbortError (the client cancelled) to CANCELLED, not DEADLINE_EXCEEDED', () => {
+    expect(statusOf(new DOMException('call cancelled', 'AbortError'))).toMatchObject({ code: Status.CANCELLED, details: 'call cancelled' });
+    expect(statusOf(named('AbortError', ''))).toMatchObject({ code: Status.CANCELLED, details: 'cancelled' });
   });
 
   it('treats anything else as a bug: INTERNAL with a generic message', () => {

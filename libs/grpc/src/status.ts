@@ -13,23 +13,41 @@ interface GrpcCallError {
   details: string;
 }
 
+/**
+ * An error that says which gRPC status it means. Libraries that must not depend on gRPC
+ * (tensor decoding, batching, the wire readers) put the status code on their error classes
+ * (`grpcCode`), so this table never matches on class names across packages.
+ */
+export interface CodedError extends Error {
+  readonly grpcCode: number;
+}
+
 function isGrpcCallError(error: unknown): error is GrpcCallError {
   return typeof error === 'object' && error !== null && typeof (error as GrpcCallError).code === 'number'
     && typeof (error as GrpcCallError).details === 'string' && 'metadata' in error;
 }
 
+function isCoded(error: unknown): error is CodedError {
+  return error instanceof Error && Number.isInteger((error as Partial<CodedError>).grpcCode) && Status[(error as CodedError).grpcCode] !== undefined;
+}
+
+/** What an AbortSignal's reason is when a call ends early (the server's call context sets these). */
+function isAbort(error: unknown, name: 'AbortError' | 'TimeoutError'): error is Error {
+  return error instanceof Error && error.name === name;
+}
+
 /**
  * The one table from errors to gRPC status. Typed errors carry their own code; errors
  * from a downstream gRPC call keep theirs (a worker's INVALID_ARGUMENT reaches the
- * client as such); input errors from the tensor codec are INVALID_ARGUMENT; the rest
- * is a bug.
+ * client as such); a call the client cancelled is CANCELLED and one past its deadline
+ * DEADLINE_EXCEEDED; the rest is a bug.
  */
 const TABLE: { test: (error: unknown) => boolean; status: (error: unknown) => Omit<StatusOf, 'internal'> }[] = [
   { test: (e) => e instanceof ServiceError, status: (e) => ({ code: (e as ServiceError).code, details: (e as ServiceError).message }) },
   { test: isGrpcCallError, status: (e) => ({ code: (e as GrpcCallError).code, details: (e as GrpcCallError).details }) },
-  { test: (e) => e instanceof Error && (e.name === 'TensorError' || e.name === 'InputError'), status: (e) => ({ code: Status.INVALID_ARGUMENT, details: (e as Error).message }) },
-  { test: (e) => e instanceof Error && e.name === 'QueueFullError', status: (e) => ({ code: Status.RESOURCE_EXHAUSTED, details: (e as Error).message }) },
-  { test: (e) => e instanceof Error && (e.name === 'AbortError' || e.name === 'TimeoutError'), status: (e) => ({ code: Status.DEADLINE_EXCEEDED, details: (e as Error).message || 'deadline exceeded' }) },
+  { test: isCoded, status: (e) => ({ code: (e as CodedError).grpcCode, details: (e as CodedError).message }) },
+  { test: (e) => isAbort(e, 'TimeoutError'), status: (e) => ({ code: Status.DEADLINE_EXCEEDED, details: (e as Error).message || 'deadline exceeded' }) },
+  { test: (e) => isAbort(e, 'AbortError'), status: (e) => ({ code: Status.CANCELLED, details: (e as Error).message || 'cancelled' }) },
 ];
 
 export function statusOf(error: unknown): StatusOf {

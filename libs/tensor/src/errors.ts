@@ -4,6 +4,8 @@
  */
 export class TensorError extends Error {
   override readonly name = 'TensorError';
+  /** INVALID_ARGUMENT: how the services' status table (libs/grpc) reads it. */
+  readonly grpcCode = 3;
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
   }
