@@ -10,7 +10,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import type { PredictionRecord, PredictionRecord__Output, WorkerHeartbeat, WorkerHeartbeat__Output } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
 import { startNatsServer, type NatsServer } from '@infermesh/testing';
-import { connectBus, events, streamName, type Bus, type Received } from './index.js';
+import { connectBus, events, streamName, type Bus, type Delivery, type Received } from './index.js';
 
 const logger = createLogger('bus-test', { level: 'silent' });
 
@@ -89,8 +89,9 @@ describe('events over core NATS', () => {
         platform: 'onnxruntime_onnx',
         inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4] }],
         outputs: [{ name: 'probabilities', datatype: 'FP32', shape: ['-1', '3'] }],
-        pipeline: { tabular: { input: 'rows', output: 'features', datatype: 'FP32', features: [{ name: 'petal_width', mean: 1.25, std: 0.75 }] } },
         maxBatchSize: 32,
+        dynamicBatching: { preferredBatchSize: [8, 16], maxQueueDelayUs: 500, maxQueueSize: 64 },
+        instances: 2,
       },
       { name: 'loading' },
     ],
@@ -113,14 +114,12 @@ describe('events over core NATS', () => {
         platform: 'onnxruntime_onnx',
         inputs: [{ name: 'features', datatype: 'FP32', shape: ['-1', '4'] }],
         outputs: [{ name: 'probabilities', datatype: 'FP32', shape: ['-1', '3'] }],
-        pipeline: {
-          tabular: { input: 'rows', output: 'features', datatype: 'FP32', features: [{ name: 'petal_width', mean: 1.25, std: 0.75, categories: [] }] },
-          kind: 'tabular',
-        },
         maxBatchSize: 32,
         reason: '',
+        dynamicBatching: { preferredBatchSize: [8, 16], maxQueueDelayUs: '500', maxQueueSize: 64 },
+        instances: 2,
       },
-      { name: 'loading', version: '', ready: false, platform: '', inputs: [], outputs: [], pipeline: null, maxBatchSize: 0, reason: '' },
+      { name: 'loading', version: '', ready: false, platform: '', inputs: [], outputs: [], maxBatchSize: 0, reason: '', dynamicBatching: null, instances: 0 },
     ],
     queueDepth: 3,
     inFlight: 2,
@@ -156,12 +155,12 @@ describe('events over core NATS', () => {
   it('delivers events between two connections', async () => {
     const publisher = await bus('shared');
     const subscriber = await bus('shared');
-    const states = collector<unknown>();
-    subscriber.subscribe(subscriber.subjects.modelStates, events.modelState, states.handler);
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    subscriber.subscribe(subscriber.subjects.heartbeats, events.heartbeat, heartbeats.handler);
     await subscriber.nc.flush();
-    publisher.publish(publisher.subjects.modelState('iris'), events.modelState, { workerId: 'w', model: 'iris', state: 'READY', atMs: 5 });
-    const [received] = await states.next(1);
-    expect(received.message).toStrictEqual({ workerId: 'w', model: 'iris', version: '', state: 'READY', reason: '', atMs: '5' });
+    publisher.publish(publisher.subjects.heartbeat('w'), events.heartbeat, { workerId: 'w', sentAtMs: 5 });
+    const [received] = await heartbeats.next(1);
+    expect(received.message).toMatchObject({ workerId: 'w', sentAtMs: '5' });
   });
 
   it('drops an undecodable event and goes on with the next', async () => {
@@ -173,6 +172,20 @@ describe('events over core NATS', () => {
     b.publish(b.subjects.heartbeat('good'), events.heartbeat, { workerId: 'good' });
     const received = await heartbeats.next(1);
     await b.nc.flush();
+    expect(received.map((r) => r.message.workerId)).toEqual(['good']);
+  });
+
+  it('goes on delivering after a handler throws', async () => {
+    const b = await bus();
+    const heartbeats = collector<WorkerHeartbeat__Output>();
+    b.subscribe(b.subjects.heartbeats, events.heartbeat, (received: Received<WorkerHeartbeat__Output>) => {
+      if (received.message.workerId === 'bad') throw new Error('handler bug');
+      heartbeats.handler(received);
+    });
+    await b.nc.flush();
+    b.publish(b.subjects.heartbeat('w'), events.heartbeat, { workerId: 'bad' });
+    b.publish(b.subjects.heartbeat('w'), events.heartbeat, { workerId: 'good' });
+    const received = await heartbeats.next(1);
     expect(received.map((r) => r.message.workerId)).toEqual(['good']);
   });
 
@@ -212,12 +225,22 @@ describe('events over core NATS', () => {
 });
 
 describe('JetStream streams', () => {
-  it('creates the PREDICTIONS, FEEDBACK and ALERTS streams under the prefix, over the prefix\'s subjects', async () => {
+  it('creates the PREDICTIONS stream under the prefix, over the prefix\'s prediction subjects, and no other', async () => {
     const b = await bus('jsprefix');
     await b.ensureStreams();
-    const jsm = await b.nc.jetstreamManager();
-    const streams = await Promise.all(['PREDICTIONS', 'FEEDBACK', 'ALERTS'].map((kind) => jsm.streams.info(`JSPREFIX_${kind}`)));
-    expect(streams.map((s) => s.config.subjects)).toEqual([['jsprefix.predictions.>'], ['jsprefix.feedback.>'], ['jsprefix.alerts.>']]);
+    const jsm = await b.js.jetstreamManager();
+    const streams: { name: string; subjects: string[] | undefined }[] = [];
+    for await (const info of jsm.streams.list()) if (info.config.name.startsWith('JSPREFIX_')) streams.push({ name: info.config.name, subjects: info.config.subjects });
+    expect(streams).toEqual([{ name: 'JSPREFIX_PREDICTIONS', subjects: ['jsprefix.predictions.>'] }]);
+  });
+
+  it('remembers a msgId for two minutes and keeps records for seven days', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    const jsm = await b.js.jetstreamManager();
+    const { config } = await jsm.streams.info(streamName(b.prefix, 'PREDICTIONS'));
+    expect(config.duplicate_window).toBe(120e9);
+    expect(config.max_age).toBe(7 * 24 * 3600e9);
   });
 
   it('leaves existing streams and their records alone when called again, from any connection', async () => {
@@ -226,24 +249,24 @@ describe('JetStream streams', () => {
     await first.publishDurable(first.subjects.prediction('iris'), events.prediction, prediction('r1'));
     const second = await bus('again');
     await Promise.all([second.ensureStreams(), first.ensureStreams()]);
-    const jsm = await second.nc.jetstreamManager();
+    const jsm = await second.js.jetstreamManager();
     expect((await jsm.streams.info(streamName('again', 'PREDICTIONS'))).state.messages).toBe(1);
   });
 
   it('creates the streams once when several services start at the same time', async () => {
     const all = await Promise.all([bus('race'), bus('race'), bus('race')]);
     await Promise.all(all.map((b) => b.ensureStreams()));
-    const jsm = await all[0].nc.jetstreamManager();
+    const jsm = await all[0].js.jetstreamManager();
     const names: string[] = [];
     for await (const info of jsm.streams.list()) names.push(info.config.name);
-    expect(names.filter((n) => n.startsWith('RACE_')).sort()).toEqual(['RACE_ALERTS', 'RACE_FEEDBACK', 'RACE_PREDICTIONS']);
+    expect(names.filter((n) => n.startsWith('RACE_'))).toEqual(['RACE_PREDICTIONS']);
   });
 
   it('publishDurable resolves once the record is stored', async () => {
     const b = await bus();
     await b.ensureStreams();
     await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'));
-    const jsm = await b.nc.jetstreamManager();
+    const jsm = await b.js.jetstreamManager();
     expect((await jsm.streams.info(streamName(b.prefix, 'PREDICTIONS'))).state.messages).toBe(1);
   });
 
@@ -253,7 +276,7 @@ describe('JetStream streams', () => {
     await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'), 'r1');
     await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r1'), 'r1');
     await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('r2'), 'r2');
-    const jsm = await b.nc.jetstreamManager();
+    const jsm = await b.js.jetstreamManager();
     expect((await jsm.streams.info(streamName(b.prefix, 'PREDICTIONS'))).state.messages).toBe(2);
   });
 
@@ -265,7 +288,7 @@ describe('JetStream streams', () => {
 
 describe('durable consumers', () => {
   async function info(b: Bus, durable: string) {
-    const jsm = await b.nc.jetstreamManager();
+    const jsm = await b.js.jetstreamManager();
     return jsm.consumers.info(streamName(b.prefix, 'PREDICTIONS'), durable);
   }
 
@@ -279,7 +302,7 @@ describe('durable consumers', () => {
     await consumer.stop();
     expect(received.map((r) => r.message.requestId)).toEqual(['r1', 'r2', 'r3']);
     expect(received[0].subject).toBe(`${b.prefix}.predictions.iris`);
-    expect(received[0].message).toMatchObject({ model: 'iris', latencyUs: '1500', timestampMs: '1767225600000', queueUs: '0', inputs: [] });
+    expect(received[0].message).toMatchObject({ model: 'iris', latencyUs: '1500', timestampMs: '1767225600000', queueUs: '0' });
   });
 
   it('receives records published while it runs', async () => {
@@ -416,14 +439,42 @@ describe('durable consumers', () => {
     expect(archiver.received.map((r) => r.message.requestId)).toEqual(['r1']);
   });
 
-  it('consumes the FEEDBACK stream', async () => {
+  it('tells the handler the stream sequence of each message, and that it is a first delivery', async () => {
     const b = await bus();
     await b.ensureStreams();
-    await b.publishDurable(b.subjects.feedback('iris'), events.feedback, { requestId: 'r1', model: 'iris', label: 'setosa', atMs: 9 });
-    const feedback = collector<unknown>();
-    const consumer = await b.consumeDurable('FEEDBACK', 'labels', events.feedback, feedback.handler);
-    const [received] = await feedback.next(1);
+    for (const id of ['r1', 'r2']) await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction(id));
+    const deliveries: Delivery<PredictionRecord__Output>[] = [];
+    const records = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'sequences', events.prediction, (delivery) => {
+      deliveries.push(delivery);
+      records.handler(delivery);
+    });
+    await records.next(2);
     await consumer.stop();
-    expect(received.message).toStrictEqual({ requestId: 'r1', model: 'iris', version: '', label: 'setosa', atMs: '9' });
+    expect(deliveries.map((d) => [d.message.requestId, d.streamSequence, d.deliveryCount])).toEqual([
+      ['r1', 1, 1],
+      ['r2', 2, 1],
+    ]);
+  });
+
+  it('redelivers a message with the same stream sequence and a higher delivery count', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('first'));
+    await b.publishDurable(b.subjects.prediction('iris'), events.prediction, prediction('flaky'));
+    const deliveries: Delivery<PredictionRecord__Output>[] = [];
+    const succeeded = collector<PredictionRecord__Output>();
+    const consumer = await b.consumeDurable('PREDICTIONS', 'redelivery', events.prediction, (delivery) => {
+      deliveries.push(delivery);
+      if (delivery.message.requestId === 'flaky' && delivery.deliveryCount === 1) throw new Error('database unavailable');
+      succeeded.handler(delivery);
+    });
+    await succeeded.next(2);
+    await consumer.stop();
+    expect(deliveries.map((d) => [d.message.requestId, d.streamSequence, d.deliveryCount])).toEqual([
+      ['first', 1, 1],
+      ['flaky', 2, 1],
+      ['flaky', 2, 2],
+    ]);
   });
 });

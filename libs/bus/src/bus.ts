@@ -2,14 +2,15 @@
  * The mesh's NATS connection: typed publish/subscribe of protobuf events, JetStream
  * streams for what must not be lost, W3C trace context in message headers.
  */
+import { connect, headers as natsHeaders, nanos, type NatsConnection, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
 import {
-  connect, headers as natsHeaders, AckPolicy, DeliverPolicy, RetentionPolicy, StorageType,
-  type NatsConnection, type JetStreamClient, type MsgHdrs, type Msg, type JsMsg, type ConsumerMessages,
-} from 'nats';
+  jetstream, AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType,
+  type JetStreamClient, type JetStreamManager,
+} from '@nats-io/jetstream';
 import { context, propagation, type Context } from '@opentelemetry/api';
 import type { Logger } from '@infermesh/log';
 import type { MessageCodec } from '@infermesh/contracts';
-import { subjects, streamName, type Subjects } from './subjects.js';
+import { subjects, streamName, type StreamKind, type Subjects } from './subjects.js';
 
 export interface BusOptions {
   url: string;
@@ -26,24 +27,57 @@ export interface Received<T> {
   context: Context;
 }
 
+/** A message from a durable consumer: what a subscriber receives, and where it is in its stream. */
+export interface Delivery<T> extends Received<T> {
+  /**
+   * The message's sequence in its stream. A redelivery (after a nak, or an ack that never
+   * reached the server) carries the same number, so it tells a redelivered message apart
+   * from a new one whatever the message holds.
+   */
+  streamSequence: number;
+  /** 1 on the first delivery to this consumer, one more on each redelivery. */
+  deliveryCount: number;
+}
+
+export interface DurableConsumer {
+  /** Stops fetching; resolves once the message in hand is handled (acked, nak'd or terminated). */
+  stop(): Promise<void>;
+}
+
 export interface Bus {
   readonly nc: NatsConnection;
+  /** JetStream of the connection; `js.jetstreamManager()` inspects streams and consumers. */
   readonly js: JetStreamClient;
   readonly subjects: Subjects;
   readonly prefix: string;
   publish<T>(subject: string, codec: MessageCodec<T, unknown>, message: T): void;
-  /** JetStream publish: resolves once the server has stored the message. */
+  /**
+   * JetStream publish: resolves once the server has stored the message. A `msgId` seen
+   * again within the stream's duplicate window is stored once, so a retried publish is safe.
+   */
   publishDurable<T>(subject: string, codec: MessageCodec<T, unknown>, message: T, msgId?: string): Promise<void>;
   subscribe<T>(subject: string, codec: MessageCodec<unknown, T>, handler: (received: Received<T>) => void): { unsubscribe(): void };
   /** Creates the mesh's streams when missing (idempotent). */
   ensureStreams(): Promise<void>;
   /**
-   * A durable pull consumer: handler errors leave the message un-acked, so it is
-   * redelivered; undecodable messages are terminated and logged.
+   * A durable pull consumer with explicit acks, so delivery is at least once: a message is
+   * acked after its handler returns; a handler error naks it, so it is redelivered; an
+   * undecodable message is terminated and logged. A message may still come twice (an ack
+   * lost on the way), with the same `streamSequence`.
    */
-  consumeDurable<T>(stream: 'PREDICTIONS' | 'FEEDBACK' | 'ALERTS', durable: string, codec: MessageCodec<unknown, T>, handler: (received: Received<T>) => Promise<void> | void): Promise<{ stop(): Promise<void> }>;
+  consumeDurable<T>(stream: StreamKind, durable: string, codec: MessageCodec<unknown, T>, handler: (delivery: Delivery<T>) => Promise<void> | void): Promise<DurableConsumer>;
   drain(): Promise<void>;
 }
+
+/** How long stored records live, and how long JetStream remembers a msgId to drop a republished one. */
+const STREAM_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+const DUPLICATE_WINDOW_MS = 120 * 1000;
+/** Unacked for this long, a message is redelivered (the handler is presumed lost). */
+const ACK_WAIT_MS = 30_000;
+/** After a handler error, so a failing dependency is not hammered. */
+const NAK_DELAY_MS = 1000;
+/** Deliveries of one message before JetStream gives up on it, so a record no handler can take does not come back forever. */
+const MAX_DELIVER = 10;
 
 function traceHeaders(ctx: Context = context.active()): MsgHdrs {
   const h = natsHeaders();
@@ -59,17 +93,56 @@ function traceContextOf(h: MsgHdrs | undefined): Context {
   });
 }
 
+function isStreamNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
+}
+
 export async function connectBus(options: BusOptions): Promise<Bus> {
   const { logger, prefix } = options;
   const nc = await connect({ servers: options.url, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   logger.info({ nats: nc.getServer() }, 'connected to NATS');
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') logger.warn({ nats: s.type, data: String(s.data) }, 'NATS connection status');
+      if (s.type === 'disconnect' || s.type === 'reconnect') logger.warn({ nats: s.type, server: s.server }, 'NATS connection status');
+      else if (s.type === 'error') logger.warn({ nats: s.type, err: s.error }, 'NATS connection status');
     }
   })();
-  const js = nc.jetstream();
+  const js = jetstream(nc);
   const subj = subjects(prefix);
+
+  // One manager per connection (creating one asks the server whether JetStream is
+  // enabled); not before it is needed, since core NATS alone works without JetStream.
+  let managerOnce: Promise<JetStreamManager> | undefined;
+  const jsm = (): Promise<JetStreamManager> => {
+    managerOnce ??= js.jetstreamManager().catch((error: unknown) => {
+      managerOnce = undefined;
+      throw error;
+    });
+    return managerOnce;
+  };
+
+  async function deliver<T>(subject: string, codec: MessageCodec<unknown, T>, sub: Subscription, handler: (received: Received<T>) => void): Promise<void> {
+    try {
+      for await (const msg of sub) {
+        let message: T;
+        try {
+          message = codec.decode(msg.data);
+        } catch (err) {
+          logger.warn({ err, subject: msg.subject }, 'dropped an undecodable event');
+          continue;
+        }
+        try {
+          handler({ subject: msg.subject, message, context: traceContextOf(msg.headers) });
+        } catch (err) {
+          // Core NATS keeps no copy to redeliver: log and go on with the next event.
+          logger.error({ err, subject: msg.subject }, 'event handler failed');
+        }
+      }
+    } catch (err) {
+      // The iterator ends with the error that closed the subscription (a permission denied).
+      logger.warn({ err, subject }, 'subscription closed by an error');
+    }
+  }
 
   return {
     nc,
@@ -83,67 +156,76 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
       await js.publish(subject, codec.encode(message), { headers: traceHeaders(), msgID: msgId });
     },
     subscribe(subject, codec, handler) {
-      const sub = nc.subscribe(subject, {
-        callback: (error, msg: Msg) => {
-          if (error) return logger.warn({ err: error, subject }, 'subscription error');
-          let message;
-          try {
-            message = codec.decode(msg.data);
-          } catch (err) {
-            return logger.warn({ err, subject: msg.subject }, 'dropped an undecodable event');
-          }
-          handler({ subject: msg.subject, message, context: traceContextOf(msg.headers) });
-        },
-      });
+      const sub = nc.subscribe(subject);
+      void deliver(subject, codec, sub, handler);
       return { unsubscribe: () => sub.unsubscribe() };
     },
     async ensureStreams() {
-      const jsm = await nc.jetstreamManager();
-      const wanted = [
-        { kind: 'PREDICTIONS' as const, subjects: [subj.predictions] },
-        { kind: 'FEEDBACK' as const, subjects: [subj.feedbacks] },
-        { kind: 'ALERTS' as const, subjects: [subj.alerts] },
-      ];
-      for (const stream of wanted) {
-        const name = streamName(prefix, stream.kind);
-        try {
-          await jsm.streams.info(name);
-        } catch {
-          try {
-            await jsm.streams.add({ name, subjects: stream.subjects, retention: RetentionPolicy.Limits, storage: StorageType.File, max_age: 7 * 24 * 3600 * 1e9, duplicate_window: 120 * 1e9 });
-            logger.info({ stream: name }, 'created JetStream stream');
-          } catch (err) {
-            // Another service created it between our look-up and add.
-            await jsm.streams.info(name).catch(() => { throw err; });
-          }
-        }
+      const manager = await jsm();
+      const name = streamName(prefix, 'PREDICTIONS');
+      try {
+        await manager.streams.info(name);
+        return;
+      } catch (error) {
+        if (!isStreamNotFound(error)) throw error;
+      }
+      try {
+        await manager.streams.add({
+          name,
+          subjects: [subj.predictions],
+          retention: RetentionPolicy.Limits,
+          storage: StorageType.File,
+          max_age: nanos(STREAM_MAX_AGE_MS),
+          duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+        });
+        logger.info({ stream: name }, 'created JetStream stream');
+      } catch (error) {
+        // Another service created it between our look-up and add.
+        await manager.streams.info(name).catch(() => {
+          throw error;
+        });
       }
     },
-    async consumeDurable<T>(stream: 'PREDICTIONS' | 'FEEDBACK' | 'ALERTS', durable: string, codec: MessageCodec<unknown, T>, handler: (received: Received<T>) => Promise<void> | void) {
+    async consumeDurable<T>(stream: StreamKind, durable: string, codec: MessageCodec<unknown, T>, handler: (delivery: Delivery<T>) => Promise<void> | void): Promise<DurableConsumer> {
       const name = streamName(prefix, stream);
-      const jsm = await nc.jetstreamManager();
-      await jsm.consumers.add(name, { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30e9, max_deliver: 10 });
+      const manager = await jsm();
+      await manager.consumers.add(name, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(ACK_WAIT_MS),
+        max_deliver: MAX_DELIVER,
+      });
       const consumer = await js.consumers.get(name, durable);
-      const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+      const messages = await consumer.consume({ max_messages: 256 });
       const done = (async () => {
-        for await (const msg of messages as AsyncIterable<JsMsg>) {
+        for await (const msg of messages) {
           let message: T;
           try {
             message = codec.decode(msg.data);
           } catch (err) {
-            logger.warn({ err, subject: msg.subject, stream: name }, 'terminated an undecodable message');
+            logger.warn({ err, subject: msg.subject, stream: name, stream_seq: msg.seq }, 'terminated an undecodable message');
             msg.term();
             continue;
           }
           try {
-            await handler({ subject: msg.subject, message, context: traceContextOf(msg.headers) });
+            await handler({
+              subject: msg.subject,
+              message,
+              context: traceContextOf(msg.headers),
+              streamSequence: msg.seq,
+              deliveryCount: msg.info.deliveryCount,
+            });
             msg.ack();
           } catch (err) {
-            logger.error({ err, subject: msg.subject }, 'event handler failed; message will be redelivered');
-            msg.nak(1000);
+            logger.error({ err, subject: msg.subject, stream_seq: msg.seq }, 'event handler failed; message will be redelivered');
+            msg.nak(NAK_DELAY_MS);
           }
         }
-      })();
+      })().catch((err: unknown) => {
+        // The consumer is gone (deleted, or its stream): nothing more will arrive.
+        logger.error({ err, stream: name, durable }, 'durable consumer stopped');
+      });
       return {
         async stop() {
           await messages.close();

@@ -1,17 +1,13 @@
 import { messageCodec, type MessageCodec } from '@infermesh/contracts';
 import type {
-  WorkerHeartbeat, WorkerHeartbeat__Output, ModelState, ModelState__Output, PredictionRecord, PredictionRecord__Output,
-  Feedback, Feedback__Output, Alert, Alert__Output, PredictionBatch, PredictionBatch__Output,
+  WorkerHeartbeat, WorkerHeartbeat__Output, PredictionRecord, PredictionRecord__Output, PredictionBatch, PredictionBatch__Output,
 } from '@infermesh/contracts';
 
 /** Protobuf codecs of the events carried on NATS. */
 export const events = {
   heartbeat: lazy(() => messageCodec<WorkerHeartbeat, WorkerHeartbeat__Output>('infermesh.v1.WorkerHeartbeat')),
-  modelState: lazy(() => messageCodec<ModelState, ModelState__Output>('infermesh.v1.ModelState')),
   prediction: lazy(() => messageCodec<PredictionRecord, PredictionRecord__Output>('infermesh.v1.PredictionRecord')),
   predictionBatch: lazy(() => messageCodec<PredictionBatch, PredictionBatch__Output>('infermesh.v1.PredictionBatch')),
-  feedback: lazy(() => messageCodec<Feedback, Feedback__Output>('infermesh.v1.Feedback')),
-  alert: lazy(() => messageCodec<Alert, Alert__Output>('infermesh.v1.Alert')),
 };
 
 function lazy<In, Out>(make: () => MessageCodec<In, Out>): MessageCodec<In, Out> {

@@ -1,3 +1,3 @@
-export { connectBus, type Bus, type BusOptions, type Received } from './bus.js';
-export { subjects, streamName, token, type Subjects } from './subjects.js';
+export { connectBus, type Bus, type BusOptions, type Received, type Delivery, type DurableConsumer } from './bus.js';
+export { subjects, streamName, token, type Subjects, type StreamKind } from './subjects.js';
 export { events } from './events.js';

@@ -21,19 +21,16 @@ describe('subjects', () => {
 
   it('puts every subject under the prefix', () => {
     expect(s.heartbeat('w1')).toBe('infermesh.worker.heartbeat.w1');
-    expect(s.modelState('iris')).toBe('infermesh.model.state.iris');
-    expect(s.control('w1')).toBe('infermesh.control.w1');
     expect(s.prediction('iris')).toBe('infermesh.predictions.iris');
-    expect(s.feedback('iris')).toBe('infermesh.feedback.iris');
-    expect(s.alert('critical')).toBe('infermesh.alerts.critical');
+  });
+
+  it('has the heartbeat and prediction subjects only: others come with the features that read them', () => {
+    expect(Object.keys(s).sort()).toEqual(['heartbeat', 'heartbeats', 'prediction', 'predictions']);
   });
 
   it('has wildcards that match the single subjects', () => {
     expect(s.heartbeats).toBe('infermesh.worker.heartbeat.*');
-    expect(s.modelStates).toBe('infermesh.model.state.*');
     expect(s.predictions).toBe('infermesh.predictions.>');
-    expect(s.feedbacks).toBe('infermesh.feedback.>');
-    expect(s.alerts).toBe('infermesh.alerts.>');
   });
 
   it('keeps a model or worker name with dots to one token', () => {
@@ -49,11 +46,10 @@ describe('subjects', () => {
 describe('streamName', () => {
   it('is the bare kind for the default prefix', () => {
     expect(streamName('infermesh', 'PREDICTIONS')).toBe('PREDICTIONS');
-    expect(streamName('infermesh', 'ALERTS')).toBe('ALERTS');
   });
 
   it('is the upper-cased prefix, with other characters as _, before the kind for any other prefix', () => {
-    expect(streamName('staging', 'FEEDBACK')).toBe('STAGING_FEEDBACK');
+    expect(streamName('staging', 'PREDICTIONS')).toBe('STAGING_PREDICTIONS');
     expect(streamName('staging.eu-1', 'PREDICTIONS')).toBe('STAGING_EU_1_PREDICTIONS');
   });
 });

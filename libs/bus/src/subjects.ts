@@ -9,21 +9,17 @@ export function subjects(prefix: string) {
   return {
     heartbeat: (workerId: string) => `${prefix}.worker.heartbeat.${token(workerId)}`,
     heartbeats: `${prefix}.worker.heartbeat.*`,
-    modelState: (model: string) => `${prefix}.model.state.${token(model)}`,
-    modelStates: `${prefix}.model.state.*`,
-    control: (workerId: string) => `${prefix}.control.${token(workerId)}`,
     prediction: (model: string) => `${prefix}.predictions.${token(model)}`,
     predictions: `${prefix}.predictions.>`,
-    feedback: (model: string) => `${prefix}.feedback.${token(model)}`,
-    feedbacks: `${prefix}.feedback.>`,
-    alert: (severity: string) => `${prefix}.alerts.${token(severity)}`,
-    alerts: `${prefix}.alerts.>`,
   };
 }
 
 export type Subjects = ReturnType<typeof subjects>;
 
+/** The JetStream streams of the mesh: prediction records, which the monitor must not lose. */
+export type StreamKind = 'PREDICTIONS';
+
 /** Stream names: PREDICTIONS for the default prefix, <PREFIX>_PREDICTIONS otherwise, so meshes can share a server. */
-export function streamName(prefix: string, kind: 'PREDICTIONS' | 'FEEDBACK' | 'ALERTS'): string {
+export function streamName(prefix: string, kind: StreamKind): string {
   return prefix === 'infermesh' ? kind : `${prefix.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}_${kind}`;
 }

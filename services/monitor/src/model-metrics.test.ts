@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PredictionRecord__Output } from '@infermesh/contracts';
 import { ModelMetrics } from './model-metrics.js';
-import { RecentIds } from './recent-ids.js';
 import { SlidingWindow } from './sliding-window.js';
 
 let sequence = 0;
@@ -22,7 +21,6 @@ function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRe
     batchSize: 1,
     traceId: '',
     timestampMs: '1700000000000',
-    inputs: [],
     items: 1,
     traceparent: '',
     ...overrides,
@@ -73,27 +71,16 @@ describe('ModelMetrics', () => {
     expect(text).toContain('infermesh_requests_total{model="iris",version="1",code="UNAVAILABLE"} 1');
   });
 
-  it('counts a redelivered record (same request id) once', async () => {
+  it('counts records that share a request id as requests of their own: clients choose ids and reuse them', () => {
     const metrics = new ModelMetrics();
-    const first = record({ requestId: 'same', items: 4 });
-    expect(metrics.record(first)).toBe('counted');
-    expect(metrics.record({ ...first })).toBe('duplicate');
+    expect(metrics.record(record({ requestId: 'same', items: 4 }))).toBe('counted');
+    expect(metrics.record(record({ requestId: 'same', items: 4 }))).toBe('counted');
     const [stats] = metrics.stats('iris');
-    expect(stats.requestCount).toBe(1);
-    expect(stats.items).toBe(4);
-    expect(await metrics.registry.metrics()).toContain('infermesh_monitor_records_dropped_total{reason="duplicate"} 1');
+    expect(stats.requestCount).toBe(2);
+    expect(stats.items).toBe(8);
   });
 
-  it('forgets request ids beyond the dedupe window, so memory stays bounded', () => {
-    const metrics = new ModelMetrics({ dedupeWindow: 2 });
-    metrics.record(record({ requestId: 'a' }));
-    metrics.record(record({ requestId: 'b' }));
-    metrics.record(record({ requestId: 'c' }));
-    expect(metrics.record(record({ requestId: 'a' }))).toBe('counted');
-    expect(metrics.record(record({ requestId: 'c' }))).toBe('duplicate');
-  });
-
-  it('counts every record without a request id, since a redelivery cannot be recognised', () => {
+  it('counts every record without a request id', () => {
     const metrics = new ModelMetrics();
     metrics.record(record({ requestId: '' }));
     metrics.record(record({ requestId: '' }));
@@ -161,18 +148,5 @@ describe('SlidingWindow', () => {
 
   it('answers zeros when empty', () => {
     expect(new SlidingWindow(4, 1000).percentiles(0)).toEqual({ p50: 0, p90: 0, p99: 0 });
-  });
-});
-
-describe('RecentIds', () => {
-  it('forgets the oldest id first', () => {
-    const ids = new RecentIds(2);
-    expect(ids.add('a')).toBe(true);
-    expect(ids.add('b')).toBe(true);
-    expect(ids.add('a')).toBe(false);
-    expect(ids.add('c')).toBe(true);
-    expect(ids.size).toBe(2);
-    expect(ids.add('a')).toBe(true);
-    expect(ids.add('c')).toBe(false);
   });
 });

@@ -5,7 +5,6 @@
 import { Counter, Histogram, Registry, Summary } from 'prom-client';
 import type { PredictionRecord__Output } from '@infermesh/contracts';
 import { Status } from '@infermesh/grpc';
-import { RecentIds } from './recent-ids.js';
 import { SlidingWindow, type Percentiles } from './sliding-window.js';
 
 /** 0.5 ms .. 10 s: a small tabular model answers in well under a millisecond, a cold GPU batch in seconds. */
@@ -26,15 +25,13 @@ export interface VersionStats {
 }
 
 /** `invalid`: a record without a model, which no series could hold. */
-export type RecordOutcome = 'counted' | 'duplicate' | 'invalid';
+export type RecordOutcome = 'counted' | 'invalid';
 
 export interface ModelMetricsOptions {
   /** Samples kept per quantity and version for the percentiles. */
   windowSize?: number;
   /** Samples older than this leave the percentiles (the Summary's maxAge, so both agree on "recent"). */
   windowMaxAgeMs?: number;
-  /** Request ids remembered to drop redelivered records. */
-  dedupeWindow?: number;
   now?: () => number;
 }
 
@@ -54,7 +51,6 @@ export class ModelMetrics {
   /** Private, so tests and embedders can run several monitors in one process. */
   readonly registry = new Registry();
   private readonly series = new Map<string, Map<string, Series>>();
-  private readonly seen: RecentIds;
   private readonly windowSize: number;
   private readonly windowMaxAgeMs: number;
   private readonly now: () => number;
@@ -65,13 +61,12 @@ export class ModelMetrics {
   private readonly queueDuration = new Histogram({ name: 'infermesh_queue_duration_seconds', help: 'Time a successful request waited in the worker queue.', labelNames: LABELS, buckets: DURATION_BUCKETS_SECONDS, registers: [this.registry] });
   private readonly computeDuration = new Histogram({ name: 'infermesh_compute_duration_seconds', help: 'Model execution time of a successful request (its whole batch).', labelNames: LABELS, buckets: DURATION_BUCKETS_SECONDS, registers: [this.registry] });
   private readonly batchSize = new Histogram({ name: 'infermesh_batch_size', help: 'Requests in the worker batch that served a successful request.', labelNames: LABELS, buckets: BATCH_SIZE_BUCKETS, registers: [this.registry] });
-  private readonly dropped = new Counter({ name: 'infermesh_monitor_records_dropped_total', help: 'Prediction records not counted: redelivered duplicates or records without a model.', labelNames: ['reason'], registers: [this.registry] });
+  private readonly dropped = new Counter({ name: 'infermesh_monitor_records_dropped_total', help: 'Prediction records not counted: records of a redelivered message counted at an earlier delivery, or records without a model.', labelNames: ['reason'], registers: [this.registry] });
   readonly latencySummary: Summary<'model' | 'version'>;
 
   constructor(options: ModelMetricsOptions = {}) {
     this.windowSize = options.windowSize ?? 2048;
     this.windowMaxAgeMs = options.windowMaxAgeMs ?? 600_000;
-    this.seen = new RecentIds(options.dedupeWindow ?? 100_000);
     this.now = options.now ?? Date.now;
     this.latencySummary = new Summary({
       name: 'infermesh_request_latency_seconds',
@@ -84,16 +79,14 @@ export class ModelMetrics {
     });
   }
 
-  /** Counts one record unless its request id was counted recently. */
+  /**
+   * Counts one request. Every call counts, whatever its request id (clients choose ids and
+   * may reuse them): telling a redelivered message from a new one is the consumer's job.
+   */
   record(record: PredictionRecord__Output): RecordOutcome {
     if (!record.model) {
       this.dropped.inc({ reason: 'invalid' });
       return 'invalid';
-    }
-    // Without a request id a redelivery cannot be told apart: count it rather than lose it.
-    if (record.requestId && !this.seen.add(record.requestId)) {
-      this.dropped.inc({ reason: 'duplicate' });
-      return 'duplicate';
     }
     const now = this.now();
     const labels = { model: record.model, version: record.version };
@@ -123,6 +116,11 @@ export class ModelMetrics {
       if (record.batchSize > 0) this.batchSize.observe(labels, record.batchSize);
     }
     return 'counted';
+  }
+
+  /** Notes `records` records of a redelivered message that were counted at an earlier delivery. */
+  skipRedelivered(records: number): void {
+    if (records > 0) this.dropped.inc({ reason: 'redelivered' }, records);
   }
 
   /** Every model with records, sorted. */

@@ -2,7 +2,7 @@
  * The monitor against a real nats-server (JetStream) and a real gRPC client: records go
  * in through the PREDICTIONS stream, statistics come out over GetModelStats and /metrics.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind, context, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -39,8 +39,18 @@ async function startMonitor(): Promise<void> {
 let sequence = 0;
 
 function publish(overrides: PredictionRecord): Promise<void> {
+  return publishBatch([overrides]);
+}
+
+/** One PredictionBatch message, as a router publishes the records it has gathered. */
+function publishBatch(records: PredictionRecord[]): Promise<void> {
+  const batch = records.map(withDefaults);
+  return publisher.publishDurable(publisher.subjects.prediction(batch[0].model ?? ''), events.predictionBatch, { records: batch });
+}
+
+function withDefaults(overrides: PredictionRecord): PredictionRecord {
   sequence += 1;
-  const record: PredictionRecord = {
+  return {
     requestId: `req-${sequence}`,
     model: 'iris',
     version: '1',
@@ -54,7 +64,6 @@ function publish(overrides: PredictionRecord): Promise<void> {
     timestampMs: Date.now(),
     ...overrides,
   };
-  return publisher.publishDurable(publisher.subjects.prediction(record.model ?? ''), events.predictionBatch, { records: [record] });
 }
 
 function getModelStats(request: GetModelStatsRequest): Promise<GetModelStatsResponse__Output> {
@@ -196,14 +205,47 @@ describe('monitor', () => {
     expect(consumed.attributes['infermesh.record.outcome']).toBe('counted');
   });
 
-  it('counts a record delivered twice (same request id) once', async () => {
-    await publish({ requestId: 'twice', model: 'dedupe' });
-    await publish({ requestId: 'twice', model: 'dedupe' });
-    // Records of one consumer are handled in order: once the marker counts, so did both copies.
-    await publish({ model: 'dedupe', version: 'marker' });
-    await eventually(async () => expect((await getModelStats({ model: 'dedupe', version: 'marker' })).stats).toHaveLength(1));
-    const { stats } = await getModelStats({ model: 'dedupe', version: '1' });
-    expect(stats[0].requestCount).toBe('1');
+  it('counts every request of a client that reuses request ids or sends none, within a batch and across batches', async () => {
+    await publishBatch([
+      { requestId: 'reused', model: 'reused-ids' },
+      { requestId: 'reused', model: 'reused-ids' },
+      { requestId: '', model: 'reused-ids' },
+      { requestId: '', model: 'reused-ids' },
+    ]);
+    await publishBatch([{ requestId: 'reused', model: 'reused-ids' }, { requestId: '', model: 'reused-ids' }]);
+    // Messages of one consumer are handled in order: once the marker counts, so did the batches before it.
+    await publish({ model: 'reused-ids', version: 'marker' });
+    await eventually(async () => expect((await getModelStats({ model: 'reused-ids', version: 'marker' })).stats).toHaveLength(1));
+    const { stats } = await getModelStats({ model: 'reused-ids', version: '1' });
+    expect(stats[0].requestCount).toBe('6');
+  });
+
+  it('counts each record of a batch once when the batch is redelivered after failing halfway', async () => {
+    const record = monitor.metrics.record.bind(monitor.metrics);
+    let failed = false;
+    // The second record fails the first time, after the first was counted: the bus naks
+    // the message and JetStream delivers it again, with the same stream sequence.
+    const spy = vi.spyOn(monitor.metrics, 'record').mockImplementation((r) => {
+      if (r.workerId === 'fails-once' && !failed) {
+        failed = true;
+        throw new Error('metrics unavailable');
+      }
+      return record(r);
+    });
+    try {
+      await publishBatch([
+        { requestId: 'same', model: 'redelivered' },
+        { requestId: 'same', model: 'redelivered', workerId: 'fails-once' },
+        { requestId: 'same', model: 'redelivered' },
+      ]);
+      // The redelivery comes after the nak's delay, behind later messages: no marker can
+      // tell it was handled, so wait for the count to reach three, then check it is three.
+      await eventually(async () => expect(await requestCountOf('redelivered')).toBeGreaterThanOrEqual(3));
+      expect(failed).toBe(true);
+      expect(await requestCountOf('redelivered')).toBe(3);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('counts a record published while it was stopped once it restarts (durable consumer)', async () => {

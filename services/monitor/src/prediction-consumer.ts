@@ -1,13 +1,14 @@
 /**
  * Reads the PREDICTIONS stream with a durable consumer into ModelMetrics. Records arrive
- * in batches (PredictionBatch); the bus acks a batch only after every record in it is
- * counted, so a crash loses nothing (the batch comes again) and ModelMetrics' dedupe
- * keeps a redelivered record from counting twice.
+ * in batches (PredictionBatch messages); the bus acks a message only after every record
+ * in it is counted, so a crash loses nothing (the message comes again), and
+ * HandledMessages keeps the records of a redelivered message from counting twice.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Context } from '@opentelemetry/api';
-import { events, type Bus, type Received } from '@infermesh/bus';
+import { events, type Bus, type Delivery, type Received } from '@infermesh/bus';
 import type { PredictionBatch__Output, PredictionRecord__Output } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
+import type { HandledMessages } from './handled-messages.js';
 import type { ModelMetrics } from './model-metrics.js';
 
 export const CONSUME_SPAN_NAME = 'infermesh.predictions consume';
@@ -17,11 +18,32 @@ export interface PredictionConsumer {
   stop(): Promise<void>;
 }
 
-export function consumePredictions(bus: Bus, durable: string, metrics: ModelMetrics, logger: Logger): Promise<PredictionConsumer> {
+export function consumePredictions(bus: Bus, durable: string, metrics: ModelMetrics, handled: HandledMessages, logger: Logger): Promise<PredictionConsumer> {
+  return bus.consumeDurable('PREDICTIONS', durable, events.predictionBatch, predictionBatchHandler(metrics, handled, logger, durable));
+}
+
+/**
+ * Handles one PredictionBatch message: each of its records counts once, however often the
+ * message is delivered. A message is known by its stream sequence, not by the request ids
+ * inside it, which clients choose and may repeat or leave empty.
+ */
+export function predictionBatchHandler(metrics: ModelMetrics, handled: HandledMessages, logger: Logger, durable: string): (delivery: Delivery<PredictionBatch__Output>) => void {
   const handle = predictionHandler(metrics, logger, durable);
-  return bus.consumeDurable('PREDICTIONS', durable, events.predictionBatch, (received: Received<PredictionBatch__Output>) => {
-    for (const record of received.message.records) handle({ subject: received.subject, message: record, context: recordContext(record, received.context) });
-  });
+  return (delivery) => {
+    const { records } = delivery.message;
+    // A first delivery cannot have been handled before (and a recreated stream reuses
+    // sequences), so only a redelivery is looked up.
+    const done = delivery.deliveryCount > 1 ? handled.handledOf(delivery.streamSequence) : 0;
+    if (done > 0) {
+      metrics.skipRedelivered(done);
+      logger.debug({ stream_seq: delivery.streamSequence, delivery_count: delivery.deliveryCount, records: done }, 'skipped the records of a redelivered message counted before');
+    }
+    for (let i = done; i < records.length; i++) {
+      const record = records[i];
+      handle({ subject: delivery.subject, message: record, context: recordContext(record, delivery.context) });
+      handled.markHandled(delivery.streamSequence, i + 1);
+    }
+  };
 }
 
 /** The record's own trace context (set by the router per record), else the message's. */
@@ -58,9 +80,8 @@ export function predictionHandler(metrics: ModelMetrics, logger: Logger, durable
           const outcome = metrics.record(record);
           span.setAttribute('infermesh.record.outcome', outcome);
           if (outcome === 'invalid') logger.warn({ subject: received.subject, request_id: record.requestId }, 'dropped a prediction record without a model');
-          else if (outcome === 'duplicate') logger.debug({ request_id: record.requestId }, 'dropped a redelivered prediction record');
         } catch (error) {
-          // Rethrown: the bus leaves the record un-acked, so it is redelivered.
+          // Rethrown: the bus naks the message, so it is redelivered and resumes at this record.
           span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
           if (error instanceof Error) span.recordException(error);
           throw error;
