@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MethodDefinition } from '@grpc/grpc-js';
 import {
-  LOADER_OPTIONS, PROTO_FILES, PROTO_ROOT, contracts, inferenceService, messageCodec, monitorService, packageDefinition, preprocessorService,
+  LOADER_OPTIONS, PROTO_FILES, PROTO_ROOT, contracts, inferenceService, messageCodec, monitorService, packageDefinition, preprocessorService, workerService,
   type ModelInferRequest, type ModelInferRequest__Output, type PredictionRecord, type PredictionRecord__Output,
 } from './index.js';
 
@@ -63,15 +63,16 @@ describe('contracts', () => {
     expect(method(inferenceService(), 'ModelStreamInfer')).toMatchObject({ requestStream: true, responseStream: true });
   });
 
-  it('defines the Preprocessor and Monitor services under infermesh.v1', () => {
+  it('defines the Preprocessor, Worker and Monitor services under infermesh.v1', () => {
     expect(Object.values(preprocessorService()).map((m) => (m as MethodDefinition<object, object>).path)).toContain('/infermesh.v1.Preprocessor/Preprocess');
+    expect(Object.values(workerService()).map((m) => (m as MethodDefinition<object, object>).path)).toContain('/infermesh.v1.Worker/InferBatch');
     expect(Object.values(monitorService()).map((m) => (m as MethodDefinition<object, object>).path)).toContain('/infermesh.v1.Monitor/GetModelStats');
   });
 
   it('has every service and the event messages in the package definition, for reflection', () => {
     expect(Object.keys(packageDefinition())).toEqual(expect.arrayContaining([
-      'inference.GRPCInferenceService', 'infermesh.v1.Preprocessor', 'infermesh.v1.Monitor',
-      'infermesh.v1.WorkerHeartbeat', 'infermesh.v1.PredictionRecord', 'infermesh.v1.Feedback', 'infermesh.v1.Alert', 'infermesh.v1.ModelState',
+      'inference.GRPCInferenceService', 'infermesh.v1.Preprocessor', 'infermesh.v1.Worker', 'infermesh.v1.Monitor',
+      'infermesh.v1.WorkerHeartbeat', 'infermesh.v1.PredictionRecord', 'infermesh.v1.PredictionBatch',
     ]));
   });
 });
@@ -83,14 +84,14 @@ describe('messageCodec', () => {
     expect(decoded).toStrictEqual({
       requestId: 'r1', model: 'iris', version: '', workerId: '', statusCode: 0, errorMessage: '',
       latencyUs: '1500', preprocessUs: '0', queueUs: '0', computeUs: '0', batchSize: 4, traceId: '',
-      timestampMs: '1767225600000', inputs: [], items: 0, traceparent: '',
+      timestampMs: '1767225600000', items: 0, traceparent: '',
     });
   });
 
   it('keeps int64 values beyond 2^53 and negative ones exact', () => {
     const codec = messageCodec<PredictionRecord, PredictionRecord__Output>('infermesh.v1.PredictionRecord');
-    const decoded = codec.decode(codec.encode({ latencyUs: '9223372036854775807', computeUs: '-5', inputs: [{ shape: ['9007199254740993'] }] }));
-    expect([decoded.latencyUs, decoded.computeUs, decoded.inputs[0].shape]).toEqual(['9223372036854775807', '-5', ['9007199254740993']]);
+    const decoded = codec.decode(codec.encode({ latencyUs: '9223372036854775807', computeUs: '-5', timestampMs: '9007199254740993' }));
+    expect([decoded.latencyUs, decoded.computeUs, decoded.timestampMs]).toEqual(['9223372036854775807', '-5', '9007199254740993']);
   });
 
   it('decodes bytes the gRPC loader encoded exactly as the loader decodes them', () => {
@@ -129,10 +130,8 @@ describe('messageCodec', () => {
   });
 
   it('decodes empty bytes to a message of defaults', () => {
-    const codec = messageCodec<object, object>('infermesh.v1.Alert');
-    expect(codec.decode(new Uint8Array(0))).toStrictEqual({
-      rule: '', model: '', version: '', severity: '', message: '', value: 0, threshold: 0, atMs: '0',
-    });
+    const codec = messageCodec<object, object>('infermesh.v1.DynamicBatching');
+    expect(codec.decode(new Uint8Array(0))).toStrictEqual({ preferredBatchSize: [], maxQueueDelayUs: '0', maxQueueSize: 0 });
   });
 
   it('refuses a type name that no proto file defines', () => {

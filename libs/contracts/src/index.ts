@@ -10,6 +10,7 @@ import protobuf from 'protobufjs';
 import type { ProtoGrpcType as InferenceProto } from './generated/grpc_service.js';
 import type { ProtoGrpcType as PreprocessorProto } from './generated/preprocessor.js';
 import type { ProtoGrpcType as MonitorProto } from './generated/monitor.js';
+import type { ProtoGrpcType as WorkerProto } from './generated/worker.js';
 
 export const PROTO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../../proto');
 
@@ -17,6 +18,7 @@ export const PROTO_FILES = [
   'inference/grpc_service.proto',
   'infermesh/v1/pipeline.proto',
   'infermesh/v1/preprocessor.proto',
+  'infermesh/v1/worker.proto',
   'infermesh/v1/events.proto',
   'infermesh/v1/monitor.proto',
 ] as const;
@@ -31,7 +33,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_ROOT],
 };
 
-export type Contracts = InferenceProto & PreprocessorProto & MonitorProto;
+export type Contracts = InferenceProto & PreprocessorProto & MonitorProto & WorkerProto;
 
 let cached: { definition: protoLoader.PackageDefinition; contracts: Contracts } | undefined;
 
@@ -59,6 +61,10 @@ export function inferenceService(): grpc.ServiceDefinition {
 
 export function preprocessorService(): grpc.ServiceDefinition {
   return contracts().infermesh.v1.Preprocessor.service as unknown as grpc.ServiceDefinition;
+}
+
+export function workerService(): grpc.ServiceDefinition {
+  return contracts().infermesh.v1.Worker.service as unknown as grpc.ServiceDefinition;
 }
 
 export function monitorService(): grpc.ServiceDefinition {
@@ -93,14 +99,4 @@ export function messageCodec<In, Out>(typeName: string): MessageCodec<In, Out> {
 }
 
 export type * from './generated/index.js';
-
-/**
- * Response parameters a worker adds to ModelInferResponse for the router, which reads
- * them into its PredictionRecord and removes them before answering the client.
- */
-export const WORKER_RESPONSE_PARAMETERS = {
-  queueUs: 'infermesh.queue_us',
-  computeUs: 'infermesh.compute_us',
-  batchSize: 'infermesh.batch_size',
-  workerId: 'infermesh.worker_id',
-} as const;
+export * from './wire.js';

@@ -1,0 +1,301 @@
+/**
+ * The inference messages at the protobuf wire level, for the router: it reads what routing
+ * needs from a client's ModelInferRequest (names, version, id, tensor headers) and forwards
+ * the request's bytes and the worker's answer bytes untouched. Decoding a 110 KB tensor
+ * only to encode it again was most of the router's CPU (docs/performance.md).
+ *
+ * Field numbers are those of proto/inference/grpc_service.proto and
+ * proto/infermesh/v1/worker.proto; wire.test.ts checks every reader and writer here
+ * against the protobufjs codecs that the rest of the mesh uses.
+ */
+
+/** Bytes that are not the protobuf message they claim to be. */
+export class WireFormatError extends Error {
+  override readonly name = 'WireFormatError';
+  /** INVALID_ARGUMENT: how the services' status table (libs/grpc) reads it. */
+  readonly grpcCode = 3;
+}
+
+const VARINT = 0;
+const FIXED64 = 1;
+const LEN = 2;
+const FIXED32 = 5;
+
+/** A forward-only protobuf reader over one buffer. */
+class Reader {
+  pos: number;
+
+  constructor(
+    readonly buf: Buffer,
+    start = 0,
+    readonly end = buf.length,
+  ) {
+    this.pos = start;
+  }
+
+  get done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  /** A varint as a number; exact up to 2^53, approximate beyond (only shape dims can be that large). */
+  varint(): number {
+    let result = 0;
+    let factor = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new WireFormatError('message ends inside a varint');
+      const byte = this.buf[this.pos++];
+      result += (byte & 0x7f) * factor;
+      if (byte < 0x80) return result;
+      factor *= 128;
+    }
+    throw new WireFormatError('varint longer than 10 bytes');
+  }
+
+  tag(): { field: number; type: number } {
+    const key = this.varint();
+    const field = Math.floor(key / 8);
+    if (field === 0) throw new WireFormatError('field number 0');
+    return { field, type: key & 7 };
+  }
+
+  /** The bounds of a length-delimited field's payload; moves past it. */
+  delimited(): [number, number] {
+    const length = this.varint();
+    const start = this.pos;
+    if (length > this.end - start) throw new WireFormatError(`a field of ${length} bytes runs past the end of its message`);
+    this.pos = start + length;
+    return [start, this.pos];
+  }
+
+  string(): string {
+    const [start, end] = this.delimited();
+    return this.buf.toString('utf8', start, end);
+  }
+
+  bytes(): Buffer {
+    const [start, end] = this.delimited();
+    return this.buf.subarray(start, end);
+  }
+
+  skip(type: number): void {
+    switch (type) {
+      case VARINT:
+        this.varint();
+        return;
+      case FIXED64:
+        this.advance(8);
+        return;
+      case LEN:
+        this.delimited();
+        return;
+      case FIXED32:
+        this.advance(4);
+        return;
+      default:
+        throw new WireFormatError(`unsupported wire type ${type}`);
+    }
+  }
+
+  private advance(n: number): void {
+    if (this.pos + n > this.end) throw new WireFormatError('message ends inside a fixed-size field');
+    this.pos += n;
+  }
+}
+
+/** What a worker needs to know of one input tensor, without its contents. */
+export interface TensorHeader {
+  name: string;
+  datatype: string;
+  /** Dimensions as sent; a negative or oversized dimension reads as -1. */
+  shape: number[];
+}
+
+/** The parts of a ModelInferRequest that route it: never the tensors. */
+export interface InferRequestHeader {
+  modelName: string;
+  modelVersion: string;
+  id: string;
+  inputs: TensorHeader[];
+}
+
+/** Reads the routing fields of an encoded ModelInferRequest, skipping tensor contents. */
+export function readInferRequestHeader(bytes: Uint8Array): InferRequestHeader {
+  const buf = asBuffer(bytes);
+  const reader = new Reader(buf);
+  const header: InferRequestHeader = { modelName: '', modelVersion: '', id: '', inputs: [] };
+  while (!reader.done) {
+    const { field, type } = reader.tag();
+    if (field === 1 && type === LEN) header.modelName = reader.string();
+    else if (field === 2 && type === LEN) header.modelVersion = reader.string();
+    else if (field === 3 && type === LEN) header.id = reader.string();
+    else if (field === 5 && type === LEN) {
+      const [start, end] = reader.delimited();
+      header.inputs.push(readTensorHeader(buf, start, end));
+    } else reader.skip(type);
+  }
+  return header;
+}
+
+function readTensorHeader(buf: Buffer, start: number, end: number): TensorHeader {
+  const reader = new Reader(buf, start, end);
+  const tensor: TensorHeader = { name: '', datatype: '', shape: [] };
+  const dim = (value: number) => (Number.isSafeInteger(value) ? value : -1);
+  while (!reader.done) {
+    const { field, type } = reader.tag();
+    if (field === 1 && type === LEN) tensor.name = reader.string();
+    else if (field === 2 && type === LEN) tensor.datatype = reader.string();
+    else if (field === 3 && type === LEN) {
+      // Packed (what proto3 encoders write) ...
+      const [s, e] = reader.delimited();
+      const packed = new Reader(buf, s, e);
+      while (!packed.done) tensor.shape.push(dim(packed.varint()));
+    } else if (field === 3 && type === VARINT) tensor.shape.push(dim(reader.varint())); // ... or one by one (also valid).
+    else reader.skip(type);
+  }
+  return tensor;
+}
+
+/** Leading dimension of the first input: the request's items (rows), 0 when it has none. */
+export function itemsOf(header: InferRequestHeader): number {
+  const first = header.inputs[0]?.shape[0];
+  return first !== undefined && first > 0 ? first : 0;
+}
+
+/** One client request as a router hands it to a worker (infermesh.v1.BatchedRequest). */
+export interface BatchedRequestParts {
+  /** The client's ModelInferRequest bytes, forwarded as they are. */
+  request: Uint8Array;
+  queuedUs: number;
+  timeoutUs: number;
+  traceparent: string;
+}
+
+/** Encodes an infermesh.v1.InferBatchRequest around the clients' request bytes (copied once, never decoded). */
+export function encodeInferBatchRequest(modelName: string, modelVersion: string, requests: readonly BatchedRequestParts[]): Buffer {
+  const nameLength = Buffer.byteLength(modelName);
+  const versionLength = Buffer.byteLength(modelVersion);
+  const itemLengths = requests.map((r) => {
+    const traceLength = r.traceparent.length; // ASCII by definition (W3C trace context)
+    return (
+      lenField(1, r.request.byteLength)
+      + (r.queuedUs > 0 ? 1 + varintSize(r.queuedUs) : 0)
+      + (r.timeoutUs > 0 ? 1 + varintSize(r.timeoutUs) : 0)
+      + (traceLength > 0 ? lenField(4, traceLength) : 0)
+    );
+  });
+  let total = (nameLength ? lenField(1, nameLength) : 0) + (versionLength ? lenField(2, versionLength) : 0);
+  for (const length of itemLengths) total += lenField(3, length);
+  const out = Buffer.allocUnsafe(total);
+  let pos = 0;
+  if (nameLength) {
+    pos = writeTagLength(out, pos, 1, nameLength);
+    pos += out.write(modelName, pos, 'utf8');
+  }
+  if (versionLength) {
+    pos = writeTagLength(out, pos, 2, versionLength);
+    pos += out.write(modelVersion, pos, 'utf8');
+  }
+  requests.forEach((r, i) => {
+    pos = writeTagLength(out, pos, 3, itemLengths[i]);
+    pos = writeTagLength(out, pos, 1, r.request.byteLength);
+    out.set(r.request, pos);
+    pos += r.request.byteLength;
+    if (r.queuedUs > 0) {
+      out[pos++] = (2 << 3) | VARINT;
+      pos = writeVarint(out, pos, r.queuedUs);
+    }
+    if (r.timeoutUs > 0) {
+      out[pos++] = (3 << 3) | VARINT;
+      pos = writeVarint(out, pos, r.timeoutUs);
+    }
+    if (r.traceparent.length > 0) {
+      pos = writeTagLength(out, pos, 4, r.traceparent.length);
+      pos += out.write(r.traceparent, pos, 'latin1');
+    }
+  });
+  if (pos !== total) throw new Error(`InferBatchRequest encoder wrote ${pos} of ${total} bytes`);
+  return out;
+}
+
+/** One answer of a worker's infermesh.v1.InferBatchResponse. */
+export interface BatchedResponseParts {
+  /** The encoded ModelInferResponse, a view into the response (empty when the request failed). */
+  response: Buffer;
+  statusCode: number;
+  errorMessage: string;
+  preprocessUs: number;
+  queueUs: number;
+  computeUs: number;
+  batchSize: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Splits an encoded InferBatchResponse into its answers without decoding them. */
+export function readInferBatchResponse(bytes: Uint8Array): BatchedResponseParts[] {
+  const buf = asBuffer(bytes);
+  const reader = new Reader(buf);
+  const answers: BatchedResponseParts[] = [];
+  while (!reader.done) {
+    const { field, type } = reader.tag();
+    if (field !== 1 || type !== LEN) {
+      reader.skip(type);
+      continue;
+    }
+    const [start, end] = reader.delimited();
+    const item = new Reader(buf, start, end);
+    const answer: BatchedResponseParts = { response: EMPTY, statusCode: 0, errorMessage: '', preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0 };
+    while (!item.done) {
+      const { field: f, type: t } = item.tag();
+      if (f === 1 && t === LEN) answer.response = item.bytes();
+      else if (f === 2 && t === VARINT) answer.statusCode = item.varint();
+      else if (f === 3 && t === LEN) answer.errorMessage = item.string();
+      else if (f === 4 && t === VARINT) answer.preprocessUs = item.varint();
+      else if (f === 5 && t === VARINT) answer.queueUs = item.varint();
+      else if (f === 6 && t === VARINT) answer.computeUs = item.varint();
+      else if (f === 7 && t === VARINT) answer.batchSize = item.varint();
+      else item.skip(t);
+    }
+    answers.push(answer);
+  }
+  return answers;
+}
+
+/** A ModelStreamInferResponse whose `infer_response` (field 2) is the given encoded ModelInferResponse. */
+export function encodeStreamInferResponse(inferResponse: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(lenField(2, inferResponse.byteLength));
+  const pos = writeTagLength(out, 0, 2, inferResponse.byteLength);
+  out.set(inferResponse, pos);
+  return out;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 128) {
+    value = Math.floor(value / 128);
+    size++;
+  }
+  return size;
+}
+
+/** Size of a length-delimited field: key, length, payload. */
+function lenField(field: number, length: number): number {
+  return varintSize(field * 8 + LEN) + varintSize(length) + length;
+}
+
+function writeVarint(out: Buffer, pos: number, value: number): number {
+  while (value >= 128) {
+    out[pos++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[pos++] = value;
+  return pos;
+}
+
+function writeTagLength(out: Buffer, pos: number, field: number, length: number): number {
+  return writeVarint(out, writeVarint(out, pos, field * 8 + LEN), length);
+}
