@@ -1,12 +1,14 @@
 /**
- * The image pipeline on small synthetic images encoded by real sharp: decoding, the three
- * resize modes with exact pixel placement, normalization, layout, channel order, dtype.
+ * The image pipeline on small synthetic images encoded by real sharp: decoding, EXIF
+ * orientation, the three resize modes with exact pixel placement, padding, and frames of
+ * UINT8 RGB pixels [N, H, W, 3] (normalization, layout and channel order are the model
+ * graph's work: services/worker/src/graph-prelude.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { TensorError, type Tensor } from '@infermesh/tensor';
+import { TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output } from '@infermesh/contracts';
-import { runImagePipeline } from './image-pipeline.js';
+import { MAX_FRAME_SIDE, checkPipeline, imagesToPixels, padPixel } from './image-pipeline.js';
 
 type Rgb = readonly [number, number, number];
 
@@ -33,14 +35,25 @@ function image(rows: readonly string[]): sharp.Sharp {
 
 const png = (rows: readonly string[]) => image(rows).png().toBuffer();
 
-function images(...elements: Buffer[]): Tensor {
-  return { name: 'image', datatype: 'BYTES', shape: [elements.length], data: elements };
+interface Frames {
+  shape: number[];
+  data: Uint8Array;
 }
 
-/** A UINT8 NHWC RGB output read back as rows of legend letters ('?' for anything else). */
-function grid(tensor: Tensor, item = 0): string[] {
+function images(...elements: Buffer[]): Buffer[] {
+  return elements;
+}
+
+/** The pipeline on these images: UINT8 [N, H, W, 3]. */
+async function runImagePipeline(pipeline: ImagePipeline__Output, elements: Buffer[]): Promise<Frames> {
+  const data = await imagesToPixels(pipeline, 'image', elements);
+  return { shape: [elements.length, pipeline.height, pipeline.width, 3], data };
+}
+
+/** UINT8 NHWC RGB frames read back as rows of legend letters ('?' for anything else). */
+function grid(tensor: Frames, item = 0): string[] {
   const [, height, width] = tensor.shape;
-  const data = tensor.data as Uint8Array;
+  const data = tensor.data;
   const rows: string[] = [];
   for (let y = 0; y < height; y++) {
     let row = '';
@@ -64,7 +77,7 @@ describe('decoding', () => {
   it('decodes a JPEG to its pixels within JPEG loss', async () => {
     const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, g: 100, b: 50 } } }).jpeg({ quality: 95 }).toBuffer();
     const out = await runImagePipeline(spec(), images(jpeg));
-    const data = Array.from(out.data as Uint8Array);
+    const data = Array.from(out.data);
     expect(data).toHaveLength(2 * 2 * 3);
     for (let i = 0; i < data.length; i += 3) {
       expect(Math.abs(data[i] - 200)).toBeLessThanOrEqual(3);
@@ -78,21 +91,21 @@ describe('decoding', () => {
     const out = await runImagePipeline(spec(), images(await png(['BB', 'BB']), jpeg));
     expect(out.shape).toEqual([2, 2, 2, 3]);
     expect(grid(out, 0)).toEqual(['BB', 'BB']);
-    const second = Array.from((out.data as Uint8Array).subarray(12, 15));
+    const second = Array.from(out.data.subarray(12, 15));
     second.forEach((v, c) => expect(Math.abs(v - A[c])).toBeLessThanOrEqual(3));
   });
 
   it('turns a greyscale image into three equal channels', async () => {
     const grey = await sharp(Buffer.from([77, 77, 77, 77]), { raw: { width: 2, height: 2, channels: 1 } }).png().toBuffer();
     const out = await runImagePipeline(spec(), images(grey));
-    expect(Array.from(out.data as Uint8Array)).toEqual(new Array(12).fill(77));
+    expect(Array.from(out.data)).toEqual(new Array(12).fill(77));
   });
 
   it('honours the EXIF orientation before resizing', async () => {
     // Stored 4 x 2 with A on the left and B on the right; orientation 6 shows it turned 90° clockwise.
     const stored = await image(['AABB', 'AABB']).withMetadata({ orientation: 6 }).jpeg({ quality: 100 }).toBuffer();
     const out = await runImagePipeline(spec({ width: 2, height: 4 }), images(stored));
-    const rows = Array.from({ length: 4 }, (_, y) => Array.from((out.data as Uint8Array).subarray(y * 6, y * 6 + 3)));
+    const rows = Array.from({ length: 4 }, (_, y) => Array.from(out.data.subarray(y * 6, y * 6 + 3)));
     for (const y of [0, 1]) rows[y].forEach((v, c) => expect(Math.abs(v - A[c])).toBeLessThanOrEqual(3));
     for (const y of [2, 3]) rows[y].forEach((v, c) => expect(Math.abs(v - B[c])).toBeLessThanOrEqual(3));
   });
@@ -103,13 +116,6 @@ describe('decoding', () => {
     expect(error).toBeInstanceOf(TensorError);
     expect((error as Error).message).toContain("input 'image'");
     expect((error as Error).message).toContain('element 1');
-  });
-
-  it('refuses an input whose datatype is not BYTES', async () => {
-    const input: Tensor = { name: 'image', datatype: 'FP32', shape: [1], data: new Float32Array(1) };
-    const error = await runImagePipeline(spec(), input).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TensorError);
-    expect((error as Error).message).toMatch(/input 'image'.*FP32.*BYTES/);
   });
 
   it('refuses an input with no images', async () => {
@@ -155,61 +161,58 @@ describe('resize modes', () => {
     expect(grid(out)).toEqual(['AAA']);
   });
 
-  it('fills FP32 padding with pad_value as given, without normalizing it', async () => {
+  it('pads an FP32 model\'s frame with the pixel that normalizes nearest to pad_value', async () => {
+    // (p / 255 - 0.5) / 0.5 = 0 at p = 127.5: PaddleOCR's padding is pixel 128 here.
     const out = await runImagePipeline(
-      spec({ resize: 'pad', width: 1, height: 3, datatype: 'FP32', layout: 'NCHW', scale: 1, padValue: -7, mean: [1, 1, 1], std: [2, 2, 2] }),
+      spec({ resize: 'height-pad-right', width: 3, height: 1, datatype: 'FP32', scale: 1 / 255, padValue: 0, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }),
       images(await png(['A'])),
     );
-    // Channel planes of one column: pad, image, pad.
-    expect(Array.from(out.data as Float32Array)).toEqual([-7, (A[0] - 1) / 2, -7, -7, (A[1] - 1) / 2, -7, -7, (A[2] - 1) / 2, -7]);
+    expect(Array.from(out.data)).toEqual([...A, 128, 128, 128, 128, 128, 128]);
+  });
+
+  it('writes each image in its own frame, one after the other', async () => {
+    const out = await runImagePipeline(spec({ resize: 'height-pad-right', width: 3, height: 1 }), images(await png(['A']), await png(['BB'])));
+    expect(grid(out, 0)).toEqual(['A..']);
+    expect(grid(out, 1)).toEqual(['BB.']);
+  });
+
+  it('resizes as OpenCV does, without antialiasing: shrinking 8 columns to 2 samples two of each four', async () => {
+    // Bilinear reads columns 1-2 and 5-6 (all A); an antialiasing kernel would blend in the D columns.
+    const out = await runImagePipeline(spec({ width: 2, height: 1 }), images(await png(['AAADAAAD'])));
+    expect(grid(out)).toEqual(['AA']);
   });
 });
 
-describe('normalization and layout', () => {
-  it('computes (value * scale - mean) / std per channel in FP32', async () => {
-    const out = await runImagePipeline(
-      spec({ width: 1, height: 1, datatype: 'FP32', layout: 'NCHW', scale: 0.01, mean: [0.5, 1, 1.5], std: [0.5, 0.25, 2] }),
-      images(await sharp(Buffer.from([100, 150, 200]), { raw: { width: 1, height: 1, channels: 3 } }).png().toBuffer()),
-    );
-    expect(out.datatype).toBe('FP32');
-    const [r, g, b] = Array.from(out.data as Float32Array);
-    expect(r).toBeCloseTo(1, 5);
-    expect(g).toBeCloseTo(2, 5);
-    expect(b).toBeCloseTo(0.25, 5);
+describe('padPixel', () => {
+  const paddle = spec({ datatype: 'FP32', scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], padValue: 0 });
+
+  it('is 128 for PaddleOCR\'s normalization and 0 padding (it normalizes to 0.0039)', () => {
+    expect(padPixel(paddle)).toEqual([128, 128, 128]);
   });
 
-  it('uses scale 1/255 when the scale is unset (0 on the wire)', async () => {
-    const out = await runImagePipeline(spec({ width: 1, height: 1, datatype: 'FP32', scale: 0 }), images(await png(['A'])));
-    Array.from(out.data as Float32Array).forEach((v, c) => expect(v).toBeCloseTo(A[c] / 255, 6));
+  it('maps each model channel\'s mean and std back to its pixel channel when the model takes BGR', () => {
+    // Model channel 0 is blue: its mean 0.2 → pixel 51 lands in the blue (third) pixel channel.
+    expect(padPixel({ ...paddle, channelOrder: 'BGR', mean: [0.2, 0.4, 0.6], std: [1, 1, 1] })).toEqual([153, 102, 51]);
   });
 
-  it('lays NCHW out as one plane per channel with shape [N, 3, H, W]', async () => {
-    const out = await runImagePipeline(spec({ layout: 'NCHW' }), images(await png(['AB', 'CD'])));
-    expect(out.shape).toEqual([1, 3, 2, 2]);
-    expect(Array.from(out.data as Uint8Array)).toEqual([A[0], B[0], C[0], D[0], A[1], B[1], C[1], D[1], A[2], B[2], C[2], D[2]]);
+  it('is pad_value itself for a model that takes UINT8', () => {
+    expect(padPixel(spec({ datatype: 'UINT8', padValue: 114 }))).toEqual([114, 114, 114]);
   });
 
-  it('lays NHWC out as interleaved pixels with shape [N, H, W, 3]', async () => {
-    const out = await runImagePipeline(spec({ layout: 'NHWC' }), images(await png(['AB', 'CD'])));
-    expect(out.shape).toEqual([1, 2, 2, 3]);
-    expect(Array.from(out.data as Uint8Array)).toEqual([...A, ...B, ...C, ...D]);
+  it('clamps to 0..255', () => {
+    expect(padPixel({ ...paddle, padValue: 5 })).toEqual([255, 255, 255]);
+    expect(padPixel({ ...paddle, padValue: -5 })).toEqual([0, 0, 0]);
+  });
+});
+
+describe('checkPipeline', () => {
+  it('refuses a frame larger than the preprocessor takes before allocating anything', () => {
+    expect(() => checkPipeline(spec({ width: 8192, height: 8192 }), 'm')).toThrow(new RegExp(`width 8192 is outside 1 to ${MAX_FRAME_SIDE}`));
   });
 
-  it('writes channels in BGR order when asked', async () => {
-    const out = await runImagePipeline(spec({ width: 1, height: 1, channelOrder: 'BGR' }), images(await png(['A'])));
-    expect(Array.from(out.data as Uint8Array)).toEqual([A[2], A[1], A[0]]);
-  });
-
-  it('writes UINT8 output as raw pixel values, ignoring scale, mean and std', async () => {
-    const out = await runImagePipeline(spec({ width: 1, height: 1, datatype: 'UINT8', scale: 0.5, mean: [9, 9, 9], std: [3, 3, 3] }), images(await png(['B'])));
-    expect(out.datatype).toBe('UINT8');
-    expect(out.data).toBeInstanceOf(Uint8Array);
-    expect(Array.from(out.data as Uint8Array)).toEqual([...B]);
-  });
-
-  it('names the output tensor after the pipeline output', async () => {
-    const out = await runImagePipeline(spec({ output: 'pixel_values' }), images(await png(['AB', 'CD'])));
-    expect(out.name).toBe('pixel_values');
+  it('refuses a frame side of 0 and a missing pipeline', () => {
+    expect(() => checkPipeline(spec({ height: 0 }), 'm')).toThrow(TensorError);
+    expect(() => checkPipeline(null, 'm')).toThrow(/no image pipeline given for model 'm'/);
   });
 });
 
@@ -223,7 +226,7 @@ describe('padding after EXIF orientation and in UINT8', () => {
 
   it('fills UINT8 padding with pad_value', async () => {
     const out = await runImagePipeline(spec({ width: 4, height: 2, resize: 'pad', padValue: 114 }), images(await png(['AA', 'AA'])));
-    const data = out.data as Uint8Array;
+    const data = out.data;
     // Columns 0 and 3 are padding, 1 and 2 the image.
     expect(Array.from(data.subarray(0, 3))).toEqual([114, 114, 114]);
     expect(Array.from(data.subarray(3, 6))).toEqual([...A]);

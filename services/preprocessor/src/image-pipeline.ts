@@ -1,21 +1,30 @@
-/** Encoded images → one model tensor: decode, resize/pad, normalize, layout, dtype. */
+/**
+ * Encoded images → UINT8 pixels in the model's frame: decode (sharp: PNG, JPEG, EXIF
+ * orientation), resize with OpenCV's bilinear interpolation (resize.ts, what the models
+ * were trained with), place and pad. Normalization, channel order, layout and dtype are not
+ * done here: the worker prepends them to the model graph, so a quarter of the bytes cross
+ * between processes and onnxruntime does the arithmetic.
+ */
 import sharp from 'sharp';
-import { TensorError, type Tensor } from '@infermesh/tensor';
+import { TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output } from '@infermesh/contracts';
+import { resizeBilinear } from './resize.js';
 
 /** Decompression-bomb guard: refuse images over this many pixels before decoding them. */
 const MAX_INPUT_PIXELS = 50_000_000;
+/** The largest frame side a pipeline may ask for. */
+export const MAX_FRAME_SIDE = 4096;
 
 interface Placement {
   /** Size the image is resized to. */
   width: number;
   height: number;
-  /** Where it sits in the output canvas. */
+  /** Where it sits in the output frame. */
   left: number;
   top: number;
 }
 
-function placement(spec: ImagePipeline__Output, sourceWidth: number, sourceHeight: number): Placement {
+export function placement(spec: Pick<ImagePipeline__Output, 'width' | 'height' | 'resize'>, sourceWidth: number, sourceHeight: number): Placement {
   const { width, height } = spec;
   switch (spec.resize) {
     case 'pad': {
@@ -25,7 +34,7 @@ function placement(spec: ImagePipeline__Output, sourceWidth: number, sourceHeigh
       return { width: w, height: h, left: Math.floor((width - w) / 2), top: Math.floor((height - h) / 2) };
     }
     case 'height-pad-right': {
-      // PaddleOCR's text classifier: keep the aspect ratio at the target height, pad on the right.
+      // PaddleOCR's resize_norm_img: keep the aspect ratio at the target height, pad on the right.
       const w = Math.max(1, Math.min(width, Math.ceil((height * sourceWidth) / sourceHeight)));
       return { width: w, height, left: 0, top: 0 };
     }
@@ -34,57 +43,67 @@ function placement(spec: ImagePipeline__Output, sourceWidth: number, sourceHeigh
   }
 }
 
-async function decode(spec: ImagePipeline__Output, name: string, index: number, bytes: Buffer): Promise<{ pixels: Buffer; place: Placement }> {
-  try {
-    const image = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
-    const meta = await image.metadata();
-    if (!meta.width || !meta.height) throw new Error('no dimensions');
-    // Place the image as it is displayed: EXIF orientations 5-8 swap width and height.
-    const upright = meta.autoOrient ?? { width: meta.width, height: meta.height };
-    const place = placement(spec, upright.width, upright.height);
-    const pixels = await image
-      .rotate() // honour EXIF orientation, as viewers do
-      .removeAlpha()
-      .toColourspace('srgb')
-      .resize(place.width, place.height, { fit: 'fill', kernel: 'linear' })
-      .raw()
-      .toBuffer();
-    return { pixels, place };
-  } catch (error) {
-    throw new TensorError(`input '${name}': element ${index} is not an image that can be decoded (PNG or JPEG expected): ${(error as Error).message}`);
+/**
+ * The pixel (R, G, B) that pads the frame. `pad_value` is given in the model's input (after
+ * normalization, as PaddleOCR pads with 0); the pixel is the one that normalizes nearest to
+ * it in each channel. For (x/255 - 0.5)/0.5 and 0 that is 128, which normalizes to
+ * 0.0039: half a pixel step from the reference's exact 0.
+ */
+export function padPixel(spec: ImagePipeline__Output): [number, number, number] {
+  const order = spec.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+  const pixel: [number, number, number] = [0, 0, 0];
+  const scale = spec.scale || 1 / 255;
+  for (let c = 0; c < 3; c++) {
+    const value = spec.datatype === 'UINT8' ? spec.padValue : (spec.padValue * (spec.std[c] ?? 1) + (spec.mean[c] ?? 0)) / scale;
+    // Model channel c reads source channel order[c].
+    pixel[order[c]] = Math.min(255, Math.max(0, Math.round(value)));
   }
+  return pixel;
 }
 
-export async function runImagePipeline(spec: ImagePipeline__Output, input: Tensor): Promise<Tensor> {
-  if (input.datatype !== 'BYTES') throw new TensorError(`input '${input.name}': datatype ${input.datatype}, expected BYTES (one encoded image per element)`);
-  const images = input.data as Buffer[];
-  if (images.length === 0) throw new TensorError(`input '${input.name}': no images`);
-  const decoded = await Promise.all(images.map((bytes, i) => decode(spec, input.name, i, bytes)));
-  const { width, height } = spec;
-  const plane = width * height;
-  const perImage = 3 * plane;
-  const fp32 = spec.datatype !== 'UINT8';
-  const out = fp32 ? new Float32Array(perImage * images.length) : new Uint8Array(perImage * images.length);
-  const order = spec.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
-  const scale = spec.scale || 1 / 255;
-  const mean = spec.mean.length === 3 ? spec.mean : [0, 0, 0];
-  const std = spec.std.length === 3 ? spec.std : [1, 1, 1];
-  const nchw = spec.layout !== 'NHWC';
-  if (spec.padValue !== 0) out.fill(spec.padValue);
-  decoded.forEach(({ pixels, place }, n) => {
-    const base = n * perImage;
-    for (let y = 0; y < place.height; y++) {
-      for (let x = 0; x < place.width; x++) {
-        const source = (y * place.width + x) * 3;
-        const pixel = (y + place.top) * width + (x + place.left);
-        for (let c = 0; c < 3; c++) {
-          const value = pixels[source + order[c]];
-          const target = nchw ? base + c * plane + pixel : base + pixel * 3 + c;
-          out[target] = fp32 ? (value * scale - mean[c]) / std[c] : value;
-        }
-      }
+/** Checks a pipeline before any work: a bad or oversized frame is refused, never allocated. */
+export function checkPipeline(spec: ImagePipeline__Output | null | undefined, model: string): ImagePipeline__Output {
+  if (!spec) throw new TensorError(`no image pipeline given for model '${model}'`);
+  for (const side of ['width', 'height'] as const) {
+    if (!Number.isInteger(spec[side]) || spec[side] < 1 || spec[side] > MAX_FRAME_SIDE) {
+      throw new TensorError(`model '${model}': pipeline ${side} ${spec[side]} is outside 1 to ${MAX_FRAME_SIDE}`);
     }
+  }
+  return spec;
+}
+
+async function decode(bytes: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
+  const { data, info } = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+    .rotate() // honour EXIF orientation, as viewers do
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
+  return { data, width: info.width, height: info.height };
+}
+
+/**
+ * The images of one request as UINT8 [count, height, width, 3] RGB. Throws a TensorError
+ * naming the input and the element when an image cannot be read.
+ */
+export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[]): Promise<Buffer> {
+  if (images.length === 0) throw new TensorError(`input '${name}': no images`);
+  const decoded = await Promise.all(images.map((bytes, i) => decode(bytes).catch((error: Error) => {
+    throw new TensorError(`input '${name}': element ${i} is not an image that can be decoded (PNG or JPEG expected): ${error.message}`);
+  })));
+  const { width, height } = spec;
+  const frame = width * height * 3;
+  const out = Buffer.allocUnsafe(frame * images.length);
+  const pad = padPixel(spec);
+  if (spec.resize !== 'stretch') {
+    if (pad[0] === pad[1] && pad[1] === pad[2]) out.fill(pad[0]);
+    else out.fill(Buffer.from(pad));
+  }
+  decoded.forEach((image, n) => {
+    const place = placement(spec, image.width, image.height);
+    const target = out.subarray(n * frame, (n + 1) * frame);
+    resizeBilinear({ data: image.data, width: image.width, height: image.height, channels: 3 }, { data: target, width, height, channels: 3 }, place);
   });
-  const shape = nchw ? [images.length, 3, height, width] : [images.length, height, width, 3];
-  return { name: spec.output, datatype: fp32 ? 'FP32' : 'UINT8', shape, data: out };
+  return out;
 }

@@ -1,33 +1,36 @@
-import { decodeInputs, encodeRaw, TensorError } from '@infermesh/tensor';
-import { invalidArgument, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
-import type { PreprocessRequest__Output, PreprocessResponse } from '@infermesh/contracts';
-import { runImagePipeline } from './image-pipeline.js';
-import { runTabularPipeline } from './tabular-pipeline.js';
+/**
+ * infermesh.v1.Preprocessor: the images of one or more requests → one pixel frame per
+ * request. Each request's item is answered on its own (an image that cannot be read fails
+ * only its request), and each gets a span in its request's own trace.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } from '@opentelemetry/api';
+import { decodeBytesElements, TensorError } from '@infermesh/tensor';
+import type { PreprocessRequest__Output, PreprocessResponse, PreprocessResult } from '@infermesh/contracts';
+import type { ServiceHandlers } from '@infermesh/grpc';
+import { checkPipeline, imagesToPixels } from './image-pipeline.js';
 
-/** Applies the request's pipeline to its raw input; every other input passes through (re-encoded raw). */
+const tracer = trace.getTracer('infermesh-preprocessor');
+
 export async function preprocess(request: PreprocessRequest__Output): Promise<PreprocessResponse> {
-  const pipeline = request.pipeline;
-  const spec = pipeline?.image ?? pipeline?.tabular;
-  if (!pipeline || !spec) throw invalidArgument(`no preprocessing pipeline given for model '${request.modelName}'`);
-  const tensors = decodeInputs(request.inputs, request.rawInputContents);
-  const raw = tensors.find((t) => t.name === spec.input);
-  if (!raw) throw new TensorError(`model '${request.modelName}' expects input '${spec.input}'`);
-  if (raw.shape.length === 0 || raw.shape.slice(1).some((d) => d !== 1)) {
-    throw new TensorError(`input '${raw.name}': shape [${raw.shape.join(', ')}], expected [N] (one element per item)`);
-  }
-  const tensor = pipeline.image ? await runImagePipeline(pipeline.image, raw) : runTabularPipeline(pipeline.tabular!, raw);
-  const outputs = tensors.map((t) => (t === raw ? tensor : t));
-  return {
-    inputs: outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(String) })),
-    rawInputContents: outputs.map((t) => encodeRaw(t.data)),
-  };
+  const spec = checkPipeline(request.pipeline, request.modelName);
+  const results = await Promise.all(request.items.map(async (item): Promise<PreprocessResult> => {
+    const parent = item.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: item.traceparent }) : ROOT_CONTEXT;
+    const span = tracer.startSpan(`preprocess ${request.modelName}`, { kind: SpanKind.SERVER, attributes: { 'infermesh.model': request.modelName } }, parent);
+    try {
+      const images = decodeBytesElements(spec.input, item.images);
+      span.setAttribute('infermesh.images', images.length);
+      return { pixels: await imagesToPixels(spec, spec.input, images), count: images.length };
+    } catch (error) {
+      if (!(error instanceof TensorError)) throw error;
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+      return { error: error.message };
+    } finally {
+      span.end();
+    }
+  }));
+  return { results };
 }
 
 export function preprocessorHandlers(): ServiceHandlers {
-  return {
-    Preprocess: async (request: PreprocessRequest__Output, ctx: CallContext) => {
-      ctx.span.setAttributes({ 'infermesh.model': request.modelName, 'infermesh.pipeline': request.pipeline?.image ? 'image' : 'tabular' });
-      return preprocess(request);
-    },
-  };
+  return { Preprocess: (request: PreprocessRequest__Output) => preprocess(request) };
 }

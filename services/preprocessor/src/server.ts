@@ -13,7 +13,8 @@ export interface Preprocessor {
 
 export function createPreprocessor({ config, logger }: { config: PreprocessorConfig; logger: Logger }): Preprocessor {
   const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
-  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers());
+  // A call carries the images of many requests (many traces): each item gets its own span instead.
+  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(), { untraced: ['Preprocess'] });
   return {
     grpc,
     async start() {
