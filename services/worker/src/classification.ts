@@ -7,7 +7,7 @@ import { TensorError, type NumericArray, type Tensor } from '@infermesh/tensor';
 import type { ModelInferRequest_InferRequestedOutputTensor__Output } from '@infermesh/contracts';
 import type { ModelConfig } from './model-config.js';
 
-export function applyClassification(config: ModelConfig, requested: readonly ModelInferRequest_InferRequestedOutputTensor__Output[], outputs: Tensor[]): Tensor[] {
+export function applyClassification(config: ModelConfig, requested: readonly Pick<ModelInferRequest_InferRequestedOutputTensor__Output, 'name' | 'parameters'>[], outputs: Tensor[]): Tensor[] {
   return outputs.map((output) => {
     const parameter = requested.find((r) => r.name === output.name)?.parameters?.classification;
     if (!parameter) return output;

@@ -11,6 +11,8 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env) {
       WORKER_ADVERTISE_HOST: setting.host('127.0.0.1'),
       WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "-" and "_"').default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`),
       MODEL_REPOSITORY: z.string().min(1).default('models'),
+      /** The preprocessor that turns images into pixels for this worker's models. */
+      PREPROCESSOR_ADDRESS: setting.host('127.0.0.1:8003'),
       /** Only these models (comma separated); all when unset. */
       WORKER_MODELS: setting.list([]),
       /** "cpu", or "gpu<N>" for a worker pinned to GPU N. */

@@ -2,7 +2,7 @@
 import { events, type Bus } from '@infermesh/bus';
 import type { WorkerHeartbeat } from '@infermesh/contracts';
 import type { ModelRegistry } from './model-registry.js';
-import { pipelineSpec, fullShape } from './model-config.js';
+import { clientInputs, fullShape } from './model-config.js';
 import type { WorkerState } from './inference-service.js';
 
 export interface HeartbeatOptions {
@@ -26,16 +26,22 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
     queueDepth: ready.reduce((sum, m) => sum + m.queueDepth, 0),
     inFlight: ready.reduce((sum, m) => sum + m.inFlight, 0),
     executionProvider: [...new Set(ready.map((m) => m.provider))].join(','),
-    models: ready.map((m) => ({
-      name: m.name,
-      version: m.version,
-      ready: !state.draining,
-      platform: m.config.platform,
-      inputs: m.config.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(m.config, t).map(String) })),
-      outputs: m.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(m.config, t).map(String) })),
-      pipeline: pipelineSpec(m.config),
-      maxBatchSize: m.config.max_batch_size,
-    })),
+    models: ready.map((m) => {
+      const batching = m.config.dynamic_batching;
+      return {
+        name: m.name,
+        version: m.version,
+        ready: !state.draining,
+        platform: m.config.platform,
+        inputs: clientInputs(m.config),
+        outputs: m.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(m.config, t).map(String) })),
+        maxBatchSize: m.config.max_batch_size,
+        dynamicBatching: batching
+          ? { preferredBatchSize: batching.preferred_batch_size, maxQueueDelayUs: String(batching.max_queue_delay_microseconds), maxQueueSize: batching.max_queue_size }
+          : null,
+        instances: m.config.instance_group.count,
+      };
+    }),
   };
 }
 

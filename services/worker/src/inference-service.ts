@@ -1,94 +1,101 @@
-/** GRPCInferenceService as served by a worker to the router. */
-import { decodeInputs, encodeRaw, type Tensor } from '@infermesh/tensor';
-import { serveInferStream, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+/**
+ * What a worker serves: infermesh.v1.Worker's InferBatch (the requests a router coalesced)
+ * and GRPCInferenceService for direct callers (the same requests one at a time, model
+ * metadata and statistics). Both run requests through the same RequestRunner.
+ */
+import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
+import { serveInferStream, statusOf, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
-import { WORKER_RESPONSE_PARAMETERS } from '@infermesh/contracts';
 import type {
-  ModelInferRequest__Output, ModelInferResponse, ModelMetadataRequest__Output, ModelReadyRequest__Output,
-  ModelStatisticsRequest__Output, RepositoryIndexRequest__Output,
+  BatchedResponse, InferBatchRequest__Output, InferBatchResponse, ModelInferRequest__Output, ModelInferResponse, ModelMetadataRequest__Output,
+  ModelReadyRequest__Output, ModelStatisticsRequest__Output, RepositoryIndexRequest__Output,
 } from '@infermesh/contracts';
-import { trace } from '@opentelemetry/api';
 import type { ModelRegistry } from './model-registry.js';
-import { applyClassification } from './classification.js';
-
-const TIMING_PARAMETERS = WORKER_RESPONSE_PARAMETERS;
+import type { RequestRunner, RunOutcome } from './request-runner.js';
 
 export interface WorkerState {
   workerId: string;
   draining: boolean;
 }
 
-export function encodeOutputs(outputs: readonly Tensor[]): Pick<ModelInferResponse, 'outputs' | 'rawOutputContents'> {
-  return {
-    outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(String) })),
-    rawOutputContents: outputs.map((o) => encodeRaw(o.data)),
-  };
-}
-
 /** Items of one stream in progress at once; beyond this the stream stops reading (back-pressure). */
 export const STREAM_WINDOW = 128;
 
-export function inferenceHandlers(registry: ModelRegistry, state: WorkerState, version: string, logger: Logger): ServiceHandlers {
-  const tracer = trace.getTracer('infermesh-worker');
+const EMPTY_REQUEST: ModelInferRequest__Output = { modelName: '', modelVersion: '', id: '', parameters: {}, inputs: [], outputs: [], rawInputContents: [] };
+
+const us = (ns: number) => String(Math.round(ns / 1000));
+
+function deadlineOf(ctx: CallContext): number {
+  const at = ctx.deadline instanceof Date ? ctx.deadline.getTime() : Number(ctx.deadline);
+  return Number.isFinite(at) ? at : Infinity;
+}
+
+export interface WorkerHandlers {
+  worker: ServiceHandlers;
+  inference: ServiceHandlers;
+}
+
+export function workerHandlers(registry: ModelRegistry, runner: RequestRunner, state: WorkerState, version: string, logger: Logger): WorkerHandlers {
+  function answer(outcome: RunOutcome): BatchedResponse {
+    const timings = { preprocessUs: us(outcome.preprocessNs), queueUs: us(outcome.queueNs), computeUs: us(outcome.computeNs), batchSize: outcome.batchSize };
+    if (outcome.response) return { response: outcome.response, statusCode: 0, ...timings };
+    const status = statusOf(outcome.error);
+    if (status.internal) logger.error({ err: outcome.error }, 'request failed');
+    return { statusCode: status.code, errorMessage: status.details, ...timings };
+  }
+
+  async function inferBatch(batch: InferBatchRequest__Output, ctx: CallContext): Promise<InferBatchResponse> {
+    // The call fails as a whole only when the batch cannot run here: the router then tries another worker.
+    if (state.draining) throw unavailable(`worker ${state.workerId} is shutting down`);
+    const model = registry.resolve(batch.modelName, batch.modelVersion);
+    const now = Date.now();
+    const outcomes = await runner.run(model, batch.requests.map((item) => ({
+      request: item.request ?? EMPTY_REQUEST,
+      queuedNs: Number(item.queuedUs) * 1000,
+      deadlineMs: item.timeoutUs === '0' ? deadlineOf(ctx) : now + Number(item.timeoutUs) / 1000,
+      parent: item.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: item.traceparent }) : ROOT_CONTEXT,
+    })), ctx.signal);
+    return { responses: outcomes.map(answer) };
+  }
 
   async function modelInfer(request: ModelInferRequest__Output, ctx: CallContext): Promise<ModelInferResponse> {
     if (state.draining) throw unavailable(`worker ${state.workerId} is shutting down`);
     const model = registry.resolve(request.modelName, request.modelVersion);
-    ctx.span.setAttributes({ 'infermesh.model': model.name, 'infermesh.model_version': model.version, 'infermesh.worker_id': state.workerId });
-    const tensors = decodeInputs(request.inputs, request.rawInputContents);
-    const result = await model.infer(tensors, request.outputs.map((o) => o.name), ctx.signal);
-    recordQueueAndCompute(tracer, result.queueNs, result.computeNs, result.batchSize);
-    const outputs = applyClassification(model.config, request.outputs, result.outputs);
-    return {
-      modelName: model.name,
-      modelVersion: model.version,
-      id: request.id,
-      parameters: {
-        [TIMING_PARAMETERS.queueUs]: { int64Param: String(Math.round(result.queueNs / 1000)) },
-        [TIMING_PARAMETERS.computeUs]: { int64Param: String(Math.round(result.computeNs / 1000)) },
-        [TIMING_PARAMETERS.batchSize]: { int64Param: String(result.batchSize) },
-        [TIMING_PARAMETERS.workerId]: { stringParam: state.workerId },
-      },
-      ...encodeOutputs(outputs),
-    };
+    const [outcome] = await runner.run(model, [{ request, queuedNs: 0, deadlineMs: deadlineOf(ctx), parent: context.active() }], ctx.signal);
+    if (!outcome.response) throw outcome.error;
+    return outcome.response;
   }
 
   return {
-    ServerLive: async () => ({ live: true }),
-    ServerReady: async () => ({ ready: !state.draining && registry.ready().length > 0 }),
-    ModelReady: async (request: ModelReadyRequest__Output) => {
-      try {
-        registry.resolve(request.name, request.version);
-        return { ready: !state.draining };
-      } catch {
-        return { ready: false };
-      }
+    worker: { InferBatch: inferBatch },
+    inference: {
+      ServerLive: async () => ({ live: true }),
+      ServerReady: async () => ({ ready: !state.draining && registry.ready().length > 0 }),
+      ModelReady: async (request: ModelReadyRequest__Output) => {
+        try {
+          registry.resolve(request.name, request.version);
+          return { ready: !state.draining };
+        } catch {
+          return { ready: false };
+        }
+      },
+      ServerMetadata: async () => ({ name: 'infermesh-worker', version, extensions: ['model_repository', 'statistics', 'streaming', 'classification'] }),
+      ModelMetadata: async (request: ModelMetadataRequest__Output) =>
+        registry.resolve(request.name, request.version).metadata(registry.versionsOf(request.name)),
+      ModelInfer: modelInfer,
+      ModelStreamInfer: {
+        bidi: (call, ctx) => serveInferStream(call as never, ctx, { window: STREAM_WINDOW, logger, infer: modelInfer }),
+      },
+      ModelStatistics: async (request: ModelStatisticsRequest__Output) => {
+        const models = request.name ? [registry.resolve(request.name, request.version)] : registry.ready();
+        return { modelStats: models.map((m) => m.stats.toProto(m.name, m.version)) };
+      },
+      RepositoryIndex: async (request: RepositoryIndexRequest__Output) => ({
+        models: registry
+          .list()
+          .filter((e) => !request.ready || e.state === 'READY')
+          .map((e) => ({ name: e.name, version: e.version, state: e.state, reason: e.reason })),
+      }),
     },
-    ServerMetadata: async () => ({ name: 'infermesh-worker', version, extensions: ['model_repository', 'statistics', 'streaming', 'classification'] }),
-    ModelMetadata: async (request: ModelMetadataRequest__Output) =>
-      registry.resolve(request.name, request.version).metadata(registry.versionsOf(request.name)),
-    ModelInfer: modelInfer,
-    ModelStreamInfer: {
-      bidi: (call, ctx) => serveInferStream(call as never, ctx, { window: STREAM_WINDOW, logger, infer: modelInfer }),
-    },
-    ModelStatistics: async (request: ModelStatisticsRequest__Output) => {
-      const models = request.name ? [registry.resolve(request.name, request.version)] : registry.ready();
-      return { modelStats: models.map((m) => m.stats.toProto(m.name, m.version)) };
-    },
-    RepositoryIndex: async (request: RepositoryIndexRequest__Output) => ({
-      models: registry
-        .list()
-        .filter((e) => !request.ready || e.state === 'READY')
-        .map((e) => ({ name: e.name, version: e.version, state: e.state, reason: e.reason })),
-    }),
   };
-}
-
-/** Queue and compute as child spans of the request, with their measured times. */
-function recordQueueAndCompute(tracer: ReturnType<typeof trace.getTracer>, queueNs: number, computeNs: number, batchSize: number): void {
-  const now = Date.now();
-  const computeStart = now - computeNs / 1e6;
-  const queueStart = computeStart - queueNs / 1e6;
-  tracer.startSpan('queue', { startTime: queueStart }).end(computeStart);
-  tracer.startSpan('compute', { startTime: computeStart, attributes: { 'infermesh.batch_size': batchSize } }).end(now);
 }

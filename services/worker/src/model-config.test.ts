@@ -1,6 +1,6 @@
-/** The config.yaml schema: defaults, the pipeline/input rule, full shapes, the pipeline as it travels. */
+/** The config.yaml schema: defaults, the pipeline/input rule, full shapes, the pipeline as it travels, served and client inputs. */
 import { describe, expect, it } from 'vitest';
-import { fullShape, modelConfigSchema, pipelineSpec } from './model-config.js';
+import { clientInputs, fullShape, imagePipeline, imagePipelineMessage, modelConfigSchema, servedInputs } from './model-config.js';
 
 const minimal = {
   name: 'iris',
@@ -77,29 +77,36 @@ describe('fullShape', () => {
   });
 });
 
-describe('pipelineSpec', () => {
-  it('is null for a model without preprocessing', () => {
-    expect(pipelineSpec(modelConfigSchema.parse(minimal))).toBeNull();
+describe('the image pipeline as it travels to the preprocessor', () => {
+  it('is absent for a model without preprocessing', () => {
+    expect(imagePipeline(modelConfigSchema.parse(minimal))).toBeUndefined();
   });
 
-  it('converts an image pipeline to the wire form, in camelCase', () => {
+  it('is the wire form, in camelCase', () => {
     const config = withImage({ resize: 'pad', mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2], scale: 1, layout: 'NHWC', datatype: 'UINT8', channel_order: 'BGR', pad_value: 114 });
-    expect(pipelineSpec(config)).toEqual({
-      image: {
-        input: 'image', output: 'x', width: 2, height: 2, resize: 'pad', mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2],
-        scale: 1, layout: 'NHWC', datatype: 'UINT8', channelOrder: 'BGR', padValue: 114,
-      },
+    expect(imagePipelineMessage(imagePipeline(config)!)).toEqual({
+      input: 'image', output: 'x', width: 2, height: 2, resize: 'pad', mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2],
+      scale: 1, layout: 'NHWC', datatype: 'UINT8', channelOrder: 'BGR', padValue: 114,
     });
   });
+});
 
-  it('converts a tabular pipeline to the wire form, with empty categories for numeric features', () => {
-    const config = withTabular([{ name: 'a', mean: 2, std: 3 }, { name: 'colour', categories: ['red', 'blue'] }]);
-    expect(pipelineSpec(config)).toEqual({
-      tabular: {
-        input: 'rows', output: 'features', datatype: 'FP32',
-        features: [{ name: 'a', mean: 2, std: 3, categories: [] }, { name: 'colour', mean: 0, std: 1, categories: ['red', 'blue'] }],
-      },
-    });
+describe('served and client inputs', () => {
+  it('serve an image pipeline\'s tensor as UINT8 pixels [height, width, 3], whatever the model takes', () => {
+    expect(servedInputs(withImage({ layout: 'NCHW' }))).toEqual([{ name: 'x', datatype: 'UINT8', shape: [2, 2, 3] }]);
+  });
+
+  it('serve a tabular pipeline\'s tensor as the model declares it (raw units; scaling is in the graph)', () => {
+    expect(servedInputs(withTabular([{ name: 'a' }]))).toEqual([{ name: 'features', datatype: 'FP32', shape: [4] }]);
+  });
+
+  it('show a client the pipeline\'s raw input, BYTES [-1], in place of the model tensor', () => {
+    expect(clientInputs(withImage({}))).toEqual([{ name: 'image', datatype: 'BYTES', shape: ['-1'] }]);
+    expect(clientInputs(withTabular([{ name: 'a' }]))).toEqual([{ name: 'rows', datatype: 'BYTES', shape: ['-1'] }]);
+  });
+
+  it('show a client the model tensor, with its batch dimension, when there is no pipeline', () => {
+    expect(clientInputs(modelConfigSchema.parse({ ...minimal, max_batch_size: 8 }))).toEqual([{ name: 'features', datatype: 'FP32', shape: ['-1', '4'] }]);
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { DATATYPES } from '@infermesh/tensor';
-import type { PipelineSpec } from '@infermesh/contracts';
+import type { ImagePipeline, ModelMetadataResponse_TensorMetadata } from '@infermesh/contracts';
 
 const tensorSchema = z.object({
   name: z.string().min(1),
@@ -81,26 +81,51 @@ export const modelConfigSchema = z
 export type ModelConfig = z.infer<typeof modelConfigSchema>;
 export type TensorConfig = z.infer<typeof tensorSchema>;
 
-/** The pipeline as it travels in heartbeats and preprocess requests. */
-export function pipelineSpec(config: ModelConfig): PipelineSpec | null {
-  if (!config.preprocess) return null;
-  if ('image' in config.preprocess) {
-    const p = config.preprocess.image;
-    return {
-      image: {
-        input: p.input, output: p.output, width: p.width, height: p.height, resize: p.resize,
-        mean: p.mean, std: p.std, scale: p.scale, layout: p.layout, datatype: p.datatype,
-        channelOrder: p.channel_order, padValue: p.pad_value,
-      },
-    };
-  }
-  const p = config.preprocess.tabular;
+export type ImagePipelineConfig = z.infer<typeof imagePipelineSchema>;
+export type TabularPipelineConfig = z.infer<typeof tabularPipelineSchema>;
+
+export function imagePipeline(config: ModelConfig): ImagePipelineConfig | undefined {
+  return config.preprocess && 'image' in config.preprocess ? config.preprocess.image : undefined;
+}
+
+export function tabularPipeline(config: ModelConfig): TabularPipelineConfig | undefined {
+  return config.preprocess && 'tabular' in config.preprocess ? config.preprocess.tabular : undefined;
+}
+
+/** The image pipeline as the worker sends it to the preprocessor with each call. */
+export function imagePipelineMessage(p: ImagePipelineConfig): ImagePipeline {
   return {
-    tabular: {
-      input: p.input, output: p.output, datatype: p.datatype,
-      features: p.features.map((f) => ({ name: f.name, mean: f.mean, std: f.std, categories: f.categories ?? [] })),
-    },
+    input: p.input, output: p.output, width: p.width, height: p.height, resize: p.resize,
+    mean: p.mean, std: p.std, scale: p.scale, layout: p.layout, datatype: p.datatype,
+    channelOrder: p.channel_order, padValue: p.pad_value,
   };
+}
+
+/**
+ * The tensors the served model takes: the repository's model with its pipeline's arithmetic
+ * prepended (graph-prelude.ts). An image pipeline's output becomes UINT8 pixels
+ * [height, width, 3] (RGB, NHWC); a tabular pipeline's output keeps its type and shape but
+ * takes raw values (cm for iris), the standardization being in the graph.
+ */
+export function servedInputs(config: ModelConfig): TensorConfig[] {
+  const image = imagePipeline(config);
+  return config.inputs.map((input) =>
+    image && input.name === image.output ? { name: input.name, datatype: 'UINT8' as const, shape: [image.height, image.width, 3] } : input,
+  );
+}
+
+/**
+ * The inputs a client sends (ModelMetadata): a pipeline's raw input, one element per item
+ * (BYTES [-1]), in place of the model tensor it produces. The tensor itself is still
+ * accepted (servedInputs) but is not what a generic client should be told to send.
+ */
+export function clientInputs(config: ModelConfig): ModelMetadataResponse_TensorMetadata[] {
+  const pipeline = imagePipeline(config) ?? tabularPipeline(config);
+  return config.inputs.map((input) =>
+    pipeline && input.name === pipeline.output
+      ? { name: pipeline.input, datatype: 'BYTES', shape: ['-1'] }
+      : { name: input.name, datatype: input.datatype, shape: fullShape(config, input).map(String) },
+  );
 }
 
 /** Full tensor shape as clients see it: the batch dimension (-1) first when the model batches. */

@@ -6,6 +6,31 @@ import { notFound } from '@infermesh/grpc';
 import { scanRepository, type RepositoryModel } from './repository.js';
 import { createSession, type ExecutionProvider } from './runtime.js';
 import { ServedModel } from './served-model.js';
+import { imagePipeline, tabularPipeline, type ModelConfig } from './model-config.js';
+import { prependFeaturePrelude, prependImagePrelude } from './graph-prelude.js';
+
+/**
+ * The model as the worker runs it: the repository's ONNX model with its pipeline's
+ * arithmetic prepended, so onnxruntime normalizes pixels (or standardizes features)
+ * instead of a JavaScript loop, and only UINT8 pixels cross between processes.
+ */
+export function preparedModel(config: ModelConfig, onnx: Uint8Array): Uint8Array {
+  const image = imagePipeline(config);
+  if (image) {
+    return prependImagePrelude(onnx, {
+      input: image.output, height: image.height, width: image.width, layout: image.layout, channelOrder: image.channel_order,
+      datatype: image.datatype, scale: image.scale, mean: image.mean, std: image.std,
+    });
+  }
+  const tabular = tabularPipeline(config);
+  if (tabular) {
+    // One-hot columns are 0/1 indicators: no standardization.
+    const mean = tabular.features.flatMap((f) => (f.categories?.length ? f.categories.map(() => 0) : [f.mean]));
+    const std = tabular.features.flatMap((f) => (f.categories?.length ? f.categories.map(() => 1) : [f.std]));
+    return prependFeaturePrelude(onnx, { input: tabular.output, mean, std, datatype: tabular.datatype });
+  }
+  return onnx;
+}
 
 export interface RegistryOptions {
   repository: string;
@@ -44,7 +69,7 @@ export class ModelRegistry {
     for (const version of model.versions) {
       const name = model.config.name;
       try {
-        const bytes = await readFile(join(model.path, version, 'model.onnx'));
+        const bytes = preparedModel(model.config, await readFile(join(model.path, version, 'model.onnx')));
         const { session, provider } = await createSession(bytes, {
           providers: this.options.providers ?? model.config.execution_providers,
           intraOpThreads: this.options.intraOpThreads,

@@ -149,7 +149,7 @@ describe('infer', () => {
   });
 
   it('reports the batch size it ran', async () => {
-    const result = await registry.resolve('add', '1').infer([fp32('x', [3, 4])], ['y']);
+    const result = await registry.resolve('add', '1').infer([fp32('x', [3, 4])], [{ name: 'y', parameters: {} }]);
     expect(result.batchSize).toBe(3);
   });
 

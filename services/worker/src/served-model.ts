@@ -1,11 +1,29 @@
-/** One model version loaded into onnxruntime, behind its dynamic batcher. */
+/**
+ * One model version loaded into onnxruntime, behind its dynamic batcher. The session runs
+ * the repository's model with its pipeline's arithmetic prepended (graph-prelude.ts), so
+ * requests are checked against the served inputs (pixels, raw feature values), and
+ * ModelMetadata shows what a client sends (clientInputs).
+ */
 import type * as ort from 'onnxruntime-node';
 import { ARRAY_TYPE, TensorError, elementCount, formatShape, shapeMatches, type NumericArray, type Tensor } from '@infermesh/tensor';
-import type { ModelMetadataResponse } from '@infermesh/contracts';
-import { DynamicBatcher, type BatchResult } from './dynamic-batcher.js';
-import { fullShape, type ModelConfig } from './model-config.js';
+import type { ModelMetadataResponse, ModelInferRequest_InferRequestedOutputTensor__Output } from '@infermesh/contracts';
+import { DynamicBatcher, type BatchResult } from '@infermesh/batching';
+import { clientInputs, fullShape, servedInputs, type ModelConfig, type TensorConfig } from './model-config.js';
 import { fromOrtTensor, toOrtTensor, type ExecutionProvider } from './runtime.js';
 import { ModelStats } from './model-stats.js';
+import { applyClassification } from './classification.js';
+
+/** An output a request asks for, with its parameters (Triton's `classification`). */
+export type RequestedOutput = Pick<ModelInferRequest_InferRequestedOutputTensor__Output, 'name' | 'parameters'>;
+
+export interface InferOptions {
+  /** Aborts the request while it waits (client gone, deadline passed). */
+  signal?: AbortSignal;
+  /** Time already spent queued before this worker (at the router), counted as queue time. */
+  queuedNs?: number;
+  /** process.hrtime.bigint() after which the request is refused rather than run. */
+  deadlineNs?: bigint;
+}
 
 export interface InferResult {
   outputs: Tensor[];
@@ -22,6 +40,8 @@ interface Job {
 
 export class ServedModel {
   readonly stats = new ModelStats();
+  /** The tensors the session takes (the pipeline's output as pixels or raw values). */
+  readonly inputs: TensorConfig[];
   private readonly batcher: DynamicBatcher<Job, Tensor[]>;
   private readonly outputNames: string[];
 
@@ -32,6 +52,7 @@ export class ServedModel {
     readonly provider: ExecutionProvider,
   ) {
     this.outputNames = config.outputs.map((o) => o.name);
+    this.inputs = servedInputs(config);
     const dynamic = config.dynamic_batching;
     this.batcher = new DynamicBatcher<Job, Tensor[]>(
       {
@@ -60,13 +81,12 @@ export class ServedModel {
   }
 
   metadata(versions: string[]): ModelMetadataResponse {
-    const describe = (t: ModelConfig['inputs'][number]) => ({ name: t.name, datatype: t.datatype, shape: fullShape(this.config, t).map(String) });
     return {
       name: this.name,
       versions,
       platform: this.config.platform,
-      inputs: this.config.inputs.map(describe),
-      outputs: this.config.outputs.map(describe),
+      inputs: clientInputs(this.config),
+      outputs: this.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(this.config, t).map(String) })),
     };
   }
 
@@ -77,12 +97,12 @@ export class ServedModel {
   validate(tensors: readonly Tensor[], requestedOutputs: readonly string[]): number {
     const byName = new Map(tensors.map((t) => [t.name, t]));
     for (const tensor of tensors) {
-      if (!this.config.inputs.some((i) => i.name === tensor.name)) {
-        throw new TensorError(`unexpected input '${tensor.name}' for model '${this.name}' (inputs: ${this.config.inputs.map((i) => i.name).join(', ')})`);
+      if (!this.inputs.some((i) => i.name === tensor.name)) {
+        throw new TensorError(`unexpected input '${tensor.name}' for model '${this.name}' (inputs: ${this.inputs.map((i) => i.name).join(', ')})`);
       }
     }
     let items: number | undefined;
-    for (const input of this.config.inputs) {
+    for (const input of this.inputs) {
       const tensor = byName.get(input.name);
       if (!tensor) throw new TensorError(`missing input '${input.name}' for model '${this.name}'`);
       if (tensor.datatype !== input.datatype) {
@@ -109,18 +129,25 @@ export class ServedModel {
     return items ?? 1;
   }
 
-  async infer(tensors: readonly Tensor[], requestedOutputs: readonly string[], signal?: AbortSignal): Promise<InferResult> {
-    const items = this.validate(tensors, requestedOutputs);
-    const job: Job = { tensors: new Map(tensors.map((t) => [t.name, t])), items, outputs: requestedOutputs.length ? requestedOutputs : this.outputNames };
+  /**
+   * Validates, queues and runs one request; applies Triton's classification to the outputs
+   * asked for with it. A request refused after it ran (classification of an output that
+   * has no scores) counts as a failure in ModelStatistics, not as a success.
+   */
+  async infer(tensors: readonly Tensor[], requested: readonly RequestedOutput[], options: InferOptions = {}): Promise<InferResult> {
+    const items = this.validate(tensors, requested.map((r) => r.name));
+    const job: Job = { tensors: new Map(tensors.map((t) => [t.name, t])), items, outputs: requested.length ? requested.map((r) => r.name) : this.outputNames };
     let result: BatchResult<Tensor[]>;
+    let outputs: Tensor[];
     try {
-      result = await this.batcher.submit(job, items, signal);
+      result = await this.batcher.submit(job, items, { signal: options.signal, queuedNs: options.queuedNs, deadline: options.deadlineNs });
+      outputs = applyClassification(this.config, requested, result.output);
     } catch (error) {
       this.stats.recordFailure();
       throw error;
     }
     this.stats.recordSuccess(items, result.queueNs, result.computeNs);
-    return { outputs: result.output, queueNs: result.queueNs, computeNs: result.computeNs, batchSize: result.batchSize };
+    return { outputs, queueNs: result.queueNs, computeNs: result.computeNs, batchSize: result.batchSize };
   }
 
   /** Waits for queued and running work to finish. */
@@ -135,7 +162,7 @@ export class ServedModel {
 
   private async execute(jobs: Job[], items: number): Promise<Tensor[][]> {
     const feeds: Record<string, ort.Tensor> = {};
-    for (const input of this.config.inputs) {
+    for (const input of this.inputs) {
       if (jobs.length === 1) {
         const t = jobs[0].tensors.get(input.name)!;
         feeds[input.name] = toOrtTensor(t.datatype, t.shape, t.data);

@@ -1,10 +1,12 @@
 /** The worker as a pure factory: tests build one in-process, main.ts runs one. */
 import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
-import { inferenceService } from '@infermesh/contracts';
-import { events, type Bus } from '@infermesh/bus';
+import { inferenceService, workerService } from '@infermesh/contracts';
+import type { Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { ModelRegistry } from './model-registry.js';
-import { inferenceHandlers, type WorkerState } from './inference-service.js';
+import { workerHandlers, type WorkerState } from './inference-service.js';
+import { RequestRunner } from './request-runner.js';
+import { preprocessorClient } from './preprocessor-client.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { WorkerConfig } from './config.js';
 
@@ -40,8 +42,13 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
   });
   await registry.loadAll();
   const state: WorkerState = { workerId: config.WORKER_ID, draining: false };
+  const preprocessor = preprocessorClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES);
+  const runner = new RequestRunner({ preprocessor, workerId: config.WORKER_ID });
+  const handlers = workerHandlers(registry, runner, state, VERSION, logger);
   const grpc = createGrpcServer({ name: 'infermesh-worker', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
-  grpc.addService('inference.GRPCInferenceService', inferenceService(), inferenceHandlers(registry, state, VERSION, logger));
+  // A batch carries the requests of many traces: each request gets its own span instead.
+  grpc.addService('infermesh.v1.Worker', workerService(), handlers.worker, { untraced: ['InferBatch'] });
+  grpc.addService('inference.GRPCInferenceService', inferenceService(), handlers.inference);
   let heartbeat: ReturnType<typeof startHeartbeat> | undefined;
 
   return {
@@ -52,11 +59,6 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
       const port = await grpc.listen(config.WORKER_HOST, config.WORKER_PORT);
       const address = `${config.WORKER_ADVERTISE_HOST}:${port}`;
       grpc.setServing(true);
-      for (const entry of registry.list()) {
-        bus.publish(bus.subjects.modelState(entry.name), events.modelState, {
-          workerId: state.workerId, model: entry.name, version: entry.version, state: entry.state, reason: entry.reason, atMs: String(Date.now()),
-        });
-      }
       heartbeat = startHeartbeat({ bus, registry, state, address, device: config.WORKER_DEVICE, intervalMs: config.WORKER_HEARTBEAT_MS });
       logger.info({ address, device: config.WORKER_DEVICE, models: registry.ready().map((m) => `${m.name}:${m.version}`) }, 'worker serving');
       return address;
@@ -67,6 +69,7 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
       heartbeat?.stop();
       await Promise.all(registry.ready().map((m) => m.idle()));
       await grpc.shutdown(config.WORKER_SHUTDOWN_GRACE_MS);
+      preprocessor.close();
       await registry.release();
     },
   };

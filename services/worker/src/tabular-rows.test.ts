@@ -1,12 +1,13 @@
-/** The tabular pipeline: JSON rows → one [N, F] tensor in the spec's feature order. */
+/** Rows in the worker: JSON rows → one [N, F] tensor in the config's feature order, raw units. */
 import { describe, expect, it } from 'vitest';
 import { TensorError, type Tensor } from '@infermesh/tensor';
-import type { TabularFeature__Output, TabularPipeline__Output } from '@infermesh/contracts';
-import { featureWidth, runTabularPipeline } from './tabular-pipeline.js';
+import type { TabularPipelineConfig } from './model-config.js';
+import { featureWidth, rowsToTensor as runTabularPipeline } from './tabular-rows.js';
 
-const feature = (name: string, options: Partial<Omit<TabularFeature__Output, 'name'>> = {}): TabularFeature__Output => ({ name, mean: 0, std: 0, categories: [], ...options });
+type Feature = TabularPipelineConfig['features'][number];
+const feature = (name: string, options: Partial<Omit<Feature, 'name'>> = {}): Feature => ({ name, mean: 0, std: 1, ...options });
 
-function spec(features: TabularFeature__Output[], datatype = 'FP32'): TabularPipeline__Output {
+function spec(features: Feature[], datatype: 'FP32' | 'FP64' = 'FP32'): TabularPipelineConfig {
   return { input: 'rows', output: 'features', features, datatype };
 }
 
@@ -38,14 +39,9 @@ describe('runTabularPipeline', () => {
     expect(Array.from(out.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('scales numeric features as (x - mean) / std', () => {
+  it('keeps values in their raw units: standardization is in the model graph', () => {
     const out = runTabularPipeline(spec([feature('a', { mean: 10, std: 4 }), feature('b', { mean: -1, std: 0.5 })]), rows({ a: 18, b: 1 }));
-    expect(Array.from(out.data as Float32Array)).toEqual([2, 4]);
-  });
-
-  it('leaves a feature unscaled by std when std is 0 (unset on the wire)', () => {
-    const out = runTabularPipeline(spec([feature('a', { mean: 1, std: 0 })]), rows({ a: 5 }));
-    expect(Array.from(out.data as Float32Array)).toEqual([4]);
+    expect(Array.from(out.data as Float32Array)).toEqual([18, 1]);
   });
 
   it('accepts numbers written as strings', () => {
@@ -72,10 +68,9 @@ describe('runTabularPipeline', () => {
     expect((out.data as Float64Array)[0]).toBe(0.1);
   });
 
-  it('writes FP32 when the spec names no datatype', () => {
-    const out = runTabularPipeline(spec([feature('a')], ''), rows({ a: 0.1 }));
-    expect(out.datatype).toBe('FP32');
-    expect(out.data).toBeInstanceOf(Float32Array);
+  it('accepts a value beyond FP32 when the model takes FP64', () => {
+    const out = runTabularPipeline(spec([feature('a')], 'FP64'), rows({ a: 1e39 }));
+    expect((out.data as Float64Array)[0]).toBe(1e39);
   });
 
   it('featureWidth counts one column per numeric feature and one per category', () => {
@@ -113,6 +108,25 @@ describe('runTabularPipeline refusals', () => {
     expect(error.message).toContain('row 1');
     expect(error.message).toContain("feature 'a'");
     expect(error.message).toContain('expected a number');
+  });
+
+  it('refuses a number beyond what FP32 holds instead of sending the model Infinity', () => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 1, b: 2 }, { a: -1e39, b: 2 })));
+    expect(error.message).toContain('row 1');
+    expect(error.message).toContain("feature 'a'");
+    expect(error.message).toContain('FP32');
+  });
+
+  it('refuses a row nested too deeply to parse with a clear message, without overflowing the stack', () => {
+    const deep = `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)},"b":1}`;
+    const error = failure(() => runTabularPipeline(numeric, rows(deep)));
+    expect(error.message).toContain('row 0');
+    expect(error.message.length).toBeLessThan(400);
+  });
+
+  it('names a wrong value briefly, never by echoing all of it', () => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 'x'.repeat(100_000), b: 2 })));
+    expect(error.message.length).toBeLessThan(200);
   });
 
   it('refuses a row that is not JSON, naming the row', () => {

@@ -7,10 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { buildAddModel, buildMatMulChainModel, startNatsServer, writeModelRepository, type NatsServer } from '@infermesh/testing';
+import { buildAddModel, buildIdentityModel, buildMatMulChainModel, startNatsServer, writeModelRepository, type NatsServer } from '@infermesh/testing';
 import { connectBus, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
-import { contracts, type GRPCInferenceServiceClient, type ModelInferRequest, type ModelStreamInferResponse__Output, type ModelStatisticsResponse__Output } from '@infermesh/contracts';
+import {
+  contracts, workerService,
+  type GRPCInferenceServiceClient, type InferBatchRequest, type InferBatchResponse__Output, type ModelInferRequest, type ModelStreamInferResponse__Output, type ModelStatisticsResponse__Output,
+} from '@infermesh/contracts';
 import { createWorker, workerConfig, type Worker } from './index.js';
 import { STREAM_WINDOW } from './inference-service.js';
 
@@ -21,6 +24,7 @@ let nats: NatsServer;
 let bus: Bus;
 let worker: Worker;
 let client: GRPCInferenceServiceClient;
+let workerClient: grpc.Client;
 let repository: string;
 
 function addRequest(rows: number, id = ''): ModelInferRequest {
@@ -54,6 +58,20 @@ beforeAll(async () => {
     { name: 'add', version: '1', onnx: buildAddModel(), config: addConfig({ dynamic_batching: { preferred_batch_size: [8], max_queue_delay_microseconds: 200_000, max_queue_size: 64 } }) },
     // Holds requests for a long time so the queue limit can be reached.
     { name: 'tiny-queue', version: '1', onnx: buildAddModel(), config: addConfig({ dynamic_batching: { max_queue_delay_microseconds: 400_000, max_queue_size: 2 } }) },
+    // Rows in raw units; (x - mean) / std is prepended to this identity graph at load.
+    {
+      name: 'rows',
+      version: '1',
+      onnx: buildIdentityModel({ datatype: 'FP32', shape: [-1, 2] }),
+      config: {
+        max_batch_size: 16,
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2] }],
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [2] }],
+        dynamic_batching: { max_queue_delay_microseconds: 0 },
+        preprocess: { tabular: { input: 'row', output: 'x', features: [{ name: 'a', mean: 10, std: 2 }, { name: 'b', mean: -1, std: 4 }] } },
+      },
+    },
+    { name: 'labels', version: '1', onnx: buildIdentityModel({ datatype: 'INT64', shape: [-1, 2] }), config: { max_batch_size: 4, inputs: [{ name: 'x', datatype: 'INT64', shape: [2] }], outputs: [{ name: 'y', datatype: 'INT64', shape: [2] }] } },
     {
       name: 'slow',
       version: '1',
@@ -65,10 +83,12 @@ beforeAll(async () => {
   worker = await createWorker({ config, logger, bus });
   const address = await worker.start();
   client = new (contracts().inference.GRPCInferenceService)(address, grpc.credentials.createInsecure());
+  workerClient = new grpc.Client(address, grpc.credentials.createInsecure());
 });
 
 afterAll(async () => {
   client?.close();
+  workerClient?.close();
   await worker?.stop();
   await bus?.drain();
   await nats?.stop();
@@ -179,5 +199,84 @@ describe('ModelStreamInfer', () => {
     const computed = Number((await statistics('slow')).modelStats[0].inferenceCount) - before;
     expect(computed).toBeLessThan(400 * 16);
     expect(worker.registry.resolve('slow', '').queueDepth).toBe(0);
+  });
+});
+
+type Codec<Req, Res> = grpc.MethodDefinition<Req, Res>;
+const batchCodec = workerService().InferBatch as unknown as Codec<InferBatchRequest, InferBatchResponse__Output>;
+
+function inferBatch(request: InferBatchRequest): Promise<InferBatchResponse__Output> {
+  return new Promise((resolve, reject) =>
+    workerClient.makeUnaryRequest(batchCodec.path, batchCodec.requestSerialize, batchCodec.responseDeserialize, request, (error, response) => (error ? reject(error) : resolve(response!))),
+  );
+}
+
+const rowRequest = (id: string, ...rows: (object | string)[]): ModelInferRequest => ({
+  id, modelName: 'rows',
+  inputs: [{ name: 'row', datatype: 'BYTES', shape: [String(rows.length)], contents: { bytesContents: rows.map((r) => Buffer.from(typeof r === 'string' ? r : JSON.stringify(r))) } }],
+});
+
+const floats = (raw: Buffer) => Array.from(new Float32Array(new Uint8Array(raw).buffer));
+
+describe('InferBatch (the requests a router coalesced)', () => {
+  it('answers each request at its position, runs them as one batch, and fails only the bad one', async () => {
+    const response = await inferBatch({
+      modelName: 'rows', modelVersion: '1',
+      requests: [
+        { request: rowRequest('a', { a: 12, b: 3 }) },
+        { request: rowRequest('bad', '{not json') },
+        { request: rowRequest('c', { a: 10, b: -1 }, { a: 8, b: 7 }) },
+      ],
+    });
+    expect(response.responses.map((r) => r.statusCode)).toEqual([0, grpc.status.INVALID_ARGUMENT, 0]);
+    expect(response.responses[1].errorMessage).toMatch(/input 'row': row 0 is not valid JSON/);
+    const [a, , c] = response.responses;
+    expect(a.response!.id).toBe('a');
+    // Standardized in the graph: ((12 - 10) / 2, (3 + 1) / 4).
+    expect(floats(a.response!.rawOutputContents[0])).toEqual([1, 1]);
+    expect(floats(c.response!.rawOutputContents[0])).toEqual([0, 0, -1, 2]);
+    // The two good requests (three rows) ran together.
+    expect([a.batchSize, c.batchSize]).toEqual([3, 3]);
+  });
+
+  it('answers a request\'s model tensor in raw units exactly as its row', async () => {
+    const tensor: ModelInferRequest = { id: 't', modelName: 'rows', inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '2'] }], rawInputContents: [Buffer.from(new Float32Array([12, 3]).buffer)] };
+    const response = await inferBatch({ modelName: 'rows', modelVersion: '1', requests: [{ request: tensor }] });
+    expect(floats(response.responses[0].response!.rawOutputContents[0])).toEqual([1, 1]);
+  });
+
+  it('counts the router\'s queue time in the request\'s queue time', async () => {
+    const response = await inferBatch({ modelName: 'rows', modelVersion: '1', requests: [{ request: rowRequest('q', { a: 1, b: 1 }), queuedUs: 5_000_000 }] });
+    expect(Number(response.responses[0].queueUs)).toBeGreaterThanOrEqual(5_000_000);
+  });
+
+  it('refuses, without running it, a request whose deadline passed while it waited', async () => {
+    const before = Number((await statistics('tiny-queue')).modelStats[0].inferenceCount);
+    const request = { ...addRequest(1, 'late'), modelName: 'tiny-queue' };
+    // tiny-queue holds a lone request for 400 ms; this one may wait 50.
+    const response = await inferBatch({ modelName: 'tiny-queue', modelVersion: '1', requests: [{ request, timeoutUs: 50_000 }] });
+    expect(response.responses[0].statusCode).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(Number((await statistics('tiny-queue')).modelStats[0].inferenceCount)).toBe(before);
+  });
+
+  it('fails the call as a whole with NOT_FOUND when the model is not here, so the router can say so', async () => {
+    const error = await inferBatch({ modelName: 'nope', modelVersion: '1', requests: [{ request: { modelName: 'nope' } }] }).then(() => null, (e: grpc.ServiceError) => e);
+    expect(error?.code).toBe(grpc.status.NOT_FOUND);
+  });
+});
+
+describe('statistics of requests refused after they ran', () => {
+  it('count a classification of an output without scores as a failure, not a success', async () => {
+    const request: ModelInferRequest = {
+      modelName: 'labels', inputs: [{ name: 'x', datatype: 'INT64', shape: ['1', '2'] }], rawInputContents: [Buffer.alloc(16)],
+      outputs: [{ name: 'y', parameters: { classification: { int64Param: '1' } } }],
+    };
+    const error = await infer(request).then(() => null, (e: grpc.ServiceError) => e);
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error?.details).toMatch(/'y' is INT64; classification needs a numeric score output/);
+    const stats = (await statistics('labels')).modelStats[0];
+    expect(stats.inferenceStats!.fail!.count).toBe('1');
+    expect(stats.inferenceStats!.success!.count).toBe('0');
+    expect(stats.executionCount).toBe('1');
   });
 });

@@ -1,0 +1,210 @@
+/**
+ * Runs clients' requests on one served model: decode each request, turn raw inputs into
+ * the model's tensors (images through the preprocessor, all of a batch's images in one
+ * call; rows parsed here), queue them on the model's batcher in the same tick so they run
+ * together, and encode each answer. Each request is answered on its own: one bad request
+ * fails only itself.
+ *
+ * Every request gets one span in its own trace (`infer <model>`), with `queue` and
+ * `compute` children; the preprocessor adds its span under it.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { decodeInputs, encodeBytesElements, encodeRaw, TensorError, type Tensor } from '@infermesh/tensor';
+import type { ModelInferRequest__Output, ModelInferResponse, PreprocessItem } from '@infermesh/contracts';
+import { statusOf } from '@infermesh/grpc';
+import type { ServedModel } from './served-model.js';
+import type { PreprocessorClient } from './preprocessor-client.js';
+import { imagePipeline, imagePipelineMessage, tabularPipeline } from './model-config.js';
+import { rowsToTensor } from './tabular-rows.js';
+
+/** One request to run. */
+export interface RunItem {
+  request: ModelInferRequest__Output;
+  /** Time the request already waited in a router's queue. */
+  queuedNs: number;
+  /** When the client's deadline passes (ms since the epoch); Infinity for none. */
+  deadlineMs: number;
+  /** The trace the request belongs to. */
+  parent: Context;
+}
+
+/** What became of one request. */
+export interface RunOutcome {
+  /** The answer, when the request succeeded. */
+  response?: ModelInferResponse;
+  /** Why it failed: anything libs/grpc's statusOf maps. */
+  error?: unknown;
+  preprocessNs: number;
+  queueNs: number;
+  computeNs: number;
+  batchSize: number;
+}
+
+export interface RunnerDeps {
+  preprocessor: PreprocessorClient;
+  workerId: string;
+}
+
+/** A request on its way: its span, its tensors once known, or the error that ended it. */
+interface InFlight {
+  item: RunItem;
+  span: Span;
+  tensors?: Tensor[];
+  error?: unknown;
+  preprocessNs: number;
+}
+
+const tracer = trace.getTracer('infermesh-worker');
+
+/** The W3C traceparent of a span, formatted directly. */
+function traceparentOf(span: Span): string {
+  const context = span.spanContext();
+  if (!trace.isSpanContextValid(context)) return '';
+  return `00-${context.traceId}-${context.spanId}-${context.traceFlags & 1 ? '01' : '00'}`;
+}
+
+export class RequestRunner {
+  constructor(private readonly deps: RunnerDeps) {}
+
+  async run(model: ServedModel, items: readonly RunItem[], signal?: AbortSignal): Promise<RunOutcome[]> {
+    const flights: InFlight[] = items.map((item) => {
+      const span = tracer.startSpan(`infer ${model.name}`, {
+        kind: SpanKind.SERVER,
+        attributes: { 'infermesh.model': model.name, 'infermesh.model_version': model.version, 'infermesh.worker_id': this.deps.workerId, 'infermesh.request_id': item.request.id },
+      }, item.parent);
+      const flight: InFlight = { item, span, preprocessNs: 0 };
+      try {
+        flight.tensors = decodeInputs(item.request.inputs, item.request.rawInputContents);
+      } catch (error) {
+        flight.error = error;
+      }
+      return flight;
+    });
+    await this.prepare(model, flights.filter((f) => f.tensors), signal);
+    // Every request is queued in the same tick, so the batcher considers them together.
+    const runs = flights.map((flight) => {
+      if (!flight.tensors) return Promise.reject(flight.error);
+      const deadlineNs = Number.isFinite(flight.item.deadlineMs)
+        ? process.hrtime.bigint() + BigInt(Math.max(0, Math.round((flight.item.deadlineMs - Date.now()) * 1e6)))
+        : undefined;
+      return model.infer(flight.tensors, flight.item.request.outputs, { signal, queuedNs: flight.item.queuedNs, deadlineNs });
+    });
+    const settled = await Promise.allSettled(runs);
+    return settled.map((result, i) => this.finish(model, flights[i], result));
+  }
+
+  /** Replaces each request's raw input (images, rows) by the model tensor it stands for. */
+  private async prepare(model: ServedModel, flights: InFlight[], signal?: AbortSignal): Promise<void> {
+    const image = imagePipeline(model.config);
+    const tabular = tabularPipeline(model.config);
+    const pipeline = image ?? tabular;
+    if (!pipeline) return;
+    const needImages: InFlight[] = [];
+    for (const flight of flights) {
+      const tensors = flight.tensors!;
+      const raw = tensors.find((t) => t.name === pipeline.input);
+      if (!raw) {
+        if (tensors.some((t) => t.name === pipeline.output)) continue; // the client sent the model tensor itself
+        const names = tensors.map((t) => `'${t.name}'`).join(', ') || 'no inputs';
+        const kind = image ? 'one encoded PNG/JPEG image per element' : 'one JSON object per row';
+        flight.error = new TensorError(`model '${model.name}' takes input '${pipeline.input}' (BYTES, ${kind}) or its tensor '${pipeline.output}'; got ${names}`);
+        flight.tensors = undefined;
+        continue;
+      }
+      try {
+        if (raw.datatype !== 'BYTES') throw new TensorError(`input '${raw.name}': datatype ${raw.datatype}, expected BYTES (${image ? 'one encoded image' : 'one JSON object'} per element)`);
+        if (raw.shape.length === 0 || raw.shape.slice(1).some((d) => d !== 1)) throw new TensorError(`input '${raw.name}': shape [${raw.shape.join(', ')}], expected [N] (one element per item)`);
+        // Checked before any work: a request over the limit costs nothing to refuse.
+        const count = raw.shape[0];
+        if (model.config.max_batch_size > 0 && (count < 1 || count > model.config.max_batch_size)) {
+          throw new TensorError(`input '${raw.name}': batch size ${count}, model '${model.name}' accepts 1 to ${model.config.max_batch_size}`);
+        }
+        if (image) {
+          needImages.push(flight);
+        } else {
+          const started = process.hrtime.bigint();
+          flight.tensors = tensors.map((t) => (t === raw ? rowsToTensor(tabular!, raw) : t));
+          flight.preprocessNs = Number(process.hrtime.bigint() - started);
+        }
+      } catch (error) {
+        flight.error = error;
+        flight.tensors = undefined;
+      }
+    }
+    if (needImages.length > 0) await this.preprocessImages(model, needImages, signal);
+  }
+
+  /** One preprocessor call for the images of every request that has some. */
+  private async preprocessImages(model: ServedModel, flights: InFlight[], signal?: AbortSignal): Promise<void> {
+    const spec = imagePipeline(model.config)!;
+    const items: PreprocessItem[] = flights.map((flight) => ({
+      images: encodeBytesElements(flight.tensors!.find((t) => t.name === spec.input)!.data as Buffer[]),
+      traceparent: traceparentOf(flight.span),
+    }));
+    const started = process.hrtime.bigint();
+    const deadlineMs = Math.max(...flights.map((f) => f.item.deadlineMs));
+    try {
+      const results = await this.deps.preprocessor.preprocess(model.name, imagePipelineMessage(spec), items, {
+        deadlineMs: Number.isFinite(deadlineMs) ? deadlineMs : Date.now() + 30_000,
+        signal,
+      });
+      const elapsed = Number(process.hrtime.bigint() - started);
+      flights.forEach((flight, i) => {
+        const result = results[i];
+        flight.preprocessNs = elapsed;
+        if (result.error) {
+          flight.error = new TensorError(result.error);
+          flight.tensors = undefined;
+          return;
+        }
+        const pixels = new Uint8Array(result.pixels.buffer, result.pixels.byteOffset, result.pixels.byteLength);
+        const tensor: Tensor = { name: spec.output, datatype: 'UINT8', shape: [result.count, spec.height, spec.width, 3], data: pixels };
+        flight.tensors = flight.tensors!.map((t) => (t.name === spec.input ? tensor : t));
+      });
+    } catch (error) {
+      for (const flight of flights) {
+        flight.error = error;
+        flight.tensors = undefined;
+      }
+    }
+  }
+
+  private finish(model: ServedModel, flight: InFlight, result: PromiseSettledResult<Awaited<ReturnType<ServedModel['infer']>>>): RunOutcome {
+    const { span, item } = flight;
+    if (result.status === 'rejected') {
+      const status = statusOf(result.reason);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: status.details });
+      span.setAttribute('rpc.grpc.status_code', status.code);
+      span.end();
+      return { error: result.reason, preprocessNs: flight.preprocessNs, queueNs: 0, computeNs: 0, batchSize: 0 };
+    }
+    const { outputs, queueNs, computeNs, batchSize } = result.value;
+    recordQueueAndCompute(span, queueNs, computeNs, batchSize);
+    span.end();
+    return {
+      response: {
+        modelName: model.name,
+        modelVersion: model.version,
+        id: item.request.id,
+        outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(String) })),
+        rawOutputContents: outputs.map((o) => encodeRaw(o.data)),
+      },
+      preprocessNs: flight.preprocessNs,
+      queueNs,
+      computeNs,
+      batchSize,
+    };
+  }
+}
+
+/** Queue and compute as children of the request's span, with their measured times. */
+function recordQueueAndCompute(parent: Span, queueNs: number, computeNs: number, batchSize: number): void {
+  if (!parent.isRecording()) return;
+  const context = trace.setSpan(ROOT_CONTEXT, parent);
+  const now = Date.now();
+  const computeStart = now - computeNs / 1e6;
+  const queueStart = computeStart - queueNs / 1e6;
+  tracer.startSpan('queue', { startTime: queueStart }, context).end(computeStart);
+  tracer.startSpan('compute', { startTime: computeStart, attributes: { 'infermesh.batch_size': batchSize } }, context).end(now);
+  parent.setAttribute('infermesh.batch_size', batchSize);
+}
