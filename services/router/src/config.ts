@@ -7,12 +7,11 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       ROUTER_HOST: setting.host('0.0.0.0'),
       /** Where Triton's gRPC clients look by default. */
       ROUTER_PORT: setting.port(8001),
-      PREPROCESSOR_ADDRESS: setting.host('127.0.0.1:8003'),
       /** Upper bound for a request without a client deadline. */
       ROUTER_REQUEST_TIMEOUT_MS: setting.positiveInt(30_000),
       /** A worker silent for this long leaves the routing table (heartbeats come every second). */
       WORKER_STALE_MS: setting.positiveInt(2500),
-      /** Attempts per request on distinct workers when a worker is unreachable. */
+      /** Attempts per batch of requests on distinct workers when a worker is unreachable. */
       ROUTER_MAX_ATTEMPTS: setting.positiveInt(3),
       /** Prediction records waiting for JetStream when it is unreachable; beyond this the oldest are dropped (and logged). */
       ROUTER_RECORD_BUFFER: setting.positiveInt(10_000),

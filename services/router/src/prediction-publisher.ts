@@ -4,26 +4,21 @@
  * are stored as one PredictionBatch message. One JetStream round trip per request was the
  * largest cost of a request at the router (docs/performance.md); per batch it is small.
  *
- * Each record gets its own PRODUCER span, child of its request, whose context travels in
- * the record, so the monitor continues every prediction's own trace. Batches wait in a
- * bounded buffer while JetStream is unreachable and are retried with the same message id,
- * so a retry never stores a batch twice.
+ * Each record carries the traceparent of its request (set by the caller), so the monitor
+ * continues every prediction's own trace; a span per publish would only add work, since
+ * the publish of a batch is not any one request's. Batches wait in a bounded buffer while
+ * JetStream is unreachable and are retried with the same message id, so a retry never
+ * stores a batch twice.
  */
 import { randomUUID } from 'node:crypto';
-import { SpanKind, context, propagation, trace, type Context, type Span } from '@opentelemetry/api';
 import { events, type Bus } from '@infermesh/bus';
 import type { PredictionRecord } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 
-interface Pending {
-  record: PredictionRecord;
-  span: Span;
-}
-
 interface Batch {
   id: string;
   model: string;
-  items: Pending[];
+  records: PredictionRecord[];
 }
 
 export interface PublisherOptions {
@@ -42,7 +37,6 @@ export class PredictionPublisher {
   private waiting = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private dropped = 0;
-  private readonly tracer = trace.getTracer('infermesh-router');
   private idleWaiters: (() => void)[] = [];
   private readonly batchSize: number;
   private readonly lingerMs: number;
@@ -58,22 +52,17 @@ export class PredictionPublisher {
     this.concurrency = options.concurrency ?? 4;
   }
 
-  publish(record: PredictionRecord, parent: Context): void {
-    const subject = this.bus.subjects.prediction(record.model ?? '');
-    const span = this.tracer.startSpan(`${subject} publish`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, parent);
-    const carrier: Record<string, string> = {};
-    propagation.inject(trace.setSpan(context.active(), span), carrier);
-    record.traceparent = carrier.traceparent ?? '';
+  publish(record: PredictionRecord): void {
     const model = record.model ?? '';
     let entry = this.open.get(model);
     if (!entry) {
-      const batch: Batch = { id: randomUUID(), model, items: [] };
+      const batch: Batch = { id: randomUUID(), model, records: [] };
       entry = { batch, timer: setTimeout(() => this.close(model), this.lingerMs) };
       this.open.set(model, entry);
     }
-    entry.batch.items.push({ record, span });
+    entry.batch.records.push(record);
     this.waiting++;
-    if (entry.batch.items.length >= this.batchSize) this.close(model);
+    if (entry.batch.records.length >= this.batchSize) this.close(model);
     this.enforceCapacity();
   }
 
@@ -100,9 +89,8 @@ export class PredictionPublisher {
   private enforceCapacity(): void {
     while (this.waiting > this.options.capacity && this.ready.length > 0) {
       const oldest = this.ready.shift()!;
-      this.waiting -= oldest.items.length;
-      this.dropped += oldest.items.length;
-      for (const item of oldest.items) item.span.end();
+      this.waiting -= oldest.records.length;
+      this.dropped += oldest.records.length;
       this.logger.error({ dropped: this.dropped }, 'prediction record buffer full (JetStream unreachable?); dropped the oldest records');
     }
   }
@@ -125,11 +113,10 @@ export class PredictionPublisher {
 
   private async send(batch: Batch): Promise<void> {
     try {
-      await this.bus.publishDurable(this.bus.subjects.prediction(batch.model), events.predictionBatch, { records: batch.items.map((i) => i.record) }, batch.id);
-      this.waiting -= batch.items.length;
-      for (const item of batch.items) item.span.end();
+      await this.bus.publishDurable(this.bus.subjects.prediction(batch.model), events.predictionBatch, { records: batch.records }, batch.id);
+      this.waiting -= batch.records.length;
     } catch (error) {
-      this.logger.warn({ err: error, records: batch.items.length }, 'prediction records not stored yet; will retry');
+      this.logger.warn({ err: error, records: batch.records.length }, 'prediction records not stored yet; will retry');
       this.ready.unshift(batch);
       this.retryTimer ??= setTimeout(() => {
         this.retryTimer = undefined;

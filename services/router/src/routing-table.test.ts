@@ -7,7 +7,7 @@ import { RoutingTable, type TableChange } from './routing-table.js';
 const STALE_MS = 3000;
 
 function status(name: string, version: string, ready = true): ModelStatus__Output {
-  return { name, version, ready, platform: 'onnxruntime_onnx', inputs: [], outputs: [], pipeline: null, maxBatchSize: 8, reason: ready ? '' : 'failed' };
+  return { name, version, ready, platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: ready ? '' : 'failed', dynamicBatching: null, instances: 1 };
 }
 
 function heartbeat(workerId: string, models: ModelStatus__Output[], overrides: Partial<WorkerHeartbeat__Output> = {}): WorkerHeartbeat__Output {
@@ -16,6 +16,9 @@ function heartbeat(workerId: string, models: ModelStatus__Output[], overrides: P
     sentAtMs: '0', draining: false, executionProvider: 'cpu', ...overrides,
   };
 }
+
+/** No requests of this router in flight anywhere. */
+const none = () => 0;
 
 /** A seeded PRNG, so picks are reproducible. */
 const seeded = mulberry32;
@@ -33,7 +36,7 @@ describe('membership', () => {
     const table = new RoutingTable(STALE_MS);
     const changes = recording(table);
     table.update(heartbeat('w1', [status('iris', '1')]), 1000);
-    expect(table.get('w1')).toMatchObject({ id: 'w1', address: 'w1.local:9000', device: 'cpu', lastSeen: 1000, outstanding: 0 });
+    expect(table.get('w1')).toMatchObject({ id: 'w1', address: 'w1.local:9000', device: 'cpu', lastSeen: 1000 });
     expect(summary(changes)).toEqual([['joined', 'w1']]);
   });
 
@@ -58,14 +61,6 @@ describe('membership', () => {
     const table = new RoutingTable(STALE_MS);
     table.update(heartbeat('w1', [], { queueDepth: 3, inFlight: 2 }), 1000);
     expect(table.get('w1')?.reportedLoad).toBe(5);
-  });
-
-  it('keeps the router\'s outstanding count across heartbeats', () => {
-    const table = new RoutingTable(STALE_MS);
-    table.update(heartbeat('w1', []), 1000);
-    table.get('w1')!.outstanding = 4;
-    table.update(heartbeat('w1', []), 2000);
-    expect(table.get('w1')?.outstanding).toBe(4);
   });
 
   it('removes a worker whose heartbeat says it is draining and emits left', () => {
@@ -107,48 +102,48 @@ describe('holders and pick', () => {
   it('returns undefined when no worker holds the model', () => {
     const table = new RoutingTable(STALE_MS);
     table.update(heartbeat('w1', [status('iris', '1')]), 1000);
-    expect(table.pick('mnist', '')).toBeUndefined();
+    expect(table.pick('mnist', '', none)).toBeUndefined();
   });
 
   it('returns undefined when the only holder is excluded', () => {
     const table = new RoutingTable(STALE_MS);
     table.update(heartbeat('w1', [status('iris', '1')]), 1000);
-    expect(table.pick('iris', '', new Set(['w1']))).toBeUndefined();
+    expect(table.pick('iris', '', none, new Set(['w1']))).toBeUndefined();
   });
 
   it('never picks an excluded worker', () => {
     const table = new RoutingTable(STALE_MS, seeded(1));
     for (const id of ['w1', 'w2', 'w3']) table.update(heartbeat(id, [status('iris', '1')]), 1000);
-    for (let i = 0; i < 50; i++) expect(table.pick('iris', '', new Set(['w1', 'w3']))?.id).toBe('w2');
+    for (let i = 0; i < 50; i++) expect(table.pick('iris', '', none, new Set(['w1', 'w3']))?.id).toBe('w2');
   });
 
   it('picks only workers holding the requested version', () => {
     const table = new RoutingTable(STALE_MS, seeded(2));
     table.update(heartbeat('w1', [status('iris', '1')]), 1000);
     table.update(heartbeat('w2', [status('iris', '2')]), 1000);
-    for (let i = 0; i < 20; i++) expect(table.pick('iris', '2')?.id).toBe('w2');
+    for (let i = 0; i < 20; i++) expect(table.pick('iris', '2', none)?.id).toBe('w2');
   });
 
   it('does not count a worker as a holder of a model it announces as not ready', () => {
     const table = new RoutingTable(STALE_MS);
     table.update(heartbeat('w1', [status('iris', '1', false)]), 1000);
     expect(table.holders('iris')).toEqual([]);
-    expect(table.pick('iris', '')).toBeUndefined();
+    expect(table.pick('iris', '', none)).toBeUndefined();
   });
 
   it('picks the less loaded of two holders by reported load', () => {
     const table = new RoutingTable(STALE_MS, seeded(3));
     table.update(heartbeat('busy', [status('iris', '1')], { queueDepth: 4, inFlight: 2 }), 1000);
     table.update(heartbeat('idle', [status('iris', '1')], { queueDepth: 1 }), 1000);
-    for (let i = 0; i < 50; i++) expect(table.pick('iris', '')?.id).toBe('idle');
+    for (let i = 0; i < 50; i++) expect(table.pick('iris', '', none)?.id).toBe('idle');
   });
 
-  it('adds the router\'s outstanding requests to the reported load', () => {
+  it('adds the router\'s own requests in flight to the reported load', () => {
     const table = new RoutingTable(STALE_MS, seeded(4));
     table.update(heartbeat('a', [status('iris', '1')], { queueDepth: 1 }), 1000);
     table.update(heartbeat('b', [status('iris', '1')], { queueDepth: 3 }), 1000);
-    table.get('a')!.outstanding = 5;
-    for (let i = 0; i < 50; i++) expect(table.pick('iris', '')?.id).toBe('b');
+    const inFlight = (id: string) => (id === 'a' ? 5 : 0);
+    for (let i = 0; i < 50; i++) expect(table.pick('iris', '', inFlight)?.id).toBe('b');
   });
 
   it('never picks the busiest of three holders', () => {
@@ -156,7 +151,7 @@ describe('holders and pick', () => {
     table.update(heartbeat('a', [status('iris', '1')], { queueDepth: 1 }), 1000);
     table.update(heartbeat('b', [status('iris', '1')], { queueDepth: 2 }), 1000);
     table.update(heartbeat('c', [status('iris', '1')], { queueDepth: 9 }), 1000);
-    const picked = new Set(Array.from({ length: 200 }, () => table.pick('iris', '')?.id));
+    const picked = new Set(Array.from({ length: 200 }, () => table.pick('iris', '', none)?.id));
     expect(picked).toEqual(new Set(['a', 'b']));
   });
 });
@@ -199,6 +194,20 @@ describe('models and versions', () => {
     const table = new RoutingTable(STALE_MS);
     table.update(heartbeat('w1', [status('iris', '1', false)]), 1000);
     expect(table.isKnown('iris')).toBe(true);
+  });
+
+  it('lists every model ever announced, by name', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('text-direction', '1'), status('iris', '1')]), 1000);
+    table.update(heartbeat('w1', [], { draining: true }), 2000);
+    expect(table.knownModels()).toEqual(['iris', 'text-direction']);
+  });
+
+  it('says whether a version is served right now', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '2')]), 1000);
+    expect(table.hasVersion('iris', '2')).toBe(true);
+    expect(table.hasVersion('iris', '1')).toBe(false);
   });
 
   it('does not know a model never announced', () => {

@@ -1,6 +1,11 @@
 /**
  * Which workers hold which models, built from worker heartbeats alone. Picks a worker by
  * least outstanding work with the power of two choices.
+ *
+ * Every heartbeat replaces a worker's entry, so an entry holds only what the worker says;
+ * the router's own count of requests in flight lives with the calls (WorkerPool) and is
+ * read at pick time. A counter kept on the entry would be left behind on the replaced
+ * object by requests that span a heartbeat.
  */
 import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
 
@@ -11,8 +16,6 @@ export interface WorkerEntry {
   models: ModelStatus__Output[];
   /** Queue depth + in flight, as the worker last reported. */
   reportedLoad: number;
-  /** Requests this router has sent and not yet seen answered. */
-  outstanding: number;
   lastSeen: number;
   executionProvider: string;
 }
@@ -44,7 +47,6 @@ export class RoutingTable {
       device: heartbeat.device,
       models: heartbeat.models.filter((m) => m.ready),
       reportedLoad: heartbeat.queueDepth + heartbeat.inFlight,
-      outstanding: existing?.outstanding ?? 0,
       lastSeen: now,
       executionProvider: heartbeat.executionProvider,
     };
@@ -82,6 +84,17 @@ export class RoutingTable {
     return this.known.has(model);
   }
 
+  /** Every model ever announced, by name. */
+  knownModels(): string[] {
+    return [...this.known.keys()].sort();
+  }
+
+  /** Whether some worker serves this version of the model now. */
+  hasVersion(model: string, version: string): boolean {
+    for (const worker of this.workers.values()) if (worker.models.some((m) => m.name === model && m.version === version)) return true;
+    return false;
+  }
+
   /** Workers holding the model (and version, when given). */
   holders(model: string, version = ''): WorkerEntry[] {
     return this.list().filter((w) => w.models.some((m) => m.name === model && (!version || m.version === version)));
@@ -103,22 +116,22 @@ export class RoutingTable {
     return undefined;
   }
 
-  /** Power of two choices over the holders not in `exclude`, by least outstanding work. */
-  pick(model: string, version: string, exclude: ReadonlySet<string> = new Set()): WorkerEntry | undefined {
+  /**
+   * Power of two choices over the holders not in `exclude`, by least outstanding work:
+   * `inFlight` (this router's requests at the worker, exact and current) plus what the
+   * worker last reported (other routers' work).
+   */
+  pick(model: string, version: string, inFlight: (workerId: string) => number, exclude: ReadonlySet<string> = new Set()): WorkerEntry | undefined {
     const candidates = this.holders(model, version).filter((w) => !exclude.has(w.id));
     if (candidates.length <= 1) return candidates[0];
     const a = candidates[Math.floor(this.random() * candidates.length)];
     let b = candidates[Math.floor(this.random() * (candidates.length - 1))];
     if (b === a) b = candidates[candidates.length - 1];
+    const load = (w: WorkerEntry) => inFlight(w.id) + w.reportedLoad;
     return load(a) <= load(b) ? a : b;
   }
 
   private emit(change: TableChange): void {
     for (const listener of this.listeners) listener(change);
   }
-}
-
-function load(worker: WorkerEntry): number {
-  // The router's own count is exact and current; the report adds other routers' work.
-  return worker.outstanding + worker.reportedLoad;
 }

@@ -1,13 +1,13 @@
 /** The router as a pure factory: tests build one in-process, main.ts runs one. */
 import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
-import { inferenceService } from '@infermesh/contracts';
 import { events, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { RoutingTable } from './routing-table.js';
 import { WorkerPool } from './worker-pool.js';
+import { Coalescer } from './coalescer.js';
 import { PredictionPublisher } from './prediction-publisher.js';
-import { preprocessorClient } from './preprocessor-client.js';
 import { inferenceHandlers } from './inference-service.js';
+import { rawInferenceService } from './raw-inference.js';
 import type { RouterConfig } from './config.js';
 
 export const VERSION = '0.1.0';
@@ -15,6 +15,7 @@ export const VERSION = '0.1.0';
 export interface Router {
   readonly grpc: GrpcServer;
   readonly table: RoutingTable;
+  readonly pool: WorkerPool;
   /** Binds; returns the bound port. */
   start(): Promise<number>;
   stop(): Promise<void>;
@@ -34,12 +35,12 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   );
   const pool = new WorkerPool(table, config.GRPC_MAX_MESSAGE_BYTES);
   const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER });
-  const preprocessor = preprocessorClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES);
+  const coalescer = new Coalescer({ table, pool, logger, maxAttempts: config.ROUTER_MAX_ATTEMPTS });
   const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   grpc.addService(
     'inference.GRPCInferenceService',
-    inferenceService(),
-    inferenceHandlers({ table, pool, preprocessor, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, maxAttempts: config.ROUTER_MAX_ATTEMPTS, version: VERSION }),
+    rawInferenceService(),
+    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION }),
   );
   const heartbeats = bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => table.update(message));
   const expiry = setInterval(() => table.expire(), Math.min(250, config.WORKER_STALE_MS / 4));
@@ -47,6 +48,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   return {
     grpc,
     table,
+    pool,
     async start() {
       const port = await grpc.listen(config.ROUTER_HOST, config.ROUTER_PORT);
       grpc.setServing(true);
@@ -59,7 +61,6 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
       heartbeats.unsubscribe();
       await publisher.flush(5000);
       pool.closeAll();
-      preprocessor.close();
     },
   };
 }

@@ -1,70 +1,117 @@
-/** One gRPC client per worker in the routing table, closed when the worker leaves. */
+/**
+ * The router's calls to workers: one gRPC client per worker in the routing table (closed
+ * when the worker leaves), the requests this router has in flight at each worker (what
+ * picking balances on), and the calls to abort when a worker vanishes mid-call.
+ *
+ * The in-flight count lives here, with the calls, not on the routing table's entries:
+ * heartbeats replace those entries, and a call that started before a heartbeat would
+ * otherwise decrement a stale object and leave the live count growing.
+ */
 import * as grpc from '@grpc/grpc-js';
-import { contracts, type GRPCInferenceServiceClient } from '@infermesh/contracts';
 import { clientOptions } from '@infermesh/grpc';
 import type { RoutingTable } from './routing-table.js';
 
-/** One request in progress at a worker. */
-export interface Attempt {
-  /** Aborted when the request's own signal aborts, or when the worker vanishes. */
-  signal: AbortSignal;
-  /** True when the worker vanished (stopped heartbeating or became unreachable) mid-request. */
+/** One call in progress at a worker. */
+export interface WorkerCall {
+  /** Aborted when the call's own signal aborts, or when the worker vanishes. */
+  readonly signal: AbortSignal;
+  /** True when the worker vanished (stopped heartbeating or became unreachable) during the call. */
   readonly vanished: boolean;
+  /** Ends the call's share of the worker's in-flight count; idempotent. */
   release(): void;
 }
 
+interface WorkerState {
+  address: string;
+  client: grpc.Client;
+  /** Client requests in calls not yet answered. */
+  inFlight: number;
+  calls: Set<AbortController>;
+  /** The worker left the routing table; its client closes with its last call. */
+  left: boolean;
+}
+
 export class WorkerPool {
-  private readonly clients = new Map<string, { address: string; client: GRPCInferenceServiceClient }>();
-  private readonly attempts = new Map<string, Set<AbortController>>();
+  private readonly workers = new Map<string, WorkerState>();
 
   constructor(table: RoutingTable, private readonly maxMessageBytes: number) {
     table.onChange((change) => {
       if (change.kind !== 'left') return;
+      const state = this.workers.get(change.worker.id);
+      if (!state) return;
+      state.left = true;
       // A draining worker finishes what it has; a vanished one will never answer: abort so the router retries elsewhere.
-      if (change.reason !== 'draining') for (const controller of this.attempts.get(change.worker.id) ?? []) controller.abort(new Error(`worker ${change.worker.id} vanished`));
-      this.close(change.worker.id);
+      if (change.reason !== 'draining') for (const controller of [...state.calls]) controller.abort(new Error(`worker ${change.worker.id} vanished`));
+      if (state.calls.size === 0) this.close(change.worker.id);
     });
   }
 
-  track(workerId: string, parent: AbortSignal): Attempt {
+  /** Client requests this router has in flight at the worker (0 for a worker it never called). */
+  inFlight(workerId: string): number {
+    return this.workers.get(workerId)?.inFlight ?? 0;
+  }
+
+  /** The worker's client (created on first use, replaced when its address changes). */
+  client(workerId: string, address: string): grpc.Client {
+    return this.state(workerId, address).client;
+  }
+
+  /** Counts `requests` in flight at the worker until released, and makes the call abortable when the worker vanishes. */
+  begin(workerId: string, address: string, requests: number, parent?: AbortSignal): WorkerCall {
+    const state = this.state(workerId, address);
     const controller = new AbortController();
     let vanished = false;
-    const onParentAbort = () => controller.abort(parent.reason);
-    if (parent.aborted) controller.abort(parent.reason);
-    else parent.addEventListener('abort', onParentAbort, { once: true });
-    controller.signal.addEventListener('abort', () => (vanished = !parent.aborted), { once: true });
-    let set = this.attempts.get(workerId);
-    if (!set) this.attempts.set(workerId, (set = new Set()));
-    set.add(controller);
+    let released = false;
+    const onParentAbort = () => controller.abort(parent?.reason);
+    if (parent?.aborted) controller.abort(parent.reason);
+    else parent?.addEventListener('abort', onParentAbort, { once: true });
+    controller.signal.addEventListener('abort', () => (vanished = !parent?.aborted), { once: true });
+    state.inFlight += requests;
+    state.calls.add(controller);
     return {
       signal: controller.signal,
       get vanished() {
         return vanished;
       },
       release: () => {
-        parent.removeEventListener('abort', onParentAbort);
-        set.delete(controller);
-        if (set.size === 0 && this.attempts.get(workerId) === set) this.attempts.delete(workerId);
+        if (released) return;
+        released = true;
+        parent?.removeEventListener('abort', onParentAbort);
+        state.inFlight -= requests;
+        state.calls.delete(controller);
+        // The worker left while this call was in progress: its client goes with the last call.
+        if (state.calls.size === 0 && state.left && this.workers.get(workerId) === state) this.close(workerId);
       },
     };
   }
 
-  client(workerId: string, address: string): GRPCInferenceServiceClient {
-    const existing = this.clients.get(workerId);
-    if (existing && existing.address === address) return existing.client;
-    if (existing) existing.client.close();
-    const Client = contracts().inference.GRPCInferenceService;
-    const client = new Client(address, grpc.credentials.createInsecure(), clientOptions(this.maxMessageBytes));
-    this.clients.set(workerId, { address, client });
-    return client;
-  }
-
   close(workerId: string): void {
-    this.clients.get(workerId)?.client.close();
-    this.clients.delete(workerId);
+    this.workers.get(workerId)?.client.close();
+    this.workers.delete(workerId);
   }
 
   closeAll(): void {
-    for (const id of [...this.clients.keys()]) this.close(id);
+    for (const id of [...this.workers.keys()]) this.close(id);
+  }
+
+  private state(workerId: string, address: string): WorkerState {
+    const existing = this.workers.get(workerId);
+    if (existing && existing.address === address && !existing.left) return existing;
+    if (existing) {
+      // The same id at a new address (a restarted worker), or back after leaving. The state
+      // object is kept, never replaced, so calls in progress release into the live count.
+      existing.client.close();
+      existing.client = this.connect(address);
+      existing.address = address;
+      existing.left = false;
+      return existing;
+    }
+    const state: WorkerState = { address, client: this.connect(address), inFlight: 0, calls: new Set(), left: false };
+    this.workers.set(workerId, state);
+    return state;
+  }
+
+  private connect(address: string): grpc.Client {
+    return new grpc.Client(address, grpc.credentials.createInsecure(), clientOptions(this.maxMessageBytes));
   }
 }
