@@ -99,7 +99,7 @@ describe('infermesh bench', () => {
   it('sweeps concurrency levels, each bounded by its window, and writes JSON and an SVG chart', async () => {
     const output = join(dir, 'bench.json');
     const chart = join(dir, 'bench.svg');
-    const run = await cli(['bench', '--model', 'iris', '--synthetic', '--concurrency', '1,4', '--duration', '1', '--warmup', '0', '--output', output, '--chart', chart]);
+    const run = await cli(['bench', '--model', 'iris', '--synthetic', '--tensor', 'features:FP32:4', '--concurrency', '1,4', '--duration', '1', '--warmup', '0', '--output', output, '--chart', chart]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/conc 1 .*\n.*conc 4 /s);
     const report = JSON.parse(await readFile(output, 'utf8')) as { results: { level: number; requests: number; errors: number; throughput: number; p99: number; serverComputeMs: number }[] };
@@ -111,6 +111,12 @@ describe('infermesh bench', () => {
       expect(level.serverComputeMs).toBeGreaterThan(0);
     }
     expect(await readFile(chart, 'utf8')).toMatch(/^<svg[^>]*>[\s\S]*<path d="M/);
+  });
+
+  it('says how to name the model tensor when --synthetic meets an input that takes rows or images', async () => {
+    const run = await cli(['bench', '--model', 'iris', '--synthetic', '--concurrency', '1', '--duration', '1', '--warmup', '0']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/--synthetic cannot fill BYTES input 'row'.*--tensor features:FP32:4/);
   });
 
   it('holds a request rate with an open loop and stops at the request bound', async () => {

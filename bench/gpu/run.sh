@@ -23,7 +23,7 @@ run_worker() { # name, env...
   node cli/dist/main.js workers | tee "$OUT_DIR/workers-$name.txt"
   grep -h 'provider' "$OUT_DIR/worker-$name.log" | grep -v '"worker serving"' | head -5
   for b in 1 8; do
-    node cli/dist/main.js bench --model text-direction --synthetic --batch $b --concurrency 1,8,32 --duration 8 --warmup 2 \
+    node cli/dist/main.js bench --model text-direction --synthetic --tensor x:UINT8:48,192,3 --batch $b --concurrency 1,8,32 --duration 8 --warmup 2 \
       --output "$OUT_DIR/mesh-$name-b$b.json" | tee "$OUT_DIR/mesh-$name-b$b.txt"
   done
   kill -TERM $pid; wait $pid

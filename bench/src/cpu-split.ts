@@ -36,12 +36,12 @@ const images = await Promise.all((await textImages()).map(async (png, i) => {
 const scenarios = [
   { label: 'text-direction, images, concurrency 16', model: 'text-direction', images, rows: [], synthetic: false, concurrency: 16 },
   { label: 'iris, rows, concurrency 64', model: 'iris', images: [], rows: irisRows().map(String), synthetic: false, concurrency: 64 },
-  { label: 'iris, model tensors (no preprocessing), concurrency 64', model: 'iris', images: [], rows: [], synthetic: true, concurrency: 64 },
+  { label: 'iris, model tensors (no preprocessing), concurrency 64', model: 'iris', images: [], rows: [], synthetic: true, tensors: ['features:FP32:4'], concurrency: 64 },
 ];
 for (const scenario of scenarios) {
   const before = processes.map((p) => cpuMs(p.pid));
   const [result] = await runBench({
-    address: mesh.routerAddress, model: scenario.model, version: '', images: scenario.images, rows: scenario.rows, synthetic: scenario.synthetic, batch: 1,
+    address: mesh.routerAddress, model: scenario.model, version: '', images: scenario.images, rows: scenario.rows, synthetic: scenario.synthetic, tensors: scenario.tensors, batch: 1,
     concurrency: [scenario.concurrency], rates: [], durationMs, maxRequests: 0, warmupMs: 0,
   }, () => {});
   const spent = processes.map((p, i) => cpuMs(p.pid) - before[i]);

@@ -21,6 +21,8 @@ commands:
               --window N       items in flight at most (default 64)
   bench     load generator: a concurrency sweep or request rates against the router
               --model NAME  --image FILE | --row JSON | --synthetic [--batch B]
+              --tensor N:T:D   with --synthetic: the model tensor to fill (repeatable),
+                               e.g. features:FP32:4 or x:UINT8:48,192,3 (default: ModelMetadata's inputs)
               --concurrency 1,4,16 | --rate 100,200   (default concurrency 1,2,4,8,16)
               --duration S     seconds per level (default 10)   --requests N  per level
               --warmup S       (default 1)   --output FILE.json|.csv   --chart FILE.svg
@@ -51,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
       workers: { type: 'string', default: '1' },
       output: { type: 'string' },
       synthetic: { type: 'boolean', default: false },
+      tensor: { type: 'string', multiple: true, default: [] },
       batch: { type: 'string', default: '1' },
       concurrency: { type: 'string', default: '1,2,4,8,16' },
       rate: { type: 'string' },
@@ -106,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
       const { runBench } = await import('./commands/bench.js');
       const results = await runBench({
         address: values.address, model: values.model, version: values.version, images: values.image, rows: values.row,
-        synthetic: values.synthetic, batch: positiveInt('batch', values.batch),
+        synthetic: values.synthetic, tensors: values.tensor, batch: positiveInt('batch', values.batch),
         concurrency: list('concurrency', values.concurrency), rates: values.rate ? list('rate', values.rate) : [],
         durationMs: seconds('duration', values.duration), maxRequests: Number(values.requests) || 0, warmupMs: seconds('warmup', values.warmup),
         output: values.output, chart: values.chart,

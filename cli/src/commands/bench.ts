@@ -22,6 +22,12 @@ export interface BenchOptions {
   rows: string[];
   /** Random data for the model's own tensors, `batch` rows per request. */
   synthetic: boolean;
+  /**
+   * The tensors --synthetic fills ("name:DATATYPE:dims", dims without the batch dimension,
+   * e.g. "features:FP32:4"); by default the inputs ModelMetadata lists, which for a model
+   * with a pipeline is its BYTES input (images, rows) that random data cannot fill.
+   */
+  tensors?: string[];
   batch: number;
   concurrency: number[];
   rates: number[];
@@ -65,9 +71,13 @@ async function buildRequests(client: GRPCInferenceServiceClient, options: BenchO
     };
   }
   if (!options.synthetic) throw new Error('give --image, --row or --synthetic');
-  const metadata = await call<object, ModelMetadataResponse__Output>(client, client.ModelMetadata, { name: options.model, version: options.version });
-  const inputs = metadata.inputs.map((input) => {
-    if (!isDatatype(input.datatype) || input.datatype === 'BYTES') throw new Error(`--synthetic cannot fill ${input.datatype} input '${input.name}'`);
+  const described = options.tensors?.length
+    ? options.tensors.map(parseTensorSpec)
+    : (await call<object, ModelMetadataResponse__Output>(client, client.ModelMetadata, { name: options.model, version: options.version })).inputs;
+  const inputs = described.map((input) => {
+    if (!isDatatype(input.datatype) || input.datatype === 'BYTES') {
+      throw new Error(`--synthetic cannot fill ${input.datatype} input '${input.name}' with random data; name the model tensor to fill instead, e.g. --tensor features:FP32:4 (dimensions after the batch dimension)`);
+    }
     const shape = input.shape.map((d, i) => (Number(d) === -1 ? (i === 0 ? options.batch : 1) : Number(d)));
     const count = elementCount(shape);
     const raw = input.datatype === 'FP32' ? Buffer.from(Float32Array.from({ length: count }, () => Math.random() * 2 - 1).buffer) : randomBytes(count * ELEMENT_SIZE[input.datatype]);
@@ -77,6 +87,13 @@ async function buildRequests(client: GRPCInferenceServiceClient, options: BenchO
     requests: [{ modelName: options.model, modelVersion: options.version, inputs: inputs.map((i) => i.tensor), rawInputContents: inputs.map((i) => i.raw) }],
     items: options.batch,
   };
+}
+
+/** "name:DATATYPE:d1,d2" → the tensor's metadata, with the batch dimension (-1) first. */
+export function parseTensorSpec(spec: string): { name: string; datatype: string; shape: string[] } {
+  const match = /^([^:]+):([A-Z0-9]+):(\d+(?:,\d+)*)?$/.exec(spec.trim());
+  if (!match || !isDatatype(match[2])) throw new Error(`--tensor '${spec}' is not NAME:DATATYPE:DIMS (e.g. features:FP32:4 or x:UINT8:48,192,3)`);
+  return { name: match[1], datatype: match[2], shape: ['-1', ...(match[3] ? match[3].split(',') : [])] };
 }
 
 interface ServerTotals {

@@ -131,11 +131,11 @@ export async function up(options: UpOptions): Promise<void> {
   }
 
   const service = (name: string) => ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', name, 'dist', 'main.js')];
-  const common = { NATS_URL: natsUrl };
+  const preprocessorPort = process.env.PREPROCESSOR_PORT ?? '8003';
+  const common = { NATS_URL: natsUrl, PREPROCESSOR_ADDRESS: process.env.PREPROCESSOR_ADDRESS ?? `127.0.0.1:${preprocessorPort}` };
   const routerPort = process.env.ROUTER_PORT ?? '8001';
   const monitorPort = process.env.MONITOR_PORT ?? '8004';
   const metricsPort = process.env.MONITOR_METRICS_PORT ?? '8002';
-  const preprocessorPort = process.env.PREPROCESSOR_PORT ?? '8003';
   start('monitor', process.execPath, service('monitor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor' });
   start('preprocessor', process.execPath, service('preprocessor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor' });
   // The supervisor starts one worker per GPU it finds, else --workers CPU workers sharing the cores.
@@ -146,7 +146,7 @@ export async function up(options: UpOptions): Promise<void> {
     WORKER_ID_PREFIX: 'worker',
     MODEL_REPOSITORY: process.env.MODEL_REPOSITORY ?? join(ROOT, 'models'),
   });
-  start('router', process.execPath, service('router'), { ...common, OTEL_SERVICE_NAME: 'infermesh-router', PREPROCESSOR_ADDRESS: `127.0.0.1:${preprocessorPort}` });
+  start('router', process.execPath, service('router'), { ...common, OTEL_SERVICE_NAME: 'infermesh-router' });
 
   const address = `127.0.0.1:${routerPort}`;
   const client = routerClient(address);

@@ -93,6 +93,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const [routerPort, preprocessorPort, monitorPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const common: Record<string, string> = {
     NATS_URL: nats.url,
+    PREPROCESSOR_ADDRESS: `127.0.0.1:${preprocessorPort}`,
     ...(options.traces === false ? {} : { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100' }),
     MODEL_REPOSITORY: join(ROOT, 'models'),
     ...options.env,
@@ -107,7 +108,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const monitor = startService('monitor', 'monitor', { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor', MONITOR_PORT: String(monitorPort), MONITOR_METRICS_PORT: String(metricsPort) });
   const preprocessor = startService('preprocessor', 'preprocessor', { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor', PREPROCESSOR_PORT: String(preprocessorPort) });
   const router = startService('router', 'router', {
-    ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(routerPort), PREPROCESSOR_ADDRESS: `127.0.0.1:${preprocessorPort}`, ...options.routerEnv,
+    ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(routerPort), ...options.routerEnv,
   });
   services.push(monitor, preprocessor, router);
   const mesh: Mesh = {
