@@ -251,6 +251,19 @@ describe('call context', () => {
     expect(await aborted.promise).toMatchObject({ name: 'AbortError' });
   });
 
+  it('does not abort the handler\'s signal once it has answered (grpc-js reports every closed call as cancelled)', async () => {
+    let signal: AbortSignal | undefined;
+    const { client } = await start({
+      ModelInfer: async (_request: never, ctx: CallContext): Promise<ModelInferResponse> => {
+        signal = ctx.signal;
+        return {};
+      },
+    });
+    await infer(client, {});
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(signal?.aborted).toBe(false);
+  });
+
   it('aborts the handler\'s signal when the deadline passes', async () => {
     const aborted = deferred();
     const { client } = await start({

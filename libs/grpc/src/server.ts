@@ -81,17 +81,24 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   addReflection(server, REFLECTED);
   const tracer = trace.getTracer(options.name);
 
-  function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, span: Span): CallContext {
+  /**
+   * The handler's view of a call, and `finish`, called once the handler has answered:
+   * grpc-js reports every call as cancelled when its stream closes, answered or not, so
+   * only a cancel before the answer aborts the handler's signal.
+   */
+  function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, span: Span): { ctx: CallContext; finish: () => void } {
     const controller = new AbortController();
-    call.on('cancelled', () => controller.abort(new DOMException('call cancelled', 'AbortError')));
+    const onCancel = () => controller.abort(new DOMException('call cancelled', 'AbortError'));
+    call.once('cancelled', onCancel);
     const deadline = call.getDeadline();
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
-    if (Number.isFinite(at)) {
-      const timer = atDeadline(at, () => controller.abort(new DOMException('deadline exceeded', 'TimeoutError')));
-      controller.signal.addEventListener('abort', () => timer.clear(), { once: true });
-      call.on('finish', () => timer.clear());
-    }
-    return { metadata: call.metadata, signal: controller.signal, deadline, span, peer: call.getPeer() };
+    const timer = Number.isFinite(at) ? atDeadline(at, () => controller.abort(new DOMException('deadline exceeded', 'TimeoutError'))) : undefined;
+    const finish = () => {
+      call.off('cancelled', onCancel);
+      timer?.clear();
+    };
+    if (timer) controller.signal.addEventListener('abort', () => timer.clear(), { once: true });
+    return { ctx: { metadata: call.metadata, signal: controller.signal, deadline, span, peer: call.getPeer() }, finish };
   }
 
   function fail(span: Span, method: string, error: unknown): grpc.ServiceError {
@@ -107,14 +114,16 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   function wrapUnary(serviceName: string, method: string, handler: UnaryHandler<never, unknown>, traced: boolean): grpc.handleUnaryCall<unknown, unknown> {
     const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, span: Span) => {
       let answered = false;
+      const { ctx, finish } = callContext(call, span);
       const answer = (error: grpc.ServiceError | null, value?: unknown) => {
         if (answered) return;
         answered = true;
+        finish();
         span.end();
         callback(error, value);
       };
       // Through a promise, so a handler that throws before returning one is mapped like a rejection.
-      Promise.resolve().then(() => handler(call.request as never, callContext(call, span))).then(
+      Promise.resolve().then(() => handler(call.request as never, ctx)).then(
         (response) => answer(null, response),
         (error: unknown) => answer(fail(span, method, error)),
       );
@@ -130,12 +139,15 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     return (call) => {
       const parent = extractTraceContext(call.metadata);
       tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => {
-        Promise.resolve().then(() => handler(call as never, callContext(call, span))).then(
+        const { ctx, finish } = callContext(call, span);
+        Promise.resolve().then(() => handler(call as never, ctx)).then(
           () => {
+            finish();
             span.end();
             call.end();
           },
           (error: unknown) => {
+            finish();
             // grpc-js sends the status of an 'error' event; destroy() would leave the client waiting.
             call.emit('error', fail(span, method, error));
             span.end();
