@@ -65,7 +65,7 @@ describe('contracts', () => {
 
   it('defines the Preprocessor, Worker and Monitor services under infermesh.v1', () => {
     expect(Object.values(preprocessorService()).map((m) => (m as MethodDefinition<object, object>).path)).toContain('/infermesh.v1.Preprocessor/Preprocess');
-    expect(Object.values(workerService()).map((m) => (m as MethodDefinition<object, object>).path)).toContain('/infermesh.v1.Worker/InferBatch');
+    expect(Object.values(workerService()).map((m) => (m as MethodDefinition<object, object>).path)).toContain('/infermesh.v1.Worker/InferBatches');
     expect(Object.values(monitorService()).map((m) => (m as MethodDefinition<object, object>).path)).toContain('/infermesh.v1.Monitor/GetModelStats');
   });
 

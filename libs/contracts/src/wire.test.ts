@@ -12,7 +12,7 @@ import {
 type Codec = MethodDefinition<object, object>;
 const inferMethod = () => inferenceService().ModelInfer as unknown as Codec;
 const streamMethod = () => inferenceService().ModelStreamInfer as unknown as Codec;
-const batchMethod = () => workerService().InferBatch as unknown as Codec;
+const batchMethod = () => workerService().InferBatches as unknown as Codec;
 
 const encodeRequest = (request: ModelInferRequest) => inferMethod().requestSerialize(request);
 const encodeResponse = (response: ModelInferResponse) => inferMethod().responseSerialize(response);
@@ -91,8 +91,9 @@ describe('encodeInferBatchRequest', () => {
     const bytes = encodeInferBatchRequest('text-direction', '2', [
       { request: encodeRequest(image), queuedUs: 1500, timeoutUs: 2 ** 40, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
       { request: encodeRequest(iris), queuedUs: 0, timeoutUs: 0, traceparent: '' },
-    ]);
+    ], 2 ** 33 + 5);
     const decoded = batchMethod().requestDeserialize(bytes) as InferBatchRequest__Output;
+    expect(decoded.batchId).toBe(String(2 ** 33 + 5));
     expect(decoded.modelName).toBe('text-direction');
     expect(decoded.modelVersion).toBe('2');
     expect(decoded.requests).toHaveLength(2);
@@ -126,16 +127,24 @@ describe('readInferBatchResponse', () => {
 
   it('gives each answer\'s ModelInferResponse bytes as the worker encoded them, with its status and timings', () => {
     const response: InferBatchResponse = {
+      batchId: 77,
       responses: [
         { response: answer, statusCode: 0, preprocessUs: '12', queueUs: '340', computeUs: '99', batchSize: 7 },
         { statusCode: 3, errorMessage: "input 'row': row 0 is not valid JSON" },
       ],
     };
-    const parts = readInferBatchResponse(batchMethod().responseSerialize(response));
+    const read = readInferBatchResponse(batchMethod().responseSerialize(response));
+    expect(read).toMatchObject({ batchId: 77, statusCode: 0, errorMessage: '' });
+    const parts = read.answers;
     expect(parts).toHaveLength(2);
     expect(parts[0]).toMatchObject({ statusCode: 0, errorMessage: '', preprocessUs: 12, queueUs: 340, computeUs: 99, batchSize: 7 });
     expect(Buffer.compare(parts[0].response, encodeResponse(answer))).toBe(0);
     expect(parts[1]).toMatchObject({ statusCode: 3, errorMessage: "input 'row': row 0 is not valid JSON", response: Buffer.alloc(0) });
+  });
+
+  it('reads a batch refused as a whole: its id, status and message, and no answers', () => {
+    const read = readInferBatchResponse(batchMethod().responseSerialize({ batchId: 9, statusCode: 14, errorMessage: 'worker w1 is shutting down' } satisfies InferBatchResponse));
+    expect(read).toEqual({ batchId: 9, statusCode: 14, errorMessage: 'worker w1 is shutting down', answers: [] });
   });
 
   it('refuses a truncated response', () => {

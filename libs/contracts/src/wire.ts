@@ -171,7 +171,7 @@ export interface BatchedRequestParts {
 }
 
 /** Encodes an infermesh.v1.InferBatchRequest around the clients' request bytes (copied once, never decoded). */
-export function encodeInferBatchRequest(modelName: string, modelVersion: string, requests: readonly BatchedRequestParts[]): Buffer {
+export function encodeInferBatchRequest(modelName: string, modelVersion: string, requests: readonly BatchedRequestParts[], batchId = 0): Buffer {
   const nameLength = Buffer.byteLength(modelName);
   const versionLength = Buffer.byteLength(modelVersion);
   const itemLengths = requests.map((r) => {
@@ -183,7 +183,7 @@ export function encodeInferBatchRequest(modelName: string, modelVersion: string,
       + (traceLength > 0 ? lenField(4, traceLength) : 0)
     );
   });
-  let total = (nameLength ? lenField(1, nameLength) : 0) + (versionLength ? lenField(2, versionLength) : 0);
+  let total = (nameLength ? lenField(1, nameLength) : 0) + (versionLength ? lenField(2, versionLength) : 0) + (batchId > 0 ? 1 + varintSize(batchId) : 0);
   for (const length of itemLengths) total += lenField(3, length);
   const out = Buffer.allocUnsafe(total);
   let pos = 0;
@@ -213,6 +213,10 @@ export function encodeInferBatchRequest(modelName: string, modelVersion: string,
       pos += out.write(r.traceparent, pos, 'latin1');
     }
   });
+  if (batchId > 0) {
+    out[pos++] = (4 << 3) | VARINT;
+    pos = writeVarint(out, pos, batchId);
+  }
   if (pos !== total) throw new Error(`InferBatchRequest encoder wrote ${pos} of ${total} bytes`);
   return out;
 }
@@ -229,15 +233,37 @@ export interface BatchedResponseParts {
   batchSize: number;
 }
 
+/** A worker's infermesh.v1.InferBatchResponse: the batch it answers, and each request's answer. */
+export interface InferBatchResponseParts {
+  batchId: number;
+  /** Non-zero when the batch as a whole could not run (then `answers` is empty). */
+  statusCode: number;
+  errorMessage: string;
+  answers: BatchedResponseParts[];
+}
+
 const EMPTY = Buffer.alloc(0);
 
 /** Splits an encoded InferBatchResponse into its answers without decoding them. */
-export function readInferBatchResponse(bytes: Uint8Array): BatchedResponseParts[] {
+export function readInferBatchResponse(bytes: Uint8Array): InferBatchResponseParts {
   const buf = asBuffer(bytes);
   const reader = new Reader(buf);
-  const answers: BatchedResponseParts[] = [];
+  const parts: InferBatchResponseParts = { batchId: 0, statusCode: 0, errorMessage: '', answers: [] };
+  const answers = parts.answers;
   while (!reader.done) {
     const { field, type } = reader.tag();
+    if (field === 2 && type === VARINT) {
+      parts.batchId = reader.varint();
+      continue;
+    }
+    if (field === 3 && type === VARINT) {
+      parts.statusCode = reader.varint();
+      continue;
+    }
+    if (field === 4 && type === LEN) {
+      parts.errorMessage = reader.string();
+      continue;
+    }
     if (field !== 1 || type !== LEN) {
       reader.skip(type);
       continue;
@@ -258,7 +284,7 @@ export function readInferBatchResponse(bytes: Uint8Array): BatchedResponseParts[
     }
     answers.push(answer);
   }
-  return answers;
+  return parts;
 }
 
 /** A ModelStreamInferResponse whose `infer_response` (field 2) is the given encoded ModelInferResponse. */

@@ -39,9 +39,9 @@ export interface GrpcServerOptions {
 
 export interface AddServiceOptions {
   /**
-   * Unary methods that get no span of their own: calls that carry the requests of many
-   * traces (a router's batch), whose handlers make one span per request in each request's
-   * own trace. Their CallContext.span records nothing.
+   * Methods that get no span of their own: calls that carry the requests of many traces
+   * (a router's batches), whose handlers make one span per request in each request's own
+   * trace. Their CallContext.span records nothing.
    */
   untraced?: readonly string[];
 }
@@ -135,25 +135,27 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     };
   }
 
-  function wrapBidi(serviceName: string, method: string, handler: BidiHandler<never, unknown>): grpc.handleBidiStreamingCall<unknown, unknown> {
+  function wrapBidi(serviceName: string, method: string, handler: BidiHandler<never, unknown>, traced: boolean): grpc.handleBidiStreamingCall<unknown, unknown> {
+    const run = (call: grpc.ServerDuplexStream<unknown, unknown>, span: Span) => {
+      const { ctx, finish } = callContext(call, span);
+      Promise.resolve().then(() => handler(call as never, ctx)).then(
+        () => {
+          finish();
+          span.end();
+          call.end();
+        },
+        (error: unknown) => {
+          finish();
+          // grpc-js sends the status of an 'error' event; destroy() would leave the client waiting.
+          call.emit('error', fail(span, method, error));
+          span.end();
+        },
+      );
+    };
+    if (!traced) return (call) => run(call, UNTRACED);
     return (call) => {
       const parent = extractTraceContext(call.metadata);
-      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => {
-        const { ctx, finish } = callContext(call, span);
-        Promise.resolve().then(() => handler(call as never, ctx)).then(
-          () => {
-            finish();
-            span.end();
-            call.end();
-          },
-          (error: unknown) => {
-            finish();
-            // grpc-js sends the status of an 'error' event; destroy() would leave the client waiting.
-            call.emit('error', fail(span, method, error));
-            span.end();
-          },
-        );
-      });
+      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => run(call, span));
     };
   }
 
@@ -165,7 +167,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       for (const [method, handler] of Object.entries(handlers)) {
         if (!(method in definition)) throw new Error(`${serviceName} has no method ${method}`);
         const traced = !addOptions.untraced?.includes(method);
-        implementation[method] = typeof handler === 'function' ? wrapUnary(serviceName, method, handler, traced) : wrapBidi(serviceName, method, handler.bidi);
+        implementation[method] = typeof handler === 'function' ? wrapUnary(serviceName, method, handler, traced) : wrapBidi(serviceName, method, handler.bidi, traced);
       }
       server.addService(definition, implementation);
       services.push(serviceName);

@@ -12,22 +12,31 @@ import type * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { Logger } from '@infermesh/log';
 import type { ModelInferRequest__Output, ModelInferResponse, ModelStreamInferResponse } from '@infermesh/contracts';
-import { statusOf } from './status.js';
+import { statusOf, type StatusOf } from './status.js';
 import { Status } from './errors.js';
 import type { CallContext } from './server.js';
 
 export interface StreamOptions<Req, Res> {
   window: number;
   logger: Logger;
-  /** Span name of each item. */
-  itemSpanName: string;
+  /**
+   * Span name of each item: a new trace per item, linked to the stream's span. Without it
+   * items get no span of their own (items that carry their own traces, like a router's
+   * batches).
+   */
+  itemSpanName?: string;
+  /**
+   * Ends the stream gracefully when aborted: no more items are read, the items in progress
+   * are answered, then the stream completes (a worker that drains).
+   */
+  until?: AbortSignal;
   /**
    * Handles one item. `ctx.span` is the item's own span: a new trace per item, linked to
    * the stream's span, so a data set streamed for an hour is not one giant trace.
    */
   handle(request: Req, ctx: CallContext): Promise<Res>;
-  /** The message written for a failed item. */
-  failure(request: Req, message: string): Res;
+  /** The message written for a failed item ("CODE: details" and the status it maps to). */
+  failure(request: Req, message: string, status: StatusOf): Res;
 }
 
 export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext, options: StreamOptions<Req, Res>): Promise<void> {
@@ -39,6 +48,8 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   let inProgress = 0;
   let ended = false;
   let paused = false;
+  /** Set once `until` aborts: reading never resumes. */
+  let stopped = false;
   let settle: () => void = () => {};
   const finished = new Promise<void>((resolve) => (settle = resolve));
   const done = () => {
@@ -53,9 +64,25 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   };
 
   const resume = () => {
-    if (paused && inProgress < options.window) {
+    if (paused && !stopped && inProgress < options.window) {
       paused = false;
       void writable.then(() => call.resume());
+    }
+  };
+
+  const handleItem = async (request: Req, itemCtx: CallContext) => {
+    try {
+      write(await options.handle(request, itemCtx));
+    } catch (error) {
+      const status = statusOf(error);
+      itemCtx.span.setStatus({ code: SpanStatusCode.ERROR, message: status.details });
+      if (status.internal) options.logger.error({ err: error }, 'stream item failed');
+      write(options.failure(request, `${Status[status.code]}: ${status.details}`, status));
+    } finally {
+      if (itemCtx.span !== ctx.span) itemCtx.span.end();
+      inProgress--;
+      resume();
+      done();
     }
   };
 
@@ -65,21 +92,11 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
       paused = true;
       call.pause();
     }
-    void tracer.startActiveSpan(options.itemSpanName, { kind: SpanKind.SERVER, links: [link] }, ROOT_CONTEXT, async (span) => {
-      try {
-        write(await options.handle(request, { ...ctx, span }));
-      } catch (error) {
-        const status = statusOf(error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: status.details });
-        if (status.internal) options.logger.error({ err: error }, 'stream item failed');
-        write(options.failure(request, `${Status[status.code]}: ${status.details}`));
-      } finally {
-        span.end();
-        inProgress--;
-        resume();
-        done();
-      }
-    });
+    if (!options.itemSpanName) {
+      void handleItem(request, ctx);
+      return;
+    }
+    void tracer.startActiveSpan(options.itemSpanName, { kind: SpanKind.SERVER, links: [link] }, ROOT_CONTEXT, (span) => handleItem(request, { ...ctx, span }));
   });
   call.on('end', () => {
     ended = true;
@@ -93,6 +110,16 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
     ended = true;
     done();
   }, { once: true });
+  const stop = () => {
+    // Read no more: what the client sends from now on is not taken (it sees the stream end).
+    stopped = true;
+    paused = true;
+    call.pause();
+    ended = true;
+    done();
+  };
+  if (options.until?.aborted) stop();
+  else options.until?.addEventListener('abort', stop, { once: true });
   await finished;
   await writable;
 }

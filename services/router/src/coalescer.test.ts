@@ -10,10 +10,10 @@ import {
   type InferBatchRequest__Output, type InferBatchResponse, type ModelInferRequest, type ModelInferResponse__Output, type ModelStatus__Output,
   type WorkerHeartbeat__Output,
 } from '@infermesh/contracts';
-import { Status, createGrpcServer, invalidArgument, unavailable, type GrpcServer } from '@infermesh/grpc';
+import { Status, createGrpcServer, invalidArgument, statusOf, unavailable, type GrpcServer } from '@infermesh/grpc';
 import { createLogger } from '@infermesh/log';
 import { freePort, mulberry32 } from '@infermesh/testing';
-import type { MethodDefinition } from '@grpc/grpc-js';
+import type { MethodDefinition, ServerDuplexStream } from '@grpc/grpc-js';
 import { Coalescer, type PendingRequest } from './coalescer.js';
 import { RoutingTable } from './routing-table.js';
 import { WorkerPool } from './worker-pool.js';
@@ -21,7 +21,7 @@ import { WorkerPool } from './worker-pool.js';
 const logger = createLogger('test', { level: 'silent' });
 const inferCodec = inferenceService().ModelInfer as unknown as MethodDefinition<ModelInferRequest, ModelInferResponse__Output>;
 
-/** A stand-in worker: answers each request with its id, records the batches it was sent. */
+/** A stand-in worker on infermesh.v1.Worker/InferBatches: answers each request with its id, records the batches it was sent. */
 interface FakeWorker {
   id: string;
   address: string;
@@ -47,9 +47,22 @@ async function fakeWorker(id: string, behaviour: Behaviour = echo): Promise<Fake
   const batches: number[] = [];
   const server = createGrpcServer({ name: 'fake-worker', logger, maxMessageBytes: 4 * 1024 * 1024 });
   server.addService('infermesh.v1.Worker', workerService(), {
-    InferBatch: async (batch: InferBatchRequest__Output) => {
-      batches.push(batch.requests.length);
-      return behaviour(batch);
+    InferBatches: {
+      bidi: (call: ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>) =>
+        new Promise<void>((resolve) => {
+          call.on('data', (batch: InferBatchRequest__Output) => {
+            batches.push(batch.requests.length);
+            behaviour(batch).then(
+              (response) => call.write({ ...response, batchId: batch.batchId }),
+              (error: unknown) => {
+                const status = statusOf(error);
+                call.write({ batchId: batch.batchId, statusCode: status.code, errorMessage: status.details });
+              },
+            );
+          });
+          call.on('end', () => resolve());
+          call.on('cancelled', () => resolve());
+        }),
     },
   });
   const port = await server.listen('127.0.0.1', 0);
@@ -174,6 +187,43 @@ describe('Coalescer', () => {
     expect(stuck.batches).toEqual([1]);
     table.remove('stuck', 'no heartbeat for 3000 ms');
     expect((await pending).output.workerId).toBe('live');
+  });
+
+  it('matches answers that come back out of order to their batches', async () => {
+    const { table, coalescer } = setup();
+    const worker = await fakeWorker('w1', async (batch) => {
+      // The first batch (request 'slow') answers after the second.
+      if (batch.requests[0].request?.id === 'slow') await new Promise((resolve) => setTimeout(resolve, 100));
+      return echo(batch);
+    });
+    const model = status(null);
+    table.update(heartbeat(worker, model));
+    const slow = coalescer.submit(model, '1', request('slow'), 1, never);
+    const fast = coalescer.submit(model, '1', request('fast'), 1, never);
+    const order: string[] = [];
+    await Promise.all([slow, fast].map((p) => p.then((a) => order.push(inferCodec.responseDeserialize(a.output.response).id))));
+    expect(order).toEqual(['fast', 'slow']);
+  });
+
+  it('sends batches again elsewhere when the worker\'s stream breaks, and opens a new one for the next', async () => {
+    const { table, coalescer } = setup();
+    const flaky = await fakeWorker('flaky', () => new Promise<never>(() => {}));
+    const live = await fakeWorker('live');
+    const model = status(null);
+    table.update(heartbeat(flaky, model, 0));
+    table.update(heartbeat(live, model, 5));
+    const pending = coalescer.submit(model, '1', request('r'), 1, never);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    flaky.server.server.forceShutdown();
+    expect((await pending).output.workerId).toBe('live');
+  });
+
+  it('fails a batch DEADLINE_EXCEEDED when its worker does not answer in time', async () => {
+    const { table, coalescer } = setup();
+    const stuck = await fakeWorker('stuck', () => new Promise<never>(() => {}));
+    const model = status(null);
+    table.update(heartbeat(stuck, model));
+    await expect(coalescer.submit(model, '1', request('r', Date.now() + 200), 1, never)).rejects.toMatchObject({ code: Status.DEADLINE_EXCEEDED });
   });
 
   it('does not retry a worker\'s refusal that is not about reaching it', async () => {

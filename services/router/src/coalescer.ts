@@ -1,22 +1,20 @@
 /**
  * Coalescing at the router: concurrent requests for one model version wait in a
  * DynamicBatcher with the model's own dynamic_batching settings and go to a worker as one
- * InferBatch call, so a batch of N costs one hop, not N. The request bytes are copied into
+ * message on its batch stream (WorkerChannel), so a batch of N costs one hop, not N. The request bytes are copied into
  * the batch as the clients sent them; each answer comes back as the worker encoded it.
  *
  * While a model's calls in flight are at their limit, requests keep queueing and the next
  * call carries all of them: under load batches grow by themselves, and a lone request
  * waits at most the model's max_queue_delay (0 for iris: never).
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { DynamicBatcher, type BatcherOptions, type BatchResult } from '@infermesh/batching';
-import { encodeInferBatchRequest, readInferBatchResponse, type BatchedResponseParts, type ModelStatus__Output } from '@infermesh/contracts';
-import { Status, unavailable } from '@infermesh/grpc';
+import { encodeInferBatchRequest, type BatchedResponseParts, type ModelStatus__Output } from '@infermesh/contracts';
+import { ServiceError, Status, unavailable } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import type { RoutingTable } from './routing-table.js';
 import type { WorkerPool } from './worker-pool.js';
-
-const INFER_BATCH = '/infermesh.v1.Worker/InferBatch';
 
 /**
  * Calls in flight per model instance of a worker: two, so the next batch travels while the
@@ -101,13 +99,13 @@ export class Coalescer {
   }
 
   /**
-   * One InferBatch call, on another worker when one is unreachable or vanishes mid-call:
-   * inference has no side effects, so sending the batch again is safe.
+   * One batch to a worker, again on another worker when one is unreachable, drains or
+   * vanishes mid-batch: inference has no side effects, so sending the batch again is safe.
    */
   private async send(model: string, version: string, batch: PendingRequest[]): Promise<WorkerAnswer[]> {
     const { table, pool, logger } = this.deps;
     const tried = new Set<string>();
-    let lastError: grpc.ServiceError | undefined;
+    let lastError: Partial<grpc.ServiceError> | undefined;
     for (let attempt = 0; attempt < this.deps.maxAttempts; attempt++) {
       const worker = table.pick(model, version, (id) => pool.inFlight(id), tried);
       if (!worker) break;
@@ -117,23 +115,25 @@ export class Coalescer {
         const now = Date.now();
         const nowNs = process.hrtime.bigint();
         const deadline = Math.max(...batch.map((r) => r.deadlineMs));
-        const body = encodeInferBatchRequest(model, version, batch.map((r) => ({
+        const items = batch.map((r) => ({
           request: r.bytes,
           queuedUs: Math.round(Number(nowNs - r.arrivedNs) / 1000),
           timeoutUs: Math.max(1, Math.round((r.deadlineMs - now) * 1000)),
           traceparent: r.traceparent,
-        })));
-        const answers = readInferBatchResponse(await callWorker(pool.client(worker.id, worker.address), body, deadline, call.signal));
-        if (answers.length !== batch.length) throw new Error(`worker ${worker.id} answered ${answers.length} of ${batch.length} requests`);
-        return answers.map((answer) => ({ ...answer, workerId: worker.id }));
+        }));
+        const reply = await pool.channel(worker.id, worker.address).send((batchId) => encodeInferBatchRequest(model, version, items, batchId), deadline, call.signal);
+        // Refused as a whole (draining, model gone): UNAVAILABLE is tried elsewhere below.
+        if (reply.statusCode !== Status.OK) throw Object.assign(new ServiceError(reply.statusCode, reply.errorMessage), { details: reply.errorMessage });
+        if (reply.answers.length !== batch.length) throw new Error(`worker ${worker.id} answered ${reply.answers.length} of ${batch.length} requests`);
+        return reply.answers.map((answer) => ({ ...answer, workerId: worker.id }));
       } catch (error) {
-        const failure = error as grpc.ServiceError;
+        const failure = error as Partial<grpc.ServiceError>;
         const retry = call.vanished || failure.code === Status.UNAVAILABLE;
         if (!retry || Date.now() >= Math.max(...batch.map((r) => r.deadlineMs))) throw error;
         lastError = failure;
         logger.warn({ worker_id: worker.id, model, details: call.vanished ? 'vanished' : failure.details }, 'worker unavailable; trying another');
-        // A worker that refuses connections is gone until its next heartbeat says otherwise.
-        if (!call.vanished) table.remove(worker.id, 'unreachable');
+        // A worker that refuses connections or drains is gone until its next heartbeat says otherwise.
+        if (!call.vanished) table.remove(worker.id, 'unavailable');
       } finally {
         call.release();
       }
@@ -165,20 +165,4 @@ export function batcherOptions(status: ModelStatus__Output, holders: number): Ba
     instances: Math.max(1, holders) * Math.max(1, status.instances) * CALLS_PER_INSTANCE,
     dynamic: true,
   };
-}
-
-const identity = (bytes: Buffer) => bytes;
-
-/** The InferBatch call as bytes in, bytes out: nothing is decoded here. */
-function callWorker(client: grpc.Client, body: Buffer, deadlineMs: number, signal: AbortSignal): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => call.cancel();
-    const call = client.makeUnaryRequest<Buffer, Buffer>(INFER_BATCH, identity, identity, body, new grpc.Metadata(), { deadline: deadlineMs }, (error, response) => {
-      signal.removeEventListener('abort', onAbort);
-      if (error) reject(error);
-      else resolve(response as Buffer);
-    });
-    if (signal.aborted) call.cancel();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

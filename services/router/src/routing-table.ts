@@ -27,6 +27,8 @@ export class RoutingTable {
   /** Every model ever announced, so "no worker right now" differs from "no such model". */
   private readonly known = new Map<string, ModelStatus__Output>();
   private readonly listeners: ((change: TableChange) => void)[] = [];
+  /** Each model's newest served version's status, looked up per request; cleared on every change. */
+  private readonly newest = new Map<string, ModelStatus__Output | null>();
 
   constructor(private readonly staleMs: number, private readonly random: () => number = Math.random) {}
 
@@ -40,6 +42,7 @@ export class RoutingTable {
       return;
     }
     for (const model of heartbeat.models) this.known.set(model.name, model);
+    this.newest.clear();
     const existing = this.workers.get(heartbeat.workerId);
     const entry: WorkerEntry = {
       id: heartbeat.workerId,
@@ -69,6 +72,7 @@ export class RoutingTable {
     const worker = this.workers.get(workerId);
     if (!worker) return;
     this.workers.delete(workerId);
+    this.newest.clear();
     this.emit({ kind: 'left', worker, reason });
   }
 
@@ -108,9 +112,20 @@ export class RoutingTable {
 
   /** The model's status as announced (the given version, or the newest). */
   model(model: string, version = ''): ModelStatus__Output | undefined {
-    const v = version || this.versions(model).at(-1);
+    if (!version) {
+      let status = this.newest.get(model);
+      if (status === undefined) {
+        status = this.find(model, this.versions(model).at(-1)) ?? null;
+        this.newest.set(model, status);
+      }
+      return status ?? undefined;
+    }
+    return this.find(model, version);
+  }
+
+  private find(model: string, version: string | undefined): ModelStatus__Output | undefined {
     for (const worker of this.workers.values()) {
-      const status = worker.models.find((m) => m.name === model && m.version === v);
+      const status = worker.models.find((m) => m.name === model && m.version === version);
       if (status) return status;
     }
     return undefined;

@@ -10,6 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { clientOptions } from '@infermesh/grpc';
 import type { RoutingTable } from './routing-table.js';
+import { WorkerChannel } from './worker-channel.js';
 
 /** One call in progress at a worker. */
 export interface WorkerCall {
@@ -24,6 +25,8 @@ export interface WorkerCall {
 interface WorkerState {
   address: string;
   client: grpc.Client;
+  /** The batch stream to the worker, over the same connection as `client`. */
+  channel: WorkerChannel;
   /** Client requests in calls not yet answered. */
   inFlight: number;
   calls: Set<AbortController>;
@@ -56,6 +59,11 @@ export class WorkerPool {
     return this.state(workerId, address).client;
   }
 
+  /** The worker's batch stream (opened on first use, replaced when its address changes). */
+  channel(workerId: string, address: string): WorkerChannel {
+    return this.state(workerId, address).channel;
+  }
+
   /** Counts `requests` in flight at the worker until released, and makes the call abortable when the worker vanishes. */
   begin(workerId: string, address: string, requests: number, parent?: AbortSignal): WorkerCall {
     const state = this.state(workerId, address);
@@ -86,7 +94,9 @@ export class WorkerPool {
   }
 
   close(workerId: string): void {
-    this.workers.get(workerId)?.client.close();
+    const state = this.workers.get(workerId);
+    state?.channel.close();
+    state?.client.close();
     this.workers.delete(workerId);
   }
 
@@ -100,13 +110,16 @@ export class WorkerPool {
     if (existing) {
       // The same id at a new address (a restarted worker), or back after leaving. The state
       // object is kept, never replaced, so calls in progress release into the live count.
+      existing.channel.close();
       existing.client.close();
       existing.client = this.connect(address);
+      existing.channel = new WorkerChannel(existing.client, `worker ${workerId} at ${address}`);
       existing.address = address;
       existing.left = false;
       return existing;
     }
-    const state: WorkerState = { address, client: this.connect(address), inFlight: 0, calls: new Set(), left: false };
+    const client = this.connect(address);
+    const state: WorkerState = { address, client, channel: new WorkerChannel(client, `worker ${workerId} at ${address}`), inFlight: 0, calls: new Set(), left: false };
     this.workers.set(workerId, state);
     return state;
   }

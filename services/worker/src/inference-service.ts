@@ -4,7 +4,8 @@
  * metadata and statistics). Both run requests through the same RequestRunner.
  */
 import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
-import { serveInferStream, statusOf, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import { serveInferStream, serveStream, statusOf, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@infermesh/log';
 import type {
   BatchedResponse, InferBatchRequest__Output, InferBatchResponse, ModelInferRequest__Output, ModelInferResponse, ModelMetadataRequest__Output,
@@ -16,10 +17,14 @@ import type { RequestRunner, RunOutcome } from './request-runner.js';
 export interface WorkerState {
   workerId: string;
   draining: boolean;
+  /** Aborted when the worker stops: its batch streams answer what they hold and end. */
+  readonly drain: AbortController;
 }
 
 /** Items of one stream in progress at once; beyond this the stream stops reading (back-pressure). */
 export const STREAM_WINDOW = 128;
+/** Batches in progress on one router's stream; a router bounds its own far below this. */
+export const BATCH_WINDOW = 256;
 
 const EMPTY_REQUEST: ModelInferRequest__Output = { modelName: '', modelVersion: '', id: '', parameters: {}, inputs: [], outputs: [], rawInputContents: [] };
 
@@ -55,7 +60,7 @@ export function workerHandlers(registry: ModelRegistry, runner: RequestRunner, s
       deadlineMs: item.timeoutUs === '0' ? deadlineOf(ctx) : now + Number(item.timeoutUs) / 1000,
       parent: item.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: item.traceparent }) : ROOT_CONTEXT,
     })), ctx.signal);
-    return { responses: outcomes.map(answer) };
+    return { batchId: batch.batchId, responses: outcomes.map(answer) };
   }
 
   async function modelInfer(request: ModelInferRequest__Output, ctx: CallContext): Promise<ModelInferResponse> {
@@ -67,7 +72,18 @@ export function workerHandlers(registry: ModelRegistry, runner: RequestRunner, s
   }
 
   return {
-    worker: { InferBatch: inferBatch },
+    worker: {
+      InferBatches: {
+        bidi: (call, ctx) =>
+          serveStream<InferBatchRequest__Output, InferBatchResponse>(call as unknown as grpc.ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>, ctx, {
+            window: BATCH_WINDOW,
+            logger,
+            until: state.drain.signal,
+            handle: inferBatch,
+            failure: (batch, _message, status) => ({ batchId: batch.batchId, statusCode: status.code, errorMessage: status.details }),
+          }),
+      },
+    },
     inference: {
       ServerLive: async () => ({ live: true }),
       ServerReady: async () => ({ ready: !state.draining && registry.ready().length > 0 }),

@@ -41,13 +41,13 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
     logger,
   });
   await registry.loadAll();
-  const state: WorkerState = { workerId: config.WORKER_ID, draining: false };
+  const state: WorkerState = { workerId: config.WORKER_ID, draining: false, drain: new AbortController() };
   const preprocessor = preprocessorClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES);
   const runner = new RequestRunner({ preprocessor, workerId: config.WORKER_ID });
   const handlers = workerHandlers(registry, runner, state, VERSION, logger);
   const grpc = createGrpcServer({ name: 'infermesh-worker', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   // A batch carries the requests of many traces: each request gets its own span instead.
-  grpc.addService('infermesh.v1.Worker', workerService(), handlers.worker, { untraced: ['InferBatch'] });
+  grpc.addService('infermesh.v1.Worker', workerService(), handlers.worker, { untraced: ['InferBatches'] });
   grpc.addService('inference.GRPCInferenceService', inferenceService(), handlers.inference);
   let heartbeat: ReturnType<typeof startHeartbeat> | undefined;
 
@@ -67,6 +67,8 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
       state.draining = true;
       heartbeat?.beat(); // tells routers to stop sending here at once
       heartbeat?.stop();
+      // Routers' batch streams answer what they hold and end, so the server can close.
+      state.drain.abort();
       await Promise.all(registry.ready().map((m) => m.idle()));
       await grpc.shutdown(config.WORKER_SHUTDOWN_GRACE_MS);
       preprocessor.close();

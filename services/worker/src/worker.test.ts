@@ -87,6 +87,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  batches?.end();
   client?.close();
   workerClient?.close();
   await worker?.stop();
@@ -203,13 +204,37 @@ describe('ModelStreamInfer', () => {
 });
 
 type Codec<Req, Res> = grpc.MethodDefinition<Req, Res>;
-const batchCodec = workerService().InferBatch as unknown as Codec<InferBatchRequest, InferBatchResponse__Output>;
+const batchCodec = workerService().InferBatches as unknown as Codec<InferBatchRequest, InferBatchResponse__Output>;
 
-function inferBatch(request: InferBatchRequest): Promise<InferBatchResponse__Output> {
-  return new Promise((resolve, reject) =>
-    workerClient.makeUnaryRequest(batchCodec.path, batchCodec.requestSerialize, batchCodec.responseDeserialize, request, (error, response) => (error ? reject(error) : resolve(response!))),
-  );
+/** A router's view of a worker: one stream, batches matched to answers by id. */
+function batchStream(on: grpc.Client) {
+  const stream = on.makeBidiStreamRequest(batchCodec.path, batchCodec.requestSerialize, batchCodec.responseDeserialize);
+  const waiting = new Map<string, { resolve: (response: InferBatchResponse__Output) => void; reject: (error: Error) => void }>();
+  stream.on('data', (response: InferBatchResponse__Output) => waiting.get(response.batchId)?.resolve(response));
+  const ended = new Promise<grpc.ServiceError | null>((resolve) => {
+    const close = (error: grpc.ServiceError | null) => {
+      for (const { reject } of waiting.values()) reject(new Error('the stream ended before this batch was answered'));
+      resolve(error);
+    };
+    stream.on('error', (error: grpc.ServiceError) => close(error));
+    stream.on('end', () => close(null));
+  });
+  let next = 1;
+  return {
+    send(request: InferBatchRequest): Promise<InferBatchResponse__Output> {
+      const batchId = String(next++);
+      return new Promise((resolve, reject) => {
+        waiting.set(batchId, { resolve, reject });
+        stream.write({ ...request, batchId });
+      });
+    },
+    ended,
+    end: () => stream.end(),
+  };
 }
+
+let batches: ReturnType<typeof batchStream>;
+const inferBatch = (request: InferBatchRequest) => (batches ??= batchStream(workerClient)).send(request);
 
 const rowRequest = (id: string, ...rows: (object | string)[]): ModelInferRequest => ({
   id, modelName: 'rows',
@@ -259,9 +284,19 @@ describe('InferBatch (the requests a router coalesced)', () => {
     expect(Number((await statistics('tiny-queue')).modelStats[0].inferenceCount)).toBe(before);
   });
 
-  it('fails the call as a whole with NOT_FOUND when the model is not here, so the router can say so', async () => {
-    const error = await inferBatch({ modelName: 'nope', modelVersion: '1', requests: [{ request: { modelName: 'nope' } }] }).then(() => null, (e: grpc.ServiceError) => e);
-    expect(error?.code).toBe(grpc.status.NOT_FOUND);
+  it('refuses a batch as a whole with NOT_FOUND when the model is not here, and keeps the stream open', async () => {
+    const refused = await inferBatch({ modelName: 'nope', modelVersion: '1', requests: [{ request: { modelName: 'nope' } }] });
+    expect(refused).toMatchObject({ statusCode: grpc.status.NOT_FOUND, errorMessage: expect.stringMatching(/model 'nope'/), responses: [] });
+    const served = await inferBatch({ modelName: 'rows', modelVersion: '1', requests: [{ request: rowRequest('after', { a: 10, b: -1 }) }] });
+    expect(served.responses[0].statusCode).toBe(0);
+  });
+
+  it('answers batches that finish out of order by their ids', async () => {
+    const slow = inferBatch({ modelName: 'tiny-queue', modelVersion: '1', requests: [{ request: { ...addRequest(1, 'slow'), modelName: 'tiny-queue' } }] });
+    const fast = inferBatch({ modelName: 'rows', modelVersion: '1', requests: [{ request: rowRequest('fast', { a: 1, b: 1 }) }] });
+    const first = await Promise.race([slow.then(() => 'slow'), fast.then(() => 'fast')]);
+    expect(first).toBe('fast');
+    expect((await slow).responses[0].response!.id).toBe('slow');
   });
 });
 
@@ -278,5 +313,27 @@ describe('statistics of requests refused after they ran', () => {
     expect(stats.inferenceStats!.fail!.count).toBe('1');
     expect(stats.inferenceStats!.success!.count).toBe('0');
     expect(stats.executionCount).toBe('1');
+  });
+});
+
+describe('a worker that stops', () => {
+  it('answers the batches it holds, refuses new ones UNAVAILABLE, then ends the routers\' streams', async () => {
+    const config = workerConfig({ NATS_URL: nats.url, MODEL_REPOSITORY: repository, WORKER_MODELS: 'tiny-queue', WORKER_ID: 'stopping-worker', WORKER_HOST: '127.0.0.1', WORKER_PORT: '0', WORKER_INTRA_OP_THREADS: '1' });
+    const stopping = await createWorker({ config, logger, bus });
+    const address = await stopping.start();
+    const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+    const stream = batchStream(raw);
+    // Held by the model's 400 ms queue delay while the worker stops.
+    const held = stream.send({ modelName: 'tiny-queue', modelVersion: '1', requests: [{ request: { ...addRequest(1, 'held'), modelName: 'tiny-queue' } }] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const stopped = stopping.stop();
+    // Sent after the stop began: refused, or never read (a router then sees the stream end and sends it elsewhere).
+    const late = stream.send({ modelName: 'tiny-queue', modelVersion: '1', requests: [{ request: { ...addRequest(1, 'late'), modelName: 'tiny-queue' } }] });
+    expect((await held).responses[0]).toMatchObject({ statusCode: 0, response: { id: 'held' } });
+    expect(await stream.ended).toBeNull();
+    const outcome = await late.then((answer) => answer.statusCode, () => 'not read');
+    expect([grpc.status.UNAVAILABLE, 'not read']).toContain(outcome);
+    await stopped;
+    raw.close();
   });
 });
