@@ -6,3 +6,4 @@ export { rowsToTensor } from './tabular-rows.js';
 export { scanRepository, readModelConfig } from './repository.js';
 export { Supervisor, type SupervisorOptions } from './supervisor.js';
 export { detectGpus, planSlots, parseDeviceList, type WorkerSlot } from './devices.js';
+export { prependImagePrelude, prependFeaturePrelude, imagePreludeModel, featurePreludeModel, GraphPreludeError, type ImagePrelude, type FeaturePrelude } from './graph-prelude.js';
