@@ -7,6 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
+import { inferenceService } from '@infermesh/contracts';
 import { encodeBytesElements, elementCount, ELEMENT_SIZE, isDatatype } from '@infermesh/tensor';
 import type { ModelInferRequest, ModelMetadataResponse__Output, ModelStatisticsResponse__Output, GRPCInferenceServiceClient } from '@infermesh/contracts';
 import { call, routerClient } from '../client.js';
@@ -121,11 +122,15 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   const client = routerClient(options.address);
   try {
     const { requests, items } = await buildRequests(client, options);
+    // Encoded once, like perf_analyzer's prepared inputs: the load generator should cost the
+    // machine as little as it can, since it shares it with what it measures. Answers are decoded.
+    const infer = inferenceService().ModelInfer as unknown as grpc.MethodDefinition<Buffer, unknown>;
+    const encoded = requests.map((request) => (infer.requestSerialize as unknown as (r: ModelInferRequest) => Buffer)(request));
     let next = 0;
     const send = () =>
       new Promise<void>((resolve, reject) => {
-        const request = requests[next++ % requests.length];
-        client.ModelInfer(request, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null) => (error ? reject(error) : resolve()));
+        const bytes = encoded[next++ % encoded.length];
+        client.makeUnaryRequest(infer.path, (b: Buffer) => b, infer.responseDeserialize, bytes, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null) => (error ? reject(error) : resolve()));
       });
     const levels: { mode: 'concurrency' | 'rate'; level: number }[] = options.rates.length
       ? options.rates.map((level) => ({ mode: 'rate' as const, level }))
