@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
+import { buf, bufCurl } from '@infermesh/testing';
 import { bytesTensor, codeOf, fp32, inferenceClient, type InferenceClient } from './helpers/client.js';
 
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -139,6 +140,28 @@ describe('a plain Open Inference Protocol client', () => {
   });
 });
 
+describe('a client that knows only server reflection (buf curl, grpcurl)', () => {
+  const iris = (row: object) => ({
+    model_name: 'iris', id: 'reflected',
+    inputs: [{ name: 'row', datatype: 'BYTES', shape: ['1'], contents: { bytes_contents: [Buffer.from(JSON.stringify(row)).toString('base64')] } }],
+  });
+
+  it('lists the router\'s services and reads a model\'s metadata', async () => {
+    const listed = (await buf(['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--reflect', '--list-methods', `http://${mesh.routerAddress}`], 'utf8')).split('\n');
+    expect(listed).toEqual(expect.arrayContaining(['inference.GRPCInferenceService/ModelInfer', 'grpc.health.v1.Health/Check']));
+    expect(await bufCurl(mesh.routerAddress, 'inference.GRPCInferenceService/ModelMetadata', { name: 'iris' })).toMatchObject({
+      name: 'iris', inputs: [{ name: 'row', datatype: 'BYTES', shape: ['-1'] }],
+    });
+  });
+
+  it('gets a real answer from ModelInfer, the request encoded by buf and forwarded as it came', async () => {
+    const answer = await bufCurl(mesh.routerAddress, 'inference.GRPCInferenceService/ModelInfer', iris(IRIS_ROW)) as { id: string; modelName: string; rawOutputContents: string[]; outputs: { name: string }[] };
+    expect(answer).toMatchObject({ modelName: 'iris', modelVersion: '1', id: 'reflected' });
+    const label = Buffer.from(answer.rawOutputContents[answer.outputs.findIndex((o) => o.name === 'label')], 'base64');
+    expect(label.readBigInt64LE(0)).toBe(2n); // virginica
+  });
+});
+
 describe('bad input gets a clear error and the mesh keeps serving', () => {
   const cases: [string, () => Record<string, unknown>, grpc.status, RegExp][] = [
     ['an unknown model', () => ({ ...irisRequest(), model_name: 'no-such-model' }), grpc.status.NOT_FOUND, /model 'no-such-model' is not served.*\(models: iris, text-direction\)/],
@@ -164,6 +187,18 @@ describe('bad input gets a clear error and the mesh keeps serving', () => {
       await expectServing();
     });
   }
+
+  it('answers INVALID_ARGUMENT for bytes that are not a ModelInferRequest', async () => {
+    const raw = new grpc.Client(mesh.routerAddress, grpc.credentials.createInsecure());
+    const garbage = Buffer.from([0x0a, 0x40, 0x69, 0x72]); // model_name claims 64 bytes, 2 follow
+    const error = await codeOf(new Promise((resolve, reject) =>
+      raw.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', (b: Buffer) => b, (b: Buffer) => b, garbage, (e, r) => (e ? reject(e) : resolve(r))),
+    ));
+    raw.close();
+    expect(grpc.status[error.code]).toBe('INVALID_ARGUMENT');
+    expect(error.details).toMatch(/not a ModelInferRequest: a field of 64 bytes runs past the end/);
+    await expectServing();
+  });
 
   it('answers RESOURCE_EXHAUSTED for a message over the configured size limit', async () => {
     const huge = randomBytes(MAX_MESSAGE_BYTES + 1024);

@@ -5,40 +5,17 @@
  * a file it rejects, so a wrong descriptor shows up as a missing service. Then the served
  * descriptors themselves, against buf's compiler.
  */
-import { execFile } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
 import { PROTO_FILES, PROTO_ROOT, inferenceService, monitorService, preprocessorService, workerService } from '@infermesh/contracts';
 import type { ModelInferRequest__Output, ModelInferResponse, ModelMetadataRequest__Output, ModelMetadataResponse } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
+import { buf } from '@infermesh/testing';
 import { createGrpcServer, type GrpcServer } from './index.js';
 import { fileDescriptorProtos } from './reflection.js';
 
 const logger = createLogger('grpc-reflection-test', { level: 'silent' });
-
-/** The buf CLI's launcher from @bufbuild/buf, which `npm ci` installs; without it every test here fails, saying so. */
-function bufLauncher(): string {
-  try {
-    return createRequire(import.meta.url).resolve('@bufbuild/buf/bin/buf');
-  } catch (error) {
-    throw new Error('the buf CLI is missing: these tests run it from the npm package @bufbuild/buf; run `npm ci`', { cause: error });
-  }
-}
-
-/** Runs buf and resolves with what it prints; rejects with its stderr when it exits non-zero. */
-function buf(args: string[], encoding: 'utf8'): Promise<string>;
-function buf(args: string[], encoding: 'buffer'): Promise<Buffer>;
-function buf(args: string[], encoding: 'utf8' | 'buffer'): Promise<string | Buffer> {
-  // Asynchronous: the server answering buf runs in this process.
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [bufLauncher(), ...args], { encoding, timeout: 20_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`buf ${args.join(' ')} failed: ${String(stderr).trim() || error.message}`, { cause: error }));
-      else resolve(stdout);
-    });
-  });
-}
 
 const CURL = ['curl', '--protocol', 'grpc', '--http2-prior-knowledge'];
 

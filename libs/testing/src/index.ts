@@ -4,3 +4,4 @@ export { startNatsServer, natsServerBinary, type NatsServer } from './nats-serve
 export { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.js';
 export { startMesh, waitForOutput, ROOT, type Mesh, type MeshOptions, type ServiceProcess } from './mesh.js';
 export { mulberry32 } from './random.js';
+export { buf, bufCurl } from './buf.js';
