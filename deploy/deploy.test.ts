@@ -373,13 +373,15 @@ describe('Kubernetes manifests', () => {
     expect(cpu!.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']).toBeUndefined();
   });
 
-  it('workers advertise their pod IP and load models from a read-only volume', () => {
+  it('workers advertise their pod IP, reach the preprocessor and load models from a read-only volume', () => {
     for (const name of ['worker-gpu', 'worker-cpu']) {
       const spec = byKindName('Deployment', name)!.spec.template.spec;
       const c = spec.containers[0];
       const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e]));
       expect(env.WORKER_ADVERTISE_HOST.valueFrom.fieldRef.fieldPath, name).toBe('status.podIP');
       expect(env.WORKER_HOST.value).toBe('0.0.0.0');
+      // Workers send their models' images to the preprocessor's Service.
+      expect(env.PREPROCESSOR_ADDRESS.value, name).toBe('preprocessor:8003');
       const repo = env.MODEL_REPOSITORY.value;
       const mount = c.volumeMounts.find((m: Obj) => m.mountPath === repo);
       expect(mount, `${name} mounts ${repo}`).toBeDefined();
@@ -570,9 +572,11 @@ describe('compose.yaml', () => {
       expect(env.OTEL_SERVICE_NAME).toMatch(/^infermesh-/);
       expect(env.GRPC_MAX_MESSAGE_BYTES).toBe('67108864');
     }
-    expect(composeServices.router!.environment.PREPROCESSOR_ADDRESS).toBe(
+    // The worker calls the preprocessor; the router never does.
+    expect(composeServices.worker!.environment.PREPROCESSOR_ADDRESS).toBe(
       `preprocessor:${composeServices.preprocessor!.environment.PREPROCESSOR_PORT}`,
     );
+    expect(composeServices.router!.environment.PREPROCESSOR_ADDRESS).toBeUndefined();
   });
 
   it("healthchecks probe the gRPC port each service listens on", () => {
