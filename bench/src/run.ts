@@ -170,6 +170,8 @@ async function mesh(system: string, inputs: Inputs, options: { repository?: stri
     workers: 1,
     traces: options.traces ?? false,
     env: { LOG_LEVEL: 'info', MODEL_REPOSITORY: options.repository ?? join(ROOT, 'models'), ...options.env },
+    // As `npm start` runs one CPU worker: onnxruntime's intra-op threads on every core.
+    workerEnv: { WORKER_INTRA_OP_THREADS: String(cpus().length) },
   });
   try {
     const pids = Object.fromEntries([

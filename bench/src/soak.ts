@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { cpus } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { contracts, type ModelInferRequest } from '@infermesh/contracts';
 import { encodeBytesElements } from '@infermesh/tensor';
@@ -22,7 +23,7 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-const mesh = await startMesh({ workers: 1, traces: false, env: { LOG_LEVEL: 'info' } });
+const mesh = await startMesh({ workers: 1, traces: false, env: { LOG_LEVEL: 'info' }, workerEnv: { WORKER_INTRA_OP_THREADS: String(cpus().length) } });
 const worker = mesh.service('worker-0').process.pid!;
 const client = new (contracts().inference.GRPCInferenceService)(mesh.routerAddress, grpc.credentials.createInsecure());
 const requests: ModelInferRequest[] = (await textImages()).map((png) => ({ modelName: 'text-direction', inputs: [{ name: 'image', datatype: 'BYTES', shape: ['1'] }], rawInputContents: [encodeBytesElements([png])] }));
