@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.js';
+import { reapOnExit } from './reap.js';
 
 /** The repository root (this file is libs/testing/dist/mesh.js when it runs). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -50,10 +51,7 @@ function startService(name: string, service: string, env: Record<string, string>
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  // If this process dies without stopping it, take the service along.
-  const reap = () => child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
+  reapOnExit(child);
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-200_000));
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
