@@ -179,8 +179,8 @@ Try it, in another terminal:
   npx infermesh predict --model text-direction --image ${sample}
   npx infermesh predict --model iris --row '{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}'
   npx infermesh models
-  grpcurl -plaintext ${address} list
-  grpcurl -plaintext -d '{"name":"iris"}' ${address} inference.GRPCInferenceService/ModelMetadata
+  npx buf curl --protocol grpc --http2-prior-knowledge --reflect --list-methods http://${address}
+  npx buf curl --protocol grpc --http2-prior-knowledge -d '{"name":"iris"}' http://${address}/inference.GRPCInferenceService/ModelMetadata
 
 Ctrl-C stops everything.`);
 }

@@ -218,10 +218,14 @@ export function fileDescriptorProtos(protos: ProtoFiles): Buffer[] {
 }
 
 /** Adds grpc.reflection.v1 and v1alpha describing the given files to `server`. */
-export function addReflection(server: grpc.Server, protos: readonly ProtoFiles[]): void {
+/**
+ * Adds grpc.reflection to `server`, describing the given files and listing only `services`
+ * (the ones this server serves: a client that lists and then calls must find each).
+ */
+export function addReflection(server: grpc.Server, protos: readonly ProtoFiles[], services: readonly string[]): void {
   const fileDescriptors = protos.flatMap((p) => fileDescriptorProtos(p));
   // @grpc/reflection reads only `fileDescriptorProtos` from the entries of the package
   // definition it is given; one entry carries all the files.
   const definition = { files: { fileDescriptorProtos: fileDescriptors } } as unknown as protoLoader.PackageDefinition;
-  new ReflectionService(definition).addToServer(server);
+  new ReflectionService(definition, { services: [...services] }).addToServer(server);
 }

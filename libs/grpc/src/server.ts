@@ -78,7 +78,6 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const services: string[] = [];
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
-  addReflection(server, REFLECTED);
   const tracer = trace.getTracer(options.name);
 
   /**
@@ -173,6 +172,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       services.push(serviceName);
     },
     listen(host, port) {
+      // Reflection lists what this server serves, known once every service is added.
+      addReflection(server, REFLECTED, ['grpc.health.v1.Health', ...services]);
       return new Promise((resolve, reject) => {
         server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
           if (error) return reject(error);
