@@ -2,29 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { PredictionRecord__Output } from '@infermesh/contracts';
 import { ModelMetrics } from './model-metrics.js';
 import { SlidingWindow } from './sliding-window.js';
+import { record as fixture } from './records.fixture.js';
 
 let sequence = 0;
 
 function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRecord__Output {
   sequence += 1;
-  return {
-    requestId: `req-${sequence}`,
-    model: 'iris',
-    version: '1',
-    workerId: 'w1',
-    statusCode: 0,
-    errorMessage: '',
-    latencyUs: '1000',
-    preprocessUs: '0',
-    queueUs: '100',
-    computeUs: '200',
-    batchSize: 1,
-    traceId: '',
-    timestampMs: '1700000000000',
-    items: 1,
-    traceparent: '',
-    ...overrides,
-  };
+  return fixture({ requestId: `req-${sequence}`, ...overrides });
 }
 
 /** 1..n in an order that is not sorted, so the percentiles cannot rely on arrival order. */

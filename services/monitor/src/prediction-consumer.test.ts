@@ -11,28 +11,12 @@ import { createLogger } from '@infermesh/log';
 import { HandledMessages } from './handled-messages.js';
 import { ModelMetrics } from './model-metrics.js';
 import { predictionBatchHandler } from './prediction-consumer.js';
+import { record as fixture } from './records.fixture.js';
 
 const logger = createLogger('prediction-consumer-test', { level: 'silent' });
 
 function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRecord__Output {
-  return {
-    requestId: 'same',
-    model: 'iris',
-    version: '1',
-    workerId: 'w1',
-    statusCode: 0,
-    errorMessage: '',
-    latencyUs: '1000',
-    preprocessUs: '0',
-    queueUs: '100',
-    computeUs: '200',
-    batchSize: 1,
-    traceId: '',
-    timestampMs: '1700000000000',
-    items: 1,
-    traceparent: '',
-    ...overrides,
-  };
+  return fixture({ requestId: 'same', ...overrides });
 }
 
 function delivery(streamSequence: number, deliveryCount: number, records: PredictionRecord__Output[]): Delivery<PredictionBatch__Output> {
