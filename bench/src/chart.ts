@@ -19,7 +19,7 @@ function niceMax(value: number): number {
 }
 
 function panel(p: Panel, left: number, top: number, width: number, height: number): string {
-  const margin = { left: 64, right: 16, top: 28, bottom: 44 };
+  const margin = { left: 78, right: 16, top: 48, bottom: 44 };
   const levels = [...new Set(p.series.flatMap((s) => s.points.map((pt) => pt.concurrency)))].sort((a, b) => a - b);
   const maxY = niceMax(Math.max(1, ...p.series.flatMap((s) => s.points.map((pt) => pt.itemsPerSecond))) * 1.05);
   const plotW = width - margin.left - margin.right;
@@ -38,12 +38,13 @@ function panel(p: Panel, left: number, top: number, width: number, height: numbe
   }
   for (const level of levels) parts.push(`<text x="${x(level).toFixed(1)}" y="${top + height - margin.bottom + 16}" text-anchor="middle">${level}</text>`);
   parts.push(`<text x="${left + margin.left + plotW / 2}" y="${top + height - 8}" text-anchor="middle">concurrency (requests in flight)</text>`);
-  parts.push(`<text x="${left + 16}" y="${top + margin.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 ${left + 16} ${top + margin.top + plotH / 2})">items/s</text>`);
+  parts.push(`<text x="${left + 14}" y="${top + margin.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 ${left + 14} ${top + margin.top + plotH / 2})">items/s</text>`);
   p.series.forEach((s, i) => {
     const points = [...s.points].sort((a, b) => a.concurrency - b.concurrency);
     parts.push(`<path d="${points.map((pt, j) => `${j ? 'L' : 'M'}${x(pt.concurrency).toFixed(1)},${y(pt.itemsPerSecond).toFixed(1)}`).join(' ')}" fill="none" stroke="${s.colour}" stroke-width="2"/>`);
     for (const pt of points) parts.push(`<circle cx="${x(pt.concurrency).toFixed(1)}" cy="${y(pt.itemsPerSecond).toFixed(1)}" r="3" fill="${s.colour}"/>`);
-    parts.push(`<text x="${left + margin.left + 8}" y="${top + margin.top + 14 + i * 15}" fill="${s.colour}">— ${esc(s.label)}</text>`);
+    // The legend sits in one row above the plot, where no line can run through it.
+    parts.push(`<text x="${left + margin.left + i * 120}" y="${top + 36}" fill="${s.colour}">— ${esc(s.label)}</text>`);
   });
   return parts.join('\n');
 }
