@@ -299,6 +299,24 @@ describe('a request', () => {
     await expect(c).rejects.toThrow('queue is full (2 requests waiting); retry later');
   });
 
+  it('takes the place of a waiting request whose deadline has passed when the queue is full', async () => {
+    const { batcher, clock, batches, runs } = setup({ maxQueueSize: 2, maxQueueDelayUs: 10_000 });
+    const a = outcome(batcher.submit('a', 1, { deadline: MS }));
+    void batcher.submit('b', 1);
+    await settle();
+    clock.advance(2n * MS);
+    const c = outcome(batcher.submit('c', 1));
+    await settle();
+    expect(a().error).toBeInstanceOf(DeadlineExceededError);
+    expect(c().error).toBeUndefined();
+    clock.advance(10n * MS);
+    await settle();
+    runs[0].finish();
+    await settle();
+    expect(batches()).toEqual([['b', 'c']]);
+    expect(c().value?.output).toBe('out:c');
+  });
+
   it('gets its output, queueNs, computeNs and the items of its run as batchSize', async () => {
     const { batcher, clock, runs } = setup({ maxQueueDelayUs: 1000 });
     const a = batcher.submit('a', 3);

@@ -141,6 +141,8 @@ export class DynamicBatcher<I, O> {
     if (!Number.isSafeInteger(items) || items < 1) {
       return Promise.reject(new RangeError(`a request has at least one item, got ${items}`));
     }
+    // Requests past their deadline give their places up before a live one is refused.
+    if (this.queue.length >= this.options.maxQueueSize) this.dropExpired(this.clock.now());
     if (this.queue.length >= this.options.maxQueueSize) {
       return Promise.reject(new QueueFullError(`queue is full (${this.options.maxQueueSize} requests waiting); retry later`));
     }
@@ -216,19 +218,27 @@ export class DynamicBatcher<I, O> {
    * - otherwise it waits until the oldest request has waited max_queue_delay, then runs
    *   all that fits, preferred or not; a delay of 0 runs all that fits at once.
    */
+  /** Refuses every queued request whose deadline has passed (DeadlineExceededError), never run. */
+  private dropExpired(now: bigint): void {
+    for (let i = 0; i < this.queue.length; ) {
+      const pending = this.queue[i];
+      if (pending.deadline !== undefined && pending.deadline <= now) {
+        this.queue.splice(i, 1);
+        pending.reject(new DeadlineExceededError(`deadline passed after ${(Number(now - pending.enqueuedAt) / 1e6).toFixed(3)} ms in the batch queue; not run`));
+      } else {
+        i++;
+      }
+    }
+  }
+
   private takeBatch(now: bigint): number {
     let items = 0;
     let count = 0;
     let best = 0;
     let oldest = now;
+    this.dropExpired(now);
     for (let i = 0; i < this.queue.length; ) {
       const pending = this.queue[i];
-      if (pending.deadline !== undefined && pending.deadline <= now) {
-        this.queue.splice(i, 1);
-        const waitedMs = Number(now - pending.enqueuedAt) / 1e6;
-        pending.reject(new DeadlineExceededError(`deadline passed after ${waitedMs.toFixed(3)} ms in the batch queue; not run`));
-        continue;
-      }
       if (!this.batching) return 1;
       // The first request always goes, even one larger than max_batch_size: it can only run alone.
       if (count > 0) {
