@@ -264,17 +264,22 @@ describe('call context', () => {
     expect(signal?.aborted).toBe(false);
   });
 
-  it('aborts the handler\'s signal when the deadline passes', async () => {
+  it('aborts the handler\'s signal with a TimeoutError when the deadline passes', async () => {
     const aborted = deferred();
+    let reason: unknown;
     const { client } = await start({
       ModelInfer: (_request: never, ctx: CallContext) => {
-        ctx.signal.addEventListener('abort', () => aborted.resolve());
+        ctx.signal.addEventListener('abort', () => {
+          reason = ctx.signal.reason;
+          aborted.resolve();
+        });
         return new Promise<never>(() => {});
       },
     });
     const error = await refusal(infer(client, {}, { deadline: Date.now() + 200 }));
     expect(error.code).toBe(Status.DEADLINE_EXCEEDED);
     await aborted.promise;
+    expect((reason as Error).name).toBe('TimeoutError');
   });
 
   it('gives the handler the call\'s deadline', async () => {

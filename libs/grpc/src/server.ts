@@ -15,6 +15,9 @@ import { extractTraceContext } from './trace-metadata.js';
 import { atDeadline } from './deadline.js';
 import { acceptFarDeadlines } from './far-deadlines.js';
 
+/** How far a call's deadline may be off from the moment grpc-js cancels it for the deadline. */
+const DEADLINE_ROUNDING_MS = 5;
+
 export interface CallContext {
   metadata: grpc.Metadata;
   /** Aborted when the client cancels or the deadline passes. */
@@ -34,7 +37,12 @@ export interface ServiceHandlers {
 export interface GrpcServerOptions {
   name: string;
   logger: Logger;
+  /** The largest message taken and sent (both ways unless overridden below). */
   maxMessageBytes: number;
+  /** The largest message taken, when it differs (-1: no limit). */
+  maxReceiveBytes?: number;
+  /** The largest message sent, when it differs (-1: no limit). */
+  maxSendBytes?: number;
 }
 
 export interface AddServiceOptions {
@@ -72,8 +80,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   acceptFarDeadlines();
   const { logger } = options;
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': options.maxMessageBytes,
-    'grpc.max_send_message_length': options.maxMessageBytes,
+    'grpc.max_receive_message_length': options.maxReceiveBytes ?? options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxSendBytes ?? options.maxMessageBytes,
   });
   const services: string[] = [];
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
@@ -87,11 +95,14 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
    */
   function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, span: Span): { ctx: CallContext; finish: () => void } {
     const controller = new AbortController();
-    const onCancel = () => controller.abort(new DOMException('call cancelled', 'AbortError'));
-    call.once('cancelled', onCancel);
     const deadline = call.getDeadline();
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
-    const timer = Number.isFinite(at) ? atDeadline(at, () => controller.abort(new DOMException('deadline exceeded', 'TimeoutError'))) : undefined;
+    const expire = () => controller.abort(new DOMException('deadline exceeded', 'TimeoutError'));
+    // grpc-js cancels the call itself when the deadline passes, usually before our timer
+    // fires: a cancel at the deadline (within the timeout header's rounding) is the deadline.
+    const onCancel = () => (Date.now() + DEADLINE_ROUNDING_MS >= at ? expire() : controller.abort(new DOMException('call cancelled', 'AbortError')));
+    call.once('cancelled', onCancel);
+    const timer = Number.isFinite(at) ? atDeadline(at, expire) : undefined;
     const finish = () => {
       call.off('cancelled', onCancel);
       timer?.clear();

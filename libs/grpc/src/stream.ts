@@ -55,12 +55,29 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   const done = () => {
     if (ended && inProgress === 0) settle();
   };
-  // A write that the transport cannot take yet waits for 'drain' before more items are read.
+  // A write that the transport cannot take yet waits for 'drain' before more items are read,
+  // or for the end of the call: a cancelled call never drains (grpc-js drops its buffer).
   let writable: Promise<void> = Promise.resolve();
+  let draining = false;
 
   const write = (message: Res) => {
     if (signal.aborted || call.destroyed) return;
-    if (!call.write(message)) writable = new Promise((resolve) => call.once('drain', resolve));
+    if (call.write(message) || draining) return;
+    draining = true;
+    writable = new Promise((resolve) => {
+      const done = () => {
+        draining = false;
+        call.off('drain', done);
+        call.off('close', done);
+        call.off('error', done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      call.once('drain', done);
+      call.once('close', done);
+      call.once('error', done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   };
 
   const resume = () => {
