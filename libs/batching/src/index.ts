@@ -1,1 +1,2 @@
 export * from './dynamic-batcher.js';
+export * from './pack.js';
