@@ -206,7 +206,7 @@ describe('padPixel', () => {
 });
 
 describe('checkPipeline', () => {
-  it('refuses a frame larger than the preprocessor takes before allocating anything', () => {
+  it('refuses a frame side larger than MAX_FRAME_SIDE, naming it', () => {
     expect(() => checkPipeline(spec({ width: 8192, height: 8192 }), 'm')).toThrow(new RegExp(`width 8192 is outside 1 to ${MAX_FRAME_SIDE}`));
   });
 

@@ -9,9 +9,19 @@ import sharp from 'sharp';
 import { TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output } from '@infermesh/contracts';
 import { resizeBilinear } from './resize.js';
+import { Slots } from './slots.js';
 
 /** Decompression-bomb guard: refuse images over this many pixels before decoding them. */
 const MAX_INPUT_PIXELS = 50_000_000;
+/**
+ * Images decoded at once, in the whole process: a decoded 50-megapixel image is 150 MB,
+ * so memory stays bounded however many images a call (or many calls) bring. sharp decodes
+ * on libuv's pool of 4 threads; more at once would only wait there.
+ */
+export const DECODES_AT_ONCE = 4;
+
+const decodes = new Slots(DECODES_AT_ONCE);
+
 /** The largest frame side a pipeline may ask for. */
 export const MAX_FRAME_SIDE = 4096;
 
@@ -85,13 +95,11 @@ async function decode(bytes: Buffer): Promise<{ data: Buffer; width: number; hei
 
 /**
  * The images of one request as UINT8 [count, height, width, 3] RGB. Throws a TensorError
- * naming the input and the element when an image cannot be read.
+ * naming the input and the element when an image cannot be read. Each image is resized
+ * into its frame as soon as it is decoded, and its decoded pixels are let go.
  */
 export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[]): Promise<Buffer> {
   if (images.length === 0) throw new TensorError(`input '${name}': no images`);
-  const decoded = await Promise.all(images.map((bytes, i) => decode(bytes).catch((error: Error) => {
-    throw new TensorError(`input '${name}': element ${i} is not an image that can be decoded (PNG or JPEG expected): ${error.message}`);
-  })));
   const { width, height } = spec;
   const frame = width * height * 3;
   const out = Buffer.allocUnsafe(frame * images.length);
@@ -100,10 +108,13 @@ export async function imagesToPixels(spec: ImagePipeline__Output, name: string, 
     if (pad[0] === pad[1] && pad[1] === pad[2]) out.fill(pad[0]);
     else out.fill(Buffer.from(pad));
   }
-  decoded.forEach((image, n) => {
+  await Promise.all(images.map(async (bytes, n) => {
+    const image = await decodes.run(() => decode(bytes)).catch((error: Error) => {
+      throw new TensorError(`input '${name}': element ${n} is not an image that can be decoded (PNG or JPEG expected): ${error.message}`);
+    });
     const place = placement(spec, image.width, image.height);
     const target = out.subarray(n * frame, (n + 1) * frame);
     resizeBilinear({ data: image.data, width: image.width, height: image.height, channels: 3 }, { data: target, width, height, channels: 3 }, place);
-  });
+  }));
   return out;
 }

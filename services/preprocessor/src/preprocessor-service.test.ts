@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { encodeBytesElements, TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output, PreprocessRequest__Output } from '@infermesh/contracts';
+import { Status } from '@infermesh/grpc';
 import { preprocess } from './preprocessor-service.js';
 
 const pipeline: ImagePipeline__Output = {
@@ -47,5 +48,13 @@ describe('preprocess', () => {
   it('refuses a call without a pipeline, or with a frame too large, before decoding anything', async () => {
     await expect(preprocess(request([[await solid(1, 1, 1)]], { pipeline: null }))).rejects.toThrow(TensorError);
     await expect(preprocess(request([[await solid(1, 1, 1)]], { pipeline: { ...pipeline, width: 8192, height: 8192 } }))).rejects.toThrow(/outside 1 to 4096/);
+  });
+
+  it('refuses with RESOURCE_EXHAUSTED, before decoding, a call whose frames would not fit one answer', async () => {
+    // Three 4 x 2 frames are 72 bytes of pixels; the images themselves are not even images.
+    const call = preprocess(request([[Buffer.from('a')], [Buffer.from('b')], [Buffer.from('c')]]), 71);
+    await expect(call).rejects.toMatchObject({ code: Status.RESOURCE_EXHAUSTED, message: expect.stringMatching(/3 images make 72 bytes of pixels, over the 71-byte message limit/) });
+    const fits = await preprocess(request([[await solid(1, 2, 3)], [await solid(4, 5, 6)], [await solid(7, 8, 9)]]), 72);
+    expect(fits.results!.map((r) => r.count)).toEqual([1, 1, 1]);
   });
 });

@@ -6,18 +6,34 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } from '@opentelemetry/api';
 import { decodeBytesElements, TensorError } from '@infermesh/tensor';
 import type { PreprocessRequest__Output, PreprocessResponse, PreprocessResult } from '@infermesh/contracts';
-import type { ServiceHandlers } from '@infermesh/grpc';
+import { resourceExhausted, type ServiceHandlers } from '@infermesh/grpc';
 import { checkPipeline, imagesToPixels } from './image-pipeline.js';
 
 const tracer = trace.getTracer('infermesh-preprocessor');
 
-export async function preprocess(request: PreprocessRequest__Output): Promise<PreprocessResponse> {
+/**
+ * `maxMessageBytes` bounds the answer: the frames of a call (count × height × width × 3)
+ * must fit one message, which is checked from the images' count before anything is decoded.
+ */
+export async function preprocess(request: PreprocessRequest__Output, maxMessageBytes = Number.MAX_SAFE_INTEGER): Promise<PreprocessResponse> {
   const spec = checkPipeline(request.pipeline, request.modelName);
-  const results = await Promise.all(request.items.map(async (item): Promise<PreprocessResult> => {
+  const items = request.items.map((item) => {
+    try {
+      return { item, images: decodeBytesElements(spec.input, item.images) };
+    } catch (error) {
+      return { item, error: error as Error };
+    }
+  });
+  const frame = spec.width * spec.height * 3;
+  const pixels = items.reduce((sum, i) => sum + (i.images?.length ?? 0) * frame, 0);
+  if (pixels > maxMessageBytes) {
+    throw resourceExhausted(`the call's ${items.reduce((n, i) => n + (i.images?.length ?? 0), 0)} images make ${pixels} bytes of pixels, over the ${maxMessageBytes}-byte message limit; send fewer at once`);
+  }
+  const results = await Promise.all(items.map(async ({ item, images, error: unreadable }): Promise<PreprocessResult> => {
     const parent = item.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: item.traceparent }) : ROOT_CONTEXT;
     const span = tracer.startSpan(`preprocess ${request.modelName}`, { kind: SpanKind.SERVER, attributes: { 'infermesh.model': request.modelName } }, parent);
     try {
-      const images = decodeBytesElements(spec.input, item.images);
+      if (unreadable || !images) throw unreadable;
       span.setAttribute('infermesh.images', images.length);
       return { pixels: await imagesToPixels(spec, spec.input, images), count: images.length };
     } catch (error) {
@@ -31,6 +47,6 @@ export async function preprocess(request: PreprocessRequest__Output): Promise<Pr
   return { results };
 }
 
-export function preprocessorHandlers(): ServiceHandlers {
-  return { Preprocess: (request: PreprocessRequest__Output) => preprocess(request) };
+export function preprocessorHandlers(maxMessageBytes: number): ServiceHandlers {
+  return { Preprocess: (request: PreprocessRequest__Output) => preprocess(request, maxMessageBytes) };
 }

@@ -14,7 +14,7 @@ export interface Preprocessor {
 export function createPreprocessor({ config, logger }: { config: PreprocessorConfig; logger: Logger }): Preprocessor {
   const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   // A call carries the images of many requests (many traces): each item gets its own span instead.
-  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(), { untraced: ['Preprocess'] });
+  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES), { untraced: ['Preprocess'] });
   return {
     grpc,
     async start() {
