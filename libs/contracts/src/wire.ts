@@ -118,6 +118,11 @@ export interface InferRequestHeader {
   inputs: TensorHeader[];
 }
 
+/** Fields 1-7 of ModelInferRequest, and 1, 2, 4, 5 of its InferInputTensor, are all length-delimited. */
+function expectLen(message: string, field: number, type: number, known: (field: number) => boolean): void {
+  if (known(field) && type !== LEN) throw new WireFormatError(`${message} field ${field} has wire type ${type}; it is length-delimited`);
+}
+
 /** Reads the routing fields of an encoded ModelInferRequest, skipping tensor contents. */
 export function readInferRequestHeader(bytes: Uint8Array): InferRequestHeader {
   const buf = asBuffer(bytes);
@@ -125,6 +130,8 @@ export function readInferRequestHeader(bytes: Uint8Array): InferRequestHeader {
   const header: InferRequestHeader = { modelName: '', modelVersion: '', id: '', inputs: [] };
   while (!reader.done) {
     const { field, type } = reader.tag();
+    // A known field of the wrong type is refused here: forwarded, it would fail to decode at the worker.
+    expectLen('ModelInferRequest', field, type, (f) => f >= 1 && f <= 7);
     if (field === 1 && type === LEN) header.modelName = reader.string();
     else if (field === 2 && type === LEN) header.modelVersion = reader.string();
     else if (field === 3 && type === LEN) header.id = reader.string();
@@ -142,6 +149,7 @@ function readTensorHeader(buf: Buffer, start: number, end: number): TensorHeader
   const dim = (value: number) => (Number.isSafeInteger(value) ? value : -1);
   while (!reader.done) {
     const { field, type } = reader.tag();
+    expectLen('InferInputTensor', field, type, (f) => f === 1 || f === 2 || f === 4 || f === 5);
     if (field === 1 && type === LEN) tensor.name = reader.string();
     else if (field === 2 && type === LEN) tensor.datatype = reader.string();
     else if (field === 3 && type === LEN) {
@@ -160,6 +168,17 @@ export function itemsOf(header: InferRequestHeader): number {
   const first = header.inputs[0]?.shape[0];
   return first !== undefined && first > 0 ? first : 0;
 }
+
+/**
+ * How far a batch message may exceed the public message limit (GRPC_MAX_MESSAGE_BYTES): a
+ * router packs requests into messages of at most the limit, but one request of nearly the
+ * limit still gets its framing and trace context around it. Routers and workers allow this
+ * much more between themselves.
+ */
+export const BATCH_HEADROOM_BYTES = 1024 * 1024;
+
+/** Bytes a request adds to a batch message beyond its own: framing, timings, traceparent. */
+export const BATCHED_REQUEST_OVERHEAD_BYTES = 128;
 
 /** One client request as a router hands it to a worker (infermesh.v1.BatchedRequest). */
 export interface BatchedRequestParts {

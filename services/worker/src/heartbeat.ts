@@ -45,8 +45,15 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
   };
 }
 
-export function startHeartbeat(options: HeartbeatOptions): { beat(): void; stop(): void } {
-  const beat = () => options.bus.publish(options.bus.subjects.heartbeat(options.state.workerId), events.heartbeat, heartbeatOf(options));
+export function startHeartbeat(options: HeartbeatOptions & { onError?: (error: unknown) => void }): { beat(): void; stop(): void } {
+  const beat = () => {
+    try {
+      options.bus.publish(options.bus.subjects.heartbeat(options.state.workerId), events.heartbeat, heartbeatOf(options));
+    } catch (error) {
+      // The NATS connection is closed or closing: the next beat tries again; never crash the worker from a timer.
+      options.onError?.(error);
+    }
+  };
   beat();
   const timer = setInterval(beat, options.intervalMs);
   return {

@@ -4,7 +4,8 @@
  * metadata and statistics). Both run requests through the same RequestRunner.
  */
 import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
-import { serveInferStream, serveStream, statusOf, unavailable, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import { serveInferStream, serveStream, statusOf, unavailable, invalidArgument, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
+import { inferenceService } from '@infermesh/contracts';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@infermesh/log';
 import type {
@@ -26,7 +27,24 @@ export const STREAM_WINDOW = 128;
 /** Batches in progress on one router's stream; a router bounds its own far below this. */
 export const BATCH_WINDOW = 256;
 
-const EMPTY_REQUEST: ModelInferRequest__Output = { modelName: '', modelVersion: '', id: '', parameters: {}, inputs: [], outputs: [], rawInputContents: [] };
+const inferCodec = inferenceService().ModelInfer as unknown as { requestDeserialize(bytes: Buffer): ModelInferRequest__Output };
+
+/**
+ * One request of a router's batch, decoded on its own: a request that is not a
+ * ModelInferRequest, or that names another model than its batch, fails alone.
+ */
+function decodeBatched(bytes: Buffer, model: string, version: string): { request?: ModelInferRequest__Output; error?: unknown } {
+  let request: ModelInferRequest__Output;
+  try {
+    request = inferCodec.requestDeserialize(bytes);
+  } catch (error) {
+    return { error: invalidArgument(`the request is not a ModelInferRequest: ${(error as Error).message}`) };
+  }
+  if (request.modelName !== model || (request.modelVersion && request.modelVersion !== version)) {
+    return { request, error: invalidArgument(`a request for model '${request.modelName.slice(0, 128)}' came in a batch for '${model}' version '${version}'`) };
+  }
+  return { request };
+}
 
 const us = (ns: number) => String(Math.round(ns / 1000));
 
@@ -55,7 +73,7 @@ export function workerHandlers(registry: ModelRegistry, runner: RequestRunner, s
     const model = registry.resolve(batch.modelName, batch.modelVersion);
     const now = Date.now();
     const outcomes = await runner.run(model, batch.requests.map((item) => ({
-      request: item.request ?? EMPTY_REQUEST,
+      ...decodeBatched(item.request, batch.modelName, model.version),
       queuedNs: Number(item.queuedUs) * 1000,
       deadlineMs: item.timeoutUs === '0' ? deadlineOf(ctx) : now + Number(item.timeoutUs) / 1000,
       parent: item.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: item.traceparent }) : ROOT_CONTEXT,

@@ -10,16 +10,20 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { decodeInputs, encodeBytesElements, encodeRaw, TensorError, type Tensor } from '@infermesh/tensor';
-import type { ModelInferRequest__Output, ModelInferResponse, PreprocessItem } from '@infermesh/contracts';
-import { statusOf } from '@infermesh/grpc';
+import type { ModelInferRequest__Output, ModelInferResponse } from '@infermesh/contracts';
+import { packWithin } from '@infermesh/batching';
+import { deadlineExceeded, statusOf } from '@infermesh/grpc';
 import type { ServedModel } from './served-model.js';
 import type { PreprocessorClient } from './preprocessor-client.js';
-import { imagePipeline, imagePipelineMessage, tabularPipeline } from './model-config.js';
+import { imagePipeline, imagePipelineMessage, tabularPipeline, type ImagePipelineConfig } from './model-config.js';
 import { rowsToTensor } from './tabular-rows.js';
 
 /** One request to run. */
 export interface RunItem {
-  request: ModelInferRequest__Output;
+  /** The decoded request (absent when it could not be decoded: `error` says why). */
+  request?: ModelInferRequest__Output;
+  /** Set when the request already failed before it came here (malformed, wrong model). */
+  error?: unknown;
   /** Time the request already waited in a router's queue. */
   queuedNs: number;
   /** When the client's deadline passes (ms since the epoch); Infinity for none. */
@@ -43,6 +47,8 @@ export interface RunOutcome {
 export interface RunnerDeps {
   preprocessor: PreprocessorClient;
   workerId: string;
+  /** The largest message a call to the preprocessor may carry, each way. */
+  maxMessageBytes: number;
 }
 
 /** A request on its way: its span, its tensors once known, or the error that ended it. */
@@ -64,19 +70,46 @@ function traceparentOf(span: Span): string {
 }
 
 export class RequestRunner {
+  /** Runs in progress (preprocessing included), so a stopping worker can wait for them. */
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
+
   constructor(private readonly deps: RunnerDeps) {}
 
+  /** Resolves when no run is in progress. */
+  idle(): Promise<void> {
+    if (this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   async run(model: ServedModel, items: readonly RunItem[], signal?: AbortSignal): Promise<RunOutcome[]> {
+    this.running++;
+    try {
+      return await this.runItems(model, items, signal);
+    } finally {
+      if (--this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  private async runItems(model: ServedModel, items: readonly RunItem[], signal?: AbortSignal): Promise<RunOutcome[]> {
+    const now = Date.now();
     const flights: InFlight[] = items.map((item) => {
       const span = tracer.startSpan(`infer ${model.name}`, {
         kind: SpanKind.SERVER,
-        attributes: { 'infermesh.model': model.name, 'infermesh.model_version': model.version, 'infermesh.worker_id': this.deps.workerId, 'infermesh.request_id': item.request.id },
+        attributes: { 'infermesh.model': model.name, 'infermesh.model_version': model.version, 'infermesh.worker_id': this.deps.workerId, 'infermesh.request_id': (item.request?.id ?? '').slice(0, 256) },
       }, item.parent);
       const flight: InFlight = { item, span, preprocessNs: 0 };
-      try {
-        flight.tensors = decodeInputs(item.request.inputs, item.request.rawInputContents);
-      } catch (error) {
-        flight.error = error;
+      if (item.error !== undefined || !item.request) {
+        flight.error = item.error;
+      } else if (item.deadlineMs <= now) {
+        // Passed its deadline on the way here (a batch sent again after a worker vanished): no work for it.
+        flight.error = deadlineExceeded('the request\'s deadline passed before it reached a worker');
+      } else {
+        try {
+          flight.tensors = decodeInputs(item.request.inputs, item.request.rawInputContents);
+        } catch (error) {
+          flight.error = error;
+        }
       }
       return flight;
     });
@@ -87,7 +120,7 @@ export class RequestRunner {
       const deadlineNs = Number.isFinite(flight.item.deadlineMs)
         ? process.hrtime.bigint() + BigInt(Math.max(0, Math.round((flight.item.deadlineMs - Date.now()) * 1e6)))
         : undefined;
-      return model.infer(flight.tensors, flight.item.request.outputs, { signal, queuedNs: flight.item.queuedNs, deadlineNs });
+      return model.infer(flight.tensors, flight.item.request!.outputs, { signal, queuedNs: flight.item.queuedNs, deadlineNs });
     });
     const settled = await Promise.allSettled(runs);
     return settled.map((result, i) => this.finish(model, flights[i], result));
@@ -116,8 +149,9 @@ export class RequestRunner {
         if (raw.shape.length === 0 || raw.shape.slice(1).some((d) => d !== 1)) throw new TensorError(`input '${raw.name}': shape [${raw.shape.join(', ')}], expected [N] (one element per item)`);
         // Checked before any work: a request over the limit costs nothing to refuse.
         const count = raw.shape[0];
-        if (model.config.max_batch_size > 0 && (count < 1 || count > model.config.max_batch_size)) {
-          throw new TensorError(`input '${raw.name}': batch size ${count}, model '${model.name}' accepts 1 to ${model.config.max_batch_size}`);
+        const most = Math.max(1, model.config.max_batch_size);
+        if (count < 1 || count > most) {
+          throw new TensorError(`input '${raw.name}': batch size ${count}, model '${model.name}' accepts ${most === 1 ? '1' : `1 to ${most}`}`);
         }
         if (image) {
           needImages.push(flight);
@@ -134,17 +168,36 @@ export class RequestRunner {
     if (needImages.length > 0) await this.preprocessImages(model, needImages, signal);
   }
 
-  /** One preprocessor call for the images of every request that has some. */
+  /**
+   * The images of every request that has some, in as few preprocessor calls as the message
+   * limit allows each way (encoded images out, pixel frames back), made at once.
+   */
   private async preprocessImages(model: ServedModel, flights: InFlight[], signal?: AbortSignal): Promise<void> {
     const spec = imagePipeline(model.config)!;
-    const items: PreprocessItem[] = flights.map((flight) => ({
-      images: encodeBytesElements(flight.tensors!.find((t) => t.name === spec.input)!.data as Buffer[]),
-      traceparent: traceparentOf(flight.span),
-    }));
+    const frame = spec.width * spec.height * 3;
+    const items = flights.map((flight) => {
+      const images = flight.tensors!.find((t) => t.name === spec.input)!.data as Buffer[];
+      return { flight, images: encodeBytesElements(images), pixels: images.length * frame };
+    });
+    // Room for the messages' own framing and the traceparents.
+    const budget = this.deps.maxMessageBytes - 64 * 1024;
+    const fitting = items.filter((item) => {
+      if (item.images.length <= budget && item.pixels <= budget) return true;
+      const what = item.images.length > budget ? `images (${item.images.length} bytes)` : `pixels (${item.pixels} bytes)`;
+      item.flight.error = new TensorError(`input '${spec.input}': the request's ${what} exceed the ${this.deps.maxMessageBytes}-byte message limit (GRPC_MAX_MESSAGE_BYTES)`);
+      item.flight.tensors = undefined;
+      return false;
+    });
+    const calls = packWithin(fitting, budget, (item) => [item.images.length, item.pixels]);
+    await Promise.all(calls.map((call) => this.preprocessCall(model, spec, call, signal)));
+  }
+
+  private async preprocessCall(model: ServedModel, spec: ImagePipelineConfig, items: { flight: InFlight; images: Buffer }[], signal?: AbortSignal): Promise<void> {
+    const flights = items.map((i) => i.flight);
     const started = process.hrtime.bigint();
     const deadlineMs = Math.max(...flights.map((f) => f.item.deadlineMs));
     try {
-      const results = await this.deps.preprocessor.preprocess(model.name, imagePipelineMessage(spec), items, {
+      const results = await this.deps.preprocessor.preprocess(model.name, imagePipelineMessage(spec), items.map((i) => ({ images: i.images, traceparent: traceparentOf(i.flight.span) })), {
         deadlineMs: Number.isFinite(deadlineMs) ? deadlineMs : Date.now() + 30_000,
         signal,
       });
@@ -185,7 +238,7 @@ export class RequestRunner {
       response: {
         modelName: model.name,
         modelVersion: model.version,
-        id: item.request.id,
+        id: item.request!.id,
         outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(String) })),
         rawOutputContents: outputs.map((o) => encodeRaw(o.data)),
       },

@@ -1,6 +1,6 @@
 /** The worker as a pure factory: tests build one in-process, main.ts runs one. */
 import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
-import { inferenceService, workerService } from '@infermesh/contracts';
+import { BATCH_HEADROOM_BYTES, inferenceService, workerService } from '@infermesh/contracts';
 import type { Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { ModelRegistry } from './model-registry.js';
@@ -43,9 +43,16 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
   await registry.loadAll();
   const state: WorkerState = { workerId: config.WORKER_ID, draining: false, drain: new AbortController() };
   const preprocessor = preprocessorClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES);
-  const runner = new RequestRunner({ preprocessor, workerId: config.WORKER_ID });
+  const runner = new RequestRunner({ preprocessor, workerId: config.WORKER_ID, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   const handlers = workerHandlers(registry, runner, state, VERSION, logger);
-  const grpc = createGrpcServer({ name: 'infermesh-worker', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
+  const grpc = createGrpcServer({
+    name: 'infermesh-worker',
+    logger,
+    maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+    // A router's batch message may exceed the limit by its framing; a batch's answers are as large as its requests make them.
+    maxReceiveBytes: config.GRPC_MAX_MESSAGE_BYTES + BATCH_HEADROOM_BYTES,
+    maxSendBytes: -1,
+  });
   // A batch carries the requests of many traces: each request gets its own span instead.
   grpc.addService('infermesh.v1.Worker', workerService(), handlers.worker, { untraced: ['InferBatches'] });
   grpc.addService('inference.GRPCInferenceService', inferenceService(), handlers.inference);
@@ -59,7 +66,10 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
       const port = await grpc.listen(config.WORKER_HOST, config.WORKER_PORT);
       const address = `${config.WORKER_ADVERTISE_HOST}:${port}`;
       grpc.setServing(true);
-      heartbeat = startHeartbeat({ bus, registry, state, address, device: config.WORKER_DEVICE, intervalMs: config.WORKER_HEARTBEAT_MS });
+      heartbeat = startHeartbeat({
+        bus, registry, state, address, device: config.WORKER_DEVICE, intervalMs: config.WORKER_HEARTBEAT_MS,
+        onError: (error) => logger.warn({ err: error }, 'heartbeat not sent'),
+      });
       logger.info({ address, device: config.WORKER_DEVICE, models: registry.ready().map((m) => `${m.name}:${m.version}`) }, 'worker serving');
       return address;
     },
@@ -69,6 +79,8 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
       heartbeat?.stop();
       // Routers' batch streams answer what they hold and end, so the server can close.
       state.drain.abort();
+      // Requests still being preprocessed have not reached a model's queue yet.
+      await runner.idle();
       await Promise.all(registry.ready().map((m) => m.idle()));
       await grpc.shutdown(config.WORKER_SHUTDOWN_GRACE_MS);
       preprocessor.close();

@@ -11,8 +11,8 @@ import { buildAddModel, buildIdentityModel, buildMatMulChainModel, startNatsServ
 import { connectBus, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
 import {
-  contracts, workerService,
-  type GRPCInferenceServiceClient, type InferBatchRequest, type InferBatchResponse__Output, type ModelInferRequest, type ModelStreamInferResponse__Output, type ModelStatisticsResponse__Output,
+  contracts, inferenceService, workerService,
+  type BatchedRequest, type GRPCInferenceServiceClient, type InferBatchRequest, type InferBatchResponse__Output, type ModelInferRequest, type ModelStreamInferResponse__Output, type ModelStatisticsResponse__Output,
 } from '@infermesh/contracts';
 import { createWorker, workerConfig, type Worker } from './index.js';
 import { STREAM_WINDOW } from './inference-service.js';
@@ -205,6 +205,10 @@ describe('ModelStreamInfer', () => {
 
 type Codec<Req, Res> = grpc.MethodDefinition<Req, Res>;
 const batchCodec = workerService().InferBatches as unknown as Codec<InferBatchRequest, InferBatchResponse__Output>;
+const requestCodec = inferenceService().ModelInfer as unknown as Codec<ModelInferRequest, unknown>;
+
+/** A batch as a test writes it: each request a message (encoded here, as a router forwards a client's bytes) or raw bytes. */
+type TestBatch = Omit<InferBatchRequest, 'requests'> & { requests: Array<Omit<BatchedRequest, 'request'> & { request: ModelInferRequest | Buffer }> };
 
 /** A router's view of a worker: one stream, batches matched to answers by id. */
 function batchStream(on: grpc.Client) {
@@ -221,11 +225,12 @@ function batchStream(on: grpc.Client) {
   });
   let next = 1;
   return {
-    send(request: InferBatchRequest): Promise<InferBatchResponse__Output> {
+    send(batch: TestBatch): Promise<InferBatchResponse__Output> {
       const batchId = String(next++);
+      const requests = batch.requests.map((item) => ({ ...item, request: Buffer.isBuffer(item.request) ? item.request : requestCodec.requestSerialize(item.request) }));
       return new Promise((resolve, reject) => {
         waiting.set(batchId, { resolve, reject });
-        stream.write({ ...request, batchId });
+        stream.write({ ...batch, requests, batchId });
       });
     },
     ended,
@@ -234,7 +239,7 @@ function batchStream(on: grpc.Client) {
 }
 
 let batches: ReturnType<typeof batchStream>;
-const inferBatch = (request: InferBatchRequest) => (batches ??= batchStream(workerClient)).send(request);
+const inferBatch = (request: TestBatch) => (batches ??= batchStream(workerClient)).send(request);
 
 const rowRequest = (id: string, ...rows: (object | string)[]): ModelInferRequest => ({
   id, modelName: 'rows',
@@ -262,6 +267,24 @@ describe('InferBatch (the requests a router coalesced)', () => {
     expect(floats(c.response!.rawOutputContents[0])).toEqual([0, 0, -1, 2]);
     // The two good requests (three rows) ran together.
     expect([a.batchSize, c.batchSize]).toEqual([3, 3]);
+  });
+
+  it('fails only the request whose bytes are not a ModelInferRequest, and keeps the stream serving', async () => {
+    const response = await inferBatch({
+      modelName: 'rows', modelVersion: '1',
+      // Field 7 (raw_input_contents) claims 100 bytes and holds 3.
+      requests: [{ request: rowRequest('a', { a: 12, b: 3 }) }, { request: Buffer.from([0x3a, 100, 1, 2, 3]) }, { request: rowRequest('c', { a: 12, b: 3 }) }],
+    });
+    expect(response.responses.map((r) => r.statusCode)).toEqual([0, grpc.status.INVALID_ARGUMENT, 0]);
+    expect(response.responses[1].errorMessage).toMatch(/the request is not a ModelInferRequest/);
+    const after = await inferBatch({ modelName: 'rows', modelVersion: '1', requests: [{ request: rowRequest('after', { a: 10, b: -1 }) }] });
+    expect(after.responses[0].statusCode).toBe(0);
+  });
+
+  it('fails a request that names another model than its batch, without running it on the batch\'s model', async () => {
+    const response = await inferBatch({ modelName: 'rows', modelVersion: '1', requests: [{ request: { ...addRequest(1, 'elsewhere'), modelName: 'tiny-queue' } }, { request: rowRequest('ok', { a: 12, b: 3 }) }] });
+    expect(response.responses.map((r) => r.statusCode)).toEqual([grpc.status.INVALID_ARGUMENT, 0]);
+    expect(response.responses[0].errorMessage).toMatch(/a request for model 'tiny-queue' came in a batch for 'rows' version '1'/);
   });
 
   it('answers a request\'s model tensor in raw units exactly as its row', async () => {
@@ -317,7 +340,7 @@ describe('statistics of requests refused after they ran', () => {
 });
 
 describe('a worker that stops', () => {
-  it('answers the batches it holds, refuses new ones UNAVAILABLE, then ends the routers\' streams', async () => {
+  it('answers the batches it holds, reads no new ones, then ends the routers\' streams', async () => {
     const config = workerConfig({ NATS_URL: nats.url, MODEL_REPOSITORY: repository, WORKER_MODELS: 'tiny-queue', WORKER_ID: 'stopping-worker', WORKER_HOST: '127.0.0.1', WORKER_PORT: '0', WORKER_INTRA_OP_THREADS: '1' });
     const stopping = await createWorker({ config, logger, bus });
     const address = await stopping.start();
@@ -327,12 +350,11 @@ describe('a worker that stops', () => {
     const held = stream.send({ modelName: 'tiny-queue', modelVersion: '1', requests: [{ request: { ...addRequest(1, 'held'), modelName: 'tiny-queue' } }] });
     await new Promise((resolve) => setTimeout(resolve, 50));
     const stopped = stopping.stop();
-    // Sent after the stop began: refused, or never read (a router then sees the stream end and sends it elsewhere).
+    // Sent after the stop began: never read, so a router sees the stream end without its answer and sends it elsewhere.
     const late = stream.send({ modelName: 'tiny-queue', modelVersion: '1', requests: [{ request: { ...addRequest(1, 'late'), modelName: 'tiny-queue' } }] });
     expect((await held).responses[0]).toMatchObject({ statusCode: 0, response: { id: 'held' } });
     expect(await stream.ended).toBeNull();
-    const outcome = await late.then((answer) => answer.statusCode, () => 'not read');
-    expect([grpc.status.UNAVAILABLE, 'not read']).toContain(outcome);
+    await expect(late).rejects.toThrow('the stream ended before this batch was answered');
     await stopped;
     raw.close();
   });
