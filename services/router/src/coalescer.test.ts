@@ -10,7 +10,7 @@ import {
   type InferBatchRequest__Output, type InferBatchResponse, type ModelInferRequest, type ModelInferResponse__Output, type ModelStatus__Output,
   type WorkerHeartbeat__Output,
 } from '@infermesh/contracts';
-import { Status, createGrpcServer, invalidArgument, statusOf, unavailable, type GrpcServer } from '@infermesh/grpc';
+import { ServiceError, Status, createGrpcServer, invalidArgument, statusOf, unavailable, type GrpcServer } from '@infermesh/grpc';
 import { createLogger } from '@infermesh/log';
 import { freePort, mulberry32 } from '@infermesh/testing';
 import type { MethodDefinition, ServerDuplexStream } from '@grpc/grpc-js';
@@ -29,7 +29,9 @@ interface FakeWorker {
   server: GrpcServer;
 }
 
-type Behaviour = (batch: InferBatchRequest__Output) => Promise<InferBatchResponse>;
+/** A batch as the fake worker sees it: each request decoded from the bytes the router forwarded. */
+type DecodedBatch = Omit<InferBatchRequest__Output, 'requests'> & { requests: Array<{ request: ModelInferRequest }> };
+type Behaviour = (batch: DecodedBatch) => Promise<InferBatchResponse>;
 
 const echo: Behaviour = async (batch) => ({
   responses: batch.requests.map((item) => ({ response: { modelName: batch.modelName, modelVersion: batch.modelVersion, id: item.request?.id ?? '' }, statusCode: 0, queueUs: '7', batchSize: batch.requests.length })),
@@ -50,13 +52,14 @@ async function fakeWorker(id: string, behaviour: Behaviour = echo): Promise<Fake
     InferBatches: {
       bidi: (call: ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>) =>
         new Promise<void>((resolve) => {
-          call.on('data', (batch: InferBatchRequest__Output) => {
-            batches.push(batch.requests.length);
+          call.on('data', (message: InferBatchRequest__Output) => {
+            batches.push(message.requests.length);
+            const batch = { ...message, requests: message.requests.map((item) => ({ request: inferCodec.requestDeserialize(item.request) })) };
             behaviour(batch).then(
-              (response) => call.write({ ...response, batchId: batch.batchId }),
+              (response) => call.write({ ...response, batchId: message.batchId }),
               (error: unknown) => {
                 const status = statusOf(error);
-                call.write({ batchId: batch.batchId, statusCode: status.code, errorMessage: status.details });
+                call.write({ batchId: message.batchId, statusCode: status.code, errorMessage: status.details });
               },
             );
           });
@@ -78,11 +81,11 @@ function heartbeat(worker: { id: string; address: string }, model: ModelStatus__
   return { workerId: worker.id, address: worker.address, device: 'cpu', models: [model], queueDepth, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu' };
 }
 
-function setup(maxAttempts = 3) {
+function setup(maxAttempts = 3, maxMessageBytes = 4 * 1024 * 1024) {
   const table = new RoutingTable(60_000, mulberry32(7));
-  const pool = new WorkerPool(table, 4 * 1024 * 1024);
+  const pool = new WorkerPool(table, maxMessageBytes);
   pools.push(pool);
-  return { table, pool, coalescer: new Coalescer({ table, pool, logger, maxAttempts }) };
+  return { table, pool, coalescer: new Coalescer({ table, pool, logger, maxAttempts, maxMessageBytes }) };
 }
 
 function request(id: string, deadlineMs = Date.now() + 10_000): PendingRequest {
@@ -107,7 +110,7 @@ describe('Coalescer', () => {
     const { table, coalescer } = setup();
     let received: ModelInferRequest | undefined;
     const worker = await fakeWorker('w1', async (batch) => {
-      received = batch.requests[0].request as ModelInferRequest;
+      received = batch.requests[0].request;
       return echo(batch);
     });
     const model = status();
@@ -216,6 +219,66 @@ describe('Coalescer', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     flaky.server.server.forceShutdown();
     expect((await pending).output.workerId).toBe('live');
+  });
+
+  it('sends a batch larger than the message limit as several messages, and answers each request in order', async () => {
+    const { table, coalescer } = setup(3, 64 * 1024);
+    const worker = await fakeWorker('w1');
+    const model = status();
+    table.update(heartbeat(worker, model));
+    const large = (id: string): PendingRequest => ({ ...request(id), bytes: inferCodec.requestSerialize({ modelName: 'iris', id, rawInputContents: [Buffer.alloc(20_000)] }) });
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => coalescer.submit(model, '1', large(`r${i}`), 1, never)));
+    // About 20 kB each: three fit in 64 KiB.
+    expect(worker.batches).toEqual([3, 3, 3, 1]);
+    expect(answers.map((a) => inferCodec.responseDeserialize(a.output.response).id)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
+  });
+
+  it('sends a batch again to the same worker on a new stream when its stream broke and the worker is still there', async () => {
+    const { table, coalescer } = setup();
+    let streams = 0;
+    const batches: number[] = [];
+    const server = createGrpcServer({ name: 'fake-worker', logger, maxMessageBytes: 4 * 1024 * 1024 });
+    server.addService('infermesh.v1.Worker', workerService(), {
+      InferBatches: {
+        bidi: (call: ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>) => {
+          const first = ++streams === 1;
+          return new Promise<void>((resolve, reject) => {
+            call.on('data', (message: InferBatchRequest__Output) => {
+              batches.push(message.requests.length);
+              // The first stream fails as a whole (a reset), the next one serves.
+              if (first) reject(new ServiceError(Status.INTERNAL, 'stream reset'));
+              else call.write({ batchId: message.batchId, responses: message.requests.map(() => ({ response: { id: 'again' }, statusCode: 0 })) });
+            });
+            call.on('end', () => resolve());
+            call.on('cancelled', () => resolve());
+          });
+        },
+      },
+    });
+    const port = await server.listen('127.0.0.1', 0);
+    servers.push(server);
+    const model = status();
+    table.update(heartbeat({ id: 'w1', address: `127.0.0.1:${port}` }, model));
+    const answer = await coalescer.submit(model, '1', request('r'), 1, never);
+    expect(answer.output.workerId).toBe('w1');
+    expect(streams).toBe(2);
+    expect(batches).toEqual([1, 1]);
+    expect(table.get('w1')).toBeDefined();
+  });
+
+  it('sends a batch to another holder when a worker no longer holds the version, and keeps that worker in the table', async () => {
+    const { table, coalescer } = setup();
+    const unloaded = await fakeWorker('unloaded', async () => {
+      throw new ServiceError(Status.NOT_FOUND, "model 'iris' version '1' is not loaded here");
+    });
+    const live = await fakeWorker('live');
+    const model = status();
+    table.update(heartbeat(unloaded, model, 0));
+    table.update(heartbeat(live, model, 5));
+    const answer = await coalescer.submit(model, '1', request('r'), 1, never);
+    expect(answer.output.workerId).toBe('live');
+    expect(unloaded.batches).toEqual([1]);
+    expect(table.get('unloaded')).toBeDefined();
   });
 
   it('fails a batch DEADLINE_EXCEEDED when its worker does not answer in time', async () => {

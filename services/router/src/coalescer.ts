@@ -8,19 +8,21 @@
  * call carries all of them: under load batches grow by themselves, and a lone request
  * waits at most the model's max_queue_delay (0 for iris: never).
  */
-import type * as grpc from '@grpc/grpc-js';
-import { DynamicBatcher, type BatcherOptions, type BatchResult } from '@infermesh/batching';
-import { encodeInferBatchRequest, type BatchedResponseParts, type ModelStatus__Output } from '@infermesh/contracts';
+import { DynamicBatcher, packWithin, type BatcherOptions, type BatchResult } from '@infermesh/batching';
+import { BATCHED_REQUEST_OVERHEAD_BYTES, encodeInferBatchRequest, type BatchedResponseParts, type ModelStatus__Output } from '@infermesh/contracts';
 import { ServiceError, Status, unavailable } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import type { RoutingTable } from './routing-table.js';
 import type { WorkerPool } from './worker-pool.js';
+import { ChannelError } from './worker-channel.js';
 
 /**
  * Calls in flight per model instance of a worker: two, so the next batch travels while the
  * current one computes, and the worker's own batcher can join them when it is busy.
  */
 export const CALLS_PER_INSTANCE = 2;
+/** Requests in flight per model instance for a model that does not batch. */
+export const UNBATCHED_CALLS_PER_INSTANCE = 32;
 
 /** One client request waiting to go to a worker. */
 export interface PendingRequest {
@@ -45,6 +47,8 @@ export interface CoalescerDeps {
   logger: Logger;
   /** Workers to try for one batch when workers are unreachable or vanish. */
   maxAttempts: number;
+  /** The public message limit: a batch goes in messages of at most this much. */
+  maxMessageBytes: number;
 }
 
 interface ModelQueue {
@@ -99,47 +103,81 @@ export class Coalescer {
   }
 
   /**
-   * One batch to a worker, again on another worker when one is unreachable, drains or
-   * vanishes mid-batch: inference has no side effects, so sending the batch again is safe.
+   * One batch to a worker, in messages of at most the message limit each (a batch of large
+   * requests becomes several messages), answered in the batch's order.
    */
   private async send(model: string, version: string, batch: PendingRequest[]): Promise<WorkerAnswer[]> {
+    const chunks = packWithin(batch, this.deps.maxMessageBytes, (request) => [request.bytes.length + BATCHED_REQUEST_OVERHEAD_BYTES]);
+    if (chunks.length === 1) return this.sendMessage(model, version, chunks[0]);
+    return (await Promise.all(chunks.map((c) => this.sendMessage(model, version, c)))).flat();
+  }
+
+  /**
+   * One message to a worker; again elsewhere when the worker is unreachable, drains, no
+   * longer holds the model or vanishes mid-batch (inference has no side effects, so sending
+   * again is safe), and again on the same worker, once, on a new stream when its stream
+   * broke while the worker stays reachable.
+   */
+  private async sendMessage(model: string, version: string, batch: PendingRequest[]): Promise<WorkerAnswer[]> {
     const { table, pool, logger } = this.deps;
-    const tried = new Set<string>();
-    let lastError: Partial<grpc.ServiceError> | undefined;
+    const excluded = new Set<string>();
+    const reopened = new Set<string>();
+    const latest = Math.max(...batch.map((r) => r.deadlineMs));
+    let lastError: { details?: string; message?: string } | undefined;
     for (let attempt = 0; attempt < this.deps.maxAttempts; attempt++) {
-      const worker = table.pick(model, version, (id) => pool.inFlight(id), tried);
+      const worker = table.pick(model, version, (id) => pool.inFlight(id), excluded);
       if (!worker) break;
-      tried.add(worker.id);
       const call = pool.begin(worker.id, worker.address, batch.length);
       try {
         const now = Date.now();
         const nowNs = process.hrtime.bigint();
-        const deadline = Math.max(...batch.map((r) => r.deadlineMs));
         const items = batch.map((r) => ({
           request: r.bytes,
           queuedUs: Math.round(Number(nowNs - r.arrivedNs) / 1000),
           timeoutUs: Math.max(1, Math.round((r.deadlineMs - now) * 1000)),
           traceparent: r.traceparent,
         }));
-        const reply = await pool.channel(worker.id, worker.address).send((batchId) => encodeInferBatchRequest(model, version, items, batchId), deadline, call.signal);
-        // Refused as a whole (draining, model gone): UNAVAILABLE is tried elsewhere below.
-        if (reply.statusCode !== Status.OK) throw Object.assign(new ServiceError(reply.statusCode, reply.errorMessage), { details: reply.errorMessage });
+        const reply = await pool.channel(worker.id, worker.address).send((batchId) => encodeInferBatchRequest(model, version, items, batchId), latest, call.signal);
+        if (reply.statusCode !== Status.OK) throw new ServiceError(reply.statusCode, reply.errorMessage);
         if (reply.answers.length !== batch.length) throw new Error(`worker ${worker.id} answered ${reply.answers.length} of ${batch.length} requests`);
         return reply.answers.map((answer) => ({ ...answer, workerId: worker.id }));
       } catch (error) {
-        const failure = error as Partial<grpc.ServiceError>;
-        const retry = call.vanished || failure.code === Status.UNAVAILABLE;
-        if (!retry || Date.now() >= Math.max(...batch.map((r) => r.deadlineMs))) throw error;
-        lastError = failure;
-        logger.warn({ worker_id: worker.id, model, details: call.vanished ? 'vanished' : failure.details }, 'worker unavailable; trying another');
-        // A worker that refuses connections or drains is gone until its next heartbeat says otherwise.
-        if (!call.vanished) table.remove(worker.id, 'unavailable');
+        const next = this.nextStep(error, call.vanished, reopened.has(worker.id));
+        if (next === 'give up' || Date.now() >= latest) {
+          if (call.vanished) throw unavailable(`worker ${worker.id} vanished while it held the request, and its deadline has passed`);
+          throw error;
+        }
+        lastError = error as { details?: string; message?: string };
+        logger.warn({ worker_id: worker.id, model, next, details: call.vanished ? 'vanished' : lastError.details ?? lastError.message }, 'batch not answered; sending it again');
+        if (next === 'same worker') reopened.add(worker.id);
+        else excluded.add(worker.id);
+        // Gone until its next heartbeat says otherwise. A draining worker keeps answering what it holds.
+        if (next === 'unreachable') table.remove(worker.id, 'unreachable');
+        if (next === 'draining') table.remove(worker.id, 'draining');
       } finally {
         call.release();
       }
     }
     if (lastError) throw unavailable(`no worker could serve model '${model}': ${lastError.details ?? lastError.message}`);
     throw unavailable(`no worker currently serves model '${model}' version '${version}'`);
+  }
+
+  /** What to do after a message failed: which worker next, and whether it leaves the table. */
+  private nextStep(error: unknown, vanished: boolean, reopenedBefore: boolean): 'give up' | 'same worker' | 'another worker' | 'unreachable' | 'draining' {
+    if (vanished) return 'another worker';
+    if (error instanceof ChannelError) {
+      if (error.failure === 'deadline') return 'give up';
+      if (error.failure === 'ended') return 'draining';
+      if (error.unreachable) return 'unreachable';
+      // A reset or a message the worker could not take: a new stream, once, then elsewhere.
+      return reopenedBefore ? 'another worker' : 'same worker';
+    }
+    if (error instanceof ServiceError) {
+      // Refused as a whole: the worker is shutting down, or no longer holds this version.
+      if (error.code === Status.UNAVAILABLE) return 'draining';
+      if (error.code === Status.NOT_FOUND) return 'another worker';
+    }
+    return 'give up';
   }
 }
 
@@ -155,7 +193,9 @@ function key(model: string, version: string): string {
 export function batcherOptions(status: ModelStatus__Output, holders: number): BatcherOptions {
   const batching = status.dynamicBatching;
   if (!batching || status.maxBatchSize === 0) {
-    return { maxBatchSize: 0, preferredBatchSizes: [], maxQueueDelayUs: 0, maxQueueSize: Number.MAX_SAFE_INTEGER, instances: Number.MAX_SAFE_INTEGER, dynamic: false };
+    // Each request alone, at once, but not without bound: enough in flight to keep each
+    // instance busy with a worker-side queue, the rest waits here (and may be refused).
+    return { maxBatchSize: 0, preferredBatchSizes: [], maxQueueDelayUs: 0, maxQueueSize: 1024, instances: Math.max(1, holders) * Math.max(1, status.instances) * UNBATCHED_CALLS_PER_INSTANCE, dynamic: false };
   }
   return {
     maxBatchSize: status.maxBatchSize,

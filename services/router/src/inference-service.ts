@@ -39,6 +39,17 @@ const MAX_QUOTED = 128;
 /** Models named in a NOT_FOUND message, at most. */
 const MAX_LISTED = 20;
 
+/**
+ * Client-chosen strings kept in records and spans at most this long: a record must fit a NATS
+ * message (1 MB by default) with 255 others, whatever a client sends.
+ */
+const MAX_RECORDED_ID = 256;
+const MAX_RECORDED_MESSAGE = 1024;
+
+function bounded(text: string, most: number): string {
+  return text.length <= most ? text : `${text.slice(0, most)}…`;
+}
+
 export function quote(name: string): string {
   return name.length <= MAX_QUOTED ? `'${name}'` : `'${name.slice(0, MAX_QUOTED)}…' (${name.length} characters)`;
 }
@@ -80,7 +91,7 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     const arrivedNs = process.hrtime.bigint();
     if (!request.header) throw invalidArgument(`the request is not a ModelInferRequest: ${request.malformed ?? 'unreadable'}`);
     const header = request.header;
-    ctx.span.setAttributes({ 'infermesh.model': header.modelName, 'infermesh.request_id': header.id });
+    ctx.span.setAttributes({ 'infermesh.model': bounded(header.modelName, MAX_QUOTED), 'infermesh.request_id': bounded(header.id, MAX_RECORDED_ID) });
     const traceparent = traceparentOf(ctx.span);
     let answer: WorkerAnswer | undefined;
     let version = header.modelVersion;
@@ -108,12 +119,12 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     const model = table.isKnown(header.modelName) ? header.modelName : UNKNOWN;
     const knownVersion = model !== UNKNOWN && (!version || table.hasVersion(model, version));
     const record: PredictionRecord = {
-      requestId: header.id,
+      requestId: bounded(header.id, MAX_RECORDED_ID),
       model,
       version: knownVersion ? version : UNKNOWN,
       workerId: answer?.workerId ?? '',
       statusCode: code,
-      errorMessage: message,
+      errorMessage: bounded(message, MAX_RECORDED_MESSAGE),
       latencyUs: String(Math.round(Number(process.hrtime.bigint() - arrivedNs) / 1000)),
       preprocessUs: String(answer?.preprocessUs ?? 0),
       queueUs: String(answer?.queueUs ?? 0),

@@ -44,4 +44,16 @@ describe('PredictionPublisher', () => {
     expect(batches.length).toBeLessThanOrEqual(3);
     expect(records.map((r) => r.traceparent)).toEqual(Array.from({ length: 120 }, (_, i) => traceparent(i)));
   });
+
+  it('splits a batch larger than the NATS server\'s max_payload and stores every record', async () => {
+    const before = (await storedBatches()).flatMap((b) => b.records).length;
+    const publisher = new PredictionPublisher(bus, logger, { capacity: 1000, batchSize: 200, lingerMs: 20 });
+    // 200 records of 10 kB: 2 MB, twice the server's default max_payload of 1 MB.
+    for (let i = 0; i < 200; i++) publisher.publish({ requestId: `big-${i}-${'x'.repeat(10_000)}`, model: 'iris', version: '1', statusCode: 0 });
+    publisher.publish({ requestId: 'after', model: 'iris', version: '1', statusCode: 0 });
+    await publisher.flush(10_000);
+    const stored = (await storedBatches()).flatMap((b) => b.records).slice(before).map((r) => r.requestId.split('-x')[0]);
+    // Each once; batches are stored concurrently, so 'after' may come first.
+    expect(stored.sort()).toEqual([...Array.from({ length: 200 }, (_, i) => `big-${i}`), 'after'].sort());
+  });
 });

@@ -118,6 +118,20 @@ export class PredictionPublisher {
       await this.bus.publishDurable(this.bus.subjects.prediction(batch.model), events.predictionBatch, { records: batch.records }, batch.id);
       this.waiting -= batch.records.length;
     } catch (error) {
+      if (/max_payload/i.test((error as Error).message ?? '')) {
+        // Larger than the NATS server takes: sent again it would fail again and hold back every
+        // batch behind it. Halves go first instead (their ids derived from the batch's, so a
+        // retry of a half is still stored once); a lone record that large cannot be stored.
+        if (batch.records.length > 1) {
+          const half = Math.ceil(batch.records.length / 2);
+          this.ready.unshift({ ...batch, id: `${batch.id}.0`, records: batch.records.slice(0, half) }, { ...batch, id: `${batch.id}.1`, records: batch.records.slice(half) });
+          return;
+        }
+        this.waiting -= 1;
+        this.dropped += 1;
+        this.logger.error({ err: error, model: batch.model, dropped: this.dropped }, 'prediction record dropped: larger than the NATS server\'s max_payload');
+        return;
+      }
       this.logger.warn({ err: error, records: batch.records.length }, 'prediction records not stored yet; will retry');
       this.ready.unshift(batch);
       this.retryTimer ??= setTimeout(() => {

@@ -112,6 +112,8 @@ export class RoutingTable {
 
   /** The model's status as announced (the given version, or the newest). */
   model(model: string, version = ''): ModelStatus__Output | undefined {
+    // Names no worker ever announced are not looked up (nor cached: clients choose them).
+    if (!this.known.has(model)) return undefined;
     if (!version) {
       let status = this.newest.get(model);
       if (status === undefined) {

@@ -35,7 +35,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   );
   const pool = new WorkerPool(table, config.GRPC_MAX_MESSAGE_BYTES);
   const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER });
-  const coalescer = new Coalescer({ table, pool, logger, maxAttempts: config.ROUTER_MAX_ATTEMPTS });
+  const coalescer = new Coalescer({ table, pool, logger, maxAttempts: config.ROUTER_MAX_ATTEMPTS, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   grpc.addService(
     'inference.GRPCInferenceService',

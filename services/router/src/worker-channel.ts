@@ -4,9 +4,12 @@
  * open HTTP/2 stream costs about half the round trip and the CPU of a unary call
  * (docs/performance.md), and a router sends one per batch.
  *
- * When the stream breaks (the worker died, restarted or drained) every batch still on it
- * fails UNAVAILABLE, which the coalescer retries on another worker; the next batch opens a
- * new stream. A batch whose deadline passes fails DEADLINE_EXCEEDED.
+ * A batch fails with a ChannelError that says how: the stream broke (connection refused or
+ * reset, a message the worker could not take), the worker ended the stream (it drains), the
+ * batch's deadline passed, or the channel was closed. The coalescer decides from that
+ * whether to try the same worker again on a new stream, another worker, or neither. A
+ * broken or ended stream fails only the batches that went out on it; the next batch opens a
+ * new one.
  */
 import * as grpc from '@grpc/grpc-js';
 import { readInferBatchResponse, type InferBatchResponseParts } from '@infermesh/contracts';
@@ -15,15 +18,25 @@ import { atDeadline, Status, type DeadlineTimer } from '@infermesh/grpc';
 const INFER_BATCHES = '/infermesh.v1.Worker/InferBatches';
 const identity = (bytes: Buffer) => bytes;
 
-/** Shaped as grpc-js's call errors, so the status table and the retry logic read it the same way. */
-export interface ChannelError extends Error {
-  code: number;
-  details: string;
-  metadata: grpc.Metadata;
-}
+export type ChannelFailure = 'broken' | 'ended' | 'deadline' | 'closed';
 
-function channelError(code: number, details: string): ChannelError {
-  return Object.assign(new Error(`${code} ${Status[code]}: ${details}`), { code, details, metadata: new grpc.Metadata() });
+/** Shaped as grpc-js's call errors, so the status table reads it the same way; `failure` says what happened. */
+export class ChannelError extends Error {
+  override readonly name = 'ChannelError';
+  readonly metadata = new grpc.Metadata();
+
+  constructor(
+    readonly failure: ChannelFailure,
+    readonly code: number,
+    readonly details: string,
+  ) {
+    super(`${code} ${Status[code]}: ${details}`);
+  }
+
+  /** The worker cannot be reached at all (nothing listens at its address). */
+  get unreachable(): boolean {
+    return this.failure === 'broken' && /ECONNREFUSED|No connection established|EHOSTUNREACH|ENOTFOUND|Failed to connect/i.test(this.details);
+  }
 }
 
 interface InFlight {
@@ -55,7 +68,14 @@ export class WorkerChannel {
   send(encode: (batchId: number) => Buffer, deadlineMs: number, signal: AbortSignal): Promise<InferBatchResponseParts> {
     return new Promise((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
+      if (deadlineMs <= Date.now()) return reject(new ChannelError('deadline', Status.DEADLINE_EXCEEDED, `the deadline passed before the batch went to ${this.describe}`));
+      let body: Buffer;
       const id = this.nextId++;
+      try {
+        body = encode(id);
+      } catch (error) {
+        return reject(error);
+      }
       let timer: DeadlineTimer | undefined;
       const onAbort = () => settle(() => reject(signal.reason));
       const settle = (then: () => void) => {
@@ -70,17 +90,17 @@ export class WorkerChannel {
         resolve: (answer) => settle(() => resolve(answer)),
         reject: (error) => settle(() => reject(error)),
       });
-      timer = atDeadline(deadlineMs, () => settle(() => reject(channelError(Status.DEADLINE_EXCEEDED, `no answer from ${this.describe} before the deadline`))));
+      timer = atDeadline(deadlineMs, () => settle(() => reject(new ChannelError('deadline', Status.DEADLINE_EXCEEDED, `no answer from ${this.describe} before the deadline`))));
       signal.addEventListener('abort', onAbort, { once: true });
-      stream.write(encode(id));
+      stream.write(body);
     });
   }
 
-  /** Ends the stream; batches still on it fail UNAVAILABLE. */
+  /** Ends the stream; batches still on it fail (failure 'closed', UNAVAILABLE). */
   close(): void {
     const stream = this.stream;
     this.stream = undefined;
-    const error = channelError(Status.UNAVAILABLE, `${this.describe} closed`);
+    const error = new ChannelError('closed', Status.UNAVAILABLE, `${this.describe} closed`);
     for (const flight of [...this.inFlight.values()]) flight.reject(error);
     stream?.cancel();
   }
@@ -94,20 +114,20 @@ export class WorkerChannel {
       try {
         answer = readInferBatchResponse(bytes);
       } catch (error) {
-        this.failAll(stream, channelError(Status.UNAVAILABLE, `${this.describe} sent an unreadable answer: ${(error as Error).message}`));
+        this.fail(stream, new ChannelError('broken', Status.UNAVAILABLE, `${this.describe} sent an unreadable answer: ${(error as Error).message}`));
         stream.cancel();
         return;
       }
-      this.inFlight.get(answer.batchId)?.resolve(answer);
+      const flight = this.inFlight.get(answer.batchId);
+      if (flight?.stream === stream) flight.resolve(answer);
     });
-    const broken = (details: string) => this.failAll(stream, channelError(Status.UNAVAILABLE, `${this.describe}: ${details}`));
-    stream.on('error', (error: grpc.ServiceError) => broken(error.details || error.message));
+    stream.on('error', (error: grpc.ServiceError) => this.fail(stream, new ChannelError('broken', Status.UNAVAILABLE, `${this.describe}: ${error.details || error.message}`)));
     // A worker that drains answers what it holds, then ends the stream.
-    stream.on('end', () => broken('the stream ended'));
+    stream.on('end', () => this.fail(stream, new ChannelError('ended', Status.UNAVAILABLE, `${this.describe} ended the stream`)));
     return stream;
   }
 
-  private failAll(stream: grpc.ClientDuplexStream<Buffer, Buffer>, error: ChannelError): void {
+  private fail(stream: grpc.ClientDuplexStream<Buffer, Buffer>, error: ChannelError): void {
     if (this.stream === stream) this.stream = undefined;
     for (const flight of [...this.inFlight.values()]) if (flight.stream === stream) flight.reject(error);
   }

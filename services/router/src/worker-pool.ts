@@ -9,6 +9,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { clientOptions } from '@infermesh/grpc';
+import { BATCH_HEADROOM_BYTES } from '@infermesh/contracts';
 import type { RoutingTable } from './routing-table.js';
 import { WorkerChannel } from './worker-channel.js';
 
@@ -125,6 +126,11 @@ export class WorkerPool {
   }
 
   private connect(address: string): grpc.Client {
-    return new grpc.Client(address, grpc.credentials.createInsecure(), clientOptions(this.maxMessageBytes));
+    return new grpc.Client(address, grpc.credentials.createInsecure(), {
+      ...clientOptions(this.maxMessageBytes),
+      // A batch message may exceed the public limit by its framing; answers are bounded by the worker.
+      'grpc.max_send_message_length': this.maxMessageBytes + BATCH_HEADROOM_BYTES,
+      'grpc.max_receive_message_length': -1,
+    });
   }
 }
