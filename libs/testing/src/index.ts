@@ -5,3 +5,4 @@ export { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-
 export { startMesh, waitForOutput, ROOT, type Mesh, type MeshOptions, type ServiceProcess } from './mesh.js';
 export { mulberry32 } from './random.js';
 export { buf, bufCurl } from './buf.js';
+export { thrownBy } from './thrown.js';

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAddModel, buildIdentityModel, writeModelRepository } from '@infermesh/testing';
+import { buildAddModel, buildIdentityModel, thrownBy, writeModelRepository } from '@infermesh/testing';
 import { createLogger } from '@infermesh/log';
 import { ServiceError, Status } from '@infermesh/grpc';
 import { TensorError, type Tensor } from '@infermesh/tensor';
@@ -57,25 +57,12 @@ function fp32(name: string, shape: number[], values?: number[]): Tensor {
   return { name, datatype: 'FP32', shape, data: new Float32Array(values ?? Array.from({ length: count }, (_, i) => i)) };
 }
 
-function refusal(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(TensorError);
-    return error as Error;
-  }
-  throw new Error('expected a TensorError');
-}
+const refusal = (run: () => unknown) => thrownBy(run, TensorError);
 
 function notFound(run: () => unknown): ServiceError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ServiceError);
-    expect((error as ServiceError).code).toBe(Status.NOT_FOUND);
-    return error as ServiceError;
-  }
-  throw new Error('expected NOT_FOUND');
+  const error = thrownBy(run, ServiceError);
+  expect(error.code).toBe(Status.NOT_FOUND);
+  return error;
 }
 
 describe('validate', () => {

@@ -1,6 +1,7 @@
 /** Rows in the worker: JSON rows → one [N, F] tensor in the config's feature order, raw units. */
 import { describe, expect, it } from 'vitest';
 import { TensorError, type Tensor } from '@infermesh/tensor';
+import { thrownBy } from '@infermesh/testing';
 import type { TabularPipelineConfig } from './model-config.js';
 import { featureWidth, rowsToTensor as runTabularPipeline } from './tabular-rows.js';
 
@@ -16,15 +17,7 @@ function rows(...elements: (object | string)[]): Tensor {
   return { name: 'rows', datatype: 'BYTES', shape: [data.length], data };
 }
 
-function failure(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(TensorError);
-    return error as Error;
-  }
-  throw new Error('expected a TensorError');
-}
+const failure = (run: () => unknown) => thrownBy(run, TensorError);
 
 describe('runTabularPipeline', () => {
   it('writes features in the order of the spec, not of the row', () => {
