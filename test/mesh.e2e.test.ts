@@ -176,6 +176,9 @@ describe('bad input gets a clear error and the mesh keeps serving', () => {
     ['raw contents of the wrong length', () => ({ model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [Buffer.alloc(12)] }), grpc.status.INVALID_ARGUMENT, /'features'.*12 bytes.*16/],
     ['both encodings at once', () => ({ model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }], raw_input_contents: [Buffer.alloc(16)] }), grpc.status.INVALID_ARGUMENT, /both raw_input_contents and typed contents/],
     ['an image that does not decode', () => imageRequest([Buffer.from('definitely not a png')]), grpc.status.INVALID_ARGUMENT, /'image'.*element 0.*decoded/],
+    // Messages quote what the client sent; a status message over the client's header limit would destroy its connection.
+    ['a shape of 100,000 dimensions', () => ({ model_name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: Array(100_000).fill(1) }], raw_input_contents: [Buffer.alloc(16)] }), grpc.status.INVALID_ARGUMENT, /'features'.*\[1, 1, 1, 1, 1, 1, 1, 1, … 100000 dimensions\]/],
+    ['an input name of 100 KB', () => ({ model_name: 'iris', inputs: [{ name: 'r'.repeat(100_000), datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('{}')] } }] }), grpc.status.INVALID_ARGUMENT, /^.{1,1100}$/s],
     ['a row that is not JSON', () => ({ model_name: 'iris', inputs: [{ name: 'row', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('sepal=1')] } }] }), grpc.status.INVALID_ARGUMENT, /'row'.*row 0.*JSON/],
   ];
 
@@ -184,6 +187,7 @@ describe('bad input gets a clear error and the mesh keeps serving', () => {
       const error = await codeOf(client.call('ModelInfer', request()));
       expect(grpc.status[error.code]).toBe(grpc.status[code]);
       expect(error.details).toMatch(message);
+      expect(Buffer.byteLength(error.details)).toBeLessThanOrEqual(1024);
       await expectServing();
     });
   }

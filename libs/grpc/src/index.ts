@@ -1,5 +1,5 @@
 export { ServiceError, Status, invalidArgument, notFound, unavailable, resourceExhausted, deadlineExceeded, cancelled } from './errors.js';
-export { statusOf, type StatusOf, type CodedError } from './status.js';
+export { statusOf, boundedDetails, MAX_DETAILS_BYTES, type StatusOf, type CodedError } from './status.js';
 export { injectTraceContext, extractTraceContext } from './trace-metadata.js';
 export { createGrpcServer, withSpan, type GrpcServer, type GrpcServerOptions, type AddServiceOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServiceHandlers } from './server.js';
 export { clientOptions, unaryCall, type UnaryCallOptions } from './client.js';

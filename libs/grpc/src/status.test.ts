@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Metadata } from '@grpc/grpc-js';
 import { TensorError } from '@infermesh/tensor';
 import {
-  ServiceError, Status, cancelled, deadlineExceeded, invalidArgument, notFound, resourceExhausted, statusOf, unavailable,
+  ServiceError, Status, cancelled, deadlineExceeded, invalidArgument, notFound, resourceExhausted, statusOf, unavailable, MAX_DETAILS_BYTES,
 } from './index.js';
 
 function named(name: string, message: string): Error {
@@ -71,5 +71,24 @@ describe('statusOf', () => {
   it('does not mistake an object with a numeric code but no gRPC metadata for a gRPC error', () => {
     const error = Object.assign(new Error('ECONNREFUSED'), { code: 111, details: 'refused' });
     expect(statusOf(error)).toEqual({ code: Status.INTERNAL, details: 'internal error', internal: true });
+  });
+});
+
+describe('the details sent to a client', () => {
+  it('are kept whole up to MAX_DETAILS_BYTES', () => {
+    const details = `input 'x': ${'a'.repeat(MAX_DETAILS_BYTES - 11)}`;
+    expect(statusOf(new TensorError(details)).details).toBe(details);
+  });
+
+  it('are cut to MAX_DETAILS_BYTES of UTF-8, at a character boundary, when a message quotes a huge client input', () => {
+    const shape = Array.from({ length: 100_000 }, () => 1);
+    const ascii = statusOf(new TensorError(`input 'features': shape [${shape.join(', ')}] does not fit`)).details;
+    expect(Buffer.byteLength(ascii)).toBeLessThanOrEqual(MAX_DETAILS_BYTES);
+    expect(ascii).toMatch(/^input 'features': shape \[1, 1, .*…$/);
+    const wide = statusOf(new ServiceError(Status.NOT_FOUND, `model '${'模'.repeat(5000)}' is not served`)).details;
+    expect(Buffer.byteLength(wide)).toBeLessThanOrEqual(MAX_DETAILS_BYTES);
+    expect(wide.endsWith('模…')).toBe(true);
+    const emoji = statusOf(new ServiceError(Status.NOT_FOUND, '😀'.repeat(1000))).details;
+    expect(emoji).toBe(`${'😀'.repeat((MAX_DETAILS_BYTES - 3) >> 2)}…`);
   });
 });

@@ -51,6 +51,29 @@ const TABLE: { test: (error: unknown) => boolean; status: (error: unknown) => Om
 ];
 
 export function statusOf(error: unknown): StatusOf {
-  for (const row of TABLE) if (row.test(error)) return { ...row.status(error), internal: false };
+  for (const row of TABLE) {
+    if (!row.test(error)) continue;
+    const status = row.status(error);
+    return { code: status.code, details: boundedDetails(status.details), internal: false };
+  }
   return { code: Status.INTERNAL, details: 'internal error', internal: true };
+}
+
+/**
+ * The most UTF-8 bytes of a status message sent to a client. Messages quote what the client
+ * sent (names, shapes); the message travels percent-encoded in the grpc-message trailer, and
+ * a trailer over the client's header limit (8 KB in grpc-js) does not fail the call, it
+ * destroys the client's connection. 1 KiB stays under it however the text encodes.
+ */
+export const MAX_DETAILS_BYTES = 1024;
+const encoder = new TextEncoder();
+const cutBuffer = new Uint8Array(MAX_DETAILS_BYTES - 3);
+
+export function boundedDetails(details: string): string {
+  // A UTF-16 unit is 1 to 3 bytes: only lengths between a third of the limit and the limit need counting.
+  if (details.length * 3 <= MAX_DETAILS_BYTES) return details;
+  if (details.length <= MAX_DETAILS_BYTES && encoder.encode(details).length <= MAX_DETAILS_BYTES) return details;
+  // encodeInto stops at a character boundary; '…' is 3 bytes.
+  const { read } = encoder.encodeInto(details, cutBuffer);
+  return `${details.slice(0, read)}…`;
 }

@@ -1,6 +1,6 @@
 import { ARRAY_TYPE, ELEMENT_SIZE, type Datatype, type NumericArray } from './datatype.js';
 import { TensorError } from './errors.js';
-import { elementCount } from './shape.js';
+import { elementCount, formatShape } from './shape.js';
 
 /** A decoded tensor: numbers in a typed array, or one Buffer per BYTES element. */
 export interface Tensor {
@@ -17,7 +17,7 @@ export function decodeRaw(name: string, datatype: Datatype, shape: readonly numb
     const elements = decodeBytesElements(name, raw);
     if (elements.length !== count) {
       throw new TensorError(
-        `input '${name}': raw contents hold ${elements.length} BYTES elements, shape [${shape.join(', ')}] needs ${count}`,
+        `input '${name}': raw contents hold ${elements.length} BYTES elements, shape ${formatShape(shape)} needs ${count}`,
       );
     }
     return elements;
@@ -25,7 +25,7 @@ export function decodeRaw(name: string, datatype: Datatype, shape: readonly numb
   const size = ELEMENT_SIZE[datatype];
   if (raw.byteLength !== count * size) {
     throw new TensorError(
-      `input '${name}': raw contents are ${raw.byteLength} bytes, ${datatype} shape [${shape.join(', ')}] needs ${count * size}`,
+      `input '${name}': raw contents are ${raw.byteLength} bytes, ${datatype} shape ${formatShape(shape)} needs ${count * size}`,
     );
   }
   const Type = ARRAY_TYPE[datatype];

@@ -1,6 +1,6 @@
 import { ARRAY_TYPE, type Datatype, type NumericArray } from './datatype.js';
 import { TensorError } from './errors.js';
-import { elementCount } from './shape.js';
+import { elementCount, formatShape } from './shape.js';
 
 /** The typed `contents` field of InferTensorContents, as the loader decodes it. */
 export interface TypedContents {
@@ -43,7 +43,7 @@ export function decodeContents(name: string, datatype: Datatype, shape: readonly
   const count = elementCount(shape);
   if (values.length !== count) {
     throw new TensorError(
-      `input '${name}': contents.${toSnake(field)} has ${values.length} elements, shape [${shape.join(', ')}] needs ${count}`,
+      `input '${name}': contents.${toSnake(field)} has ${values.length} elements, shape ${formatShape(shape)} needs ${count}`,
     );
   }
   if (datatype === 'BYTES') return (values as Uint8Array[]).map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength));

@@ -55,4 +55,12 @@ describe('formatShape', () => {
     expect(formatShape([1, -1, 3])).toBe('[1, -1, 3]');
     expect(formatShape([])).toBe('[]');
   });
+
+  it('summarizes a shape of more than 8 dimensions (clients choose shapes)', () => {
+    expect(formatShape(Array.from({ length: 100_000 }, () => 1))).toBe('[1, 1, 1, 1, 1, 1, 1, 1, … 100000 dimensions]');
+  });
+
+  it('is what parseShape\'s refusal quotes', () => {
+    expect(() => parseShape('x', [...Array.from({ length: 20 }, () => '1'), '-5'])).toThrow("input 'x': shape [1, 1, 1, 1, 1, 1, 1, 1, … 21 dimensions] has an invalid dimension '-5'");
+  });
 });

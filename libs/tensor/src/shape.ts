@@ -11,7 +11,7 @@ export function parseShape(name: string, shape: readonly (string | number)[]): n
   return shape.map((dim) => {
     const value = Number(dim);
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new TensorError(`input '${name}': shape [${shape.join(', ')}] has an invalid dimension '${dim}'`);
+      throw new TensorError(`input '${name}': shape ${formatShape(shape)} has an invalid dimension '${String(dim).slice(0, 32)}'`);
     }
     return value;
   });
@@ -24,6 +24,10 @@ export function shapeMatches(actual: readonly number[], expected: readonly numbe
   return actual.length === expected.length && expected.every((dim, i) => dim === -1 || dim === actual[i]);
 }
 
-export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+/** Dimensions written out in a message; a longer shape (clients choose shapes) is summarized. */
+const SHOWN_DIMS = 8;
+
+export function formatShape(shape: readonly (number | string)[]): string {
+  if (shape.length <= SHOWN_DIMS) return `[${shape.join(', ')}]`;
+  return `[${shape.slice(0, SHOWN_DIMS).join(', ')}, … ${shape.length} dimensions]`;
 }

@@ -9,7 +9,7 @@
  * `compute` children; the preprocessor adds its span under it.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import { decodeInputs, encodeBytesElements, encodeRaw, TensorError, type Tensor } from '@infermesh/tensor';
+import { decodeInputs, encodeBytesElements, encodeRaw, formatShape, TensorError, type Tensor } from '@infermesh/tensor';
 import type { ModelInferRequest__Output, ModelInferResponse } from '@infermesh/contracts';
 import { packWithin } from '@infermesh/batching';
 import { deadlineExceeded, statusOf } from '@infermesh/grpc';
@@ -146,7 +146,7 @@ export class RequestRunner {
       }
       try {
         if (raw.datatype !== 'BYTES') throw new TensorError(`input '${raw.name}': datatype ${raw.datatype}, expected BYTES (${image ? 'one encoded image' : 'one JSON object'} per element)`);
-        if (raw.shape.length === 0 || raw.shape.slice(1).some((d) => d !== 1)) throw new TensorError(`input '${raw.name}': shape [${raw.shape.join(', ')}], expected [N] (one element per item)`);
+        if (raw.shape.length === 0 || raw.shape.slice(1).some((d) => d !== 1)) throw new TensorError(`input '${raw.name}': shape ${formatShape(raw.shape)}, expected [N] (one element per item)`);
         // Checked before any work: a request over the limit costs nothing to refuse.
         const count = raw.shape[0];
         const most = Math.max(1, model.config.max_batch_size);
