@@ -233,6 +233,22 @@ describe('Coalescer', () => {
     expect(answers.map((a) => inferCodec.responseDeserialize(a.output.response).id)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
   });
 
+  it('gives each message of a split batch its own outcome: one that times out does not fail the answered one', async () => {
+    const { table, coalescer } = setup(3, 64 * 1024);
+    const worker = await fakeWorker('w1', async (batch) => {
+      if (batch.requests[0].request.id?.startsWith('short')) await new Promise((resolve) => setTimeout(resolve, 500));
+      return echo(batch);
+    });
+    const model = status();
+    table.update(heartbeat(worker, model));
+    const large = (id: string, deadlineMs: number): PendingRequest => ({ ...request(id, deadlineMs), bytes: inferCodec.requestSerialize({ modelName: 'iris', id, rawInputContents: [Buffer.alloc(20_000)] }) });
+    const soon = Date.now() + 200;
+    const answers = await Promise.all([...['short0', 'short1', 'short2'].map((id) => large(id, soon)), large('long', Date.now() + 10_000)].map((r) => coalescer.submit(model, '1', r, 1, never)));
+    expect(worker.batches).toEqual([3, 1]);
+    expect(answers.map((a) => a.output.statusCode)).toEqual([Status.DEADLINE_EXCEEDED, Status.DEADLINE_EXCEEDED, Status.DEADLINE_EXCEEDED, Status.OK]);
+    expect(inferCodec.responseDeserialize(answers[3].output.response).id).toBe('long');
+  });
+
   it('sends a batch again to the same worker on a new stream when its stream broke and the worker is still there', async () => {
     const { table, coalescer } = setup();
     let streams = 0;

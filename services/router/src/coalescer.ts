@@ -10,7 +10,7 @@
  */
 import { DynamicBatcher, packWithin, type BatcherOptions, type BatchResult } from '@infermesh/batching';
 import { BATCHED_REQUEST_OVERHEAD_BYTES, encodeInferBatchRequest, type BatchedResponseParts, type ModelStatus__Output } from '@infermesh/contracts';
-import { ServiceError, Status, unavailable } from '@infermesh/grpc';
+import { ServiceError, Status, deadlineExceeded, statusOf, unavailable } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import type { RoutingTable } from './routing-table.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -109,7 +109,15 @@ export class Coalescer {
   private async send(model: string, version: string, batch: PendingRequest[]): Promise<WorkerAnswer[]> {
     const chunks = packWithin(batch, this.deps.maxMessageBytes, (request) => [request.bytes.length + BATCHED_REQUEST_OVERHEAD_BYTES]);
     if (chunks.length === 1) return this.sendMessage(model, version, chunks[0]);
-    return (await Promise.all(chunks.map((c) => this.sendMessage(model, version, c)))).flat();
+    // Each message's requests keep that message's outcome: one that failed (its deadline
+    // passed, its worker refused it) does not take the answers of the others with it.
+    const outcomes = await Promise.allSettled(chunks.map((c) => this.sendMessage(model, version, c)));
+    return outcomes.flatMap((outcome, i) => {
+      if (outcome.status === 'fulfilled') return outcome.value;
+      const status = statusOf(outcome.reason);
+      if (status.internal) this.deps.logger.error({ err: outcome.reason, model }, 'batch message failed');
+      return chunks[i].map(() => failedAnswer(status.code, status.details));
+    });
   }
 
   /**
@@ -144,7 +152,7 @@ export class Coalescer {
       } catch (error) {
         const next = this.nextStep(error, call.vanished, reopened.has(worker.id));
         if (next === 'give up' || Date.now() >= latest) {
-          if (call.vanished) throw unavailable(`worker ${worker.id} vanished while it held the request, and its deadline has passed`);
+          if (call.vanished) throw deadlineExceeded(`worker ${worker.id} vanished while it held the request, and the request's deadline has passed`);
           throw error;
         }
         lastError = error as { details?: string; message?: string };
@@ -179,6 +187,10 @@ export class Coalescer {
     }
     return 'give up';
   }
+}
+
+function failedAnswer(statusCode: number, errorMessage: string): WorkerAnswer {
+  return { response: Buffer.alloc(0), statusCode, errorMessage, preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, workerId: '' };
 }
 
 function key(model: string, version: string): string {
