@@ -83,7 +83,10 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   const resume = () => {
     if (paused && !stopped && inProgress < options.window) {
       paused = false;
-      void writable.then(() => call.resume());
+      // `until` may abort while the write waits for 'drain': a stopped stream stays paused.
+      void writable.then(() => {
+        if (!stopped) call.resume();
+      });
     }
   };
 
