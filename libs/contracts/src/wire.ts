@@ -180,6 +180,20 @@ export const BATCH_HEADROOM_BYTES = 1024 * 1024;
 /** Bytes a request adds to a batch message beyond its own: framing, timings, traceparent. */
 export const BATCHED_REQUEST_OVERHEAD_BYTES = 128;
 
+/** The longest error message a PreprocessResult carries (UTF-8 bytes). */
+export const PREPROCESS_ERROR_BYTES = 1024;
+/** What a PreprocessResult's own framing adds at most: its tag and length, the pixels', the count. */
+const PREPROCESS_RESULT_FRAMING_BYTES = 32;
+
+/**
+ * The most bytes a PreprocessResult for `images` images of `frameBytes` each can take in the
+ * answer: its frames or its error message, and its framing. The worker packs its calls with
+ * it and the preprocessor refuses calls by it, so the two agree on what fits.
+ */
+export function preprocessResultBytes(images: number, frameBytes: number): number {
+  return Math.max(images * frameBytes, PREPROCESS_ERROR_BYTES) + PREPROCESS_RESULT_FRAMING_BYTES;
+}
+
 /** One client request as a router hands it to a worker (infermesh.v1.BatchedRequest). */
 export interface BatchedRequestParts {
   /** The client's ModelInferRequest bytes, forwarded as they are. */

@@ -67,13 +67,13 @@ export function statusOf(error: unknown): StatusOf {
  */
 export const MAX_DETAILS_BYTES = 1024;
 const encoder = new TextEncoder();
-const cutBuffer = new Uint8Array(MAX_DETAILS_BYTES - 3);
 
-export function boundedDetails(details: string): string {
+/** `details` cut to at most `maxBytes` of UTF-8 (MAX_DETAILS_BYTES by default), at a character boundary, marked with '…'. */
+export function boundedDetails(details: string, maxBytes = MAX_DETAILS_BYTES): string {
   // A UTF-16 unit is 1 to 3 bytes: only lengths between a third of the limit and the limit need counting.
-  if (details.length * 3 <= MAX_DETAILS_BYTES) return details;
-  if (details.length <= MAX_DETAILS_BYTES && encoder.encode(details).length <= MAX_DETAILS_BYTES) return details;
+  if (details.length * 3 <= maxBytes) return details;
+  if (details.length <= maxBytes && encoder.encode(details).length <= maxBytes) return details;
   // encodeInto stops at a character boundary; '…' is 3 bytes.
-  const { read } = encoder.encodeInto(details, cutBuffer);
+  const { read } = encoder.encodeInto(details, new Uint8Array(Math.max(0, maxBytes - 3)));
   return `${details.slice(0, read)}…`;
 }

@@ -96,9 +96,10 @@ async function decode(bytes: Buffer): Promise<{ data: Buffer; width: number; hei
 /**
  * The images of one request as UINT8 [count, height, width, 3] RGB. Throws a TensorError
  * naming the input and the element when an image cannot be read. Each image is resized
- * into its frame as soon as it is decoded, and its decoded pixels are let go.
+ * into its frame as soon as it is decoded, and its decoded pixels are let go. When `signal`
+ * aborts, images not yet decoding are not decoded and the call rejects with its reason.
  */
-export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[]): Promise<Buffer> {
+export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[], signal?: AbortSignal): Promise<Buffer> {
   if (images.length === 0) throw new TensorError(`input '${name}': no images`);
   const { width, height } = spec;
   const frame = width * height * 3;
@@ -109,9 +110,10 @@ export async function imagesToPixels(spec: ImagePipeline__Output, name: string, 
     else out.fill(Buffer.from(pad));
   }
   await Promise.all(images.map(async (bytes, n) => {
-    const image = await decodes.run(() => decode(bytes)).catch((error: Error) => {
+    // A call that ended (cancelled, past its deadline) gives up its place in the decode queue.
+    const image = await decodes.run(() => decode(bytes).catch((error: Error) => {
       throw new TensorError(`input '${name}': element ${n} is not an image that can be decoded (PNG or JPEG expected): ${error.message}`);
-    });
+    }), signal);
     const place = placement(spec, image.width, image.height);
     const target = out.subarray(n * frame, (n + 1) * frame);
     resizeBilinear({ data: image.data, width: image.width, height: image.height, channels: 3 }, { data: target, width, height, channels: 3 }, place);

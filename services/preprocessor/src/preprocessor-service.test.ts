@@ -4,7 +4,11 @@ import sharp from 'sharp';
 import { encodeBytesElements, TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output, PreprocessRequest__Output } from '@infermesh/contracts';
 import { Status } from '@infermesh/grpc';
+import { preprocessResultBytes, preprocessorService } from '@infermesh/contracts';
 import { preprocess } from './preprocessor-service.js';
+
+const responseCodec = preprocessorService().Preprocess as unknown as { responseSerialize(response: unknown): Buffer };
+const preprocessResponseBytes = (response: unknown) => responseCodec.responseSerialize(response).length;
 
 const pipeline: ImagePipeline__Output = {
   input: 'image', output: 'x', width: 4, height: 2, resize: 'stretch', mean: [0, 0, 0], std: [1, 1, 1],
@@ -50,11 +54,19 @@ describe('preprocess', () => {
     await expect(preprocess(request([[await solid(1, 1, 1)]], { pipeline: { ...pipeline, width: 8192, height: 8192 } }))).rejects.toThrow(/outside 1 to 4096/);
   });
 
-  it('refuses with RESOURCE_EXHAUSTED, before decoding, a call whose frames would not fit one answer', async () => {
-    // Three 4 x 2 frames are 72 bytes of pixels; the images themselves are not even images.
-    const call = preprocess(request([[Buffer.from('a')], [Buffer.from('b')], [Buffer.from('c')]]), 71);
-    await expect(call).rejects.toMatchObject({ code: Status.RESOURCE_EXHAUSTED, message: expect.stringMatching(/3 images make 72 bytes of pixels, over the 71-byte message limit/) });
-    const fits = await preprocess(request([[await solid(1, 2, 3)], [await solid(4, 5, 6)], [await solid(7, 8, 9)]]), 72);
+  it('refuses with RESOURCE_EXHAUSTED, before decoding, a call whose answer would not fit one message', async () => {
+    // Three items: each answers a 24-byte frame or an error of up to 1 KiB, and framing.
+    const limit = 3 * preprocessResultBytes(1, 24);
+    const call = preprocess(request([[Buffer.from('a')], [Buffer.from('b')], [Buffer.from('c')]]), limit - 1);
+    await expect(call).rejects.toMatchObject({ code: Status.RESOURCE_EXHAUSTED, message: expect.stringMatching(new RegExp(`3 images would answer ${limit} bytes .* over the ${limit - 1}-byte message limit`)) });
+    const fits = await preprocess(request([[await solid(1, 2, 3)], [await solid(4, 5, 6)], [await solid(7, 8, 9)]]), limit);
     expect(fits.results!.map((r) => r.count)).toEqual([1, 1, 1]);
+    expect(preprocessResponseBytes(fits)).toBeLessThanOrEqual(limit);
+  });
+
+  it('stops decoding the images of a call that ended', async () => {
+    const controller = new AbortController();
+    controller.abort(new DOMException('deadline exceeded', 'TimeoutError'));
+    await expect(preprocess(request([[await solid(1, 2, 3)]]), undefined, controller.signal)).rejects.toMatchObject({ name: 'TimeoutError' });
   });
 });

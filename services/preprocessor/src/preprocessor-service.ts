@@ -5,17 +5,18 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } from '@opentelemetry/api';
 import { decodeBytesElements, TensorError } from '@infermesh/tensor';
-import type { PreprocessRequest__Output, PreprocessResponse, PreprocessResult } from '@infermesh/contracts';
-import { resourceExhausted, type ServiceHandlers } from '@infermesh/grpc';
+import { PREPROCESS_ERROR_BYTES, preprocessResultBytes, type PreprocessRequest__Output, type PreprocessResponse, type PreprocessResult } from '@infermesh/contracts';
+import { boundedDetails, resourceExhausted, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import { checkPipeline, imagesToPixels } from './image-pipeline.js';
 
 const tracer = trace.getTracer('infermesh-preprocessor');
 
 /**
- * `maxMessageBytes` bounds the answer: the frames of a call (count × height × width × 3)
- * must fit one message, which is checked from the images' count before anything is decoded.
+ * `maxMessageBytes` bounds the answer: each item's frames (count × height × width × 3), or
+ * its error message, plus the framing, must fit one message. That is checked from the
+ * images' count before anything is decoded. `signal` ends the decoding of a call that ended.
  */
-export async function preprocess(request: PreprocessRequest__Output, maxMessageBytes = Number.MAX_SAFE_INTEGER): Promise<PreprocessResponse> {
+export async function preprocess(request: PreprocessRequest__Output, maxMessageBytes = Number.MAX_SAFE_INTEGER, signal?: AbortSignal): Promise<PreprocessResponse> {
   const spec = checkPipeline(request.pipeline, request.modelName);
   const items = request.items.map((item) => {
     try {
@@ -25,9 +26,10 @@ export async function preprocess(request: PreprocessRequest__Output, maxMessageB
     }
   });
   const frame = spec.width * spec.height * 3;
-  const pixels = items.reduce((sum, i) => sum + (i.images?.length ?? 0) * frame, 0);
-  if (pixels > maxMessageBytes) {
-    throw resourceExhausted(`the call's ${items.reduce((n, i) => n + (i.images?.length ?? 0), 0)} images make ${pixels} bytes of pixels, over the ${maxMessageBytes}-byte message limit; send fewer at once`);
+  const imageCount = items.reduce((n, i) => n + (i.images?.length ?? 0), 0);
+  const answer = items.reduce((sum, i) => sum + preprocessResultBytes(i.images?.length ?? 0, frame), 0);
+  if (answer > maxMessageBytes) {
+    throw resourceExhausted(`the call's ${imageCount} images would answer ${answer} bytes of pixels and framing, over the ${maxMessageBytes}-byte message limit; send fewer at once`);
   }
   const results = await Promise.all(items.map(async ({ item, images, error: unreadable }): Promise<PreprocessResult> => {
     const parent = item.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: item.traceparent }) : ROOT_CONTEXT;
@@ -35,11 +37,11 @@ export async function preprocess(request: PreprocessRequest__Output, maxMessageB
     try {
       if (unreadable || !images) throw unreadable;
       span.setAttribute('infermesh.images', images.length);
-      return { pixels: await imagesToPixels(spec, spec.input, images), count: images.length };
+      return { pixels: await imagesToPixels(spec, spec.input, images, signal), count: images.length };
     } catch (error) {
       if (!(error instanceof TensorError)) throw error;
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
-      return { error: error.message };
+      return { error: boundedDetails(error.message, PREPROCESS_ERROR_BYTES) };
     } finally {
       span.end();
     }
@@ -48,5 +50,5 @@ export async function preprocess(request: PreprocessRequest__Output, maxMessageB
 }
 
 export function preprocessorHandlers(maxMessageBytes: number): ServiceHandlers {
-  return { Preprocess: (request: PreprocessRequest__Output) => preprocess(request, maxMessageBytes) };
+  return { Preprocess: (request: PreprocessRequest__Output, ctx: CallContext) => preprocess(request, maxMessageBytes, ctx.signal) };
 }

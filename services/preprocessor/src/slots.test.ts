@@ -40,6 +40,33 @@ describe('Slots', () => {
     expect(await slots.run(async () => 'next')).toBe('next');
   });
 
+  it('lets go of waiting work whose signal aborts, and gives the slot to the next', async () => {
+    const slots = new Slots(1);
+    const first = gate();
+    const running = slots.run(() => first.opened);
+    const controller = new AbortController();
+    const ran: string[] = [];
+    const cancelled = slots.run(async () => void ran.push('cancelled'), controller.signal);
+    const next = slots.run(async () => void ran.push('next'));
+    await tick();
+    expect(slots.queued).toBe(2);
+    controller.abort(new DOMException('call cancelled', 'AbortError'));
+    await expect(cancelled).rejects.toThrow('call cancelled');
+    expect(slots.queued).toBe(1);
+    first.open();
+    await Promise.all([running, next]);
+    expect(ran).toEqual(['next']);
+    expect([slots.inUse, slots.queued]).toEqual([0, 0]);
+  });
+
+  it('does not start work whose signal has already aborted', async () => {
+    const slots = new Slots(1);
+    let ran = false;
+    await expect(slots.run(async () => (ran = true), AbortSignal.abort())).rejects.toThrow();
+    expect(ran).toBe(false);
+    expect(slots.inUse).toBe(0);
+  });
+
   it('refuses a size below 1', () => {
     expect(() => new Slots(0)).toThrow(/size 0; expected a whole number of at least 1/);
   });

@@ -20,9 +20,29 @@ export class Slots {
     return this.waiting.length;
   }
 
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.busy >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.busy++;
+  /**
+   * Runs `work` in a slot. Work whose `signal` aborts while it waits leaves the queue and
+   * rejects with the signal's reason: the slot goes to work someone still waits for.
+   */
+  async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
+    if (this.busy >= this.size) {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const at = this.waiting.indexOf(take);
+          if (at >= 0) this.waiting.splice(at, 1);
+          reject(signal!.reason);
+        };
+        const take = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        this.waiting.push(take);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    } else {
+      this.busy++;
+    }
     try {
       return await work();
     } finally {

@@ -10,7 +10,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { decodeInputs, encodeBytesElements, encodeRaw, formatShape, TensorError, type Tensor } from '@infermesh/tensor';
-import type { ModelInferRequest__Output, ModelInferResponse } from '@infermesh/contracts';
+import { preprocessResultBytes, type ModelInferRequest__Output, type ModelInferResponse } from '@infermesh/contracts';
 import { packWithin } from '@infermesh/batching';
 import { deadlineExceeded, statusOf } from '@infermesh/grpc';
 import type { ServedModel } from './served-model.js';
@@ -177,10 +177,11 @@ export class RequestRunner {
     const frame = spec.width * spec.height * 3;
     const items = flights.map((flight) => {
       const images = flight.tensors!.find((t) => t.name === spec.input)!.data as Buffer[];
-      return { flight, images: encodeBytesElements(images), pixels: images.length * frame };
+      return { flight, images: encodeBytesElements(images), pixels: preprocessResultBytes(images.length, frame) };
     });
-    // Room for the messages' own framing and the traceparents.
-    const budget = this.deps.maxMessageBytes - 64 * 1024;
+    // Room for the call's own framing, the pipeline and the traceparents (a quarter of a small limit).
+    const limit = this.deps.maxMessageBytes;
+    const budget = limit - Math.min(64 * 1024, Math.floor(limit / 4));
     const fitting = items.filter((item) => {
       if (item.images.length <= budget && item.pixels <= budget) return true;
       const what = item.images.length > budget ? `images (${item.images.length} bytes)` : `pixels (${item.pixels} bytes)`;
