@@ -12,71 +12,58 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.server.forceShutdown();
 });
 
+type ServerCall = grpc.ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>;
+type Options = Omit<Parameters<typeof serveStream<InferBatchRequest__Output, InferBatchResponse>>[2], 'logger' | 'failure'>;
+const method = workerService().InferBatches as unknown as grpc.MethodDefinition<InferBatchRequest, InferBatchResponse__Output>;
+
+/** A server whose InferBatches is `serveStream` with `options`, a client and an open call to it. */
+async function streamServer(options: Options) {
+  const served: { call?: ServerCall; ended: boolean } = { ended: false };
+  const server = createGrpcServer({ name: 'stream-test', logger, maxMessageBytes: 64 * 1024 * 1024 });
+  servers.push(server);
+  server.addService('infermesh.v1.Worker', workerService(), {
+    InferBatches: {
+      bidi: (call, ctx) => {
+        served.call = call as unknown as ServerCall;
+        return serveStream<InferBatchRequest__Output, InferBatchResponse>(served.call, ctx, { ...options, logger, failure: (batch) => ({ batchId: batch.batchId }) }).then(() => {
+          served.ended = true;
+        });
+      },
+    },
+  }, { untraced: ['InferBatches'] });
+  const port = await server.listen('127.0.0.1', 0);
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+  return { served, client, call };
+}
+
 describe('serveStream', () => {
   it('ends when the client cancels while its answers are backed up (a cancelled call never drains)', async () => {
-    let ended = false;
-    let serverCall: grpc.ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse> | undefined;
-    const server = createGrpcServer({ name: 'stream-test', logger, maxMessageBytes: 64 * 1024 * 1024 });
-    servers.push(server);
-    server.addService('infermesh.v1.Worker', workerService(), {
-      InferBatches: {
-        bidi: (call, ctx) => {
-          serverCall = call as unknown as grpc.ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>;
-          return serveStream<InferBatchRequest__Output, InferBatchResponse>(serverCall, ctx, {
-            window: 64,
-            logger,
-            // Answers of 1 MiB each: far more than the transport buffers for a client that stops reading.
-            handle: async (batch) => ({ batchId: batch.batchId, errorMessage: 'x'.repeat(1 << 20) }),
-            failure: (batch) => ({ batchId: batch.batchId }),
-          }).then(() => {
-            ended = true;
-          });
-        },
-      },
-    }, { untraced: ['InferBatches'] });
-    const port = await server.listen('127.0.0.1', 0);
-    const method = workerService().InferBatches as unknown as grpc.MethodDefinition<InferBatchRequest, InferBatchResponse__Output>;
-    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+    // Answers of 1 MiB each: far more than the transport buffers for a client that stops reading.
+    const { served, client, call } = await streamServer({ window: 64, handle: async (batch) => ({ batchId: batch.batchId, errorMessage: 'x'.repeat(1 << 20) }) });
     call.on('error', () => {});
     // Reads one answer, then stops reading.
     call.once('data', () => call.pause());
     for (let i = 1; i <= 40; i++) call.write({ batchId: String(i), modelName: 'm' });
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(serverCall?.writableNeedDrain).toBe(true);
+    expect(served.call?.writableNeedDrain).toBe(true);
     call.cancel();
-    for (let i = 0; i < 40 && !ended; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 40 && !served.ended; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     client.close();
-    expect(ended).toBe(true);
+    expect(served.ended).toBe(true);
   });
 
   it('reads nothing more once `until` aborts, even when a write was waiting for the client to read', async () => {
     const until = new AbortController();
     let handled = 0;
-    let serverCall: grpc.ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse> | undefined;
-    const server = createGrpcServer({ name: 'stream-test', logger, maxMessageBytes: 64 * 1024 * 1024 });
-    servers.push(server);
-    server.addService('infermesh.v1.Worker', workerService(), {
-      InferBatches: {
-        bidi: (call, ctx) => {
-          serverCall = call as unknown as grpc.ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>;
-          return serveStream<InferBatchRequest__Output, InferBatchResponse>(serverCall, ctx, {
-            window: 1,
-            logger,
-            until: until.signal,
-            handle: async (batch) => {
-              handled++;
-              return { batchId: batch.batchId, errorMessage: 'x'.repeat(1 << 20) };
-            },
-            failure: (batch) => ({ batchId: batch.batchId }),
-          });
-        },
+    const { served, client, call } = await streamServer({
+      window: 1,
+      until: until.signal,
+      handle: async (batch) => {
+        handled++;
+        return { batchId: batch.batchId, errorMessage: 'x'.repeat(1 << 20) };
       },
-    }, { untraced: ['InferBatches'] });
-    const port = await server.listen('127.0.0.1', 0);
-    const method = workerService().InferBatches as unknown as grpc.MethodDefinition<InferBatchRequest, InferBatchResponse__Output>;
-    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+    });
     const ended = new Promise<void>((resolve) => {
       call.on('end', resolve);
       call.on('error', () => resolve());
@@ -84,8 +71,8 @@ describe('serveStream', () => {
     // The client does not read yet: the server's answers back up until a write waits for 'drain'.
     call.pause();
     for (let i = 1; i <= 200; i++) call.write({ batchId: String(i), modelName: 'm' });
-    for (let i = 0; i < 100 && !serverCall?.writableNeedDrain; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(serverCall?.writableNeedDrain).toBe(true);
+    for (let i = 0; i < 100 && !served.call?.writableNeedDrain; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(served.call?.writableNeedDrain).toBe(true);
     until.abort();
     const atStop = handled;
     call.on('data', () => {});
