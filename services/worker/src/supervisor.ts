@@ -1,6 +1,7 @@
 /**
  * Starts one worker process per GPU (or N on CPU), each pinned to its device, restarts a
- * worker that dies, and drains them all on SIGTERM.
+ * worker that dies (after a growing delay, reset once it has stayed up a while), and
+ * drains them all on SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -17,12 +18,50 @@ export interface SupervisorOptions {
   basePort: number;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
+  backoff?: Partial<BackoffOptions>;
+  /** The worker's entry script (tests start a stand-in). */
+  workerMain?: string;
+}
+
+export interface BackoffOptions {
+  /** Delay before the first restart; each restart in a row doubles it. */
+  initialMs: number;
+  maxMs: number;
+  /** A worker up for this long was healthy: its next restart waits `initialMs` again. */
+  resetAfterMs: number;
+}
+
+const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000, resetAfterMs: 30_000 };
+
+/**
+ * The delay before restarting one slot's worker. It doubles while the worker keeps dying
+ * soon after each start (a crash loop must not spin), and starts over once a worker has
+ * stayed up for `resetAfterMs`: otherwise one crash a day would, within a week, leave a
+ * slot unserved for the maximum delay after every crash.
+ */
+export class RestartBackoff {
+  private restarts = 0;
+  private startedAt = 0;
+
+  constructor(private readonly options: BackoffOptions, private readonly now: () => number = Date.now) {}
+
+  started(): void {
+    this.startedAt = this.now();
+  }
+
+  /** The delay before the next start, for a worker that has just exited. */
+  exited(): number {
+    if (this.now() - this.startedAt >= this.options.resetAfterMs) this.restarts = 0;
+    const delay = Math.min(this.options.maxMs, this.options.initialMs * 2 ** this.restarts);
+    this.restarts++;
+    return delay;
+  }
 }
 
 interface Managed {
   slot: WorkerSlot;
   child?: ChildProcess;
-  restarts: number;
+  backoff: RestartBackoff;
   timer?: NodeJS.Timeout;
 }
 
@@ -33,7 +72,8 @@ export class Supervisor {
   private stopping = false;
 
   constructor(private readonly options: SupervisorOptions) {
-    this.managed = options.slots.map((slot) => ({ slot, restarts: 0 }));
+    const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.managed = options.slots.map((slot) => ({ slot, backoff: new RestartBackoff(backoff) }));
   }
 
   /** Environment of the worker on one slot. */
@@ -59,14 +99,14 @@ export class Supervisor {
 
   private spawn(managed: Managed, index: number): void {
     const env = this.workerEnv(managed.slot, index);
-    const child = spawn(process.execPath, [...process.execArgv, WORKER_MAIN], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [...process.execArgv, this.options.workerMain ?? WORKER_MAIN], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     managed.child = child;
+    managed.backoff.started();
     this.options.logger.info({ worker_id: env.WORKER_ID, device: managed.slot.device, pid: child.pid }, 'worker started');
     child.once('exit', (code, signal) => {
       managed.child = undefined;
       if (this.stopping) return;
-      const delay = Math.min(30_000, 1000 * 2 ** managed.restarts);
-      managed.restarts++;
+      const delay = managed.backoff.exited();
       this.options.logger.error({ worker_id: env.WORKER_ID, code, signal, restart_in_ms: delay }, 'worker exited; restarting');
       managed.timer = setTimeout(() => this.spawn(managed, index), delay);
     });
