@@ -216,3 +216,79 @@ describe('models and versions', () => {
     expect(table.isKnown('mnist')).toBe(false);
   });
 });
+
+describe('expiry after the router was paused', () => {
+  /** Calls expire every tick from `from` to `to`, as the router's interval does while it runs. */
+  function tick(table: RoutingTable, from: number, to: number): void {
+    for (let now = from; now <= to; now += table.tickMs) table.expire(now);
+  }
+
+  it('keeps a worker whose heartbeats were queued while the router was paused longer than staleMs', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    tick(table, 1000, 1500);
+    // Paused 5 s: the first thing to run on resume is the expiry timer, before the queued heartbeats.
+    table.expire(1500 + 5000);
+    expect(table.get('w1')).toBeDefined();
+    table.update(heartbeat('w1', []), 6501);
+    expect(table.get('w1')?.lastSeen).toBe(6501);
+  });
+
+  it('still expires a worker silent for staleMs of the router\'s running time after a pause', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    table.expire(1000);
+    table.expire(6000);
+    const changes = recording(table);
+    tick(table, 6000 + table.tickMs, 6000 + STALE_MS + table.tickMs);
+    expect(table.get('w1')).toBeUndefined();
+    expect(summary(changes)).toEqual([['left', 'w1']]);
+  });
+
+  it('credits nothing when the checks run on time', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    tick(table, 1000, 1000 + STALE_MS + table.tickMs);
+    expect(table.get('w1')).toBeUndefined();
+  });
+});
+
+describe('expiry while heartbeats cannot arrive (NATS down)', () => {
+  it('keeps every worker however long the heartbeats are missing', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    table.suspendExpiry();
+    for (let now = 1000; now <= 60_000; now += table.tickMs) table.expire(now);
+    expect(table.get('w1')).toBeDefined();
+  });
+
+  it('still removes a worker explicitly (a failed direct check) while suspended', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    table.suspendExpiry();
+    table.remove('w1', 'health check failed');
+    expect(table.get('w1')).toBeUndefined();
+  });
+
+  it('gives each worker one stale period from the moment heartbeats resume', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', []), 1000);
+    table.suspendExpiry();
+    table.expire(30_000);
+    table.resumeExpiry(30_000);
+    table.expire(30_000 + table.tickMs);
+    expect(table.get('w1')).toBeDefined();
+    for (let now = 30_000; now <= 30_000 + STALE_MS + table.tickMs; now += table.tickMs) table.expire(now);
+    expect(table.get('w1')).toBeUndefined();
+  });
+});
+
+describe('filled', () => {
+  it('is not filled until marked, whatever heartbeats arrived', () => {
+    const table = new RoutingTable(STALE_MS);
+    table.update(heartbeat('w1', [status('iris', '1')]), 1000);
+    expect(table.filled).toBe(false);
+    table.markFilled();
+    expect(table.filled).toBe(true);
+  });
+});

@@ -6,6 +6,11 @@
  * the router's own count of requests in flight lives with the calls (WorkerPool) and is
  * read at pick time. A counter kept on the entry would be left behind on the replaced
  * object by requests that span a heartbeat.
+ *
+ * Expiry by heartbeat age holds only while heartbeats can arrive. While NATS is down the
+ * router suspends it (WorkerProbe checks the workers directly instead), and a check that
+ * runs late (the process was paused: SIGSTOP, a long GC, CPU starvation) credits the pause
+ * to every worker before expiring anyone; see `expire`.
  */
 import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
 
@@ -30,7 +35,28 @@ export class RoutingTable {
   /** Each model's newest served version's status, looked up per request; cleared on every change. */
   private readonly newest = new Map<string, ModelStatus__Output | null>();
 
-  constructor(private readonly staleMs: number, private readonly random: () => number = Math.random) {}
+  /** How often `expire` is meant to run; a run later than twice this means the process did not run meanwhile. */
+  readonly tickMs: number;
+  private lastExpiry: number | undefined;
+  private expirySuspended = false;
+  private isFilled = false;
+
+  constructor(private readonly staleMs: number, private readonly random: () => number = Math.random) {
+    this.tickMs = Math.min(250, staleMs / 4);
+  }
+
+  /**
+   * Whether the table holds what the workers announce: false from the router's start until
+   * one heartbeat period has passed (or every worker heard of answered its check). Until
+   * then a model missing here may just not have been announced yet.
+   */
+  get filled(): boolean {
+    return this.isFilled;
+  }
+
+  markFilled(): void {
+    this.isFilled = true;
+  }
 
   onChange(listener: (change: TableChange) => void): void {
     this.listeners.push(listener);
@@ -61,11 +87,41 @@ export class RoutingTable {
     }
   }
 
-  /** Drops workers whose heartbeats stopped. */
+  /**
+   * Drops workers whose heartbeats stopped.
+   *
+   * After a pause the timer that calls this runs before the heartbeats queued on the NATS
+   * socket meanwhile are read (Node runs due timers before polling sockets), so every
+   * worker would look silent for the length of the pause. A run more than one tick late
+   * therefore shifts every last-seen time by the lateness first: the table's clock counts
+   * only time the router was running. This was chosen over deferring expiry until the
+   * socket is drained because the lateness is known exactly here, with no guess about how
+   * many reads the queued messages take, and it can be tested with a fake clock. A worker
+   * that died during the pause is dropped one stale period after the router resumes
+   * (calls to it fail and are retried elsewhere meanwhile).
+   */
   expire(now = Date.now()): void {
+    const late = this.lastExpiry === undefined ? 0 : now - this.lastExpiry - this.tickMs;
+    this.lastExpiry = now;
+    if (late > this.tickMs) for (const worker of this.workers.values()) worker.lastSeen += late;
+    if (this.expirySuspended) return;
     for (const worker of this.workers.values()) {
       if (now - worker.lastSeen > this.staleMs) this.remove(worker.id, `no heartbeat for ${now - worker.lastSeen} ms`);
     }
+  }
+
+  /** Heartbeats cannot arrive (NATS is down): their age says nothing about a worker until they resume. */
+  suspendExpiry(): void {
+    this.expirySuspended = true;
+  }
+
+  /**
+   * Heartbeats flow again: each worker still here (checked directly meanwhile) gets one
+   * stale period from now to send its next one.
+   */
+  resumeExpiry(now = Date.now()): void {
+    this.expirySuspended = false;
+    for (const worker of this.workers.values()) worker.lastSeen = now;
   }
 
   remove(workerId: string, reason: string): void {
