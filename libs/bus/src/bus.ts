@@ -2,7 +2,7 @@
  * The mesh's NATS connection: typed publish/subscribe of protobuf events, JetStream
  * streams for what must not be lost, W3C trace context in message headers.
  */
-import { connect, headers as natsHeaders, nanos, type NatsConnection, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, nanos, type ConnectionOptions, type NatsConnection, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
 import {
   jetstream, AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType,
   type JetStreamClient, type JetStreamManager,
@@ -18,6 +18,8 @@ export interface BusOptions {
   name: string;
   prefix: string;
   logger: Logger;
+  /** Credentials and TLS (natsConnectOptions). */
+  connectOptions?: Partial<ConnectionOptions>;
 }
 
 export interface Received<T> {
@@ -99,7 +101,7 @@ function isStreamNotFound(error: unknown): boolean {
 
 export async function connectBus(options: BusOptions): Promise<Bus> {
   const { logger, prefix } = options;
-  const nc = await connect({ servers: options.url, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  const nc = await connect({ ...options.connectOptions, servers: options.url, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   logger.info({ nats: nc.getServer() }, 'connected to NATS');
   void (async () => {
     for await (const s of nc.status()) {

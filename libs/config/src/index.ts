@@ -40,4 +40,14 @@ export const commonSettings = {
   NATS_URL: setting.natsUrl(),
   NATS_SUBJECT_PREFIX: setting.subjectPrefix(),
   GRPC_MAX_MESSAGE_BYTES: setting.maxMessageBytes(),
+  /** Mutual TLS between the mesh's services: the mesh CA, and this service's certificate and key (all three, or none for plaintext on loopback). */
+  MESH_TLS_CA_FILE: z.string().min(1).optional(),
+  MESH_TLS_CERT_FILE: z.string().min(1).optional(),
+  MESH_TLS_KEY_FILE: z.string().min(1).optional(),
+  /** NATS credentials: a user and the file holding its password (never the password itself in the environment), or a .creds file. */
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD_FILE: z.string().min(1).optional(),
+  NATS_CREDS_FILE: z.string().min(1).optional(),
+  /** The CA that signed the NATS server's certificate: the connection then requires TLS. */
+  NATS_TLS_CA_FILE: z.string().min(1).optional(),
 };

@@ -100,3 +100,6 @@ export function messageCodec<In, Out>(typeName: string): MessageCodec<In, Out> {
 
 export type * from './generated/index.js';
 export * from './wire.js';
+
+export { subjects, streamName, token, type Subjects, type StreamKind } from './subjects.js';
+export { natsAuthorization, rolePermissions, NATS_ROLES, type NatsRole, type Permissions } from './nats-permissions.js';

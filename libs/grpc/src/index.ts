@@ -6,3 +6,7 @@ export { clientOptions, unaryCall, type UnaryCallOptions } from './client.js';
 export { serveStream, serveInferStream, type StreamOptions } from './stream.js';
 export { runService, type StartService } from './lifecycle.js';
 export { atDeadline, MAX_TIMER_MS, type DeadlineTimer } from './deadline.js';
+export {
+  meshTlsFromConfig, loadMeshTls, meshServerCredentials, meshChannelCredentials, publicServerCredentials, callerIdentities, identitiesOf, identityUri,
+  TlsConfigError, ROLES, TRUST_DOMAIN, type Identity, type Role, type MeshTls, type MeshTlsFiles,
+} from './tls.js';

@@ -14,6 +14,8 @@ import { statusOf } from './status.js';
 import { extractTraceContext } from './trace-metadata.js';
 import { atDeadline } from './deadline.js';
 import { acceptFarDeadlines } from './far-deadlines.js';
+import { callerIdentities, type Identity, type Role } from './tls.js';
+import { ServiceError, Status } from './errors.js';
 
 /** How far a call's deadline may be off from the moment grpc-js cancels it for the deadline. */
 const DEADLINE_ROUNDING_MS = 5;
@@ -25,6 +27,8 @@ export interface CallContext {
   deadline: grpc.Deadline;
   span: Span;
   peer: string;
+  /** The mesh identities in the caller's certificate (none over plaintext or without a mesh certificate). */
+  callers: Identity[];
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
@@ -43,6 +47,8 @@ export interface GrpcServerOptions {
   maxReceiveBytes?: number;
   /** The largest message sent, when it differs (-1: no limit). */
   maxSendBytes?: number;
+  /** TLS (see tls.ts); plaintext when absent. */
+  credentials?: grpc.ServerCredentials;
 }
 
 export interface AddServiceOptions {
@@ -52,6 +58,12 @@ export interface AddServiceOptions {
    * trace. Their CallContext.span records nothing.
    */
   untraced?: readonly string[];
+  /**
+   * Mesh roles allowed to call the service's methods. Enforced when the server runs mesh TLS
+   * (a client certificate is then required and names its holder); over plaintext, which
+   * only a one-machine mesh on loopback uses, nothing proves a caller's role.
+   */
+  callers?: readonly Role[];
 }
 
 /** The span of an untraced call: valid to call, records nothing, starts no trace. */
@@ -79,6 +91,7 @@ const REFLECTED: readonly ProtoFiles[] = [
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   acceptFarDeadlines();
   const { logger } = options;
+  const meshTls = options.credentials !== undefined && options.credentials._isSecure();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxReceiveBytes ?? options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxSendBytes ?? options.maxMessageBytes,
@@ -108,7 +121,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       timer?.clear();
     };
     if (timer) controller.signal.addEventListener('abort', () => timer.clear(), { once: true });
-    return { ctx: { metadata: call.metadata, signal: controller.signal, deadline, span, peer: call.getPeer() }, finish };
+    return { ctx: { metadata: call.metadata, signal: controller.signal, deadline, span, peer: call.getPeer(), callers: callerIdentities(call) }, finish };
   }
 
   function fail(span: Span, method: string, error: unknown): grpc.ServiceError {
@@ -121,7 +134,15 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     return Object.assign(new Error(status.details), { code: status.code, details: status.details, metadata: new grpc.Metadata() });
   }
 
-  function wrapUnary(serviceName: string, method: string, handler: UnaryHandler<never, unknown>, traced: boolean): grpc.handleUnaryCall<unknown, unknown> {
+  /** Refuses a caller whose certificate names none of the roles allowed (mesh TLS only). */
+  function admit(serviceName: string, allowed: readonly Role[] | undefined, ctx: CallContext): void {
+    if (!allowed || !meshTls) return;
+    if (ctx.callers.some((identity) => allowed.includes(identity.role))) return;
+    const named = ctx.callers.map((identity) => `${identity.role}/${identity.name}`).join(', ').slice(0, 200) || 'no mesh identity';
+    throw new ServiceError(Status.PERMISSION_DENIED, `${serviceName} takes calls from ${allowed.join(', ')} only; the caller's certificate names ${named}`);
+  }
+
+  function wrapUnary(serviceName: string, method: string, handler: UnaryHandler<never, unknown>, traced: boolean, allowed?: readonly Role[]): grpc.handleUnaryCall<unknown, unknown> {
     const run = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, span: Span) => {
       let answered = false;
       const { ctx, finish } = callContext(call, span);
@@ -133,7 +154,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         callback(error, value);
       };
       // Through a promise, so a handler that throws before returning one is mapped like a rejection.
-      Promise.resolve().then(() => handler(call.request as never, ctx)).then(
+      Promise.resolve().then(() => {
+        admit(serviceName, allowed, ctx);
+        return handler(call.request as never, ctx);
+      }).then(
         (response) => answer(null, response),
         (error: unknown) => answer(fail(span, method, error)),
       );
@@ -145,10 +169,13 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     };
   }
 
-  function wrapBidi(serviceName: string, method: string, handler: BidiHandler<never, unknown>, traced: boolean): grpc.handleBidiStreamingCall<unknown, unknown> {
+  function wrapBidi(serviceName: string, method: string, handler: BidiHandler<never, unknown>, traced: boolean, allowed?: readonly Role[]): grpc.handleBidiStreamingCall<unknown, unknown> {
     const run = (call: grpc.ServerDuplexStream<unknown, unknown>, span: Span) => {
       const { ctx, finish } = callContext(call, span);
-      Promise.resolve().then(() => handler(call as never, ctx)).then(
+      Promise.resolve().then(() => {
+        admit(serviceName, allowed, ctx);
+        return handler(call as never, ctx);
+      }).then(
         () => {
           finish();
           span.end();
@@ -177,7 +204,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       for (const [method, handler] of Object.entries(handlers)) {
         if (!(method in definition)) throw new Error(`${serviceName} has no method ${method}`);
         const traced = !addOptions.untraced?.includes(method);
-        implementation[method] = typeof handler === 'function' ? wrapUnary(serviceName, method, handler, traced) : wrapBidi(serviceName, method, handler.bidi, traced);
+        implementation[method] = typeof handler === 'function'
+          ? wrapUnary(serviceName, method, handler, traced, addOptions.callers)
+          : wrapBidi(serviceName, method, handler.bidi, traced, addOptions.callers);
       }
       server.addService(definition, implementation);
       services.push(serviceName);
@@ -186,7 +215,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       // Reflection lists what this server serves, known once every service is added.
       addReflection(server, REFLECTED, ['grpc.health.v1.Health', ...services]);
       return new Promise((resolve, reject) => {
-        server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+        server.bindAsync(`${host}:${port}`, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, bound) => {
           if (error) return reject(error);
           resolve(bound);
         });

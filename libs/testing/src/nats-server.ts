@@ -3,7 +3,9 @@
  * tests never depend on a server someone else runs.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { natsAuthorization, NATS_ROLES, type NatsRole } from '@infermesh/contracts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
@@ -13,7 +15,20 @@ export interface NatsServer {
   url: string;
   port: number;
   process: ChildProcess;
+  /**
+   * With `auth`: the settings a service of `role` connects with (NATS_USER and
+   * NATS_PASSWORD_FILE); `admin` may do anything (tests inspect streams with it).
+   * Without `auth`: no settings.
+   */
+  credentials(role: NatsRole | 'admin'): Record<string, string>;
   stop(): Promise<void>;
+}
+
+export interface NatsServerOptions {
+  /** One user per mesh role, with the mesh's permissions (@infermesh/contracts natsAuthorization). */
+  auth?: boolean;
+  /** The subject prefix the permissions are written for. */
+  prefix?: string;
 }
 
 export function natsServerBinary(): string {
@@ -34,10 +49,23 @@ function onPath(name: string): boolean {
   }
 }
 
-export async function startNatsServer(): Promise<NatsServer> {
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'infermesh-nats-'));
-  const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
+  const credentials = new Map<string, Record<string, string>>();
+  if (options.auth) {
+    const users = [...NATS_ROLES, 'admin' as const].map((role) => ({ user: role, password: randomBytes(18).toString('base64url'), role }));
+    for (const { user, password } of users) {
+      const file = join(dir, `${user}.password`);
+      writeFileSync(file, password, { mode: 0o600 });
+      credentials.set(user, { NATS_USER: user, NATS_PASSWORD_FILE: file });
+    }
+    const config = join(dir, 'nats.conf');
+    writeFileSync(config, natsAuthorization(users, options.prefix ?? 'infermesh'), { mode: 0o600 });
+    args.push('-c', config);
+  }
+  const child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   reapOnExit(child);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
@@ -51,6 +79,7 @@ export async function startNatsServer(): Promise<NatsServer> {
     url: `nats://127.0.0.1:${port}`,
     port,
     process: child,
+    credentials: (role) => credentials.get(role) ?? {},
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));

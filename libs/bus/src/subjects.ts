@@ -1,0 +1,2 @@
+/** The mesh's subjects are part of its contracts (libs/contracts), beside who may use them. */
+export { subjects, streamName, token, type Subjects, type StreamKind } from '@infermesh/contracts';

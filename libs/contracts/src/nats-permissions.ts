@@ -1,0 +1,61 @@
+/**
+ * Who may do what on the mesh's NATS: one NATS user per role, each allowed only the subjects
+ * its role publishes and reads. nats-server enforces it; `natsAuthorization` writes the
+ * server's `authorization` block for a set of passwords, so a test, `infermesh up` and the
+ * deploy files grant the same permissions (deploy/ has a test that compares them).
+ *
+ * - workers publish heartbeats only, and read nothing of the others';
+ * - routers read heartbeats and publish prediction records (JetStream publish needs the
+ *   stream's INFO/CREATE API to make sure the stream exists);
+ * - the monitor reads heartbeats and prediction records (JetStream consumer and key-value
+ *   API) and publishes nothing on the mesh's own subjects;
+ * - operators (the CLI) read heartbeats.
+ * No role but the monitor may read records, and no role but workers may publish heartbeats.
+ */
+import { streamName } from './subjects.js';
+
+export const NATS_ROLES = ['worker', 'router', 'monitor', 'operator'] as const;
+export type NatsRole = (typeof NATS_ROLES)[number];
+
+export interface Permissions {
+  publish: string[];
+  subscribe: string[];
+}
+
+/** Replies to requests (JetStream API calls and publish acknowledgements) come back on inboxes. */
+const INBOX = '_INBOX.>';
+
+export function rolePermissions(role: NatsRole, prefix: string): Permissions {
+  const predictions = streamName(prefix, 'PREDICTIONS');
+  const heartbeats = `${prefix}.worker.heartbeat.*`;
+  switch (role) {
+    case 'worker':
+      return { publish: [`${prefix}.worker.heartbeat.>`], subscribe: [INBOX] };
+    case 'router':
+      return {
+        publish: [`${prefix}.predictions.>`, '$JS.API.INFO', `$JS.API.STREAM.INFO.${predictions}`, `$JS.API.STREAM.CREATE.${predictions}`],
+        subscribe: [heartbeats, INBOX],
+      };
+    case 'monitor':
+      // The monitor owns the stream's consumers and its own key-value state.
+      return { publish: ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.>'], subscribe: [heartbeats, INBOX] };
+    case 'operator':
+      return { publish: [], subscribe: [heartbeats, INBOX] };
+  }
+}
+
+/** nats-server reads an empty allow list as "no restriction": nothing allowed is a deny of everything. */
+function rule(allow: string[]): { allow: string[] } | { deny: string[] } {
+  return allow.length > 0 ? { allow } : { deny: ['>'] };
+}
+
+/** The nats-server `authorization { users = [...] }` block for these users, in its own config syntax (JSON is valid there). */
+export function natsAuthorization(users: { user: string; password: string; role: NatsRole | 'admin' }[], prefix: string): string {
+  const entries = users.map(({ user, password, role }) => ({
+    user,
+    password,
+    ...(role === 'admin' ? {} : { permissions: { publish: rule(rolePermissions(role, prefix).publish), subscribe: rule(rolePermissions(role, prefix).subscribe) } }),
+  }));
+  return `authorization ${JSON.stringify({ users: entries }, null, 2)}\n`;
+}
+
