@@ -1,0 +1,118 @@
+/** Who may call what: keys read from call metadata, checked against their policies. */
+import { describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { ServiceError, Status } from '@infermesh/grpc';
+import { thrownBy } from '@infermesh/testing';
+import { ApiKeyAccess, presentedKey } from './access-control.js';
+import { createApiKey } from './api-key.js';
+import type { KeyPolicy } from './keys-file.js';
+
+function policy(id: string, fields: Partial<KeyPolicy> = {}): { key: string; policy: KeyPolicy } {
+  const { key, sha256 } = createApiKey(id);
+  return { key, policy: { id, digest: Buffer.from(sha256, 'hex'), models: '*', admin: false, ...fields } };
+}
+
+function bearer(key: string): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${key}`);
+  return metadata;
+}
+
+const refusal = (run: () => unknown) => {
+  const error = thrownBy(run, ServiceError);
+  return { code: Status[error.code], message: error.message };
+};
+
+describe('presentedKey', () => {
+  it('reads a bearer token, whatever the scheme\'s case', () => {
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', 'bearer  imk_a_x');
+    expect(presentedKey(metadata)).toBe('imk_a_x');
+  });
+
+  it('reads x-api-key', () => {
+    const metadata = new grpc.Metadata();
+    metadata.set('x-api-key', 'imk_a_x');
+    expect(presentedKey(metadata)).toBe('imk_a_x');
+  });
+
+  it('takes no key from another authorization scheme', () => {
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', 'Basic dXNlcjpwYXNz');
+    expect(presentedKey(metadata)).toBeUndefined();
+  });
+});
+
+describe('ApiKeyAccess.authorize', () => {
+  const reader = policy('reader', { models: new Set(['iris']) });
+  const admin = policy('ops', { admin: true });
+  const access = new ApiKeyAccess([reader.policy, admin.policy]);
+
+  it('lets the probes through without a key', () => {
+    expect(access.authorize('ServerLive', new grpc.Metadata()).keyId).toBe('');
+    expect(access.authorize('ServerReady', new grpc.Metadata()).keyId).toBe('');
+  });
+
+  it('refuses a call without a key as UNAUTHENTICATED, saying how to send one', () => {
+    expect(refusal(() => access.authorize('ModelInfer', new grpc.Metadata()))).toEqual({ code: 'UNAUTHENTICATED', message: "missing API key: send 'authorization: Bearer <key>'" });
+  });
+
+  it('refuses a key whose secret does not match its id\'s digest, without echoing it', () => {
+    const forged = `imk_reader_${'A'.repeat(43)}`;
+    expect(refusal(() => access.authorize('ModelInfer', bearer(forged)))).toEqual({ code: 'UNAUTHENTICATED', message: 'unknown API key' });
+  });
+
+  it('refuses a well-formed key of an id not in the file', () => {
+    expect(refusal(() => access.authorize('ServerMetadata', bearer(createApiKey('stranger').key)))).toEqual({ code: 'UNAUTHENTICATED', message: 'unknown API key' });
+  });
+
+  it('names the caller by its key id', () => {
+    expect(access.authorize('ModelInfer', bearer(reader.key)).keyId).toBe('reader');
+  });
+
+  it('refuses an admin call by a key that is not an admin key', () => {
+    expect(refusal(() => access.authorize('ModelStatistics', bearer(reader.key)))).toEqual({ code: 'PERMISSION_DENIED', message: 'key reader may not call ModelStatistics: it is not an admin key' });
+    expect(access.authorize('RepositoryIndex', bearer(admin.key)).keyId).toBe('ops');
+  });
+
+  it('refuses a model outside the key\'s list, naming the model (bounded) and the key', () => {
+    const caller = access.authorize('ModelInfer', bearer(reader.key));
+    expect(() => caller.admitInference('iris', 1)).not.toThrow();
+    expect(refusal(() => caller.admitInference('text-direction', 1))).toEqual({ code: 'PERMISSION_DENIED', message: "key reader may not call model 'text-direction'" });
+    expect(refusal(() => caller.admitInference('m'.repeat(100_000), 1)).message.length).toBeLessThan(200);
+  });
+});
+
+describe('rate limits and quotas', () => {
+  it('refuses a key over its rate as RESOURCE_EXHAUSTED, and serves it again once the bucket refills', () => {
+    let now = 0;
+    const limited = policy('bursty', { rate: { perSecond: 2, burst: 2 } });
+    const caller = new ApiKeyAccess([limited.policy], { monotonic: () => now }).authorize('ModelInfer', bearer(limited.key));
+    caller.admitInference('iris', 1);
+    caller.admitInference('iris', 1);
+    expect(refusal(() => caller.admitInference('iris', 1))).toEqual({ code: 'RESOURCE_EXHAUSTED', message: 'key bursty is over its rate limit of 2 requests/s' });
+    now = 500;
+    expect(() => caller.admitInference('iris', 1)).not.toThrow();
+  });
+
+  it('takes from the rate for calls other than inference, when the call is made', () => {
+    const limited = policy('meta', { rate: { perSecond: 1, burst: 1 } });
+    const access = new ApiKeyAccess([limited.policy], { monotonic: () => 0 });
+    access.authorize('ServerMetadata', bearer(limited.key));
+    expect(refusal(() => access.authorize('ModelMetadata', bearer(limited.key))).code).toBe('RESOURCE_EXHAUSTED');
+  });
+
+  it('refuses a key past its quota, naming the quota and when it resets', () => {
+    const capped = policy('trial', { quota: { items: 3, period: 'day' } });
+    const caller = new ApiKeyAccess([capped.policy], { wall: () => Date.UTC(2026, 10, 27, 9) }).authorize('ModelInfer', bearer(capped.key));
+    caller.admitInference('iris', 3);
+    expect(refusal(() => caller.admitInference('iris', 1))).toEqual({ code: 'RESOURCE_EXHAUSTED', message: 'key trial has used its quota of 3 items per day; it resets at 2026-11-28T00:00:00Z' });
+  });
+
+  it('keeps one rate per key across calls, so a stream or new connection does not start a fresh bucket', () => {
+    const limited = policy('shared', { rate: { perSecond: 1, burst: 1 } });
+    const access = new ApiKeyAccess([limited.policy], { monotonic: () => 0 });
+    access.authorize('ModelInfer', bearer(limited.key)).admitInference('iris', 1);
+    expect(refusal(() => access.authorize('ModelStreamInfer', bearer(limited.key)).admitInference('iris', 1)).code).toBe('RESOURCE_EXHAUSTED');
+  });
+});
