@@ -65,6 +65,24 @@ export class WorkerPool {
     return this.state(workerId, address).channel;
   }
 
+  /**
+   * Runs `use` with a client to the worker `workerId` at `address`, made as the router's
+   * calls to that worker are (so with the same credentials): the worker's own client when
+   * it is at that address, otherwise one made for this use and closed afterwards. A check
+   * of an address that a heartbeat claims must not replace the connection of a worker
+   * already known by that id.
+   */
+  async withClient<T>(workerId: string, address: string, use: (client: grpc.Client) => Promise<T>): Promise<T> {
+    const existing = this.workers.get(workerId);
+    if (existing && existing.address === address && !existing.left) return use(existing.client);
+    const client = this.connect(address);
+    try {
+      return await use(client);
+    } finally {
+      client.close();
+    }
+  }
+
   /** Counts `requests` in flight at the worker until released, and makes the call abortable when the worker vanishes. */
   begin(workerId: string, address: string, requests: number, parent?: AbortSignal): WorkerCall {
     const state = this.state(workerId, address);
