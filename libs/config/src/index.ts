@@ -40,6 +40,10 @@ export const commonSettings = {
   NATS_URL: setting.natsUrl(),
   NATS_SUBJECT_PREFIX: setting.subjectPrefix(),
   GRPC_MAX_MESSAGE_BYTES: setting.maxMessageBytes(),
+  /** Per HTTP/2 connection of a gRPC server: calls open at once, idle time before GOAWAY, time to send the preface (libs/grpc http2-limits.ts). */
+  GRPC_MAX_CONCURRENT_STREAMS: setting.positiveInt(256),
+  GRPC_IDLE_TIMEOUT_MS: setting.positiveInt(300_000),
+  GRPC_HANDSHAKE_TIMEOUT_MS: setting.positiveInt(10_000),
   /** Mutual TLS between the mesh's services: the mesh CA, and this service's certificate and key (all three, or none for plaintext on loopback). */
   MESH_TLS_CA_FILE: z.string().min(1).optional(),
   MESH_TLS_CERT_FILE: z.string().min(1).optional(),

@@ -14,6 +14,7 @@ import { statusOf } from './status.js';
 import { extractTraceContext } from './trace-metadata.js';
 import { atDeadline } from './deadline.js';
 import { acceptFarDeadlines } from './far-deadlines.js';
+import { DEFAULT_HTTP2_LIMITS, enforceHandshakeTimeout, http2ServerOptions, type Http2Limits } from './http2-limits.js';
 import { callerIdentities, type Identity, type Role } from './tls.js';
 import { ServiceError, Status } from './errors.js';
 
@@ -49,6 +50,8 @@ export interface GrpcServerOptions {
   maxSendBytes?: number;
   /** TLS (see tls.ts); plaintext when absent. */
   credentials?: grpc.ServerCredentials;
+  /** Per-connection bounds (streams, idle and handshake timeouts); defaults in http2-limits.ts. */
+  http2?: Http2Limits;
 }
 
 export interface AddServiceOptions {
@@ -95,7 +98,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxReceiveBytes ?? options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxSendBytes ?? options.maxMessageBytes,
+    ...http2ServerOptions(options.http2 ?? DEFAULT_HTTP2_LIMITS),
   });
+  enforceHandshakeTimeout(server, (options.http2 ?? DEFAULT_HTTP2_LIMITS).handshakeTimeoutMs);
   const services: string[] = [];
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);

@@ -1,6 +1,6 @@
 /** The monitor as a pure factory: tests build one in-process, main.ts runs one. */
 import { collectDefaultMetrics } from 'prom-client';
-import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
 import { monitorService } from '@infermesh/contracts';
 import type { Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
@@ -43,7 +43,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   // Process metrics (CPU, memory, event loop lag) beside the model series, in the same private registry.
   collectDefaultMetrics({ register: metrics.registry });
   const http = createMetricsHttpServer(metrics.registry, logger);
-  const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
+  const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
   grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(metrics));
   let consumer: PredictionConsumer | undefined;
 

@@ -1,5 +1,5 @@
 /** The preprocessor as a pure factory. Stateless: each request carries its pipeline. */
-import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
 import { preprocessorService } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 import { preprocessorHandlers } from './preprocessor-service.js';
@@ -12,7 +12,7 @@ export interface Preprocessor {
 }
 
 export function createPreprocessor({ config, logger }: { config: PreprocessorConfig; logger: Logger }): Preprocessor {
-  const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
+  const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
   // A call carries the images of many requests (many traces): each item gets its own span instead.
   grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES), { untraced: ['Preprocess'] });
   return {

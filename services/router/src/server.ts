@@ -1,5 +1,5 @@
 /** The router as a pure factory: tests build one in-process, main.ts runs one. */
-import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
 import { events, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { RoutingTable } from './routing-table.js';
@@ -36,7 +36,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   const pool = new WorkerPool(table, config.GRPC_MAX_MESSAGE_BYTES);
   const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER });
   const coalescer = new Coalescer({ table, pool, logger, maxAttempts: config.ROUTER_MAX_ATTEMPTS, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
-  const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
+  const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
   grpc.addService(
     'inference.GRPCInferenceService',
     rawInferenceService(),

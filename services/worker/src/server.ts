@@ -1,5 +1,5 @@
 /** The worker as a pure factory: tests build one in-process, main.ts runs one. */
-import { createGrpcServer, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
 import { BATCH_HEADROOM_BYTES, inferenceService, workerService } from '@infermesh/contracts';
 import type { Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
@@ -49,6 +49,7 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
     name: 'infermesh-worker',
     logger,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+    http2: http2LimitsOf(config),
     // A router's batch message may exceed the limit by its framing; a batch's answers are as large as its requests make them.
     maxReceiveBytes: config.GRPC_MAX_MESSAGE_BYTES + BATCH_HEADROOM_BYTES,
     maxSendBytes: -1,
