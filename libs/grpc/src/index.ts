@@ -10,4 +10,4 @@ export {
   meshTlsFromConfig, loadMeshTls, meshServerCredentials, meshChannelCredentials, publicServerCredentials, callerIdentities, identitiesOf, identityUri,
   TlsConfigError, ROLES, TRUST_DOMAIN, type Identity, type Role, type MeshTls, type MeshTlsFiles,
 } from './tls.js';
-export { DEFAULT_HTTP2_LIMITS, http2LimitsOf, type Http2Limits } from './http2-limits.js';
+export { issueDevCertificates, meshTlsSettings, type DevCertificates, type Holder, type IssuedFiles } from './dev-certs.js';
