@@ -18,6 +18,12 @@ import { DEFAULT_HTTP2_LIMITS, enforceHandshakeTimeout, http2ServerOptions, type
 import { callerIdentities, type Identity, type Role } from './tls.js';
 import { ServiceError, Status } from './errors.js';
 
+/**
+ * Once the last call in flight is answered at shutdown, connections still open get this
+ * long to close on their own (flushing what was written) before they are cut.
+ */
+const SHUTDOWN_FLUSH_MS = 100;
+
 /** How far a call's deadline may be off from the moment grpc-js cancels it for the deadline. */
 const DEADLINE_ROUNDING_MS = 5;
 
@@ -107,11 +113,27 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const tracer = trace.getTracer(options.name);
 
   /**
+   * Calls in flight, each counted from its handler's start until its stream closes (the
+   * answer written, or the call cancelled): what shutdown waits for. grpc-js emits
+   * 'cancelled' on every stream close, answered or not.
+   */
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+  function track(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): void {
+    if (call.cancelled) return;
+    inFlight++;
+    call.once('cancelled', () => {
+      if (--inFlight === 0) onIdle?.();
+    });
+  }
+
+  /**
    * The handler's view of a call, and `finish`, called once the handler has answered:
    * grpc-js reports every call as cancelled when its stream closes, answered or not, so
    * only a cancel before the answer aborts the handler's signal.
    */
   function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, span: Span): { ctx: CallContext; finish: () => void } {
+    track(call);
     const controller = new AbortController();
     const deadline = call.getDeadline();
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -233,16 +255,28 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     },
     shutdown(graceMs) {
       this.setServing(false);
+      // tryShutdown stops listening and sends GOAWAY on every connection, so clients take
+      // new calls elsewhere; but it completes only once every connection has closed, which
+      // a client holding a stream this count does not know (a health Watch) puts off until
+      // the grace ends. What shutdown waits for is the calls in flight: once they are
+      // answered, connections still open get a moment to close cleanly, then are cut.
       return new Promise((resolve) => {
-        const timer = setTimeout(() => {
+        let done = false;
+        let flushTimer: NodeJS.Timeout | undefined;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(graceTimer);
+          clearTimeout(flushTimer);
+          onIdle = undefined;
           server.forceShutdown();
           resolve();
-        }, graceMs);
-        timer.unref();
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
+        };
+        const graceTimer = setTimeout(finish, graceMs);
+        const idle = () => (flushTimer = setTimeout(finish, SHUTDOWN_FLUSH_MS));
+        server.tryShutdown(finish);
+        if (inFlight === 0) idle();
+        else onIdle = idle;
       });
     },
   };
