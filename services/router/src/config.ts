@@ -13,6 +13,16 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       WORKER_STALE_MS: setting.positiveInt(2500),
       /** Attempts per batch of requests on distinct workers when a worker is unreachable. */
       ROUTER_MAX_ATTEMPTS: setting.positiveInt(3),
+      /**
+       * After a start the routing table counts as filled this long after subscribing to heartbeats
+       * (one heartbeat period plus a margin), or sooner once a worker is heard from twice; until
+       * then health says NOT_SERVING and requests for models not yet seen get UNAVAILABLE.
+       */
+      ROUTER_TABLE_FILL_MS: setting.positiveInt(1500),
+      /** While NATS is down each known worker is checked with gRPC health this often (a failed check removes it). */
+      ROUTER_WORKER_CHECK_MS: setting.positiveInt(1000),
+      /** On SIGTERM, calls in flight get this long to finish before they are cut; shutdown ends as soon as they have. */
+      ROUTER_SHUTDOWN_GRACE_MS: setting.positiveInt(10_000),
       /** Prediction records waiting for JetStream when it is unreachable; beyond this the oldest are dropped (and logged). */
       ROUTER_RECORD_BUFFER: setting.positiveInt(10_000),
     },

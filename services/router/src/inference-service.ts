@@ -70,6 +70,8 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     if (!name) throw invalidArgument('model_name is empty');
     const status = table.model(name, version);
     if (status) return status;
+    // Just started: a model missing here may not be announced yet. NOT_FOUND would be final to clients.
+    if (!table.filled) throw unavailable('routing table not yet filled: the router has just started; retry');
     if (!table.isKnown(name)) {
       const models = table.knownModels();
       const listed = models.length > MAX_LISTED ? `${models.slice(0, MAX_LISTED).join(', ')}, … (${models.length} in all)` : models.join(', ');

@@ -4,6 +4,7 @@ import { events, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { RoutingTable } from './routing-table.js';
 import { WorkerPool } from './worker-pool.js';
+import { WorkerProbe } from './worker-probe.js';
 import { Coalescer } from './coalescer.js';
 import { PredictionPublisher } from './prediction-publisher.js';
 import { inferenceHandlers } from './inference-service.js';
@@ -11,6 +12,10 @@ import { rawInferenceService } from './raw-inference.js';
 import type { RouterConfig } from './config.js';
 
 export const VERSION = '0.1.0';
+/** Deadline of one direct health check of a worker (admission, or while NATS is down). */
+const WORKER_CHECK_TIMEOUT_MS = 2000;
+/** A worker id refused at an address is checked again at that address no sooner than this. */
+const REFUSED_RETRY_MS = 5000;
 
 export interface Router {
   readonly grpc: GrpcServer;
@@ -42,8 +47,13 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
     rawInferenceService(),
     inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION }),
   );
-  const heartbeats = bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => table.update(message));
-  const expiry = setInterval(() => table.expire(), Math.min(250, config.WORKER_STALE_MS / 4));
+  const probe = new WorkerProbe({
+    table, pool, logger, checkTimeoutMs: WORKER_CHECK_TIMEOUT_MS, outageCheckMs: config.ROUTER_WORKER_CHECK_MS, retryRefusedMs: REFUSED_RETRY_MS, fillMs: config.ROUTER_TABLE_FILL_MS,
+  });
+  const heartbeats = bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => probe.heartbeat(message));
+  const expiry = setInterval(() => table.expire(), table.tickMs);
+  void followNats(bus, probe, logger);
+  let stopping = false;
 
   return {
     grpc,
@@ -51,16 +61,38 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
     pool,
     async start() {
       const port = await grpc.listen(config.ROUTER_HOST, config.ROUTER_PORT);
-      grpc.setServing(true);
-      logger.info({ port }, 'router serving');
+      logger.info({ port }, 'router listening; NOT_SERVING until the routing table is filled');
+      void probe.filled.then(() => {
+        if (stopping) return;
+        grpc.setServing(true);
+        logger.info({ port, workers: table.list().length }, 'router serving');
+      });
       return port;
     },
     async stop() {
+      stopping = true;
       clearInterval(expiry);
-      await grpc.shutdown(10_000);
+      await grpc.shutdown(config.ROUTER_SHUTDOWN_GRACE_MS);
+      probe.close();
       heartbeats.unsubscribe();
       await publisher.flush(5000);
       pool.closeAll();
     },
   };
+}
+
+/**
+ * While the NATS connection is down heartbeats cannot arrive: the probe checks the known
+ * workers directly instead of letting them expire, until the connection is back.
+ */
+async function followNats(bus: Bus, probe: WorkerProbe, logger: Logger): Promise<void> {
+  for await (const status of bus.nc.status()) {
+    if (status.type === 'disconnect') {
+      logger.warn('NATS unreachable: routing to the workers known, checked directly with gRPC health; new workers wait for NATS');
+      probe.startOutageChecks();
+    } else if (status.type === 'reconnect') {
+      logger.info('NATS reachable again: workers expire by heartbeat age again');
+      probe.stopOutageChecks();
+    }
+  }
 }
