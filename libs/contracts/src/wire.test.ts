@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MethodDefinition } from '@grpc/grpc-js';
 import {
-  encodeInferBatchRequest, encodeStreamInferResponse, inferenceService, itemsOf, readInferBatchResponse, readInferRequestHeader, workerService, WireFormatError,
+  encodeInferBatchRequest, encodeStreamInferResponse, inferenceService, itemsOf, readInferBatchResponse, readInferRequestHeader, workerService, WireFormatError, RequestLimitError, REQUEST_LIMITS,
   type InferBatchRequest__Output, type InferBatchResponse, type ModelInferRequest, type ModelInferResponse, type ModelStreamInferResponse__Output,
 } from './index.js';
 
@@ -84,6 +84,58 @@ describe('readInferRequestHeader', () => {
     ['an input\'s name as a varint', Buffer.from([0x2a, 0x02, 0x08, 0x01])],
   ])('refuses %s with a WireFormatError', (_case, bytes) => {
     expect(() => readInferRequestHeader(bytes)).toThrow(WireFormatError);
+  });
+});
+
+describe('readInferRequestHeader limits', () => {
+  const long = (bytes: number) => 'n'.repeat(bytes);
+  /** What was refused and why; the value itself must not be in the message. */
+  const refusal = (request: ModelInferRequest | Buffer): string => {
+    try {
+      readInferRequestHeader(Buffer.isBuffer(request) ? request : encodeRequest(request));
+    } catch (error) {
+      expect(error).toBeInstanceOf(RequestLimitError);
+      expect((error as Error).message).not.toContain(long(32));
+      return (error as Error).message;
+    }
+    throw new Error('the request was read');
+  };
+
+  it('takes names, ids and versions at their limits', () => {
+    const header = readInferRequestHeader(encodeRequest({
+      modelName: long(REQUEST_LIMITS.nameBytes), modelVersion: long(REQUEST_LIMITS.versionBytes), id: long(REQUEST_LIMITS.nameBytes),
+      inputs: [{ name: long(REQUEST_LIMITS.nameBytes), datatype: 'FP32', shape: ['1'] }],
+      outputs: [{ name: long(REQUEST_LIMITS.nameBytes) }],
+      parameters: { [long(REQUEST_LIMITS.nameBytes)]: { boolParam: true } },
+    }));
+    expect(header.modelName).toHaveLength(REQUEST_LIMITS.nameBytes);
+  });
+
+  it.each([
+    ['model_name', { modelName: long(100_000) }, 'model_name is 100000 bytes, over the limit of 256'],
+    ['model_version', { modelName: 'iris', modelVersion: long(65) }, 'model_version is 65 bytes, over the limit of 64'],
+    ['id', { modelName: 'iris', id: long(257) }, 'id is 257 bytes, over the limit of 256'],
+    ['an input name', { modelName: 'iris', inputs: [{ name: 'a' }, { name: long(300) }] }, 'inputs[1].name is 300 bytes, over the limit of 256'],
+    ['a datatype', { modelName: 'iris', inputs: [{ name: 'a', datatype: long(40) }] }, 'inputs[0].datatype is 40 bytes, over the limit of 16'],
+    ['an output name', { modelName: 'iris', outputs: [{ name: long(257) }] }, 'outputs[0].name is 257 bytes, over the limit of 256'],
+    ['a parameters key', { modelName: 'iris', parameters: { [long(1000)]: { boolParam: true } } }, 'parameters key 0 is 1000 bytes, over the limit of 256'],
+    ['an input\'s parameters key', { modelName: 'iris', inputs: [{ name: 'a', parameters: { [long(999)]: { boolParam: true } } }] }, 'inputs[0].parameters key 0 is 999 bytes, over the limit of 256'],
+    ['an output\'s parameters key', { modelName: 'iris', outputs: [{ name: 'b', parameters: { [long(998)]: { boolParam: true } } }] }, 'outputs[0].parameters key 0 is 998 bytes, over the limit of 256'],
+  ] as [string, ModelInferRequest, string][])('refuses %s over its limit, naming the field and the limit', (_case, request, message) => {
+    expect(refusal(request)).toBe(message);
+  });
+
+  it('refuses too many inputs, outputs, parameters and dimensions', () => {
+    expect(refusal({ inputs: Array.from({ length: REQUEST_LIMITS.tensors + 1 }, (_, i) => ({ name: `i${i}` })) })).toBe('the request has more than 1024 inputs');
+    expect(refusal({ outputs: Array.from({ length: REQUEST_LIMITS.tensors + 1 }, (_, i) => ({ name: `o${i}` })) })).toBe('the request has more than 1024 outputs');
+    const parameters = Object.fromEntries(Array.from({ length: REQUEST_LIMITS.parameters + 1 }, (_, i) => [`p${i}`, { boolParam: true }]));
+    expect(refusal({ parameters })).toBe('parameters has more than 256 entries');
+    expect(refusal({ inputs: [{ name: 'x', shape: Array.from({ length: REQUEST_LIMITS.dims + 1 }, () => '1') }] })).toBe('inputs[0].shape has more than 64 dimensions');
+  });
+
+  it('refuses a name that is not UTF-8', () => {
+    // model_name: 0xff 0xfe
+    expect(refusal(Buffer.from([0x0a, 0x02, 0xff, 0xfe]))).toBe('model_name is not valid UTF-8');
   });
 });
 

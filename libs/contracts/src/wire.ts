@@ -8,6 +8,7 @@
  * proto/infermesh/v1/worker.proto; wire.test.ts checks every reader and writer here
  * against the protobufjs codecs that the rest of the mesh uses.
  */
+import { isUtf8 } from 'node:buffer';
 
 /** Bytes that are not the protobuf message they claim to be. */
 export class WireFormatError extends Error {
@@ -15,6 +16,37 @@ export class WireFormatError extends Error {
   /** INVALID_ARGUMENT: how the services' status table (libs/grpc) reads it. */
   readonly grpcCode = 3;
 }
+
+/**
+ * A request whose names, ids or counts exceed REQUEST_LIMITS. The message names the field
+ * and the limit, never the value: a client-chosen string is not echoed back.
+ */
+export class RequestLimitError extends Error {
+  override readonly name = 'RequestLimitError';
+  /** INVALID_ARGUMENT: how the services' status table (libs/grpc) reads it. */
+  readonly grpcCode = 3;
+}
+
+/**
+ * What the router takes in a ModelInferRequest, checked while it reads the routing fields
+ * (before any lookup). Lengths are UTF-8 bytes. Names in the model repository are far
+ * shorter; the bounds keep every message, log line, span and prediction record that quotes
+ * them small, and a NATS record within max_payload.
+ */
+export const REQUEST_LIMITS = {
+  /** model_name, id, input and output names, parameter keys. */
+  nameBytes: 256,
+  /** model_version (a number in the model repository). */
+  versionBytes: 64,
+  /** An input's datatype ("FP32", "BYTES": 5 at most). */
+  datatypeBytes: 16,
+  /** Inputs, and requested outputs, each. */
+  tensors: 1024,
+  /** Entries of one parameters map. */
+  parameters: 256,
+  /** Dimensions of one input's shape. */
+  dims: 64,
+} as const;
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -72,6 +104,17 @@ class Reader {
     return this.buf.toString('utf8', start, end);
   }
 
+  /**
+   * A string field of at most `most` UTF-8 bytes, checked before it is decoded; invalid
+   * UTF-8 is refused, as proto3 requires of strings (decoded, it would change under the client).
+   */
+  boundedString(field: string, most: number): string {
+    const [start, end] = this.delimited();
+    if (end - start > most) throw new RequestLimitError(`${field} is ${end - start} bytes, over the limit of ${most}`);
+    if (!isUtf8(this.buf.subarray(start, end))) throw new RequestLimitError(`${field} is not valid UTF-8`);
+    return this.buf.toString('utf8', start, end);
+  }
+
   bytes(): Buffer {
     const [start, end] = this.delimited();
     return this.buf.subarray(start, end);
@@ -123,44 +166,88 @@ function expectLen(message: string, field: number, type: number, known: (field: 
   if (known(field) && type !== LEN) throw new WireFormatError(`${message} field ${field} has wire type ${type}; it is length-delimited`);
 }
 
-/** Reads the routing fields of an encoded ModelInferRequest, skipping tensor contents. */
+/**
+ * Reads the routing fields of an encoded ModelInferRequest, skipping tensor contents.
+ * Throws WireFormatError for bytes that are not one, RequestLimitError for one over
+ * REQUEST_LIMITS (requested outputs and parameter keys are checked, not kept).
+ */
 export function readInferRequestHeader(bytes: Uint8Array): InferRequestHeader {
   const buf = asBuffer(bytes);
   const reader = new Reader(buf);
   const header: InferRequestHeader = { modelName: '', modelVersion: '', id: '', inputs: [] };
+  let outputs = 0;
+  let parameters = 0;
   while (!reader.done) {
     const { field, type } = reader.tag();
     // A known field of the wrong type is refused here: forwarded, it would fail to decode at the worker.
     expectLen('ModelInferRequest', field, type, (f) => f >= 1 && f <= 7);
-    if (field === 1 && type === LEN) header.modelName = reader.string();
-    else if (field === 2 && type === LEN) header.modelVersion = reader.string();
-    else if (field === 3 && type === LEN) header.id = reader.string();
+    if (field === 1 && type === LEN) header.modelName = reader.boundedString('model_name', REQUEST_LIMITS.nameBytes);
+    else if (field === 2 && type === LEN) header.modelVersion = reader.boundedString('model_version', REQUEST_LIMITS.versionBytes);
+    else if (field === 3 && type === LEN) header.id = reader.boundedString('id', REQUEST_LIMITS.nameBytes);
+    else if (field === 4 && type === LEN) checkParameter(reader, 'parameters', ++parameters);
     else if (field === 5 && type === LEN) {
+      if (header.inputs.length === REQUEST_LIMITS.tensors) throw new RequestLimitError(`the request has more than ${REQUEST_LIMITS.tensors} inputs`);
       const [start, end] = reader.delimited();
-      header.inputs.push(readTensorHeader(buf, start, end));
+      header.inputs.push(readTensorHeader(buf, start, end, header.inputs.length));
+    } else if (field === 6 && type === LEN) {
+      if (++outputs > REQUEST_LIMITS.tensors) throw new RequestLimitError(`the request has more than ${REQUEST_LIMITS.tensors} outputs`);
+      checkRequestedOutput(reader, outputs - 1);
     } else reader.skip(type);
   }
   return header;
 }
 
-function readTensorHeader(buf: Buffer, start: number, end: number): TensorHeader {
+function readTensorHeader(buf: Buffer, start: number, end: number, index: number): TensorHeader {
   const reader = new Reader(buf, start, end);
   const tensor: TensorHeader = { name: '', datatype: '', shape: [] };
   const dim = (value: number) => (Number.isSafeInteger(value) ? value : -1);
+  const addDim = (value: number) => {
+    if (tensor.shape.length === REQUEST_LIMITS.dims) throw new RequestLimitError(`inputs[${index}].shape has more than ${REQUEST_LIMITS.dims} dimensions`);
+    tensor.shape.push(dim(value));
+  };
+  let parameters = 0;
   while (!reader.done) {
     const { field, type } = reader.tag();
     expectLen('InferInputTensor', field, type, (f) => f === 1 || f === 2 || f === 4 || f === 5);
-    if (field === 1 && type === LEN) tensor.name = reader.string();
-    else if (field === 2 && type === LEN) tensor.datatype = reader.string();
+    if (field === 1 && type === LEN) tensor.name = reader.boundedString(`inputs[${index}].name`, REQUEST_LIMITS.nameBytes);
+    else if (field === 2 && type === LEN) tensor.datatype = reader.boundedString(`inputs[${index}].datatype`, REQUEST_LIMITS.datatypeBytes);
     else if (field === 3 && type === LEN) {
       // Packed (what proto3 encoders write) ...
       const [s, e] = reader.delimited();
       const packed = new Reader(buf, s, e);
-      while (!packed.done) tensor.shape.push(dim(packed.varint()));
-    } else if (field === 3 && type === VARINT) tensor.shape.push(dim(reader.varint())); // ... or one by one (also valid).
+      while (!packed.done) addDim(packed.varint());
+    } else if (field === 3 && type === VARINT) addDim(reader.varint()); // ... or one by one (also valid).
+    else if (field === 4 && type === LEN) checkParameter(reader, `inputs[${index}].parameters`, ++parameters);
     else reader.skip(type);
   }
   return tensor;
+}
+
+/** A requested output (InferRequestedOutputTensor): its name and parameter keys within the limits. */
+function checkRequestedOutput(outer: Reader, index: number): void {
+  const [start, end] = outer.delimited();
+  const reader = new Reader(outer.buf, start, end);
+  let parameters = 0;
+  while (!reader.done) {
+    const { field, type } = reader.tag();
+    expectLen('InferRequestedOutputTensor', field, type, (f) => f === 1 || f === 2);
+    if (field === 1 && type === LEN) reader.boundedString(`outputs[${index}].name`, REQUEST_LIMITS.nameBytes);
+    else if (field === 2 && type === LEN) checkParameter(reader, `outputs[${index}].parameters`, ++parameters);
+    else reader.skip(type);
+  }
+}
+
+/** One entry of a map<string, InferParameter>: its key within the limits, and not too many entries. */
+function checkParameter(outer: Reader, map: string, count: number): void {
+  if (count > REQUEST_LIMITS.parameters) throw new RequestLimitError(`${map} has more than ${REQUEST_LIMITS.parameters} entries`);
+  const [start, end] = outer.delimited();
+  const reader = new Reader(outer.buf, start, end);
+  while (!reader.done) {
+    const { field, type } = reader.tag();
+    expectLen(`${map} entry`, field, type, (f) => f === 1 || f === 2);
+    if (field === 1 && type === LEN) reader.boundedString(`${map} key ${count - 1}`, REQUEST_LIMITS.nameBytes);
+    else reader.skip(type);
+  }
 }
 
 /** Leading dimension of the first input: the request's items (rows), 0 when it has none. */

@@ -91,7 +91,7 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
 
   async function modelInfer(request: RawInferRequest, ctx: CallContext): Promise<Buffer> {
     const arrivedNs = process.hrtime.bigint();
-    if (!request.header) throw invalidArgument(`the request is not a ModelInferRequest: ${request.malformed ?? 'unreadable'}`);
+    if (!request.header) throw invalidArgument(request.malformed ?? 'the request is not a ModelInferRequest');
     const header = request.header;
     ctx.span.setAttributes({ 'infermesh.model': bounded(header.modelName, MAX_QUOTED), 'infermesh.request_id': bounded(header.id, MAX_RECORDED_ID) });
     const traceparent = traceparentOf(ctx.span);

@@ -5,13 +5,17 @@
  * worker's answer goes back to the client as the worker encoded it.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { inferenceService, readInferRequestHeader, type InferRequestHeader, type ModelStreamInferResponse } from '@infermesh/contracts';
+import { inferenceService, readInferRequestHeader, RequestLimitError, type InferRequestHeader, type ModelStreamInferResponse } from '@infermesh/contracts';
 
 /** A client's ModelInferRequest: its bytes, and its routing fields (or why they could not be read). */
 export interface RawInferRequest {
   bytes: Buffer;
   header?: InferRequestHeader;
-  /** Set when the bytes are not a ModelInferRequest; the handler refuses it as INVALID_ARGUMENT. */
+  /**
+   * Set when the bytes are not a ModelInferRequest, or one over the request limits (names,
+   * ids, counts: libs/contracts REQUEST_LIMITS): the whole message the handler refuses it
+   * with, as INVALID_ARGUMENT, before any lookup.
+   */
   malformed?: string;
 }
 
@@ -20,7 +24,8 @@ function readRequest(bytes: Buffer): RawInferRequest {
     return { bytes, header: readInferRequestHeader(bytes) };
   } catch (error) {
     // Never throw here: grpc-js would answer INTERNAL without saying what was wrong.
-    return { bytes, malformed: (error as Error).message };
+    const reason = (error as Error).message;
+    return { bytes, malformed: error instanceof RequestLimitError ? reason : `the request is not a ModelInferRequest: ${reason}` };
   }
 }
 
