@@ -10,10 +10,23 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
       /** HTTP: Prometheus scrapes /metrics here; /healthz for plain HTTP probes. */
       MONITOR_METRICS_PORT: setting.port(8002),
       /**
-       * JetStream durable consumer name. Replicas sharing one name split the records
-       * between them (each would see part of the traffic), so give each replica its own.
+       * This monitor's key in the `<prefix>_snapshots` key-value bucket, where it saves its
+       * counts with the stream sequence they cover. Each replica reads every record (no
+       * shared consumer), so give each its own key.
        */
-      MONITOR_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'a JetStream consumer name (letters, digits, "_" and "-")').default('monitor'),
+      MONITOR_SNAPSHOT_KEY: z.string().regex(/^[A-Za-z0-9_-]+$/, 'a key-value key (letters, digits, "_" and "-")').default('monitor'),
+      /** How often the counts are saved (also on shutdown); after a crash, the records since are read again from the stream. */
+      MONITOR_SNAPSHOT_INTERVAL_MS: setting.positiveInt(5000),
+      /**
+       * Before reading the stream, listen this long for worker heartbeats (sent every
+       * second), so records of models announced since the snapshot count under their names.
+       */
+      MONITOR_HEARTBEAT_WAIT_MS: z.coerce.number().int().min(0).default(2500),
+      /** Model versions taken as labels (and series kept) at most; the rest count under `_unknown`. */
+      MONITOR_MAX_SERIES: setting.positiveInt(500),
+      /** Client ids (API key ids) counted apart at most, and (client, model) pairs; the rest count under `_other`. */
+      MONITOR_MAX_CLIENTS: setting.positiveInt(1000),
+      MONITOR_MAX_CLIENT_SERIES: setting.positiveInt(10_000),
     },
     env,
   );

@@ -10,9 +10,7 @@ import { TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output } from '@infermesh/contracts';
 import { resizeBilinear } from './resize.js';
 import { Slots } from './slots.js';
-
-/** Decompression-bomb guard: refuse images over this many pixels before decoding them. */
-const MAX_INPUT_PIXELS = 50_000_000;
+import { checkDeclaredPixels, checkImageCount, DEFAULT_PREPROCESS_LIMITS, type PreprocessLimits } from './image-limits.js';
 /**
  * Images decoded at once, in the whole process: a decoded 50-megapixel image is 150 MB,
  * so memory stays bounded however many images a call (or many calls) bring. sharp decodes
@@ -71,19 +69,27 @@ export function padPixel(spec: ImagePipeline__Output): [number, number, number] 
   return pixel;
 }
 
-/** Checks a pipeline before any work: a bad or oversized frame is refused, never allocated. */
-export function checkPipeline(spec: ImagePipeline__Output | null | undefined, model: string): ImagePipeline__Output {
-  if (!spec) throw new TensorError(`no image pipeline given for model '${model}'`);
+/**
+ * Checks a pipeline before any work: a bad or oversized frame is refused, never allocated.
+ * A frame over a request's pixel budget could never be answered, so it is refused too.
+ */
+export function checkPipeline(spec: ImagePipeline__Output | null | undefined, model: string, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): ImagePipeline__Output {
+  const named = model.length > 128 ? `${model.slice(0, 128)}…` : model;
+  if (!spec) throw new TensorError(`no image pipeline given for model '${named}'`);
   for (const side of ['width', 'height'] as const) {
     if (!Number.isInteger(spec[side]) || spec[side] < 1 || spec[side] > MAX_FRAME_SIDE) {
-      throw new TensorError(`model '${model}': pipeline ${side} ${spec[side]} is outside 1 to ${MAX_FRAME_SIDE}`);
+      throw new TensorError(`model '${named}': pipeline ${side} ${spec[side]} is outside 1 to ${MAX_FRAME_SIDE}`);
     }
+  }
+  if (spec.width * spec.height > limits.maxRequestPixels) {
+    throw new TensorError(`model '${named}': a pipeline frame of ${spec.width} x ${spec.height} pixels is over the limit of ${limits.maxRequestPixels} per request (PREPROCESSOR_MAX_REQUEST_PIXELS)`);
   }
   return spec;
 }
 
-async function decode(bytes: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
-  const { data, info } = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+async function decode(bytes: Buffer, maxPixels: number): Promise<{ data: Buffer; width: number; height: number }> {
+  // The header was checked; the limit stays as a second guard for a header that lies.
+  const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
     .rotate() // honour EXIF orientation, as viewers do
     .removeAlpha()
     .toColourspace('srgb')
@@ -95,13 +101,18 @@ async function decode(bytes: Buffer): Promise<{ data: Buffer; width: number; hei
 
 /**
  * The images of one request as UINT8 [count, height, width, 3] RGB. Throws a TensorError
- * naming the input and the element when an image cannot be read. Each image is resized
- * into its frame as soon as it is decoded, and its decoded pixels are let go. When `signal`
- * aborts, images not yet decoding are not decoded and the call rejects with its reason.
+ * naming the input and the element when an image cannot be read, or when the request is
+ * over `limits` (checked from the count and the images' headers before anything is
+ * decoded or allocated). Each image is resized into its frame as soon as it is decoded,
+ * and its decoded pixels are let go. When `signal` aborts, images not yet decoding are not
+ * decoded and the call rejects with its reason.
  */
-export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[], signal?: AbortSignal): Promise<Buffer> {
+export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[], signal?: AbortSignal, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): Promise<Buffer> {
   if (images.length === 0) throw new TensorError(`input '${name}': no images`);
   const { width, height } = spec;
+  checkImageCount(limits, name, images.length);
+  await checkDeclaredPixels(limits, name, images, width * height);
+  signal?.throwIfAborted();
   const frame = width * height * 3;
   const out = Buffer.allocUnsafe(frame * images.length);
   const pad = padPixel(spec);
@@ -111,7 +122,7 @@ export async function imagesToPixels(spec: ImagePipeline__Output, name: string, 
   }
   await Promise.all(images.map(async (bytes, n) => {
     // A call that ended (cancelled, past its deadline) gives up its place in the decode queue.
-    const image = await decodes.run(() => decode(bytes).catch((error: Error) => {
+    const image = await decodes.run(() => decode(bytes, limits.maxImagePixels).catch((error: Error) => {
       throw new TensorError(`input '${name}': element ${n} is not an image that can be decoded (PNG or JPEG expected): ${error.message}`);
     }), signal);
     const place = placement(spec, image.width, image.height);

@@ -35,7 +35,7 @@ describe('preprocess', () => {
 
   it('fails only the item whose image cannot be read, naming the element', async () => {
     const response = await preprocess(request([[await solid(1, 2, 3)], [await solid(4, 5, 6), Buffer.from('not an image')], [await solid(7, 8, 9)]]));
-    expect(response.results!.map((r) => r.error ?? '')).toEqual(['', expect.stringMatching(/input 'image': element 1 is not an image that can be decoded/), '']);
+    expect(response.results!.map((r) => r.error ?? '')).toEqual(['', expect.stringMatching(/input 'image': element 1 is not a known image format/), '']);
     expect(response.results![2].count).toBe(1);
   });
 

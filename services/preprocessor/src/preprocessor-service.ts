@@ -8,16 +8,18 @@ import { decodeBytesElements, TensorError } from '@infermesh/tensor';
 import { PREPROCESS_ERROR_BYTES, preprocessResultBytes, type PreprocessRequest__Output, type PreprocessResponse, type PreprocessResult } from '@infermesh/contracts';
 import { boundedDetails, resourceExhausted, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import { checkPipeline, imagesToPixels } from './image-pipeline.js';
+import { DEFAULT_PREPROCESS_LIMITS, type PreprocessLimits } from './image-limits.js';
 
 const tracer = trace.getTracer('infermesh-preprocessor');
 
 /**
  * `maxMessageBytes` bounds the answer: each item's frames (count × height × width × 3), or
  * its error message, plus the framing, must fit one message. That is checked from the
- * images' count before anything is decoded. `signal` ends the decoding of a call that ended.
+ * images' count before anything is decoded; each item is then held to `limits` from its
+ * images' count and headers (image-limits.ts). `signal` ends the decoding of a call that ended.
  */
-export async function preprocess(request: PreprocessRequest__Output, maxMessageBytes = Number.MAX_SAFE_INTEGER, signal?: AbortSignal): Promise<PreprocessResponse> {
-  const spec = checkPipeline(request.pipeline, request.modelName);
+export async function preprocess(request: PreprocessRequest__Output, maxMessageBytes = Number.MAX_SAFE_INTEGER, signal?: AbortSignal, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): Promise<PreprocessResponse> {
+  const spec = checkPipeline(request.pipeline, request.modelName, limits);
   const items = request.items.map((item) => {
     try {
       return { item, images: decodeBytesElements(spec.input, item.images) };
@@ -37,7 +39,7 @@ export async function preprocess(request: PreprocessRequest__Output, maxMessageB
     try {
       if (unreadable || !images) throw unreadable;
       span.setAttribute('infermesh.images', images.length);
-      return { pixels: await imagesToPixels(spec, spec.input, images, signal), count: images.length };
+      return { pixels: await imagesToPixels(spec, spec.input, images, signal, limits), count: images.length };
     } catch (error) {
       if (!(error instanceof TensorError)) throw error;
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
@@ -49,6 +51,6 @@ export async function preprocess(request: PreprocessRequest__Output, maxMessageB
   return { results };
 }
 
-export function preprocessorHandlers(maxMessageBytes: number): ServiceHandlers {
-  return { Preprocess: (request: PreprocessRequest__Output, ctx: CallContext) => preprocess(request, maxMessageBytes, ctx.signal) };
+export function preprocessorHandlers(maxMessageBytes: number, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): ServiceHandlers {
+  return { Preprocess: (request: PreprocessRequest__Output, ctx: CallContext) => preprocess(request, maxMessageBytes, ctx.signal, limits) };
 }

@@ -3,7 +3,7 @@ import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grp
 import { preprocessorService } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 import { preprocessorHandlers } from './preprocessor-service.js';
-import type { PreprocessorConfig } from './config.js';
+import { preprocessLimitsOf, type PreprocessorConfig } from './config.js';
 
 export interface Preprocessor {
   readonly grpc: GrpcServer;
@@ -14,7 +14,7 @@ export interface Preprocessor {
 export function createPreprocessor({ config, logger }: { config: PreprocessorConfig; logger: Logger }): Preprocessor {
   const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
   // A call carries the images of many requests (many traces): each item gets its own span instead.
-  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES), { untraced: ['Preprocess'] });
+  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES, preprocessLimitsOf(config)), { untraced: ['Preprocess'] });
   return {
     grpc,
     async start() {
