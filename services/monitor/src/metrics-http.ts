@@ -1,7 +1,6 @@
 /** The plain HTTP side: Prometheus scrapes /metrics, probes hit /healthz. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import type { Logger } from '@infermesh/log';
 
 export interface MetricsHttpServer {
@@ -11,13 +10,14 @@ export interface MetricsHttpServer {
   close(): Promise<void>;
 }
 
-export function createMetricsHttpServer(registry: Registry, logger: Logger): MetricsHttpServer {
+/** `collect` writes the whole exposition text, of type `contentType`. */
+export function createMetricsHttpServer(collect: () => Promise<string>, contentType: string, logger: Logger): MetricsHttpServer {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://monitor').pathname;
     if (req.method === 'GET' && path === '/metrics') {
-      registry.metrics().then(
+      collect().then(
         (text) => {
-          res.writeHead(200, { 'content-type': registry.contentType });
+          res.writeHead(200, { 'content-type': contentType });
           res.end(text);
         },
         (error: unknown) => {

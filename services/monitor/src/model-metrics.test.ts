@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PredictionRecord__Output } from '@infermesh/contracts';
-import { ModelMetrics } from './model-metrics.js';
+import { MonitorState, type MonitorStateOptions } from './monitor-state.js';
 import { SlidingWindow } from './sliding-window.js';
 import { record as fixture } from './records.fixture.js';
 
@@ -8,7 +8,18 @@ let sequence = 0;
 
 function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRecord__Output {
   sequence += 1;
-  return fixture({ requestId: `req-${sequence}`, ...overrides });
+  return fixture({ requestId: `req-${sequence}`, timestampMs: String(Date.now()), ...overrides });
+}
+
+/** A monitor's state with iris 1 and 2 and resnet 7 announced by a worker. */
+function monitorState(options: MonitorStateOptions = {}): MonitorState {
+  const state = new MonitorState(options);
+  state.known.announce({ models: [model('iris', '1'), model('iris', '2'), model('resnet', '7')] });
+  return state;
+}
+
+function model(name: string, version: string) {
+  return { name, version } as Parameters<MonitorState['known']['announce']>[0]['models'][number];
 }
 
 /** 1..n in an order that is not sorted, so the percentiles cannot rely on arrival order. */
@@ -23,22 +34,22 @@ function shuffled(n: number): number[] {
 
 describe('ModelMetrics', () => {
   it('reports exact nearest-rank p50/p90/p99 of latency, queue and compute in milliseconds', () => {
-    const metrics = new ModelMetrics();
+    const state = monitorState();
     for (const ms of shuffled(100)) {
-      metrics.record(record({ latencyUs: String(ms * 1000), queueUs: String(ms * 100), computeUs: String(ms * 200) }));
+      state.count(record({ latencyUs: String(ms * 1000), queueUs: String(ms * 100), computeUs: String(ms * 200) }));
     }
-    const [stats] = metrics.stats('iris');
+    const [stats] = state.models.stats('iris');
     expect(stats.latencyMs).toEqual({ p50: 50, p90: 90, p99: 99 });
     expect(stats.queueMs).toEqual({ p50: 5, p90: 9, p99: 9.9 });
     expect(stats.computeMs).toEqual({ p50: 10, p90: 18, p99: 19.8 });
   });
 
   it('counts a non-zero status code as an error, and keeps failures out of queue and compute percentiles', () => {
-    const metrics = new ModelMetrics();
-    metrics.record(record({ latencyUs: '2000', queueUs: '1000', computeUs: '3000' }));
-    metrics.record(record({ statusCode: 14, latencyUs: '9000', queueUs: '0', computeUs: '0' }));
-    metrics.record(record({ statusCode: 3, latencyUs: '9000', queueUs: '0', computeUs: '0' }));
-    const [stats] = metrics.stats('iris');
+    const state = monitorState();
+    state.count(record({ latencyUs: '2000', queueUs: '1000', computeUs: '3000' }));
+    state.count(record({ statusCode: 14, latencyUs: '9000', queueUs: '0', computeUs: '0' }));
+    state.count(record({ statusCode: 3, latencyUs: '9000', queueUs: '0', computeUs: '0' }));
+    const [stats] = state.models.stats('iris');
     expect(stats.requestCount).toBe(3);
     expect(stats.errorCount).toBe(2);
     expect(stats.latencyMs.p99).toBe(9);
@@ -46,80 +57,81 @@ describe('ModelMetrics', () => {
     expect(stats.computeMs).toEqual({ p50: 3, p90: 3, p99: 3 });
   });
 
-  it('labels the Prometheus request counter with the gRPC status name', async () => {
-    const metrics = new ModelMetrics();
-    metrics.record(record());
-    metrics.record(record({ statusCode: 14 }));
-    const text = await metrics.registry.metrics();
+  it('labels the Prometheus request counter with the gRPC status name', () => {
+    const state = monitorState();
+    state.count(record());
+    state.count(record({ statusCode: 14 }));
+    const text = state.prometheus();
     expect(text).toContain('infermesh_requests_total{model="iris",version="1",code="OK"} 1');
     expect(text).toContain('infermesh_requests_total{model="iris",version="1",code="UNAVAILABLE"} 1');
   });
 
   it('counts records that share a request id as requests of their own: clients choose ids and reuse them', () => {
-    const metrics = new ModelMetrics();
-    expect(metrics.record(record({ requestId: 'same', items: 4 }))).toBe('counted');
-    expect(metrics.record(record({ requestId: 'same', items: 4 }))).toBe('counted');
-    const [stats] = metrics.stats('iris');
+    const state = monitorState();
+    expect(state.count(record({ requestId: 'same', items: 4 }))).toBe('counted');
+    expect(state.count(record({ requestId: 'same', items: 4 }))).toBe('counted');
+    const [stats] = state.models.stats('iris');
     expect(stats.requestCount).toBe(2);
     expect(stats.items).toBe(8);
   });
 
-  it('counts every record without a request id', () => {
-    const metrics = new ModelMetrics();
-    metrics.record(record({ requestId: '' }));
-    metrics.record(record({ requestId: '' }));
-    expect(metrics.stats('iris')[0].requestCount).toBe(2);
-  });
-
-  it('drops a record without a model', () => {
-    const metrics = new ModelMetrics();
-    expect(metrics.record(record({ model: '' }))).toBe('invalid');
-    expect(metrics.models()).toEqual([]);
-  });
-
   it('keeps versions apart, sums items and remembers the latest request time', () => {
-    const metrics = new ModelMetrics();
-    metrics.record(record({ version: '2', items: 3, timestampMs: '2000' }));
-    metrics.record(record({ version: '1', items: 5, timestampMs: '1000' }));
-    metrics.record(record({ version: '2', items: 4, timestampMs: '1500' }));
-    metrics.record(record({ model: 'resnet', version: '7' }));
-    expect(metrics.models()).toEqual(['iris', 'resnet']);
-    expect(metrics.stats('iris').map((s) => [s.version, s.requestCount, s.items, s.lastRequestMs])).toEqual([
+    const state = monitorState();
+    state.count(record({ version: '2', items: 3, timestampMs: '2000' }));
+    state.count(record({ version: '1', items: 5, timestampMs: '1000' }));
+    state.count(record({ version: '2', items: 4, timestampMs: '1500' }));
+    state.count(record({ model: 'resnet', version: '7' }));
+    expect(state.models.models()).toEqual(['iris', 'resnet']);
+    expect(state.models.stats('iris').map((s) => [s.version, s.requestCount, s.items, s.lastRequestMs])).toEqual([
       ['1', 1, 5, 1000],
       ['2', 2, 7, 2000],
     ]);
-    expect(metrics.stats('iris', '2')).toHaveLength(1);
-    expect(metrics.stats('iris', '3')).toEqual([]);
-    expect(metrics.stats('unknown')).toEqual([]);
+    expect(state.models.stats('iris', '2')).toHaveLength(1);
+    expect(state.models.stats('iris', '3')).toEqual([]);
+    expect(state.models.stats('unknown')).toEqual([]);
   });
 
   it('leaves samples older than the window out of the percentiles but keeps counting them', () => {
-    let now = 0;
-    const metrics = new ModelMetrics({ windowMaxAgeMs: 60_000, now: () => now });
-    metrics.record(record({ latencyUs: '100000' }));
-    now = 61_000;
-    metrics.record(record({ latencyUs: '1000' }));
-    const [stats] = metrics.stats('iris');
+    let now = 100_000;
+    const state = monitorState({ windowMaxAgeMs: 60_000, now: () => now });
+    state.count(record({ latencyUs: '100000', timestampMs: String(now) }));
+    now += 61_000;
+    state.count(record({ latencyUs: '1000', timestampMs: String(now) }));
+    const [stats] = state.models.stats('iris');
     expect(stats.requestCount).toBe(2);
     expect(stats.latencyMs).toEqual({ p50: 1, p90: 1, p99: 1 });
   });
 
-  it('feeds the latency Summary with the same observations, in seconds', async () => {
-    const metrics = new ModelMetrics();
-    for (let i = 0; i < 10; i++) metrics.record(record({ latencyUs: '4000' }));
-    const summary = await metrics.latencySummary.get();
-    // prom-client adds the quantile label beside ours; its types only know ours.
-    const median = summary.values.find((v) => (v.labels as Record<string, string | number>).quantile === 0.5 && v.labels.model === 'iris');
-    expect(median?.value).toBeCloseTo(0.004, 6);
+  it('ages a sample by the time the router answered, so a record read again after a restart ages as the original did', () => {
+    const now = 1_000_000;
+    const state = monitorState({ windowMaxAgeMs: 60_000, now: () => now });
+    state.count(record({ latencyUs: '100000', timestampMs: String(now - 61_000) }));
+    state.count(record({ latencyUs: '1000', timestampMs: String(now) }));
+    expect(state.models.stats('iris')[0].latencyMs).toEqual({ p50: 1, p90: 1, p99: 1 });
   });
 
-  it('observes the batch size of successful requests', async () => {
-    const metrics = new ModelMetrics();
-    metrics.record(record({ batchSize: 8 }));
-    metrics.record(record({ batchSize: 8, statusCode: 13 }));
-    const text = await metrics.registry.metrics();
+  it('writes the latency Summary from the same window GetModelStats answers from, in seconds', () => {
+    const state = monitorState();
+    for (let i = 0; i < 10; i++) state.count(record({ latencyUs: '4000' }));
+    const text = state.prometheus();
+    expect(text).toContain('infermesh_request_latency_seconds{quantile="0.5",model="iris",version="1"} 0.004');
+    expect(text).toContain('infermesh_request_latency_seconds_count{model="iris",version="1"} 10');
+  });
+
+  it('observes the batch size of successful requests', () => {
+    const state = monitorState();
+    state.count(record({ batchSize: 8 }));
+    state.count(record({ batchSize: 8, statusCode: 13 }));
+    const text = state.prometheus();
     expect(text).toContain('infermesh_batch_size_bucket{le="8",model="iris",version="1"} 1');
     expect(text).toContain('infermesh_batch_size_count{model="iris",version="1"} 1');
+  });
+
+  it('escapes quotes, backslashes and newlines in label values', () => {
+    const state = new MonitorState();
+    state.known.add('a"b\\c\nd', '1');
+    state.count(record({ model: 'a"b\\c\nd' }));
+    expect(state.prometheus()).toContain('infermesh_items_total{model="a\\"b\\\\c\\nd",version="1"} 1');
   });
 });
 

@@ -1,10 +1,12 @@
 /**
  * What the monitor knows about each model version, built from prediction records:
- * Prometheus series for scraping, and exact recent percentiles for GetModelStats.
+ * counters and histograms for Prometheus, exact recent percentiles for GetModelStats.
+ * Everything but the percentile windows is plain data saved in the monitor's snapshot;
+ * the windows are refilled from the stream's recent records after a restart.
  */
-import { Counter, Histogram, Registry, Summary } from 'prom-client';
-import type { PredictionRecord__Output } from '@infermesh/contracts';
 import { Status } from '@infermesh/grpc';
+import { UNKNOWN, type SeriesLabels } from './known-models.js';
+import { BucketCounts, PrometheusText, type Labels } from './prometheus-text.js';
 import { SlidingWindow, type Percentiles } from './sliding-window.js';
 
 /** 0.5 ms .. 10 s: a small tabular model answers in well under a millisecond, a cold GPU batch in seconds. */
@@ -24,121 +26,118 @@ export interface VersionStats {
   computeMs: Percentiles;
 }
 
-/** `invalid`: a record without a model, which no series could hold. */
-export type RecordOutcome = 'counted' | 'invalid';
+/** One request as a record told it, after the checks in record-checks.ts. */
+export interface Observation {
+  statusCode: Status;
+  items: number;
+  latencyUs: number;
+  queueUs: number;
+  computeUs: number;
+  batchSize: number;
+  /** When the router answered (never later than the monitor's now), so a replayed sample ages as the original did. */
+  atMs: number;
+}
 
 export interface ModelMetricsOptions {
   /** Samples kept per quantity and version for the percentiles. */
   windowSize?: number;
-  /** Samples older than this leave the percentiles (the Summary's maxAge, so both agree on "recent"). */
+  /** Samples older than this leave the percentiles. */
   windowMaxAgeMs?: number;
+  /** Series (model versions) at most; records of a version beyond it count under `_unknown`. */
+  maxSeries?: number;
   now?: () => number;
 }
 
-interface Series {
+/** The saved form of one series. */
+export interface SavedSeries {
+  model: string;
+  version: string;
   requests: number;
   errors: number;
   items: number;
   lastRequestMs: number;
+  codes: Record<string, number>;
+  duration: { counts: number[]; sum: number };
+  queue: { counts: number[]; sum: number };
+  compute: { counts: number[]; sum: number };
+  batch: { counts: number[]; sum: number };
+}
+
+interface Series {
+  labels: SeriesLabels;
+  requests: number;
+  errors: number;
+  items: number;
+  lastRequestMs: number;
+  codes: Map<string, number>;
+  duration: BucketCounts;
+  queueDuration: BucketCounts;
+  computeDuration: BucketCounts;
+  batchSize: BucketCounts;
   latency: SlidingWindow;
   queue: SlidingWindow;
   compute: SlidingWindow;
 }
 
-const LABELS = ['model', 'version'] as const;
+const key = ({ model, version }: SeriesLabels) => `${model}\u0000${version}`;
 
 export class ModelMetrics {
-  /** Private, so tests and embedders can run several monitors in one process. */
-  readonly registry = new Registry();
-  private readonly series = new Map<string, Map<string, Series>>();
+  private readonly series = new Map<string, Series>();
   private readonly windowSize: number;
-  private readonly windowMaxAgeMs: number;
+  readonly windowMaxAgeMs: number;
+  readonly maxSeries: number;
   private readonly now: () => number;
-
-  private readonly requestsTotal = new Counter({ name: 'infermesh_requests_total', help: 'Inference requests answered by the router, by gRPC status code.', labelNames: [...LABELS, 'code'], registers: [this.registry] });
-  private readonly itemsTotal = new Counter({ name: 'infermesh_items_total', help: 'Rows (leading dimension) in inference requests.', labelNames: LABELS, registers: [this.registry] });
-  private readonly duration = new Histogram({ name: 'infermesh_request_duration_seconds', help: 'End-to-end request duration at the router.', labelNames: LABELS, buckets: DURATION_BUCKETS_SECONDS, registers: [this.registry] });
-  private readonly queueDuration = new Histogram({ name: 'infermesh_queue_duration_seconds', help: 'Time a successful request waited in the worker queue.', labelNames: LABELS, buckets: DURATION_BUCKETS_SECONDS, registers: [this.registry] });
-  private readonly computeDuration = new Histogram({ name: 'infermesh_compute_duration_seconds', help: 'Model execution time of a successful request (its whole batch).', labelNames: LABELS, buckets: DURATION_BUCKETS_SECONDS, registers: [this.registry] });
-  private readonly batchSize = new Histogram({ name: 'infermesh_batch_size', help: 'Requests in the worker batch that served a successful request.', labelNames: LABELS, buckets: BATCH_SIZE_BUCKETS, registers: [this.registry] });
-  private readonly dropped = new Counter({ name: 'infermesh_monitor_records_dropped_total', help: 'Prediction records not counted: records of a redelivered message counted at an earlier delivery, or records without a model.', labelNames: ['reason'], registers: [this.registry] });
-  readonly latencySummary: Summary<'model' | 'version'>;
 
   constructor(options: ModelMetricsOptions = {}) {
     this.windowSize = options.windowSize ?? 2048;
     this.windowMaxAgeMs = options.windowMaxAgeMs ?? 600_000;
+    this.maxSeries = options.maxSeries ?? 500;
     this.now = options.now ?? Date.now;
-    this.latencySummary = new Summary({
-      name: 'infermesh_request_latency_seconds',
-      help: 'End-to-end request latency at the router, recent quantiles.',
-      labelNames: LABELS,
-      percentiles: [0.5, 0.9, 0.99],
-      maxAgeSeconds: this.windowMaxAgeMs / 1000,
-      ageBuckets: 5,
-      registers: [this.registry],
-    });
+  }
+
+  /** Counts one request under `labels`. Every call counts: telling a repeated message from a new one is the consumer's job. */
+  record(labels: SeriesLabels, o: Observation): void {
+    const series = this.seriesOf(labels);
+    const ok = o.statusCode === Status.OK;
+    series.requests += 1;
+    if (!ok) series.errors += 1;
+    series.items += o.items;
+    series.lastRequestMs = Math.max(series.lastRequestMs, o.atMs);
+    const code = (Status[o.statusCode] as string | undefined) ?? String(o.statusCode);
+    series.codes.set(code, (series.codes.get(code) ?? 0) + 1);
+    series.duration.observe(o.latencyUs / 1e6);
+    if (ok) {
+      series.queueDuration.observe(o.queueUs / 1e6);
+      series.computeDuration.observe(o.computeUs / 1e6);
+      if (o.batchSize > 0) series.batchSize.observe(o.batchSize);
+    }
+    this.sample(series, o);
   }
 
   /**
-   * Counts one request. Every call counts, whatever its request id (clients choose ids and
-   * may reuse them): telling a redelivered message from a new one is the consumer's job.
+   * Puts the samples of a request counted before the last snapshot back into the
+   * percentile windows, counting nothing: after a restart the windows are refilled from
+   * the stream's recent records. A series the snapshot did not have is left alone.
    */
-  record(record: PredictionRecord__Output): RecordOutcome {
-    if (!record.model) {
-      this.dropped.inc({ reason: 'invalid' });
-      return 'invalid';
-    }
-    const now = this.now();
-    const labels = { model: record.model, version: record.version };
-    const ok = record.statusCode === Status.OK;
-    const series = this.seriesOf(record.model, record.version);
-    const latencyUs = micros(record.latencyUs);
-
-    series.requests += 1;
-    if (!ok) series.errors += 1;
-    series.items += record.items;
-    series.lastRequestMs = Math.max(series.lastRequestMs, Number(record.timestampMs) || now);
-    series.latency.add(latencyUs / 1000, now);
-    this.requestsTotal.inc({ ...labels, code: codeName(record.statusCode) });
-    if (record.items > 0) this.itemsTotal.inc(labels, record.items);
-    this.duration.observe(labels, latencyUs / 1e6);
-    this.latencySummary.observe(labels, latencyUs / 1e6);
-
-    // A failed request may never have reached a worker; its zeros would drag the
-    // queue and compute percentiles down, so only successes describe the workers.
-    if (ok) {
-      const queueUs = micros(record.queueUs);
-      const computeUs = micros(record.computeUs);
-      series.queue.add(queueUs / 1000, now);
-      series.compute.add(computeUs / 1000, now);
-      this.queueDuration.observe(labels, queueUs / 1e6);
-      this.computeDuration.observe(labels, computeUs / 1e6);
-      if (record.batchSize > 0) this.batchSize.observe(labels, record.batchSize);
-    }
-    return 'counted';
-  }
-
-  /** Notes `records` records of a redelivered message that were counted at an earlier delivery. */
-  skipRedelivered(records: number): void {
-    if (records > 0) this.dropped.inc({ reason: 'redelivered' }, records);
+  recall(labels: SeriesLabels, o: Observation): void {
+    const series = this.series.get(key(labels));
+    if (series) this.sample(series, o);
   }
 
   /** Every model with records, sorted. */
   models(): string[] {
-    return [...this.series.keys()].sort();
+    return [...new Set([...this.series.values()].map((s) => s.labels.model))].sort();
   }
 
   /** The versions of `model` (only `version` when given) with records, sorted; empty when none. */
   stats(model: string, version?: string): VersionStats[] {
-    const versions = this.series.get(model);
-    if (!versions) return [];
-    const names = version ? (versions.has(version) ? [version] : []) : [...versions.keys()].sort();
     const now = this.now();
-    return names.map((name) => {
-      const s = versions.get(name) as Series;
-      return {
+    return [...this.series.values()]
+      .filter((s) => s.labels.model === model && (version === undefined || s.labels.version === version))
+      .sort((a, b) => (a.labels.version < b.labels.version ? -1 : a.labels.version > b.labels.version ? 1 : 0))
+      .map((s) => ({
         model,
-        version: name,
+        version: s.labels.version,
         requestCount: s.requests,
         errorCount: s.errors,
         items: s.items,
@@ -146,30 +145,95 @@ export class ModelMetrics {
         latencyMs: s.latency.percentiles(now),
         queueMs: s.queue.percentiles(now),
         computeMs: s.compute.percentiles(now),
-      };
-    });
+      }));
   }
 
-  private seriesOf(model: string, version: string): Series {
-    let versions = this.series.get(model);
-    if (!versions) this.series.set(model, (versions = new Map()));
-    let series = versions.get(version);
+  get seriesCount(): number {
+    return this.series.size;
+  }
+
+  writePrometheus(out: PrometheusText): void {
+    const all = [...this.series.values()].sort((a, b) => (key(a.labels) < key(b.labels) ? -1 : 1));
+    const labelsOf = (s: Series): Labels => [['model', s.labels.model], ['version', s.labels.version]];
+    out.family('infermesh_requests_total', 'counter', 'Inference requests answered by the router, by gRPC status code.');
+    for (const s of all) for (const [code, n] of [...s.codes].sort()) out.sample('infermesh_requests_total', [...labelsOf(s), ['code', code]], n);
+    out.family('infermesh_items_total', 'counter', 'Rows (leading dimension) in inference requests.');
+    for (const s of all) if (s.items > 0) out.sample('infermesh_items_total', labelsOf(s), s.items);
+    const histograms = [
+      ['infermesh_request_duration_seconds', 'End-to-end request duration at the router.', (s: Series) => s.duration],
+      ['infermesh_queue_duration_seconds', 'Time a successful request waited in the worker queue.', (s: Series) => s.queueDuration],
+      ['infermesh_compute_duration_seconds', 'Model execution time of a successful request (its whole batch).', (s: Series) => s.computeDuration],
+      ['infermesh_batch_size', 'Requests in the worker batch that served a successful request.', (s: Series) => s.batchSize],
+    ] as const;
+    for (const [name, help, of] of histograms) {
+      out.family(name, 'histogram', help);
+      for (const s of all) if (of(s).count > 0) out.histogram(name, labelsOf(s), of(s));
+    }
+    // The same exact windows GetModelStats answers from, so a dashboard and the API agree.
+    out.family('infermesh_request_latency_seconds', 'summary', 'End-to-end request latency at the router, recent quantiles (the window of GetModelStats).');
+    const now = this.now();
+    for (const s of all) {
+      const p = s.latency.percentiles(now);
+      for (const [q, v] of [['0.5', p.p50], ['0.9', p.p90], ['0.99', p.p99]] as const) out.sample('infermesh_request_latency_seconds', [['quantile', q], ...labelsOf(s)], v / 1000);
+      out.sample('infermesh_request_latency_seconds_sum', labelsOf(s), s.duration.sum);
+      out.sample('infermesh_request_latency_seconds_count', labelsOf(s), s.duration.count);
+    }
+  }
+
+  toJSON(): SavedSeries[] {
+    return [...this.series.values()].map((s) => ({
+      model: s.labels.model,
+      version: s.labels.version,
+      requests: s.requests,
+      errors: s.errors,
+      items: s.items,
+      lastRequestMs: s.lastRequestMs,
+      codes: Object.fromEntries(s.codes),
+      duration: s.duration.toJSON(),
+      queue: s.queueDuration.toJSON(),
+      compute: s.computeDuration.toJSON(),
+      batch: s.batchSize.toJSON(),
+    }));
+  }
+
+  /** Takes the counts of a snapshot (within this monitor's bound on series); the windows start empty. */
+  restore(saved: readonly SavedSeries[]): void {
+    this.series.clear();
+    for (const s of saved.slice(0, this.maxSeries)) {
+      const series = this.seriesOf({ model: s.model, version: s.version });
+      Object.assign(series, { requests: s.requests, errors: s.errors, items: s.items, lastRequestMs: s.lastRequestMs });
+      for (const [code, n] of Object.entries(s.codes)) series.codes.set(code, n);
+      series.duration.restore(s.duration);
+      series.queueDuration.restore(s.queue);
+      series.computeDuration.restore(s.compute);
+      series.batchSize.restore(s.batch);
+    }
+  }
+
+  private sample(series: Series, o: Observation): void {
+    series.latency.add(o.latencyUs / 1000, o.atMs);
+    // A failed request may never have reached a worker; its zeros would drag the
+    // queue and compute percentiles down, so only successes describe the workers.
+    if (o.statusCode === Status.OK) {
+      series.queue.add(o.queueUs / 1000, o.atMs);
+      series.compute.add(o.computeUs / 1000, o.atMs);
+    }
+  }
+
+  private seriesOf(labels: SeriesLabels): Series {
+    // Past the bound, new versions share one series: `_unknown` is always allowed, so the bound is maxSeries + 1.
+    const wanted = this.series.has(key(labels)) || this.series.size < this.maxSeries ? labels : { model: UNKNOWN, version: UNKNOWN };
+    let series = this.series.get(key(wanted));
     if (!series) {
       const window = () => new SlidingWindow(this.windowSize, this.windowMaxAgeMs);
-      series = { requests: 0, errors: 0, items: 0, lastRequestMs: 0, latency: window(), queue: window(), compute: window() };
-      versions.set(version, series);
+      series = {
+        labels: wanted, requests: 0, errors: 0, items: 0, lastRequestMs: 0, codes: new Map(),
+        duration: new BucketCounts(DURATION_BUCKETS_SECONDS), queueDuration: new BucketCounts(DURATION_BUCKETS_SECONDS),
+        computeDuration: new BucketCounts(DURATION_BUCKETS_SECONDS), batchSize: new BucketCounts(BATCH_SIZE_BUCKETS),
+        latency: window(), queue: window(), compute: window(),
+      };
+      this.series.set(key(wanted), series);
     }
     return series;
   }
-}
-
-/** int64 fields arrive as decimal strings (loader option longs: String). */
-function micros(value: string): number {
-  const n = Number(value);
-  return Number.isFinite(n) && n > 0 ? n : 0;
-}
-
-/** "OK", "NOT_FOUND", ...: what dashboards filter on; unknown codes keep their number. */
-function codeName(code: number): string {
-  return (Status[code] as string | undefined) ?? String(code);
 }

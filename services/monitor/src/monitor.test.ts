@@ -1,6 +1,7 @@
 /**
  * The monitor against a real nats-server (JetStream) and a real gRPC client: records go
- * in through the PREDICTIONS stream, statistics come out over GetModelStats and /metrics.
+ * in through the PREDICTIONS stream, statistics come out over GetModelStats,
+ * GetClientUsage and /metrics, and a monitor started again shows the same counts.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
@@ -8,9 +9,9 @@ import { SpanKind, context, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { contracts, type GetModelStatsRequest, type GetModelStatsResponse__Output, type PredictionRecord } from '@infermesh/contracts';
+import { contracts, type GetClientUsageRequest, type GetClientUsageResponse__Output, type GetModelStatsRequest, type GetModelStatsResponse__Output, type PredictionRecord } from '@infermesh/contracts';
 import type { MonitorClient } from '@infermesh/contracts';
-import { connectBus, events, type Bus } from '@infermesh/bus';
+import { connectBus, events, snapshotStore, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
 import { startNatsServer, type NatsServer } from '@infermesh/testing';
 import { createMonitor, monitorConfig, type Monitor } from './index.js';
@@ -25,15 +26,24 @@ let monitorBus: Bus;
 let monitor: Monitor;
 let client: MonitorClient;
 let metricsUrl: string;
+let heartbeats: NodeJS.Timeout;
 
-async function startMonitor(): Promise<void> {
-  const config = monitorConfig({ NATS_URL: nats.url, MONITOR_HOST: '127.0.0.1', MONITOR_PORT: '0', MONITOR_METRICS_PORT: '0', MONITOR_DURABLE: 'monitor-test' });
+/** The model versions a worker announces in these tests; records of others count under `_unknown`. */
+const SERVED = [['iris', '1'], ['resnet', '3'], ['traced', '1'], ['reused-ids', '1'], ['reused-ids', 'marker'], ['poisoned', '1'], ['offline', '1'], ['restarted', '1'], ['crashed', '1'], ['billed', '1']];
+
+async function startMonitor(env: Record<string, string> = {}): Promise<Monitor> {
+  const config = monitorConfig({
+    NATS_URL: nats.url, MONITOR_HOST: '127.0.0.1', MONITOR_PORT: '0', MONITOR_METRICS_PORT: '0', MONITOR_SNAPSHOT_KEY: 'monitor-test',
+    MONITOR_HEARTBEAT_WAIT_MS: '300', ...env,
+  });
   monitor = await createMonitor({ config, logger, bus: monitorBus });
   const { grpcPort, metricsPort } = await monitor.start();
+  await monitor.caughtUp;
   client?.close();
   const { Monitor: MonitorClientConstructor } = contracts().infermesh.v1;
   client = new MonitorClientConstructor(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
   metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  return monitor;
 }
 
 let sequence = 0;
@@ -69,6 +79,12 @@ function withDefaults(overrides: PredictionRecord): PredictionRecord {
 function getModelStats(request: GetModelStatsRequest): Promise<GetModelStatsResponse__Output> {
   return new Promise((resolve, reject) => {
     client.GetModelStats(request, { deadline: Date.now() + 5000 }, (error, response) => (error ? reject(error) : resolve(response as GetModelStatsResponse__Output)));
+  });
+}
+
+function getClientUsage(request: GetClientUsageRequest): Promise<GetClientUsageResponse__Output> {
+  return new Promise((resolve, reject) => {
+    client.GetClientUsage(request, { deadline: Date.now() + 5000 }, (error, response) => (error ? reject(error) : resolve(response as GetClientUsageResponse__Output)));
   });
 }
 
@@ -109,10 +125,14 @@ beforeAll(async () => {
   publisher = await connectBus({ url: nats.url, name: 'test-publisher', prefix: 'infermesh', logger });
   monitorBus = await connectBus({ url: nats.url, name: 'test-monitor', prefix: 'infermesh', logger });
   await publisher.ensureStreams();
+  // A worker announcing its models every 100 ms (workers do every second).
+  const heartbeat = { workerId: 'worker-a', models: SERVED.map(([name, version]) => ({ name, version, ready: true })) };
+  heartbeats = setInterval(() => publisher.publish(publisher.subjects.heartbeat('worker-a'), events.heartbeat, heartbeat), 100);
   await startMonitor();
 }, 30_000);
 
 afterAll(async () => {
+  clearInterval(heartbeats);
   client?.close();
   await monitor?.stop();
   await monitorBus?.drain();
@@ -220,41 +240,93 @@ describe('monitor', () => {
     expect(stats[0].requestCount).toBe('6');
   });
 
-  it('counts each record of a batch once when the batch is redelivered after failing halfway', async () => {
-    const record = monitor.metrics.record.bind(monitor.metrics);
-    let failed = false;
-    // The second record fails the first time, after the first was counted: the bus naks
-    // the message and JetStream delivers it again, with the same stream sequence.
-    const spy = vi.spyOn(monitor.metrics, 'record').mockImplementation((r) => {
-      if (r.workerId === 'fails-once' && !failed) {
-        failed = true;
-        throw new Error('metrics unavailable');
-      }
-      return record(r);
+  it('counts the records after an undecodable message and after a record it cannot count', async () => {
+    const count = monitor.state.count.bind(monitor.state);
+    const spy = vi.spyOn(monitor.state, 'count').mockImplementation((r) => {
+      if (r.workerId === 'poison') throw new Error('cannot count this record');
+      return count(r);
     });
     try {
-      await publishBatch([
-        { requestId: 'same', model: 'redelivered' },
-        { requestId: 'same', model: 'redelivered', workerId: 'fails-once' },
-        { requestId: 'same', model: 'redelivered' },
-      ]);
-      // The redelivery comes after the nak's delay, behind later messages: no marker can
-      // tell it was handled, so wait for the count to reach three, then check it is three.
-      await eventually(async () => expect(await requestCountOf('redelivered')).toBeGreaterThanOrEqual(3));
-      expect(failed).toBe(true);
-      expect(await requestCountOf('redelivered')).toBe(3);
+      await publisher.js.publish(publisher.subjects.prediction('poisoned'), new TextEncoder().encode('not a PredictionBatch'));
+      await publishBatch([{ model: 'poisoned' }, { model: 'poisoned', workerId: 'poison' }, { model: 'poisoned' }]);
+      await publish({ model: 'poisoned' });
+      await eventually(async () => expect(await requestCountOf('poisoned')).toBe(3));
+      const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+      expect(text).toContain('infermesh_monitor_messages_undecodable_total 1');
+      expect(text).toContain('infermesh_monitor_records_dropped_total{reason="failed"} 1');
     } finally {
       spy.mockRestore();
     }
   });
 
-  it('counts a record published while it was stopped once it restarts (durable consumer)', async () => {
-    await monitor.stop();
-    await publish({ requestId: 'while-down', model: 'offline' });
-    await startMonitor();
+  it('answers usage per client and model over GetClientUsage, requests without a key as anonymous', async () => {
+    await publishBatch([
+      { model: 'billed', clientId: 'key-b', items: 2 },
+      { model: 'billed', clientId: 'key-b', items: 2, statusCode: 8 },
+      { model: 'billed', clientId: 'key-b', items: 2 },
+      { model: 'billed', clientId: '', items: 1 },
+    ]);
+    await eventually(async () => expect(await requestCountOf('billed')).toBe(4));
+    expect((await getClientUsage({ clientId: 'key-b' })).usage).toEqual([{ clientId: 'key-b', model: 'billed', requestCount: '3', errorCount: '1', items: '6' }]);
+    expect((await getClientUsage({ model: 'billed' })).usage.map((u) => [u.clientId, u.requestCount])).toEqual([['anonymous', '1'], ['key-b', '3']]);
+    const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+    expect(text).toContain('infermesh_client_requests_total{client="key-b",model="billed"} 3');
+    expect(text).toContain('infermesh_client_items_total{client="key-b",model="billed"} 6');
+  });
 
-    await eventually(async () => expect(await requestCountOf('offline')).toBe(1));
-    // A fresh process starts from zero, and records acked before the stop are not delivered again.
-    expect((await refusal({ model: 'iris' })).code).toBe(grpc.status.NOT_FOUND);
+  it('refuses a client id longer than any id as INVALID_ARGUMENT, and answers NOT_FOUND for a client without records', async () => {
+    const long = await getClientUsage({ clientId: 'k'.repeat(10_000) }).catch((e: grpc.ServiceError) => e);
+    expect((long as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((long as grpc.ServiceError).details.length).toBeLessThan(200);
+    const missing = await getClientUsage({ clientId: 'never-seen' }).catch((e: grpc.ServiceError) => e);
+    expect((missing as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it('shows the same counts, percentiles and client usage after a restart, and counts the records stored while it was down', async () => {
+    for (let i = 1; i <= 20; i++) await publish({ model: 'restarted', latencyUs: i * 1000, clientId: 'key-r' });
+    await eventually(async () => expect(await requestCountOf('restarted')).toBe(20));
+    const before = await getModelStats({ model: 'restarted' });
+    const usageBefore = await getClientUsage({ clientId: 'key-r' });
+
+    await monitor.stop();
+    await startMonitor();
+    expect(await getModelStats({ model: 'restarted' })).toEqual(before);
+    expect(await getClientUsage({ clientId: 'key-r' })).toEqual(usageBefore);
+    expect(before.stats[0].latency).toEqual({ p50Ms: 10, p90Ms: 18, p99Ms: 20 });
+
+    await monitor.stop();
+    for (let i = 0; i < 5; i++) await publish({ model: 'restarted', clientId: 'key-r' });
+    await startMonitor();
+    expect(await requestCountOf('restarted')).toBe(25);
+    expect((await getClientUsage({ clientId: 'key-r' })).usage[0].requestCount).toBe('25');
+  });
+
+  it('counts once, from the sequence its snapshot covers, the records after a snapshot that is not its last (a crash)', async () => {
+    for (let i = 0; i < 5; i++) await publish({ model: 'crashed' });
+    await eventually(async () => expect(await requestCountOf('crashed')).toBe(5));
+    // What a monitor killed after its last periodic snapshot leaves behind.
+    const snapshot = monitor.state.encode();
+    const covered = monitor.state.mark.sequence;
+    await (await snapshotStore(publisher, 'crash-test')).save(snapshot);
+    for (let i = 0; i < 5; i++) await publish({ model: 'crashed' });
+    await eventually(async () => expect(await requestCountOf('crashed')).toBe(10));
+
+    const running = monitor;
+    await startMonitor({ MONITOR_SNAPSHOT_KEY: 'crash-test' });
+    expect(covered).toBeGreaterThan(0);
+    expect(await requestCountOf('crashed')).toBe(10);
+    expect(await requestCountOf('restarted')).toBe(25);
+    await running.stop();
+  });
+
+  it('counts records of models no worker announced under _unknown, and keeps /metrics small', async () => {
+    const unknownBefore = (await getModelStats({ model: '_unknown' }).catch(() => ({ stats: [] }))).stats.reduce((sum, s) => sum + Number(s.requestCount), 0);
+    for (let batch = 0; batch < 20; batch++) {
+      await publishBatch(Array.from({ length: 250 }, (_, i) => ({ model: `made-up-${batch * 250 + i}`, version: String(i) })));
+    }
+    await eventually(async () => expect(await requestCountOf('_unknown')).toBe(unknownBefore + 5000));
+    const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+    expect(text).not.toContain('made-up');
+    expect(text.length).toBeLessThan(256 * 1024);
   });
 });

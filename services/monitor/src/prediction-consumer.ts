@@ -1,48 +1,175 @@
 /**
- * Reads the PREDICTIONS stream with a durable consumer into ModelMetrics. Records arrive
- * in batches (PredictionBatch messages); the bus acks a message only after every record
- * in it is counted, so a crash loses nothing (the message comes again), and
- * HandledMessages keeps the records of a redelivered message from counting twice.
+ * Reads the PREDICTIONS stream into MonitorState, from where the monitor's last snapshot
+ * left off, and saves a snapshot every few seconds and on stop.
+ *
+ * On start: load the snapshot (counts, known models, and the stream sequence S they
+ * cover); listen for heartbeats a moment; then read the stream with an ordered consumer
+ * from the first message of the percentile window (or S+1, whichever is earlier). Records
+ * of messages up to S refill the windows only; records after S are counted. Each message
+ * is handled once per process (an ordered consumer has no redeliveries), and a snapshot
+ * is taken between messages, so it covers whole messages and a restart neither counts a
+ * record twice nor misses one. See docs/architecture.md, "Monitor state across restarts".
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Context } from '@opentelemetry/api';
-import { events, type Bus, type Delivery, type Received } from '@infermesh/bus';
+import { events, replayStream, streamPosition, streamSequenceAt, type Bus, type Delivery, type SnapshotStore, type StreamReplay } from '@infermesh/bus';
 import type { PredictionBatch__Output, PredictionRecord__Output } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
-import type { HandledMessages } from './handled-messages.js';
-import type { ModelMetrics } from './model-metrics.js';
+import type { MonitorState } from './monitor-state.js';
 
 export const CONSUME_SPAN_NAME = 'infermesh.predictions consume';
+/** Records are stored a little after the router stamps them (it batches for up to 50 ms, and retries): read from a minute earlier. */
+const STORE_DELAY_MARGIN_MS = 60_000;
+
+export interface PredictionConsumerOptions {
+  bus: Bus;
+  state: MonitorState;
+  store: SnapshotStore;
+  logger: Logger;
+  snapshotIntervalMs: number;
+  heartbeatWaitMs: number;
+}
 
 export interface PredictionConsumer {
-  /** Stops fetching; resolves once the record in hand is handled. */
+  /** Resolves once the records stored before the start are counted. */
+  readonly caughtUp: Promise<void>;
+  /** Stops reading, then saves a last snapshot. */
   stop(): Promise<void>;
 }
 
-export function consumePredictions(bus: Bus, durable: string, metrics: ModelMetrics, handled: HandledMessages, logger: Logger): Promise<PredictionConsumer> {
-  return bus.consumeDurable('PREDICTIONS', durable, events.predictionBatch, predictionBatchHandler(metrics, handled, logger, durable));
+export async function startPredictionConsumer({ bus, state, store, logger, snapshotIntervalMs, heartbeatWaitMs }: PredictionConsumerOptions): Promise<PredictionConsumer> {
+  const heartbeats = bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => {
+    const added = state.known.announce(message);
+    if (added > 0) logger.info({ worker_id: message.workerId.slice(0, 128), added, known: state.known.size }, 'learned model versions from a heartbeat');
+  });
+  await bus.ensureStreams();
+  const position = await streamPosition(bus, 'PREDICTIONS');
+  await loadSnapshot(state, store, logger);
+  if (state.mark.streamCreated !== position.created) {
+    // A stream made again numbers its messages from 1: read it all; the counts so far stay.
+    if (state.mark.sequence > 0) logger.warn({ covered: state.mark.sequence }, 'the PREDICTIONS stream was made again since the snapshot; counting it from its start');
+    state.mark = { sequence: 0, streamCreated: position.created };
+  }
+  if (heartbeatWaitMs > 0) await new Promise((resolve) => setTimeout(resolve, heartbeatWaitMs));
+
+  const covered = state.mark.sequence;
+  const windowStart = covered > 0 ? (await streamSequenceAt(bus, 'PREDICTIONS', new Date(Date.now() - state.models.windowMaxAgeMs - STORE_DELAY_MARGIN_MS))) - 1 : 0;
+  const from = Math.min(covered, windowStart);
+  const target = position.lastSequence;
+  let reachedTarget: () => void = () => undefined;
+  const caughtUp = target <= covered ? Promise.resolve() : new Promise<void>((resolve) => (reachedTarget = resolve));
+  const handleRecords = recordsHandler(state, logger);
+  const handled = (sequence: number) => {
+    if (sequence > covered) state.mark = { ...state.mark, sequence };
+    if (sequence >= target) reachedTarget();
+  };
+  logger.info({ covered, from_sequence: from + 1, stream_last_sequence: target, known_models: state.known.size }, 'reading prediction records');
+
+  const replay: StreamReplay = await replayStream(bus, 'PREDICTIONS', events.predictionBatch, { afterSequence: from }, {
+    message(delivery) {
+      try {
+        if (delivery.streamSequence <= covered) for (const record of delivery.message.records) state.recall(record);
+        else handleRecords(delivery);
+      } finally {
+        handled(delivery.streamSequence);
+      }
+    },
+    undecodable(sequence, subject, error) {
+      state.undecodable();
+      handled(sequence);
+      logger.warn({ err: error, stream_seq: sequence, subject: subject.slice(0, 256) }, 'skipped an undecodable PREDICTIONS message');
+    },
+    failed(sequence, subject, error) {
+      handled(sequence);
+      logger.error({ err: error, stream_seq: sequence, subject: subject.slice(0, 256) }, 'handling a PREDICTIONS message failed; skipped');
+    },
+    ended(error) {
+      logger.error({ err: error }, 'reading the PREDICTIONS stream stopped');
+    },
+  });
+  void caughtUp.then(() => logger.info({ sequence: state.mark.sequence }, 'prediction records counted up to the start'));
+
+  let saved = state.mark.sequence;
+  let saving: Promise<void> = Promise.resolve();
+  const save = () => {
+    saving = saving.then(async () => {
+      if (state.mark.sequence === saved) return;
+      // Encoded at once, between two messages: the snapshot covers whole messages up to its sequence.
+      const sequence = state.mark.sequence;
+      const bytes = state.encode();
+      try {
+        await store.save(bytes);
+        saved = sequence;
+        logger.debug({ sequence, bytes: bytes.length }, 'saved a snapshot');
+      } catch (error) {
+        // The previous snapshot stays valid: a restart then reads more of the stream again.
+        logger.warn({ err: error, sequence, bytes: bytes.length }, 'saving a snapshot failed');
+      }
+    });
+    return saving;
+  };
+  const timer = setInterval(() => void save(), snapshotIntervalMs);
+  timer.unref();
+
+  return {
+    caughtUp,
+    async stop() {
+      clearInterval(timer);
+      heartbeats.unsubscribe();
+      await replay.stop();
+      await save();
+    },
+  };
+}
+
+async function loadSnapshot(state: MonitorState, store: SnapshotStore, logger: Logger): Promise<void> {
+  const bytes = await store.load();
+  if (!bytes) {
+    logger.info('no snapshot: counting the PREDICTIONS stream from its start');
+    return;
+  }
+  try {
+    state.restore(bytes);
+    logger.info({ sequence: state.mark.sequence, series: state.models.seriesCount, bytes: bytes.length }, 'loaded the snapshot');
+  } catch (error) {
+    // Counting the stream again from its start gives right counts for what it still holds.
+    logger.error({ err: error, bytes: bytes.length }, 'the snapshot could not be read; counting the PREDICTIONS stream from its start');
+  }
 }
 
 /**
- * Handles one PredictionBatch message: each of its records counts once, however often the
- * message is delivered. A message is known by its stream sequence, not by the request ids
- * inside it, which clients choose and may repeat or leave empty.
+ * Counts each record of a message. A record that cannot be counted is counted as failed
+ * and skipped: no record can hold back the ones after it.
  */
-export function predictionBatchHandler(metrics: ModelMetrics, handled: HandledMessages, logger: Logger, durable: string): (delivery: Delivery<PredictionBatch__Output>) => void {
-  const handle = predictionHandler(metrics, logger, durable);
+export function recordsHandler(state: MonitorState, logger: Logger): (delivery: Delivery<PredictionBatch__Output>) => void {
+  const tracer = trace.getTracer('infermesh-monitor');
   return (delivery) => {
-    const { records } = delivery.message;
-    // A first delivery cannot have been handled before (and a recreated stream reuses
-    // sequences), so only a redelivery is looked up.
-    const done = delivery.deliveryCount > 1 ? handled.handledOf(delivery.streamSequence) : 0;
-    if (done > 0) {
-      metrics.skipRedelivered(done);
-      logger.debug({ stream_seq: delivery.streamSequence, delivery_count: delivery.deliveryCount, records: done }, 'skipped the records of a redelivered message counted before');
+    for (const record of delivery.message.records) {
+      tracer.startActiveSpan(CONSUME_SPAN_NAME, { kind: SpanKind.CONSUMER, attributes: spanAttributes(delivery.subject, record) }, recordContext(record, delivery.context), (span) => {
+        try {
+          const outcome = state.count(record);
+          span.setAttribute('infermesh.record.outcome', outcome);
+          if (outcome === 'invalid') logger.warn({ stream_seq: delivery.streamSequence, request_id: record.requestId.slice(0, 128) }, 'counted a prediction record as invalid');
+        } catch (error) {
+          state.drop('failed');
+          span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+          if (error instanceof Error) span.recordException(error);
+          logger.error({ err: error, stream_seq: delivery.streamSequence }, 'counting a prediction record failed; skipped');
+        } finally {
+          span.end();
+        }
+      });
     }
-    for (let i = done; i < records.length; i++) {
-      const record = records[i];
-      handle({ subject: delivery.subject, message: record, context: recordContext(record, delivery.context) });
-      handled.markHandled(delivery.streamSequence, i + 1);
-    }
+  };
+}
+
+function spanAttributes(subject: string, record: PredictionRecord__Output) {
+  return {
+    'messaging.system': 'nats',
+    'messaging.operation.type': 'process',
+    'messaging.destination.name': subject.slice(0, 256),
+    'infermesh.model': record.model.slice(0, 128),
+    'infermesh.version': record.version.slice(0, 128),
+    'infermesh.request_id': record.requestId.slice(0, 128),
   };
 }
 
@@ -50,45 +177,4 @@ export function predictionBatchHandler(metrics: ModelMetrics, handled: HandledMe
 function recordContext(record: PredictionRecord__Output, fallback: Context): Context {
   if (!record.traceparent) return fallback;
   return propagation.extract(ROOT_CONTEXT, { traceparent: record.traceparent });
-}
-
-/**
- * One CONSUMER span per record, child of the record's publish span, so the monitor's
- * work shows up inside the prediction's trace.
- */
-export function predictionHandler(metrics: ModelMetrics, logger: Logger, durable: string): (received: Received<PredictionRecord__Output>) => void {
-  const tracer = trace.getTracer('infermesh-monitor');
-  return (received) => {
-    const { message: record } = received;
-    tracer.startActiveSpan(
-      CONSUME_SPAN_NAME,
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: {
-          'messaging.system': 'nats',
-          'messaging.operation.type': 'process',
-          'messaging.destination.name': received.subject,
-          'messaging.consumer.group.name': durable,
-          'infermesh.model': record.model,
-          'infermesh.version': record.version,
-          'infermesh.request_id': record.requestId,
-        },
-      },
-      received.context,
-      (span) => {
-        try {
-          const outcome = metrics.record(record);
-          span.setAttribute('infermesh.record.outcome', outcome);
-          if (outcome === 'invalid') logger.warn({ subject: received.subject, request_id: record.requestId }, 'dropped a prediction record without a model');
-        } catch (error) {
-          // Rethrown: the bus naks the message, so it is redelivered and resumes at this record.
-          span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-          if (error instanceof Error) span.recordException(error);
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
-  };
 }

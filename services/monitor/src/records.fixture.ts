@@ -18,6 +18,7 @@ export function record(overrides: Partial<PredictionRecord__Output> = {}): Predi
     timestampMs: '1700000000000',
     items: 1,
     traceparent: '',
+    clientId: '',
     ...overrides,
   };
 }

@@ -1,0 +1,167 @@
+/**
+ * What the monitor accepts from a record, whatever arrives: labels only for model versions
+ * the mesh announced, bounded series and client ids, absurd values counted as invalid;
+ * and a snapshot that gives back the same counts.
+ */
+import { describe, expect, it } from 'vitest';
+import type { PredictionRecord__Output } from '@infermesh/contracts';
+import { MonitorState, type MonitorStateOptions } from './monitor-state.js';
+import { record as fixture } from './records.fixture.js';
+
+function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRecord__Output {
+  return fixture({ timestampMs: String(Date.now()), ...overrides });
+}
+
+function monitorState(options: MonitorStateOptions = {}): MonitorState {
+  const state = new MonitorState(options);
+  state.known.add('iris', '1');
+  return state;
+}
+
+const seriesLines = (text: string) => text.split('\n').filter((line) => line.startsWith('infermesh_requests_total{'));
+
+describe('labels', () => {
+  it('counts records of models no worker announced under _unknown, whatever their names', () => {
+    const state = monitorState();
+    for (let i = 0; i < 5000; i++) state.count(record({ model: `made-up-${i}`, version: String(i) }));
+    expect(state.models.models()).toEqual(['_unknown']);
+    expect(state.models.stats('_unknown')[0].requestCount).toBe(5000);
+    expect(state.prometheus()).not.toContain('made-up');
+  });
+
+  it('counts a version no worker announced under the model with version _unknown', () => {
+    const state = monitorState();
+    state.count(record({ version: '42' }));
+    expect(state.models.stats('iris').map((s) => s.version)).toEqual(['_unknown']);
+  });
+
+  it('takes a model as a label once a heartbeat announces it', () => {
+    const state = monitorState();
+    state.known.announce({ models: [{ name: 'resnet', version: '3' }] as never });
+    state.count(record({ model: 'resnet', version: '3' }));
+    expect(state.models.stats('resnet')[0].requestCount).toBe(1);
+  });
+
+  it('keeps at most maxSeries model versions, also when heartbeats announce more; the rest count under _unknown', () => {
+    const state = new MonitorState({ maxSeries: 10 });
+    for (let i = 0; i < 100; i++) state.known.add(`model-${i}`, '1');
+    for (let i = 0; i < 100; i++) state.count(record({ model: `model-${i}`, version: '1' }));
+    expect(state.known.size).toBe(10);
+    expect(state.models.seriesCount).toBe(11);
+    expect(seriesLines(state.prometheus())).toHaveLength(11);
+    expect(state.models.stats('_unknown')[0].requestCount).toBe(90);
+  });
+
+  it('does not take a name longer than 128 characters as a label, even when announced', () => {
+    const state = new MonitorState();
+    expect(state.known.add('m'.repeat(129), '1')).toBe(false);
+    state.count(record({ model: 'm'.repeat(129) }));
+    expect(state.models.models()).toEqual(['_unknown']);
+  });
+});
+
+describe('invalid records', () => {
+  const absurd: [string, Partial<PredictionRecord__Output>][] = [
+    ['a negative latency', { latencyUs: '-1' }],
+    ['a latency over an hour', { latencyUs: String(3600e6 + 1) }],
+    ['a negative queue time', { queueUs: '-5' }],
+    ['a compute time over an hour', { computeUs: '9000000000000' }],
+    ['a status code that is no gRPC status', { statusCode: 99 }],
+    ['no model', { model: '' }],
+  ];
+  for (const [what, overrides] of absurd) {
+    it(`counts a record with ${what} as invalid, not as a request`, () => {
+      const state = monitorState();
+      state.count(record({ latencyUs: '1000' }));
+      expect(state.count(record(overrides))).toBe('invalid');
+      const [stats] = state.models.stats('iris');
+      expect(stats.requestCount).toBe(1);
+      expect(stats.latencyMs.p99).toBe(1);
+      expect(state.droppedCounts().invalid).toBe(1);
+      expect(state.prometheus()).toContain('infermesh_monitor_records_dropped_total{reason="invalid"} 1');
+    });
+  }
+
+  it('keeps a record stamped in the future from becoming the last request time', () => {
+    const state = monitorState({ now: () => 5000 });
+    state.count(record({ timestampMs: String(Number.MAX_SAFE_INTEGER) }));
+    expect(state.models.stats('iris')[0].lastRequestMs).toBe(5000);
+  });
+});
+
+describe('usage per client', () => {
+  it('counts requests, errors and items per client id and model; no id is anonymous', () => {
+    const state = monitorState();
+    state.count(record({ clientId: 'key-a', items: 3 }));
+    state.count(record({ clientId: 'key-a', items: 2, statusCode: 8 }));
+    state.count(record({ clientId: '', items: 1 }));
+    state.count(record({ clientId: 'key-a', model: 'not-served', items: 1 }));
+    expect(state.clients.rows()).toEqual([
+      { clientId: 'anonymous', model: 'iris', requests: 1, errors: 0, items: 1 },
+      { clientId: 'key-a', model: '_unknown', requests: 1, errors: 0, items: 1 },
+      { clientId: 'key-a', model: 'iris', requests: 2, errors: 1, items: 5 },
+    ]);
+    const text = state.prometheus();
+    expect(text).toContain('infermesh_client_requests_total{client="key-a",model="iris"} 2');
+    expect(text).toContain('infermesh_client_errors_total{client="key-a",model="iris"} 1');
+    expect(text).toContain('infermesh_client_items_total{client="key-a",model="iris"} 5');
+    expect(text).toContain('infermesh_client_requests_total{client="anonymous",model="iris"} 1');
+  });
+
+  it('counts clients past maxClients under _other', () => {
+    const state = monitorState({ maxClients: 3 });
+    for (let i = 0; i < 10; i++) state.count(record({ clientId: `key-${i}` }));
+    expect(state.clients.rows().map((r) => [r.clientId, r.requests])).toEqual([['_other', 7], ['key-0', 1], ['key-1', 1], ['key-2', 1]]);
+  });
+
+  it('counts (client, model) pairs past maxClientSeries under _other for the model', () => {
+    const state = new MonitorState({ maxClientSeries: 2 });
+    for (const m of ['a', 'b', 'c']) state.known.add(m, '1');
+    for (const m of ['a', 'b', 'c']) state.count(record({ model: m, clientId: 'key-1' }));
+    expect(state.clients.rows().map((r) => `${r.clientId}/${r.model}`)).toEqual(['_other/c', 'key-1/a', 'key-1/b']);
+  });
+
+  it('counts a client id longer than 128 characters under _other', () => {
+    const state = monitorState();
+    state.count(record({ clientId: 'k'.repeat(1000) }));
+    expect(state.clients.rows()[0].clientId).toBe('_other');
+  });
+});
+
+describe('snapshot', () => {
+  it('restores the counts, known models, client usage and stream mark it was taken with', () => {
+    const state = monitorState();
+    state.known.add('resnet', '3');
+    for (let i = 1; i <= 50; i++) state.count(record({ latencyUs: String(i * 1000), statusCode: i % 10 === 0 ? 14 : 0, clientId: i % 2 ? 'key-a' : '', items: 2, batchSize: 4 }));
+    state.count(record({ model: 'resnet', version: '3' }));
+    state.count(record({ latencyUs: '-1' }));
+    state.undecodable();
+    state.mark = { sequence: 77, streamCreated: '2026-01-01T00:00:00Z' };
+
+    const restored = new MonitorState();
+    restored.restore(state.encode());
+    const countsOf = (text: string) => text.split('\n').filter((l) => !l.startsWith('infermesh_request_latency_seconds{')).join('\n');
+    expect(countsOf(restored.prometheus())).toBe(countsOf(state.prometheus()));
+    expect(restored.mark).toEqual({ sequence: 77, streamCreated: '2026-01-01T00:00:00Z' });
+    expect(restored.known.entries()).toEqual(state.known.entries());
+    expect(restored.clients.rows()).toEqual(state.clients.rows());
+    expect(restored.models.stats('iris')[0]).toMatchObject({ requestCount: 50, errorCount: 5, items: 100 });
+  });
+
+  it('refills the percentile windows from records recalled after a restore, counting nothing', () => {
+    const state = monitorState();
+    const records = Array.from({ length: 100 }, (_, i) => record({ latencyUs: String((i + 1) * 1000) }));
+    for (const r of records) state.count(r);
+    const restored = new MonitorState();
+    restored.restore(state.encode());
+    for (const r of records) restored.recall(r);
+    expect(restored.models.stats('iris')).toEqual(state.models.stats('iris'));
+  });
+
+  it('refuses bytes that are not a snapshot and keeps its state', () => {
+    const state = monitorState();
+    state.count(record());
+    expect(() => state.restore(new TextEncoder().encode('{"format":1}'))).toThrow();
+    expect(state.models.stats('iris')[0].requestCount).toBe(1);
+  });
+});

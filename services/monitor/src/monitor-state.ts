@@ -1,0 +1,135 @@
+/**
+ * Everything the monitor has counted, and the PREDICTIONS stream sequence it has counted
+ * through: the unit the snapshot saves and a restart restores. Every record enters here,
+ * is checked, gets bounded labels, and is counted in the model series and the client
+ * usage, or counted as invalid.
+ */
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { PredictionRecord__Output } from '@infermesh/contracts';
+import { Status } from '@infermesh/grpc';
+import { z } from '@infermesh/config';
+import { KnownModels } from './known-models.js';
+import { ModelMetrics, type ModelMetricsOptions } from './model-metrics.js';
+import { ClientUsage } from './client-usage.js';
+import { PrometheusText } from './prometheus-text.js';
+import { checkRecord } from './record-checks.js';
+
+export type RecordOutcome = 'counted' | 'invalid';
+
+/** Records not counted: `invalid` (a record a router cannot have written), `failed` (counting it threw). */
+export type DropReason = 'invalid' | 'failed';
+
+export interface MonitorStateOptions extends ModelMetricsOptions {
+  maxClients?: number;
+  maxClientSeries?: number;
+}
+
+/** Where the counts stand in the stream: a snapshot covers the records of messages up to `sequence`. */
+export interface StreamMark {
+  sequence: number;
+  /** The stream's creation time: a stream made again starts its sequences again. */
+  streamCreated: string;
+}
+
+/** A snapshot unpacks to a few MB at the default bounds; a larger one is not ours (a gzip bomb in the bucket). */
+const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
+
+const histogram = z.object({ counts: z.array(z.number().nonnegative()), sum: z.number() });
+const snapshotSchema = z.object({
+  format: z.literal(1),
+  mark: z.object({ sequence: z.number().int().nonnegative(), streamCreated: z.string() }),
+  known: z.array(z.tuple([z.string(), z.string()])),
+  series: z.array(z.object({
+    model: z.string(), version: z.string(), requests: z.number(), errors: z.number(), items: z.number(), lastRequestMs: z.number(),
+    codes: z.record(z.string(), z.number()), duration: histogram, queue: histogram, compute: histogram, batch: histogram,
+  })),
+  clients: z.array(z.object({ clientId: z.string(), model: z.string(), requests: z.number(), errors: z.number(), items: z.number() })),
+  dropped: z.object({ invalid: z.number(), failed: z.number(), undecodable: z.number() }),
+});
+
+export class MonitorState {
+  readonly known: KnownModels;
+  readonly models: ModelMetrics;
+  readonly clients: ClientUsage;
+  mark: StreamMark = { sequence: 0, streamCreated: '' };
+  private readonly dropped = { invalid: 0, failed: 0, undecodable: 0 };
+  private readonly now: () => number;
+
+  constructor(options: MonitorStateOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.models = new ModelMetrics(options);
+    this.known = new KnownModels(this.models.maxSeries);
+    this.clients = new ClientUsage({ maxClients: options.maxClients, maxSeries: options.maxClientSeries });
+  }
+
+  /** Counts one request once. */
+  count(record: PredictionRecord__Output): RecordOutcome {
+    const checked = checkRecord(record, this.now());
+    if (!checked.valid) {
+      this.dropped.invalid += 1;
+      return 'invalid';
+    }
+    const labels = this.known.labelsOf(record.model, record.version);
+    this.models.record(labels, checked.observation);
+    this.clients.record(record.clientId, labels.model, checked.observation.statusCode === Status.OK, checked.observation.items);
+    return 'counted';
+  }
+
+  /** Puts a record counted before the snapshot back into the percentile windows (see ModelMetrics.recall). */
+  recall(record: PredictionRecord__Output): void {
+    const checked = checkRecord(record, this.now());
+    if (checked.valid) this.models.recall(this.known.labelsOf(record.model, record.version), checked.observation);
+  }
+
+  drop(reason: DropReason, records = 1): void {
+    this.dropped[reason] += records;
+  }
+
+  /** A stream message that could not be decoded: its records are unknown, so messages are counted. */
+  undecodable(): void {
+    this.dropped.undecodable += 1;
+  }
+
+  droppedCounts(): Readonly<Record<DropReason | 'undecodable', number>> {
+    return { ...this.dropped };
+  }
+
+  prometheus(): string {
+    const out = new PrometheusText();
+    this.models.writePrometheus(out);
+    this.clients.writePrometheus(out);
+    out.family('infermesh_monitor_records_dropped_total', 'counter', 'Prediction records not counted: invalid (absurd values, no model), or failed (counting them threw).');
+    out.sample('infermesh_monitor_records_dropped_total', [['reason', 'invalid']], this.dropped.invalid);
+    out.sample('infermesh_monitor_records_dropped_total', [['reason', 'failed']], this.dropped.failed);
+    out.family('infermesh_monitor_messages_undecodable_total', 'counter', 'PREDICTIONS messages that were not a PredictionBatch (skipped).');
+    out.sample('infermesh_monitor_messages_undecodable_total', [], this.dropped.undecodable);
+    out.family('infermesh_monitor_stream_sequence', 'gauge', 'The PREDICTIONS stream sequence the counts cover.');
+    out.sample('infermesh_monitor_stream_sequence', [], this.mark.sequence);
+    out.family('infermesh_monitor_known_model_versions', 'gauge', 'Model versions announced in worker heartbeats (the labels the monitor accepts).');
+    out.sample('infermesh_monitor_known_model_versions', [], this.known.size);
+    return out.toString();
+  }
+
+  /** The state as one compressed message (counts compress well: most are small numbers in repeated keys). */
+  encode(): Uint8Array {
+    const saved: z.infer<typeof snapshotSchema> = {
+      format: 1,
+      mark: this.mark,
+      known: this.known.entries(),
+      series: this.models.toJSON(),
+      clients: this.clients.toJSON(),
+      dropped: { ...this.dropped },
+    };
+    return gzipSync(JSON.stringify(saved));
+  }
+
+  /** Replaces the state with a snapshot's; throws, leaving the state as it was, when the snapshot is not one. */
+  restore(bytes: Uint8Array): void {
+    const saved = snapshotSchema.parse(JSON.parse(gunzipSync(bytes, { maxOutputLength: MAX_SNAPSHOT_BYTES }).toString('utf8')));
+    for (const [model, version] of saved.known) this.known.add(model, version);
+    this.models.restore(saved.series);
+    this.clients.restore(saved.clients);
+    Object.assign(this.dropped, saved.dropped);
+    this.mark = saved.mark;
+  }
+}
