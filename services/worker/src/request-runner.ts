@@ -16,7 +16,7 @@ import { deadlineExceeded, statusOf } from '@infermesh/grpc';
 import type { ServedModel } from './served-model.js';
 import type { PreprocessorClient } from './preprocessor-client.js';
 import { imagePipeline, imagePipelineMessage, tabularPipeline, type ImagePipelineConfig } from './model-config.js';
-import { rowsToTensor } from './tabular-rows.js';
+import { checkFeatureTensor, rowsToTensor } from './tabular-rows.js';
 
 /** One request to run. */
 export interface RunItem {
@@ -137,7 +137,19 @@ export class RequestRunner {
       const tensors = flight.tensors!;
       const raw = tensors.find((t) => t.name === pipeline.input);
       if (!raw) {
-        if (tensors.some((t) => t.name === pipeline.output)) continue; // the client sent the model tensor itself
+        const own = tensors.find((t) => t.name === pipeline.output);
+        if (own) {
+          // The client sent the model tensor itself: features must still be numbers the model can use.
+          if (tabular) {
+            try {
+              checkFeatureTensor(tabular, own);
+            } catch (error) {
+              flight.error = error;
+              flight.tensors = undefined;
+            }
+          }
+          continue;
+        }
         const names = tensors.map((t) => `'${t.name}'`).join(', ') || 'no inputs';
         const kind = image ? 'one encoded PNG/JPEG image per element' : 'one JSON object per row';
         flight.error = new TensorError(`model '${model.name}' takes input '${pipeline.input}' (BYTES, ${kind}) or its tensor '${pipeline.output}'; got ${names}`);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { TensorError, type Tensor } from '@infermesh/tensor';
 import { thrownBy } from '@infermesh/testing';
 import type { TabularPipelineConfig } from './model-config.js';
-import { featureWidth, rowsToTensor as runTabularPipeline } from './tabular-rows.js';
+import { checkFeatureTensor, featureWidth, MAX_ROW_BYTES, MAX_ROW_DEPTH, nestsDeeperThan, rowsToTensor as runTabularPipeline } from './tabular-rows.js';
 
 type Feature = TabularPipelineConfig['features'][number];
 const feature = (name: string, options: Partial<Omit<Feature, 'name'>> = {}): Feature => ({ name, mean: 0, std: 1, ...options });
@@ -115,6 +115,34 @@ describe('runTabularPipeline refusals', () => {
     const error = failure(() => runTabularPipeline(numeric, rows(deep)));
     expect(error.message).toContain('row 0');
     expect(error.message.length).toBeLessThan(400);
+  });
+
+  it('refuses a row nested deeper than the limit before parsing it, naming the row and the limit', () => {
+    const deep = `{"a":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)},"b":1}`;
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 1, b: 2 }, deep)));
+    expect(error.message).toBe(`input 'rows': row 1 nests objects or arrays deeper than ${MAX_ROW_DEPTH} levels; a row is one flat JSON object of feature values`);
+  });
+
+  it('counts nesting outside strings only', () => {
+    expect(nestsDeeperThan(Buffer.from(`{"a":"${'['.repeat(50)}\\"{{{{","b":[1]}`), 2)).toBe(false);
+    expect(nestsDeeperThan(Buffer.from('{"a":[[1]]}'), 2)).toBe(true);
+  });
+
+  it('refuses a row over the size limit without parsing it', () => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 1, b: 2, pad: 'x'.repeat(MAX_ROW_BYTES) })));
+    expect(error.message).toMatch(new RegExp(`^input 'rows': row 0 is \\d+ bytes, over the limit of ${MAX_ROW_BYTES}$`));
+  });
+
+  it.each([['NaN', 'NaN'], ['Infinity', 'Infinity'], ['1e39', '1e39']])('refuses %s written as a string, naming the row and the feature', (_, value) => {
+    const error = failure(() => runTabularPipeline(numeric, rows({ a: 1, b: value })));
+    expect(error.message).toMatch(/row 0 feature 'b'/);
+  });
+
+  it('refuses a feature tensor sent as it is that holds NaN or Infinity, naming the row and the feature', () => {
+    const features = (values: number[]): Tensor => ({ name: 'features', datatype: 'FP32', shape: [2, 2], data: Float32Array.from(values) });
+    expect(() => checkFeatureTensor(numeric, features([1, 2, 3, 4]))).not.toThrow();
+    expect(failure(() => checkFeatureTensor(numeric, features([1, 2, 3, NaN]))).message).toBe("input 'features': row 1 feature 'b' is NaN; features must be finite numbers");
+    expect(failure(() => checkFeatureTensor(numeric, features([1, 2, -Infinity, 4]))).message).toBe("input 'features': row 1 feature 'a' is -Infinity; features must be finite numbers");
   });
 
   it('names a wrong value briefly, never by echoing all of it', () => {

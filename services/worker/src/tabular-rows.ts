@@ -12,6 +12,15 @@ import type { TabularPipelineConfig } from './model-config.js';
 /** The largest finite FP32: a row value beyond it would reach the model as ±Infinity. */
 const FP32_MAX = 3.4028234663852886e38;
 
+/**
+ * A row is a flat object of feature values (depth 1, 2 with an array value, never valid
+ * here); deeper nesting is refused by a scan of its bytes before it is parsed, so no
+ * parser, serializer or error path ever walks it recursively.
+ */
+export const MAX_ROW_DEPTH = 8;
+/** A row of a few dozen features is a few hundred bytes; 64 KiB leaves room for long category names. */
+export const MAX_ROW_BYTES = 64 * 1024;
+
 export function featureWidth(spec: TabularPipelineConfig): number {
   return spec.features.reduce((sum, f) => sum + (f.categories?.length ? f.categories.length : 1), 0);
 }
@@ -24,12 +33,31 @@ function describe(value: unknown): string {
   return String(value);
 }
 
+/** Whether JSON text nests objects and arrays deeper than `most`: one pass over the bytes, no recursion. */
+export function nestsDeeperThan(bytes: Uint8Array, most: number): boolean {
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (const byte of bytes) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (byte === 0x5c) escaped = true; // backslash
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x7b || byte === 0x5b) {
+      if (++depth > most) return true;
+    } else if (byte === 0x7d || byte === 0x5d) depth--;
+  }
+  return false;
+}
+
 function parseRow(name: string, index: number, bytes: Buffer): Record<string, unknown> {
+  if (bytes.length > MAX_ROW_BYTES) throw new TensorError(`input '${name}': row ${index} is ${bytes.length} bytes, over the limit of ${MAX_ROW_BYTES}`);
+  if (nestsDeeperThan(bytes, MAX_ROW_DEPTH)) throw new TensorError(`input '${name}': row ${index} nests objects or arrays deeper than ${MAX_ROW_DEPTH} levels; a row is one flat JSON object of feature values`);
   let row: unknown;
   try {
     row = JSON.parse(bytes.toString('utf8'));
   } catch (error) {
-    // Also what a row nested too deeply to parse gets (a RangeError from the parser).
     throw new TensorError(`input '${name}': row ${index} is not valid JSON (${(error as Error).message.slice(0, 200)})`);
   }
   if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new TensorError(`input '${name}': row ${index} must be a JSON object of feature values`);
@@ -64,4 +92,27 @@ export function rowsToTensor(spec: TabularPipelineConfig, input: Tensor): Tensor
     }
   });
   return { name: spec.output, datatype: fp64 ? 'FP64' : 'FP32', shape: [elements.length, width], data: out };
+}
+
+/** The feature a column of the feature tensor holds (a categorical feature spans one column per category). */
+function featureAt(spec: TabularPipelineConfig, column: number): string {
+  let start = 0;
+  for (const feature of spec.features) {
+    const width = feature.categories?.length ? feature.categories.length : 1;
+    if (column < start + width) return feature.name;
+    start += width;
+  }
+  return `column ${column}`;
+}
+
+/**
+ * Refuses a feature tensor sent as it is (instead of rows) that holds NaN or ±Infinity:
+ * the model would answer NaN with status OK. Names the first such row and feature.
+ */
+export function checkFeatureTensor(spec: TabularPipelineConfig, tensor: Tensor): void {
+  if (!(tensor.data instanceof Float32Array || tensor.data instanceof Float64Array)) return;
+  const width = featureWidth(spec);
+  const at = tensor.data.findIndex((value) => !Number.isFinite(value));
+  if (at < 0 || width === 0) return;
+  throw new TensorError(`input '${tensor.name}': row ${Math.floor(at / width)} feature '${featureAt(spec, at % width)}' is ${tensor.data[at]}; features must be finite numbers`);
 }
