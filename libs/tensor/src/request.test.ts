@@ -70,6 +70,10 @@ describe('decodeInputs', () => {
     );
   });
 
+  it('quotes a long unknown datatype only in part', () => {
+    expect(() => decodeInputs([input('x', 'Q'.repeat(100_000), ['1'])], [new Uint8Array(4)])).toThrow(/^input 'x': unknown datatype 'Q{16}…' \(one of /);
+  });
+
   it('refuses an input without a name, giving its position', () => {
     expect(() => decodeInputs([input('a', 'INT32', ['1']), input('', 'INT32', ['1'])], [new Uint8Array(4), new Uint8Array(4)])).toThrow(
       'input 1 has no name',

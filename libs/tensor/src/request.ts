@@ -31,7 +31,9 @@ export function decodeInputs(inputs: readonly WireInput[], rawContents: readonly
     if (seen.has(input.name)) throw new TensorError(`input '${input.name}' appears twice`);
     seen.add(input.name);
     if (!isDatatype(input.datatype)) {
-      throw new TensorError(`input '${input.name}': unknown datatype '${input.datatype}' (one of ${DATATYPES.join(', ')})`);
+      // Quoted short: a client chose it, and it can be long.
+      const shown = input.datatype.length > 16 ? `${input.datatype.slice(0, 16)}…` : input.datatype;
+      throw new TensorError(`input '${input.name}': unknown datatype '${shown}' (one of ${DATATYPES.join(', ')})`);
     }
     const shape = parseShape(input.name, input.shape);
     const data = usesRaw
