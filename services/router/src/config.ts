@@ -1,4 +1,4 @@
-import { loadConfig, commonSettings, setting } from '@infermesh/config';
+import { loadConfig, commonSettings, setting, z } from '@infermesh/config';
 
 export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
@@ -23,8 +23,15 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       ROUTER_WORKER_CHECK_MS: setting.positiveInt(1000),
       /** On SIGTERM, calls in flight get this long to finish before they are cut; shutdown ends as soon as they have. */
       ROUTER_SHUTDOWN_GRACE_MS: setting.positiveInt(10_000),
-      /** Prediction records waiting for JetStream when it is unreachable; beyond this the oldest are dropped (and logged). */
+      /** Prediction records waiting in memory for JetStream; beyond this the oldest batches go to the record spool. */
       ROUTER_RECORD_BUFFER: setting.positiveInt(10_000),
+      /**
+       * Where prediction records wait while JetStream is unreachable, and across a restart. Unset: a
+       * folder per port under the OS temp folder (writable where the root filesystem is not).
+       */
+      ROUTER_RECORD_SPOOL_DIR: z.string().min(1).optional(),
+      /** The record spool's bound; beyond it records are dropped and counted in the log ("prediction records dropped"). */
+      ROUTER_RECORD_SPOOL_MAX_BYTES: setting.positiveInt(256 * 1024 * 1024),
     },
     env,
   );

@@ -6,41 +6,63 @@
  *
  * Each record carries the traceparent of its request (set by the caller), so the monitor
  * continues every prediction's own trace; a span per publish would only add work, since
- * the publish of a batch is not any one request's. Batches wait in a bounded buffer while
- * JetStream is unreachable and are retried with the same message id, so a retry never
- * stores a batch twice.
+ * the publish of a batch is not any one request's.
+ *
+ * While JetStream answers, batches wait in memory (at most `capacity` records). Once a
+ * publish fails, batches go to the RecordSpool on disk instead, the failed one first, and
+ * one batch at a time is retried from the spool until JetStream takes it again; then the
+ * spool is delivered in order and batches wait in memory again. Records are dropped only
+ * when the spool is full, counted in the log line "prediction records dropped" (its
+ * `dropped_total` is the count since the router started).
+ *
+ * A batch is never stored twice although it may be published more than once (a publish
+ * whose answer was lost to the outage, a batch spooled at shutdown while its publish was
+ * still on the way): every attempt carries the batch's message id, fixed when the batch is
+ * formed and kept in the spool, and JetStream stores a message id once within the stream's
+ * duplicate window (2 minutes, libs/bus). Only a batch whose first publish reached the
+ * server unacknowledged and that is published again more than 2 minutes later could be
+ * stored twice.
  */
 import { randomUUID } from 'node:crypto';
 import { events, type Bus } from '@infermesh/bus';
 import type { PredictionRecord } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
-
-interface Batch {
-  id: string;
-  model: string;
-  records: PredictionRecord[];
-}
+import type { RecordBatch, RecordSpool } from './record-spool.js';
 
 export interface PublisherOptions {
-  /** Records waiting (buffered or being stored) at most; beyond this the oldest batch is dropped and logged. */
+  /** Records waiting in memory (buffered or being stored) at most; beyond this the oldest batches go to the spool. */
   capacity: number;
+  /** Where batches wait while JetStream is unreachable, and across a restart. */
+  spool: RecordSpool;
   batchSize?: number;
   lingerMs?: number;
   /** Batches being stored at once. */
   concurrency?: number;
+  /** Between attempts to deliver the spool while JetStream is unreachable. */
+  retryMs?: number;
 }
 
+/** Thrown by a publish that the NATS server refuses as larger than its max_payload. */
+const isTooLarge = (error: unknown) => /max_payload/i.test((error as Error)?.message ?? '');
+
 export class PredictionPublisher {
-  private readonly open = new Map<string, { batch: Batch; timer: NodeJS.Timeout }>();
-  private readonly ready: Batch[] = [];
-  private inFlight = 0;
+  private readonly open = new Map<string, { batch: RecordBatch; timer: NodeJS.Timeout }>();
+  private readonly ready: RecordBatch[] = [];
+  private readonly inFlight = new Set<RecordBatch>();
+  /** Records in memory: in open or ready batches, or being published from memory. */
   private waiting = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
+  /** Set from a failed publish until the spool is delivered: new batches go to the spool meanwhile. */
+  private spooling = false;
+  private delivering: Promise<void> | undefined;
+  private spooledRecords = 0;
   private dropped = 0;
+  private closed = false;
   private idleWaiters: (() => void)[] = [];
   private readonly batchSize: number;
   private readonly lingerMs: number;
   private readonly concurrency: number;
+  private readonly retryMs: number;
+  private readonly spool: RecordSpool;
 
   constructor(
     private readonly bus: Bus,
@@ -52,13 +74,21 @@ export class PredictionPublisher {
     // saves a JetStream round trip per few requests at low load.
     this.lingerMs = options.lingerMs ?? 50;
     this.concurrency = options.concurrency ?? 4;
+    this.retryMs = options.retryMs ?? 500;
+    this.spool = options.spool;
+    if (this.spool.head()) {
+      // Left by a router that stopped while JetStream was unreachable.
+      this.logger.info({ dir: this.spool.dir, bytes: this.spool.bytes }, 'delivering prediction records spooled before this start');
+      this.spooling = true;
+      this.deliverSpool();
+    }
   }
 
   publish(record: PredictionRecord): void {
     const model = record.model ?? '';
     let entry = this.open.get(model);
     if (!entry) {
-      const batch: Batch = { id: randomUUID(), model, records: [] };
+      const batch: RecordBatch = { id: randomUUID(), model, records: [] };
       entry = { batch, timer: setTimeout(() => this.close(model), this.lingerMs) };
       this.open.set(model, entry);
     }
@@ -68,15 +98,35 @@ export class PredictionPublisher {
     this.enforceCapacity();
   }
 
-  /** Stores everything buffered (or gives up after `timeoutMs`). */
+  /**
+   * Stores everything buffered, waiting at most `timeoutMs`; what is not stored by then is
+   * left in the spool, for this router's next start to deliver. No records are taken after.
+   */
   async flush(timeoutMs: number): Promise<void> {
     for (const model of [...this.open.keys()]) this.close(model);
-    if (this.waiting === 0) return;
-    await Promise.race([
-      new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-      new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
-    ]);
-    if (this.waiting > 0) this.logger.warn({ pending: this.waiting }, 'prediction records not stored before shutdown');
+    if (!this.idle()) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      ]);
+    }
+    this.closed = true;
+    const pending = [...this.inFlight, ...this.ready.splice(0)];
+    for (const batch of pending) this.toSpool(batch);
+    if (pending.length > 0 || this.spool.head()) {
+      this.logger.warn({ records: pending.reduce((n, b) => n + b.records.length, 0), dir: this.spool.dir, bytes: this.spool.bytes }, 'prediction records not stored before shutdown are kept in the spool for the next start');
+    }
+  }
+
+  private idle(): boolean {
+    return this.waiting === 0 && !this.delivering;
+  }
+
+  private notifyIfIdle(): void {
+    if (!this.idle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    waiters.forEach((resolve) => resolve());
   }
 
   private close(model: string): void {
@@ -84,60 +134,113 @@ export class PredictionPublisher {
     if (!entry) return;
     clearTimeout(entry.timer);
     this.open.delete(model);
+    if (this.spooling || this.closed) {
+      this.waiting -= entry.batch.records.length;
+      this.toSpool(entry.batch);
+      return;
+    }
     this.ready.push(entry.batch);
     this.pump();
   }
 
+  /** JetStream slower than requests come: the oldest batches wait on disk rather than in memory. */
   private enforceCapacity(): void {
+    let moved = false;
     while (this.waiting > this.options.capacity && this.ready.length > 0) {
       const oldest = this.ready.shift()!;
       this.waiting -= oldest.records.length;
-      this.dropped += oldest.records.length;
-      this.logger.error({ dropped: this.dropped }, 'prediction record buffer full (JetStream unreachable?); dropped the oldest records');
+      this.toSpool(oldest);
+      moved = true;
     }
+    if (moved) this.deliverSpool();
   }
 
   private pump(): void {
-    while (!this.retryTimer && this.inFlight < this.concurrency && this.ready.length > 0) {
+    while (!this.spooling && this.inFlight.size < this.concurrency && this.ready.length > 0) {
       const batch = this.ready.shift()!;
-      this.inFlight++;
-      void this.send(batch).finally(() => {
-        this.inFlight--;
+      this.inFlight.add(batch);
+      void this.store(batch).then(
+        () => {},
+        (error: unknown) => {
+          if (this.closed) return; // spooled by flush already
+          this.startSpooling(error);
+          this.toSpool(batch);
+        },
+      ).finally(() => {
+        this.inFlight.delete(batch);
+        this.waiting -= batch.records.length;
         this.pump();
-        if (this.waiting === 0) {
-          const waiters = this.idleWaiters;
-          this.idleWaiters = [];
-          waiters.forEach((resolve) => resolve());
-        }
+        this.notifyIfIdle();
       });
     }
   }
 
-  private async send(batch: Batch): Promise<void> {
+  private startSpooling(error: unknown): void {
+    if (!this.spooling) {
+      this.logger.warn({ err: error, dir: this.spool.dir }, 'JetStream unreachable: prediction records go to the spool until it answers again');
+    }
+    this.spooling = true;
+    // What waits in memory goes to disk too, so a router that dies during the outage keeps it.
+    for (const batch of this.ready.splice(0)) {
+      this.waiting -= batch.records.length;
+      this.toSpool(batch);
+    }
+    this.deliverSpool();
+  }
+
+  private toSpool(batch: RecordBatch): void {
+    if (this.spool.append(batch)) {
+      this.spooledRecords += batch.records.length;
+      return;
+    }
+    this.dropped += batch.records.length;
+    this.logger.error(
+      { dropped: batch.records.length, dropped_total: this.dropped, dir: this.spool.dir, bytes: this.spool.bytes },
+      'prediction records dropped: the record spool is full (ROUTER_RECORD_SPOOL_MAX_BYTES)',
+    );
+  }
+
+  /** Delivers the spool, oldest batch first, retrying while JetStream is unreachable. */
+  private deliverSpool(): void {
+    this.delivering ??= (async () => {
+      let delivered = 0;
+      // A flushed publisher stops trying: what is left waits in the spool for the next start.
+      for (let batch = this.spool.head(); batch && !this.closed; batch = this.spool.head()) {
+        try {
+          await this.store(batch);
+          this.spool.shift();
+          delivered += batch.records.length;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, this.retryMs));
+        }
+      }
+      if (delivered > 0) this.logger.info({ records: delivered, spooled_total: this.spooledRecords }, 'spooled prediction records delivered');
+    })().finally(() => {
+      this.delivering = undefined;
+      this.spooling = false;
+      this.pump();
+      this.notifyIfIdle();
+    });
+  }
+
+  /**
+   * Stores a batch. One larger than the NATS server takes would fail again on every retry and
+   * hold back every batch behind it: its halves are stored instead, their ids derived from
+   * the batch's so a retried half is still stored once; a lone record that large is dropped.
+   */
+  private async store(batch: RecordBatch): Promise<void> {
     try {
       await this.bus.publishDurable(this.bus.subjects.prediction(batch.model), events.predictionBatch, { records: batch.records }, batch.id);
-      this.waiting -= batch.records.length;
     } catch (error) {
-      if (/max_payload/i.test((error as Error).message ?? '')) {
-        // Larger than the NATS server takes: sent again it would fail again and hold back every
-        // batch behind it. Halves go first instead (their ids derived from the batch's, so a
-        // retry of a half is still stored once); a lone record that large cannot be stored.
-        if (batch.records.length > 1) {
-          const half = Math.ceil(batch.records.length / 2);
-          this.ready.unshift({ ...batch, id: `${batch.id}.0`, records: batch.records.slice(0, half) }, { ...batch, id: `${batch.id}.1`, records: batch.records.slice(half) });
-          return;
-        }
-        this.waiting -= 1;
-        this.dropped += 1;
-        this.logger.error({ err: error, model: batch.model, dropped: this.dropped }, 'prediction record dropped: larger than the NATS server\'s max_payload');
+      if (!isTooLarge(error)) throw error;
+      if (batch.records.length > 1) {
+        const half = Math.ceil(batch.records.length / 2);
+        await this.store({ ...batch, id: `${batch.id}.0`, records: batch.records.slice(0, half) });
+        await this.store({ ...batch, id: `${batch.id}.1`, records: batch.records.slice(half) });
         return;
       }
-      this.logger.warn({ err: error, records: batch.records.length }, 'prediction records not stored yet; will retry');
-      this.ready.unshift(batch);
-      this.retryTimer ??= setTimeout(() => {
-        this.retryTimer = undefined;
-        this.pump();
-      }, 500);
+      this.dropped += 1;
+      this.logger.error({ err: error, model: batch.model, dropped: 1, dropped_total: this.dropped }, 'prediction records dropped: larger than the NATS server\'s max_payload');
     }
   }
 }

@@ -7,6 +7,7 @@ import { WorkerPool } from './worker-pool.js';
 import { WorkerProbe } from './worker-probe.js';
 import { Coalescer } from './coalescer.js';
 import { PredictionPublisher } from './prediction-publisher.js';
+import { RecordSpool, defaultSpoolDir } from './record-spool.js';
 import { inferenceHandlers } from './inference-service.js';
 import { rawInferenceService } from './raw-inference.js';
 import type { RouterConfig } from './config.js';
@@ -39,7 +40,8 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
     logger.info({ worker_id: change.worker.id, address: change.worker.address, device: change.worker.device, reason: change.reason }, `worker ${change.kind}`),
   );
   const pool = new WorkerPool(table, config.GRPC_MAX_MESSAGE_BYTES);
-  const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER });
+  const spool = RecordSpool.open({ dir: config.ROUTER_RECORD_SPOOL_DIR ?? defaultSpoolDir(config.ROUTER_PORT), maxBytes: config.ROUTER_RECORD_SPOOL_MAX_BYTES }, logger);
+  const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER, spool });
   const coalescer = new Coalescer({ table, pool, logger, maxAttempts: config.ROUTER_MAX_ATTEMPTS, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
   grpc.addService(
