@@ -6,8 +6,20 @@ export const DEFAULT_MONITOR = process.env.INFERMESH_MONITOR_ADDRESS ?? '127.0.0
 
 const options = { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.max_send_message_length': 256 * 1024 * 1024 };
 
+/** Sends `key` with every call, as the router reads it: `authorization: Bearer <key>`. */
+function sendingApiKey(key: string): grpc.Interceptor {
+  return (callOptions, nextCall) =>
+    new grpc.InterceptingCall(nextCall(callOptions), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${key}`);
+        next(metadata, listener);
+      },
+    });
+}
+
 export function routerClient(address: string): GRPCInferenceServiceClient {
-  return new (contracts().inference.GRPCInferenceService)(address, grpc.credentials.createInsecure(), options);
+  const key = process.env.INFERMESH_API_KEY?.trim();
+  return new (contracts().inference.GRPCInferenceService)(address, grpc.credentials.createInsecure(), key ? { ...options, interceptors: [sendingApiKey(key)] } : options);
 }
 
 export function monitorClient(address: string): MonitorClient {
@@ -33,6 +45,7 @@ export function describeError(error: unknown): string {
     const address = /connect ECONNREFUSED ([^\s,]+?)\.?(?:\s|$)/.exec(e.details)?.[1];
     return `cannot reach ${address ?? 'the server'}: is the mesh running? (npm start, or --address HOST:PORT)`;
   }
+  if (e?.code === grpc.status.UNAUTHENTICATED) return `UNAUTHENTICATED: ${e.details} (the CLI sends the key in INFERMESH_API_KEY)`;
   if (typeof e?.code === 'number') return `${grpc.status[e.code]}: ${e.details}`;
   return (error as Error)?.message ?? String(error);
 }

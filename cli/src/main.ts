@@ -30,14 +30,23 @@ commands:
   stats     request counts and latency per model, from the monitor  [--model NAME]
   workers   the workers announcing themselves on NATS (device, provider, models, load)
               --nats URL       (default NATS_URL or nats://127.0.0.1:4222)
+  keys      API keys for the router's keys file (ROUTER_API_KEYS_FILE)
+              create --id ID [--models a,b] [--admin] [--rate N] [--burst N]
+                     [--quota-requests N] [--quota-items N] [--quota-period day] [--file PATH]
+              hash             the SHA-256 of a key read on stdin
 
 common options:
   --address HOST:PORT   the router (default ${DEFAULT_ROUTER}, or INFERMESH_ADDRESS)
   --monitor HOST:PORT   the monitor (default ${DEFAULT_MONITOR})
-  --json                machine-readable output`;
+  --json                machine-readable output
+  INFERMESH_API_KEY     the API key sent to the router (authorization: Bearer <key>)`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'keys') {
+    const { keys } = await import('./commands/keys.js');
+    return keys(rest);
+  }
   const { values } = parseArgs({
     args: rest,
     options: {

@@ -26,6 +26,12 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       /** Prediction records waiting in memory for JetStream; beyond this the oldest batches go to the record spool. */
       ROUTER_RECORD_BUFFER: setting.positiveInt(10_000),
       /**
+       * The API keys file (YAML or JSON; docs/architecture.md "API keys"). Unset: every call is
+       * served without a key, and the router says so at start. Set: every call but ServerLive
+       * and ServerReady needs a key from it.
+       */
+      ROUTER_API_KEYS_FILE: z.string().min(1).optional(),
+      /**
        * Where prediction records wait while JetStream is unreachable, and across a restart. Unset: a
        * folder per port under the OS temp folder (writable where the root filesystem is not).
        */

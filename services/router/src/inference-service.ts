@@ -17,6 +17,7 @@ import type { WorkerPool } from './worker-pool.js';
 import type { Coalescer, WorkerAnswer } from './coalescer.js';
 import type { PredictionPublisher } from './prediction-publisher.js';
 import { encodeStreamError, type RawInferRequest } from './raw-inference.js';
+import { openAccess, type AccessControl, type Caller } from './auth/index.js';
 import { mergeStatistics } from './statistics.js';
 
 export interface InferenceDeps {
@@ -27,6 +28,8 @@ export interface InferenceDeps {
   logger: Logger;
   requestTimeoutMs: number;
   version: string;
+  /** API keys; without it every call is served (the open API of `npm start`). */
+  access?: AccessControl;
 }
 
 export const EXTENSIONS = ['model_repository', 'statistics', 'streaming', 'classification', 'infermesh_preprocessing'];
@@ -65,6 +68,12 @@ type Generated = grpc.MethodDefinition<object, object>;
 
 export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
   const { table, logger } = deps;
+  const access = deps.access ?? openAccess;
+
+  /** The per-method check: the call's key, refused here before the handler does any work. */
+  function guarded<Req, Res>(method: string, handler: (request: Req, ctx: CallContext, caller: Caller) => Promise<Res>) {
+    return (request: Req, ctx: CallContext) => handler(request, ctx, access.authorize(method, ctx.metadata));
+  }
 
   function resolveModel(name: string, version: string): ModelStatus__Output {
     if (!name) throw invalidArgument('model_name is empty');
@@ -89,7 +98,7 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     return Number.isFinite(client) ? Math.min(client, own) : own;
   }
 
-  async function modelInfer(request: RawInferRequest, ctx: CallContext): Promise<Buffer> {
+  async function modelInfer(request: RawInferRequest, ctx: CallContext, caller: Caller): Promise<Buffer> {
     const arrivedNs = process.hrtime.bigint();
     if (!request.header) throw invalidArgument(request.malformed ?? 'the request is not a ModelInferRequest');
     const header = request.header;
@@ -98,6 +107,7 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     let answer: WorkerAnswer | undefined;
     let version = header.modelVersion;
     try {
+      caller.admitInference(header.modelName, itemsOf(header));
       // An unversioned request is pinned to the newest version here, so during a rollout
       // it is preprocessed and run by the same version.
       const status = resolveModel(header.modelName, header.modelVersion);
@@ -105,16 +115,16 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       const result = await deps.coalescer.submit(status, version, { bytes: request.bytes, deadlineMs: deadlineOf(ctx), traceparent, arrivedNs }, itemsOf(header), ctx.signal);
       answer = result.output;
       if (answer.statusCode !== Status.OK) throw new ServiceError(answer.statusCode, answer.errorMessage);
-      record(header, version, Status.OK, '', arrivedNs, traceparent, answer);
+      record(header, version, caller.keyId, Status.OK, '', arrivedNs, traceparent, answer);
       return answer.response;
     } catch (error) {
       const status = statusOf(error);
-      record(header, version, status.code, status.details, arrivedNs, traceparent, answer);
+      record(header, version, caller.keyId, status.code, status.details, arrivedNs, traceparent, answer);
       throw error;
     }
   }
 
-  function record(header: InferRequestHeader, version: string, code: number, message: string, arrivedNs: bigint, traceparent: string, answer?: WorkerAnswer): void {
+  function record(header: InferRequestHeader, version: string, clientId: string, code: number, message: string, arrivedNs: bigint, traceparent: string, answer?: WorkerAnswer): void {
     if (!header.modelName) return;
     // Any client can name any model or version: label records with names the mesh serves
     // only, so refused requests cannot grow the monitor's series without bound.
@@ -136,6 +146,7 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       timestampMs: String(Date.now()),
       items: itemsOf(header),
       traceparent,
+      clientId,
     };
     deps.publisher.publish(record);
   }
@@ -143,29 +154,36 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
   const statisticsMethod = inferenceService().ModelStatistics as unknown as Generated;
 
   return {
-    ServerLive: async () => ({ live: true }),
-    ServerReady: async () => ({ ready: table.list().length > 0 }),
-    ModelReady: async (request: ModelReadyRequest__Output) => ({ ready: table.holders(request.name, request.version).length > 0 }),
-    ServerMetadata: async () => ({ name: 'infermesh', version: deps.version, extensions: EXTENSIONS }),
-    ModelMetadata: async (request: ModelMetadataRequest__Output) => {
+    ServerLive: guarded('ServerLive', async () => ({ live: true })),
+    ServerReady: guarded('ServerReady', async () => ({ ready: table.list().length > 0 })),
+    ModelReady: guarded('ModelReady', async (request: ModelReadyRequest__Output, _ctx, caller) => {
+      caller.checkModel(request.name);
+      return { ready: table.holders(request.name, request.version).length > 0 };
+    }),
+    ServerMetadata: guarded('ServerMetadata', async () => ({ name: 'infermesh', version: deps.version, extensions: EXTENSIONS })),
+    ModelMetadata: guarded('ModelMetadata', async (request: ModelMetadataRequest__Output, _ctx, caller) => {
+      caller.checkModel(request.name);
       const status = resolveModel(request.name, request.version);
       return { name: status.name, versions: table.versions(status.name), platform: status.platform, inputs: status.inputs, outputs: status.outputs };
-    },
-    ModelInfer: modelInfer,
+    }),
+    ModelInfer: guarded('ModelInfer', modelInfer),
     ModelStreamInfer: {
-      bidi: (call, ctx) =>
-        serveStream<RawInferRequest, Buffer>(call as unknown as grpc.ServerDuplexStream<RawInferRequest, Buffer>, ctx, {
+      bidi: async (call, ctx) => {
+        // The stream's key is read once, from the call's metadata; each item is then admitted on its own.
+        const caller = access.authorize('ModelStreamInfer', ctx.metadata);
+        return serveStream<RawInferRequest, Buffer>(call as unknown as grpc.ServerDuplexStream<RawInferRequest, Buffer>, ctx, {
           window: STREAM_WINDOW,
           logger,
           itemSpanName: 'inference.GRPCInferenceService/ModelStreamInfer item',
-          handle: async (request, itemCtx) => encodeStreamInferResponse(await modelInfer(request, itemCtx)),
+          handle: async (request, itemCtx) => encodeStreamInferResponse(await modelInfer(request, itemCtx, caller)),
           failure: (request, message) => encodeStreamError({
             errorMessage: message,
             inferResponse: { id: request.header?.id ?? '', modelName: request.header?.modelName ?? '', modelVersion: request.header?.modelVersion ?? '' },
           }),
-        }),
+        });
+      },
     },
-    ModelStatistics: async (request: ModelStatisticsRequest__Output, ctx: CallContext) => {
+    ModelStatistics: guarded('ModelStatistics', async (request: ModelStatisticsRequest__Output, ctx: CallContext) => {
       if (request.name) resolveModel(request.name, request.version);
       const workers = request.name ? table.holders(request.name, request.version) : table.list();
       const answers = await Promise.all(
@@ -183,14 +201,14 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
         }),
       );
       return { modelStats: mergeStatistics(answers.flat()) };
-    },
+    }),
     // The routing table holds only ready models, so `ready: true` and `ready: false` list the same.
-    RepositoryIndex: async () => {
+    RepositoryIndex: guarded('RepositoryIndex', async () => {
       const seen = new Map<string, { name: string; version: string; state: string; reason: string }>();
       for (const worker of table.list()) {
         for (const model of worker.models) seen.set(`${model.name}:${model.version}`, { name: model.name, version: model.version, state: 'READY', reason: '' });
       }
       return { models: [...seen.values()].sort((a, b) => a.name.localeCompare(b.name) || Number(a.version) - Number(b.version)) };
-    },
+    }),
   };
 }

@@ -11,6 +11,7 @@ import { RecordSpool, defaultSpoolDir } from './record-spool.js';
 import { inferenceHandlers } from './inference-service.js';
 import { rawInferenceService } from './raw-inference.js';
 import type { RouterConfig } from './config.js';
+import { accessControlFor } from './auth/index.js';
 
 export const VERSION = '0.1.0';
 /** Deadline of one direct health check of a worker (admission, or while NATS is down). */
@@ -34,6 +35,7 @@ export interface RouterDeps {
 }
 
 export async function createRouter({ config, logger, bus }: RouterDeps): Promise<Router> {
+  const access = await accessControlFor(config.ROUTER_API_KEYS_FILE, logger);
   await bus.ensureStreams();
   const table = new RoutingTable(config.WORKER_STALE_MS);
   table.onChange((change) =>
@@ -47,7 +49,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   grpc.addService(
     'inference.GRPCInferenceService',
     rawInferenceService(),
-    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION }),
+    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access }),
   );
   const probe = new WorkerProbe({
     table, pool, logger, checkTimeoutMs: WORKER_CHECK_TIMEOUT_MS, outageCheckMs: config.ROUTER_WORKER_CHECK_MS, retryRefusedMs: REFUSED_RETRY_MS, fillMs: config.ROUTER_TABLE_FILL_MS,

@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { ServiceError, Status } from '@infermesh/grpc';
 import { thrownBy } from '@infermesh/testing';
-import { ApiKeyAccess, presentedKey } from './access-control.js';
+import type { Logger } from '@infermesh/log';
+import { ApiKeyAccess, accessControlFor, presentedKey } from './access-control.js';
 import { createApiKey } from './api-key.js';
-import type { KeyPolicy } from './keys-file.js';
+import { KeysFileError, type KeyPolicy } from './keys-file.js';
 
 function policy(id: string, fields: Partial<KeyPolicy> = {}): { key: string; policy: KeyPolicy } {
   const { key, sha256 } = createApiKey(id);
@@ -114,5 +115,21 @@ describe('rate limits and quotas', () => {
     const access = new ApiKeyAccess([limited.policy], { monotonic: () => 0 });
     access.authorize('ModelInfer', bearer(limited.key)).admitInference('iris', 1);
     expect(refusal(() => access.authorize('ModelStreamInfer', bearer(limited.key)).admitInference('iris', 1)).code).toBe('RESOURCE_EXHAUSTED');
+  });
+});
+
+describe('accessControlFor', () => {
+  it('serves every call without a key when no keys file is set, and warns that the API is open', async () => {
+    const warnings: unknown[][] = [];
+    const logger = { warn: (...args: unknown[]) => warnings.push(args), info: () => {} } as unknown as Logger;
+    const access = await accessControlFor(undefined, logger);
+    expect(access.required).toBe(false);
+    expect(access.authorize('ModelStatistics', new grpc.Metadata()).keyId).toBe('');
+    expect(String(warnings[0]?.at(-1))).toMatch(/^the API is open: ROUTER_API_KEYS_FILE is not set/);
+  });
+
+  it('stops the start with the file\'s name when the keys file cannot be read', async () => {
+    const logger = { warn: () => {}, info: () => {} } as unknown as Logger;
+    await expect(accessControlFor('/nonexistent/keys.yaml', logger)).rejects.toThrow(new KeysFileError('cannot read the keys file /nonexistent/keys.yaml: ENOENT'));
   });
 });
