@@ -1,5 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { contracts, type GRPCInferenceServiceClient, type MonitorClient } from '@infermesh/contracts';
+import { loadMeshTls, meshChannelCredentials, meshTlsFromConfig, type MeshTls } from '@infermesh/grpc';
 
 export const DEFAULT_ROUTER = process.env.INFERMESH_ADDRESS ?? '127.0.0.1:8001';
 export const DEFAULT_MONITOR = process.env.INFERMESH_MONITOR_ADDRESS ?? '127.0.0.1:8004';
@@ -22,8 +26,38 @@ export function routerClient(address: string): GRPCInferenceServiceClient {
   return new (contracts().inference.GRPCInferenceService)(address, grpc.credentials.createInsecure(), key ? { ...options, interceptors: [sendingApiKey(key)] } : options);
 }
 
+/** Written by `infermesh up` while it runs: where its monitor is and the operator's certificate for it. */
+export const RUNNING_MESH_FILE = join(fileURLToPath(new URL('../../', import.meta.url)), '.data', 'up.json');
+
+export interface RunningMesh {
+  pid: number;
+  monitor: string;
+  operatorTls: { caFile: string; certFile: string; keyFile: string };
+}
+
+function runningMesh(): RunningMesh | undefined {
+  try {
+    const mesh = JSON.parse(readFileSync(RUNNING_MESH_FILE, 'utf8')) as RunningMesh;
+    process.kill(mesh.pid, 0); // still running?
+    return mesh;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The operator's mesh certificate, for the monitor's API under mutual TLS: MESH_TLS_* when set,
+ * else the one of the mesh `infermesh up` runs here (when `address` is its monitor), else none.
+ */
+function operatorTls(address: string): MeshTls | undefined {
+  const fromEnv = meshTlsFromConfig(process.env);
+  if (fromEnv) return fromEnv;
+  const mesh = runningMesh();
+  return mesh && mesh.monitor === address ? loadMeshTls(mesh.operatorTls) : undefined;
+}
+
 export function monitorClient(address: string): MonitorClient {
-  return new (contracts().infermesh.v1.Monitor)(address, grpc.credentials.createInsecure(), options);
+  return new (contracts().infermesh.v1.Monitor)(address, meshChannelCredentials(operatorTls(address), { role: 'monitor' }), options);
 }
 
 /** Promisifies a generated unary method. */

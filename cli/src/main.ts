@@ -30,6 +30,8 @@ commands:
   stats     request counts and latency per model, from the monitor  [--model NAME]
   workers   the workers announcing themselves on NATS (device, provider, models, load)
               --nats URL       (default NATS_URL or nats://127.0.0.1:4222)
+  certs     a development CA and mesh certificates (mutual TLS between services)
+              [--dir DIR] [--workers ID,ID] [--fresh]      (infermesh certs --help)
   keys      API keys for the router's keys file (ROUTER_API_KEYS_FILE)
               create --id ID [--models a,b] [--admin] [--rate N] [--burst N]
                      [--quota-requests N] [--quota-items N] [--quota-period day] [--file PATH]
@@ -43,6 +45,11 @@ common options:
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'certs') {
+    const { certs } = await import('./commands/certs.js');
+    const { ROOT } = await import('./commands/up.js');
+    return certs(rest, ROOT);
+  }
   if (command === 'keys') {
     const { keys } = await import('./commands/keys.js');
     return keys(rest);

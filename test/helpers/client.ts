@@ -16,8 +16,8 @@ export interface InferenceClient {
   close(): void;
 }
 
-export function inferenceClient(address: string): InferenceClient {
-  const client = new proto.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), {
+export function inferenceClient(address: string, credentials = grpc.credentials.createInsecure()): InferenceClient {
+  const client = new proto.inference.GRPCInferenceService(address, credentials, {
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
   }) as grpc.Client & Record<string, (req: Json, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => void>;

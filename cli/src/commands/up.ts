@@ -1,16 +1,22 @@
 /**
- * infermesh up: the whole mesh on one machine. Uses NATS at NATS_URL, or one already
- * answering on 127.0.0.1:4222, or starts nats-server with JetStream in .data/nats; then
- * the monitor, preprocessor, worker(s) and router as separate processes. Ctrl-C stops
+ * infermesh up: the whole mesh on one machine, secured as a cluster would be: a development
+ * CA and a certificate per service (mutual TLS between them, .data/certs), and its own
+ * nats-server with JetStream (.data/nats) and a NATS user per service with that service's
+ * permissions (.data/nats-auth), unless NATS_URL names another server. Then the monitor,
+ * preprocessor, worker(s) and router as separate processes, all on loopback. Ctrl-C stops
  * everything in order.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
-import { mkdirSync, openSync, existsSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, openSync, existsSync, writeFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ServerReadyResponse__Output } from '@infermesh/contracts';
-import { call, routerClient } from '../client.js';
+import { natsAuthorization, NATS_ROLES, type NatsRole, type ServerReadyResponse__Output } from '@infermesh/contracts';
+import { issueDevCertificates, meshTlsSettings } from '@infermesh/grpc';
+import { natsConnectOptions } from '@infermesh/bus';
+import { meshHolders } from './certs.js';
+import { call, routerClient, RUNNING_MESH_FILE, type RunningMesh } from '../client.js';
 import { collectWorkers, summarize } from './workers.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -53,6 +59,27 @@ function findNatsServer(): string | undefined {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A user per mesh role with a fresh random password (files readable by their owner only), and the server's config. */
+function writeNatsUsers(dir: string): { config: string; settings: (role: NatsRole) => Record<string, string> } {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const users = NATS_ROLES.map((role) => ({ user: role, password: randomBytes(18).toString('base64url'), role }));
+  for (const { user, password } of users) writeFileSync(join(dir, `${user}.password`), password, { mode: 0o600 });
+  const config = join(dir, 'nats.conf');
+  writeFileSync(config, natsAuthorization(users, process.env.NATS_SUBJECT_PREFIX ?? 'infermesh'), { mode: 0o600 });
+  return { config, settings: (role) => ({ NATS_USER: role, NATS_PASSWORD_FILE: join(dir, `${role}.password`) }) };
+}
 
 export async function up(options: UpOptions): Promise<void> {
   const dataDir = join(ROOT, '.data');
@@ -104,6 +131,7 @@ export async function up(options: UpOptions): Promise<void> {
         ),
       );
     }
+    rmSync(RUNNING_MESH_FILE, { force: true });
     console.log('stopped.');
     process.exit(exitCode);
   };
@@ -111,24 +139,30 @@ export async function up(options: UpOptions): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   let natsUrl = process.env.NATS_URL;
-  let natsNote = 'from NATS_URL';
+  let natsNote = 'from NATS_URL, with the credentials in NATS_USER / NATS_PASSWORD_FILE or NATS_CREDS_FILE';
+  // Each service's NATS settings: its own user when the mesh runs its own server.
+  let natsSettings: (role: NatsRole) => Record<string, string> = () => ({});
   if (!natsUrl) {
-    if (await portOpen('127.0.0.1', 4222)) {
-      natsUrl = 'nats://127.0.0.1:4222';
-      natsNote = 'already running';
-    } else {
-      const binary = findNatsServer();
-      if (!binary) {
-        console.error('nats-server is not installed: install it (Debian/Ubuntu: sudo apt-get install nats-server; macOS: brew install nats-server) or set NATS_URL to a NATS server with JetStream.');
-        process.exit(1);
-      }
-      mkdirSync(join(dataDir, 'nats'), { recursive: true });
-      start('nats', binary, ['-a', '127.0.0.1', '-p', '4222', '-js', '-sd', join(dataDir, 'nats')]);
-      for (let i = 0; i < 100 && !(await portOpen('127.0.0.1', 4222)); i++) await sleep(100);
-      natsUrl = 'nats://127.0.0.1:4222';
-      natsNote = `started here, data in ${relative(process.cwd(), join(dataDir, 'nats')) || '.'}`;
+    const binary = findNatsServer();
+    if (!binary) {
+      console.error('nats-server is not installed: install it (Debian/Ubuntu: sudo apt-get install nats-server; macOS: brew install nats-server) or set NATS_URL to a NATS server with JetStream.');
+      process.exit(1);
     }
+    // A server already on 4222 is someone else's, with other users or none: run ours beside it.
+    const port = (await portOpen('127.0.0.1', 4222)) ? await freePort() : 4222;
+    const users = writeNatsUsers(join(dataDir, 'nats-auth'));
+    natsSettings = users.settings;
+    mkdirSync(join(dataDir, 'nats'), { recursive: true });
+    start('nats', binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dataDir, 'nats'), '-c', users.config]);
+    for (let i = 0; i < 100 && !(await portOpen('127.0.0.1', port)); i++) await sleep(100);
+    natsUrl = `nats://127.0.0.1:${port}`;
+    natsNote = `started here (a user per service, passwords in ${relative(process.cwd(), join(dataDir, 'nats-auth'))}; data in ${relative(process.cwd(), join(dataDir, 'nats'))})${port === 4222 ? '' : '; 4222 is another server\'s'}`;
   }
+
+  // Mutual TLS between the services, from a development CA kept in .data/certs.
+  const certs = issueDevCertificates(join(dataDir, 'certs'), meshHolders(Array.from({ length: options.workers }, (_, i) => `worker-cpu${i}`).concat(Array.from({ length: 8 }, (_, i) => `worker-gpu${i}`))));
+  const tls = (stem: string) => meshTlsSettings(certs, stem);
+  const operator = tls('operator');
 
   const service = (name: string) => ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', name, 'dist', 'main.js')];
   const preprocessorPort = process.env.PREPROCESSOR_PORT ?? '8003';
@@ -136,17 +170,26 @@ export async function up(options: UpOptions): Promise<void> {
   const routerPort = process.env.ROUTER_PORT ?? '8001';
   const monitorPort = process.env.MONITOR_PORT ?? '8004';
   const metricsPort = process.env.MONITOR_METRICS_PORT ?? '8002';
-  start('monitor', process.execPath, service('monitor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor' });
-  start('preprocessor', process.execPath, service('preprocessor'), { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor' });
+  // Lets the CLI's other commands reach this mesh's monitor with the operator's certificate.
+  const running: RunningMesh = {
+    pid: process.pid,
+    monitor: `127.0.0.1:${monitorPort}`,
+    operatorTls: { caFile: operator.MESH_TLS_CA_FILE, certFile: operator.MESH_TLS_CERT_FILE, keyFile: operator.MESH_TLS_KEY_FILE },
+  };
+  writeFileSync(RUNNING_MESH_FILE, JSON.stringify(running, null, 2));
+  start('monitor', process.execPath, service('monitor'), { ...common, ...tls('monitor'), ...natsSettings('monitor'), OTEL_SERVICE_NAME: 'infermesh-monitor' });
+  start('preprocessor', process.execPath, service('preprocessor'), { ...common, ...tls('preprocessor'), OTEL_SERVICE_NAME: 'infermesh-preprocessor' });
   // The supervisor starts one worker per GPU it finds, else --workers CPU workers sharing the cores.
   start('workers', process.execPath, ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', 'worker', 'dist', 'supervisor-main.js')], {
     ...common,
+    ...tls('worker'),
+    ...natsSettings('worker'),
     OTEL_SERVICE_NAME: 'infermesh-worker',
     WORKER_CPU_WORKERS: String(options.workers),
     WORKER_ID_PREFIX: 'worker',
     MODEL_REPOSITORY: process.env.MODEL_REPOSITORY ?? join(ROOT, 'models'),
   });
-  start('router', process.execPath, service('router'), { ...common, OTEL_SERVICE_NAME: 'infermesh-router' });
+  start('router', process.execPath, service('router'), { ...common, ...tls('router'), ...natsSettings('router'), OTEL_SERVICE_NAME: 'infermesh-router' });
 
   const address = `127.0.0.1:${routerPort}`;
   const client = routerClient(address);
@@ -170,8 +213,10 @@ export async function up(options: UpOptions): Promise<void> {
 infermesh is up
   router    ${address}  (Open Inference Protocol / KServe v2 gRPC, reflection on)
   monitor   gRPC 127.0.0.1:${monitorPort}, Prometheus http://127.0.0.1:${metricsPort}/metrics
-  workers   ${summarize(await collectWorkers(natsUrl, 1500))}
+  workers   ${summarize(await collectWorkers(natsUrl, 1500, natsConnectOptions(natsSettings('operator'))))}
   NATS      ${natsUrl} (${natsNote})
+  security  between services: mutual TLS (${relative(process.cwd(), certs.dir)}, from \`infermesh certs\`), each service its own NATS user
+            public endpoint: ${process.env.ROUTER_TLS_CERT_FILE ? 'TLS' : 'plaintext'} on 127.0.0.1; API keys: ${process.env.ROUTER_API_KEYS_FILE ? `required (${process.env.ROUTER_API_KEYS_FILE})` : 'off (set ROUTER_API_KEYS_FILE)'}; see README "Security"
   traces    ${traces}
   logs      ${relative(process.cwd(), logDir)}/<service>.log
 

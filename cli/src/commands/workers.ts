@@ -1,10 +1,11 @@
 /** infermesh workers: the workers announcing themselves on NATS, with device, provider, models and load. */
-import { connectBus, events } from '@infermesh/bus';
+import { connectBus, events, natsConnectOptions, type BusOptions } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
 import type { WorkerHeartbeat__Output } from '@infermesh/contracts';
 
-export async function collectWorkers(natsUrl: string, listenMs: number, prefix = process.env.NATS_SUBJECT_PREFIX ?? 'infermesh'): Promise<WorkerHeartbeat__Output[]> {
-  const bus = await connectBus({ url: natsUrl, name: 'infermesh cli', prefix, logger: createLogger('cli', { level: 'silent' }) });
+/** `connectOptions`: credentials (by default from NATS_USER / NATS_PASSWORD_FILE or NATS_CREDS_FILE, as the services read them). */
+export async function collectWorkers(natsUrl: string, listenMs: number, connectOptions: BusOptions['connectOptions'] = natsConnectOptions(process.env), prefix = process.env.NATS_SUBJECT_PREFIX ?? 'infermesh'): Promise<WorkerHeartbeat__Output[]> {
+  const bus = await connectBus({ url: natsUrl, name: 'infermesh cli', prefix, logger: createLogger('cli', { level: 'silent' }), connectOptions });
   const seen = new Map<string, WorkerHeartbeat__Output>();
   const sub = bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => {
     if (message.draining) seen.delete(message.workerId);

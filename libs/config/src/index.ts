@@ -44,6 +44,8 @@ export const commonSettings = {
   GRPC_MAX_CONCURRENT_STREAMS: setting.positiveInt(256),
   GRPC_IDLE_TIMEOUT_MS: setting.positiveInt(300_000),
   GRPC_HANDSHAKE_TIMEOUT_MS: setting.positiveInt(10_000),
+  /** Where kubelet's gRPC probes reach grpc.health.v1 in plaintext when the service port runs TLS (unset: no such port). */
+  GRPC_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Mutual TLS between the mesh's services: the mesh CA, and this service's certificate and key (all three, or none for plaintext on loopback). */
   MESH_TLS_CA_FILE: z.string().min(1).optional(),
   MESH_TLS_CERT_FILE: z.string().min(1).optional(),

@@ -56,6 +56,11 @@ export interface GrpcServerOptions {
   maxSendBytes?: number;
   /** TLS (see tls.ts); plaintext when absent. */
   credentials?: grpc.ServerCredentials;
+  /**
+   * A second port serving grpc.health.v1 alone, in plaintext: kubelet's gRPC probes speak no
+   * TLS, and a probe learns only SERVING or NOT_SERVING. Bound by listen() on the same host.
+   */
+  healthPort?: number;
   /** Per-connection bounds (streams, idle and handshake timeouts); defaults in http2-limits.ts. */
   http2?: Http2Limits;
 }
@@ -108,6 +113,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   enforceHandshakeTimeout(server, (options.http2 ?? DEFAULT_HTTP2_LIMITS).handshakeTimeoutMs);
   const services: string[] = [];
+  let healthServer: grpc.Server | undefined;
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
   const tracer = trace.getTracer(options.name);
@@ -238,15 +244,19 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       server.addService(definition, implementation);
       services.push(serviceName);
     },
-    listen(host, port) {
+    async listen(host, port) {
       // Reflection lists what this server serves, known once every service is added.
       addReflection(server, REFLECTED, ['grpc.health.v1.Health', ...services]);
-      return new Promise((resolve, reject) => {
-        server.bindAsync(`${host}:${port}`, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, bound) => {
-          if (error) return reject(error);
-          resolve(bound);
-        });
-      });
+      const bind = (target: grpc.Server, at: number, credentials: grpc.ServerCredentials) =>
+        new Promise<number>((resolve, reject) => target.bindAsync(`${host}:${at}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))));
+      const bound = await bind(server, port, options.credentials ?? grpc.ServerCredentials.createInsecure());
+      if (options.healthPort !== undefined) {
+        healthServer = new grpc.Server();
+        health.addToServer(healthServer);
+        const healthBound = await bind(healthServer, options.healthPort, grpc.ServerCredentials.createInsecure());
+        logger.info({ port: healthBound }, 'health probes served in plaintext');
+      }
+      return bound;
     },
     setServing(serving) {
       const status = serving ? 'SERVING' : 'NOT_SERVING';
@@ -255,6 +265,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     },
     shutdown(graceMs) {
       this.setServing(false);
+      healthServer?.forceShutdown();
       // tryShutdown stops listening and sends GOAWAY on every connection, so clients take
       // new calls elsewhere; but it completes only once every connection has closed, which
       // a client holding a stream this count does not know (a health Watch) puts off until

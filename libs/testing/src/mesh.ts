@@ -25,18 +25,32 @@ export interface Mesh {
   nats: NatsServer;
   otlp: OtlpReceiver;
   routerAddress: string;
+  preprocessorAddress: string;
   monitorAddress: string;
   metricsUrl: string;
   services: ServiceProcess[];
   startWorker(name: string, env?: Record<string, string>): Promise<ServiceProcess>;
+  /**
+   * Another router process, set up as the mesh's own: on `port` when given (a router
+   * restarted at its address), else on a free one. Resolves once it listens.
+   */
+  startRouter(name: string, router?: { port?: number; env?: Record<string, string> }): Promise<{ service: ServiceProcess; address: string }>;
+  /** Stops the monitor with `signal` (SIGKILL: a crash) and starts it again on the same ports; resolves once it listens. */
+  restartMonitor(signal?: NodeJS.Signals): Promise<ServiceProcess>;
   /** The worker supervisor; resolves once `workers` workers serve. */
   startSupervisor(workers: number, env?: Record<string, string>): Promise<ServiceProcess>;
   service(name: string): ServiceProcess;
   stop(): Promise<void>;
 }
 
+export type MeshServiceName = 'router' | 'worker' | 'preprocessor' | 'monitor';
+
 export interface MeshOptions {
   workers?: number;
+  /** NATS with a user per service and the mesh's permissions; each service connects as its own user. */
+  natsAuth?: boolean;
+  /** Settings of one kind of service, e.g. its mesh TLS certificate (applied before the other env options). */
+  serviceEnv?: (service: MeshServiceName) => Record<string, string>;
   /** Export spans to the mesh's OTLP receiver (default true; benchmarks turn it off). */
   traces?: boolean;
   env?: Record<string, string>;
@@ -86,7 +100,10 @@ export async function waitForOutput(service: ServiceProcess, text: string, timeo
 }
 
 export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ auth: options.natsAuth });
+  // Each service's own settings for a secured mesh: its NATS user, and what the test adds (certificates).
+  const start = (name: string, service: string, env: Record<string, string>, entry?: string) =>
+    startService(name, service, { ...nats.credentials(service as 'router' | 'worker' | 'monitor'), ...options.serviceEnv?.(service as MeshServiceName), ...env }, entry);
   const otlp = await startOtlpReceiver();
   const [routerPort, preprocessorPort, monitorPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const common: Record<string, string> = {
@@ -98,14 +115,22 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   };
   const services: ServiceProcess[] = [];
   const startWorker = async (name: string, env: Record<string, string> = {}) => {
-    const worker = startService(name, 'worker', { ...common, OTEL_SERVICE_NAME: 'infermesh-worker', WORKER_ID: name, WORKER_INTRA_OP_THREADS: '1', ...options.workerEnv, ...env });
+    const worker = start(name, 'worker', { ...common, OTEL_SERVICE_NAME: 'infermesh-worker', WORKER_ID: name, WORKER_INTRA_OP_THREADS: '1', ...options.workerEnv, ...env });
     services.push(worker);
     await waitForOutput(worker, '"worker serving"');
     return worker;
   };
-  const monitor = startService('monitor', 'monitor', { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor', MONITOR_PORT: String(monitorPort), MONITOR_METRICS_PORT: String(metricsPort) });
-  const preprocessor = startService('preprocessor', 'preprocessor', { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor', PREPROCESSOR_PORT: String(preprocessorPort) });
-  const router = startService('router', 'router', {
+  const startRouter = async (name: string, router: { port?: number; env?: Record<string, string> } = {}) => {
+    const port = router.port ?? (await freePort());
+    const service = start(name, 'router', { ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(port), ...options.routerEnv, ...router.env });
+    services.push(service);
+    await waitForPort(port, 60_000, () => service.process.exitCode !== null);
+    return { service, address: `127.0.0.1:${port}` };
+  };
+  const startMonitor = () => start('monitor', 'monitor', { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor', MONITOR_PORT: String(monitorPort), MONITOR_METRICS_PORT: String(metricsPort) });
+  const monitor = startMonitor();
+  const preprocessor = start('preprocessor', 'preprocessor', { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor', PREPROCESSOR_PORT: String(preprocessorPort) });
+  const router = start('router', 'router', {
     ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(routerPort), ...options.routerEnv,
   });
   services.push(monitor, preprocessor, router);
@@ -113,12 +138,21 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     nats,
     otlp,
     routerAddress: `127.0.0.1:${routerPort}`,
+    preprocessorAddress: `127.0.0.1:${preprocessorPort}`,
     monitorAddress: `127.0.0.1:${monitorPort}`,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     services,
     startWorker,
+    startRouter,
+    async restartMonitor(signal = 'SIGTERM') {
+      const index = services.findIndex((s) => s.name === 'monitor');
+      await services[index].stop(signal);
+      services[index] = startMonitor();
+      await waitForPort(monitorPort, 60_000);
+      return services[index];
+    },
     async startSupervisor(workers, env = {}) {
-      const supervisor = startService('supervisor', 'worker', { ...common, OTEL_SERVICE_NAME: 'infermesh-worker', WORKER_INTRA_OP_THREADS: '1', ...options.workerEnv, ...env }, 'supervisor-main.js');
+      const supervisor = start('supervisor', 'worker', { ...common, OTEL_SERVICE_NAME: 'infermesh-worker', WORKER_INTRA_OP_THREADS: '1', ...options.workerEnv, ...env }, 'supervisor-main.js');
       services.push(supervisor);
       await waitForOutput(supervisor, '"worker serving"', 60_000, workers);
       return supervisor;

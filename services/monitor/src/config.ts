@@ -4,7 +4,7 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
       ...commonSettings,
-      MONITOR_HOST: setting.host('0.0.0.0'),
+      MONITOR_HOST: setting.host('127.0.0.1'),
       /** gRPC: the Monitor service (GetModelStats), health and reflection. */
       MONITOR_PORT: setting.port(8004),
       /** HTTP: Prometheus scrapes /metrics here; /healthz for plain HTTP probes. */

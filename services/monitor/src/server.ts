@@ -1,6 +1,6 @@
 /** The monitor as a pure factory: tests build one in-process, main.ts runs one. */
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, meshServerCredentials, meshTlsFromConfig, type GrpcServer } from '@infermesh/grpc';
 import { monitorService } from '@infermesh/contracts';
 import { snapshotStore, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
@@ -40,8 +40,8 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const http = createMetricsHttpServer(async () => state.prometheus() + (await registry.metrics()), registry.contentType, logger);
-  const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
-  grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(state));
+  const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });
+  grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(state), { callers: ['operator'] });
   let consumer: PredictionConsumer | undefined;
   let caughtUp: () => void = () => undefined;
   const serving = new Promise<void>((resolve) => (caughtUp = resolve));

@@ -2,7 +2,7 @@ import { loadConfig, commonSettings, setting, z } from '@infermesh/config';
 import { IMAGE_FORMATS, type PreprocessLimits } from './image-limits.js';
 
 export function preprocessorConfig(env: NodeJS.ProcessEnv = process.env) {
-  return loadConfig({ ...commonSettings, PREPROCESSOR_HOST: setting.host('0.0.0.0'), PREPROCESSOR_PORT: setting.port(8003), ...limitSettings }, env);
+  return loadConfig({ ...commonSettings, PREPROCESSOR_HOST: setting.host('127.0.0.1'), PREPROCESSOR_PORT: setting.port(8003), ...limitSettings }, env);
 }
 
 export type PreprocessorConfig = ReturnType<typeof preprocessorConfig>;

@@ -1,5 +1,5 @@
 /** The preprocessor as a pure factory. Stateless: each request carries its pipeline. */
-import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, meshServerCredentials, meshTlsFromConfig, type GrpcServer } from '@infermesh/grpc';
 import { preprocessorService } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 import { preprocessorHandlers } from './preprocessor-service.js';
@@ -12,9 +12,9 @@ export interface Preprocessor {
 }
 
 export function createPreprocessor({ config, logger }: { config: PreprocessorConfig; logger: Logger }): Preprocessor {
-  const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
+  const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });
   // A call carries the images of many requests (many traces): each item gets its own span instead.
-  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES, preprocessLimitsOf(config)), { untraced: ['Preprocess'] });
+  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES, preprocessLimitsOf(config)), { untraced: ['Preprocess'], callers: ['worker'] });
   return {
     grpc,
     async start() {

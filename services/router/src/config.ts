@@ -4,9 +4,13 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
       ...commonSettings,
-      ROUTER_HOST: setting.host('0.0.0.0'),
+      ROUTER_HOST: setting.host('127.0.0.1'),
       /** Where Triton's gRPC clients look by default. */
       ROUTER_PORT: setting.port(8001),
+      /** TLS on the public endpoint: certificate and key (PEM); with a client CA, clients must present a certificate it signed. */
+      ROUTER_TLS_CERT_FILE: z.string().min(1).optional(),
+      ROUTER_TLS_KEY_FILE: z.string().min(1).optional(),
+      ROUTER_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
       /** Upper bound for a request without a client deadline. */
       ROUTER_REQUEST_TIMEOUT_MS: setting.positiveInt(30_000),
       /** A worker silent for this long leaves the routing table (heartbeats come every second). */

@@ -1,5 +1,5 @@
 /** The router as a pure factory: tests build one in-process, main.ts runs one. */
-import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, meshTlsFromConfig, publicServerCredentials, type GrpcServer } from '@infermesh/grpc';
 import { events, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { RoutingTable } from './routing-table.js';
@@ -41,11 +41,12 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   table.onChange((change) =>
     logger.info({ worker_id: change.worker.id, address: change.worker.address, device: change.worker.device, reason: change.reason }, `worker ${change.kind}`),
   );
-  const pool = new WorkerPool(table, config.GRPC_MAX_MESSAGE_BYTES);
+  const pool = new WorkerPool(table, config.GRPC_MAX_MESSAGE_BYTES, meshTlsFromConfig(config));
   const spool = RecordSpool.open({ dir: config.ROUTER_RECORD_SPOOL_DIR ?? defaultSpoolDir(config.ROUTER_PORT), maxBytes: config.ROUTER_RECORD_SPOOL_MAX_BYTES }, logger);
   const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER, spool });
   const coalescer = new Coalescer({ table, pool, logger, maxAttempts: config.ROUTER_MAX_ATTEMPTS, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
-  const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config) });
+  const credentials = publicServerCredentials({ certFile: config.ROUTER_TLS_CERT_FILE, keyFile: config.ROUTER_TLS_KEY_FILE, clientCaFile: config.ROUTER_TLS_CLIENT_CA_FILE });
+  const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials });
   grpc.addService(
     'inference.GRPCInferenceService',
     rawInferenceService(),

@@ -8,7 +8,7 @@
  * otherwise decrement a stale object and leave the live count growing.
  */
 import * as grpc from '@grpc/grpc-js';
-import { clientOptions } from '@infermesh/grpc';
+import { clientOptions, meshChannelCredentials, type MeshTls } from '@infermesh/grpc';
 import { BATCH_HEADROOM_BYTES } from '@infermesh/contracts';
 import type { RoutingTable } from './routing-table.js';
 import { WorkerChannel } from './worker-channel.js';
@@ -38,7 +38,8 @@ interface WorkerState {
 export class WorkerPool {
   private readonly workers = new Map<string, WorkerState>();
 
-  constructor(table: RoutingTable, private readonly maxMessageBytes: number) {
+  /** `tls`: mesh TLS, under which a worker's certificate must name the worker id it announced. */
+  constructor(table: RoutingTable, private readonly maxMessageBytes: number, private readonly tls?: MeshTls) {
     table.onChange((change) => {
       if (change.kind !== 'left') return;
       const state = this.workers.get(change.worker.id);
@@ -75,7 +76,7 @@ export class WorkerPool {
   async withClient<T>(workerId: string, address: string, use: (client: grpc.Client) => Promise<T>): Promise<T> {
     const existing = this.workers.get(workerId);
     if (existing && existing.address === address && !existing.left) return use(existing.client);
-    const client = this.connect(address);
+    const client = this.connect(workerId, address);
     try {
       return await use(client);
     } finally {
@@ -131,20 +132,20 @@ export class WorkerPool {
       // object is kept, never replaced, so calls in progress release into the live count.
       existing.channel.close();
       existing.client.close();
-      existing.client = this.connect(address);
+      existing.client = this.connect(workerId, address);
       existing.channel = new WorkerChannel(existing.client, `worker ${workerId} at ${address}`);
       existing.address = address;
       existing.left = false;
       return existing;
     }
-    const client = this.connect(address);
+    const client = this.connect(workerId, address);
     const state: WorkerState = { address, client, channel: new WorkerChannel(client, `worker ${workerId} at ${address}`), inFlight: 0, calls: new Set(), left: false };
     this.workers.set(workerId, state);
     return state;
   }
 
-  private connect(address: string): grpc.Client {
-    return new grpc.Client(address, grpc.credentials.createInsecure(), {
+  private connect(workerId: string, address: string): grpc.Client {
+    return new grpc.Client(address, meshChannelCredentials(this.tls, { role: 'worker', name: workerId }), {
       ...clientOptions(this.maxMessageBytes),
       // A batch message may exceed the public limit by its framing; answers are bounded by the worker.
       'grpc.max_send_message_length': this.maxMessageBytes + BATCH_HEADROOM_BYTES,

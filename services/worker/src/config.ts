@@ -5,7 +5,7 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
       ...commonSettings,
-      WORKER_HOST: setting.host('0.0.0.0'),
+      WORKER_HOST: setting.host('127.0.0.1'),
       WORKER_PORT: setting.port(0),
       /** The host others reach this worker at (its pod IP in Kubernetes). */
       WORKER_ADVERTISE_HOST: setting.host('127.0.0.1'),

@@ -1,5 +1,5 @@
 /** The worker as a pure factory: tests build one in-process, main.ts runs one. */
-import { createGrpcServer, http2LimitsOf, type GrpcServer } from '@infermesh/grpc';
+import { createGrpcServer, http2LimitsOf, meshTlsFromConfig, meshServerCredentials, type GrpcServer } from '@infermesh/grpc';
 import { BATCH_HEADROOM_BYTES, inferenceService, workerService } from '@infermesh/contracts';
 import type { Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
@@ -42,21 +42,24 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
   });
   await registry.loadAll();
   const state: WorkerState = { workerId: config.WORKER_ID, draining: false, drain: new AbortController() };
-  const preprocessor = preprocessorClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES);
+  const tls = meshTlsFromConfig(config);
+  const preprocessor = preprocessorClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES, tls);
   const runner = new RequestRunner({ preprocessor, workerId: config.WORKER_ID, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   const handlers = workerHandlers(registry, runner, state, VERSION, logger);
   const grpc = createGrpcServer({
     name: 'infermesh-worker',
     logger,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
-    http2: http2LimitsOf(config),
+    http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT,
     // A router's batch message may exceed the limit by its framing; a batch's answers are as large as its requests make them.
     maxReceiveBytes: config.GRPC_MAX_MESSAGE_BYTES + BATCH_HEADROOM_BYTES,
     maxSendBytes: -1,
+    credentials: meshServerCredentials(tls),
   });
   // A batch carries the requests of many traces: each request gets its own span instead.
-  grpc.addService('infermesh.v1.Worker', workerService(), handlers.worker, { untraced: ['InferBatches'] });
-  grpc.addService('inference.GRPCInferenceService', inferenceService(), handlers.inference);
+  // Only routers call workers: a client that skips the router is neither counted nor limited.
+  grpc.addService('infermesh.v1.Worker', workerService(), handlers.worker, { untraced: ['InferBatches'], callers: ['router'] });
+  grpc.addService('inference.GRPCInferenceService', inferenceService(), handlers.inference, { callers: ['router'] });
   let heartbeat: ReturnType<typeof startHeartbeat> | undefined;
 
   return {
