@@ -3,7 +3,7 @@ export { statusOf, boundedDetails, MAX_DETAILS_BYTES, type StatusOf, type CodedE
 export { injectTraceContext, extractTraceContext } from './trace-metadata.js';
 export { createGrpcServer, withSpan, type GrpcServer, type GrpcServerOptions, type AddServiceOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServiceHandlers } from './server.js';
 export { clientOptions, unaryCall, type UnaryCallOptions } from './client.js';
-export { serveStream, serveInferStream, type StreamOptions } from './stream.js';
+export { serveStream, serveInferStream, undecodableAsMessages, UndecodableMessage, type StreamOptions } from './stream.js';
 export { runService, type StartService } from './lifecycle.js';
 export { atDeadline, MAX_TIMER_MS, type DeadlineTimer } from './deadline.js';
 export {

@@ -11,6 +11,7 @@ import type { Logger } from '@infermesh/log';
 import { PROTO_FILES, PROTO_ROOT } from '@infermesh/contracts';
 import { addReflection, type ProtoFiles } from './reflection.js';
 import { statusOf } from './status.js';
+import { undecodableAsMessages } from './stream.js';
 import { extractTraceContext } from './trace-metadata.js';
 import { atDeadline } from './deadline.js';
 import { acceptFarDeadlines } from './far-deadlines.js';
@@ -241,7 +242,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           ? wrapUnary(serviceName, method, handler, traced, addOptions.callers)
           : wrapBidi(serviceName, method, handler.bidi, traced, addOptions.callers);
       }
-      server.addService(definition, implementation);
+      // A stream's message that does not decode reaches serveStream, instead of grpc-js ending the call with INTERNAL.
+      const streams = Object.keys(handlers).filter((method) => typeof handlers[method] !== 'function');
+      server.addService(undecodableAsMessages(definition, streams), implementation);
       services.push(serviceName);
     },
     async listen(host, port) {

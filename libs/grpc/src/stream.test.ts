@@ -1,9 +1,12 @@
-/** serveStream against a real grpc-js client: back-pressure, and ending when the client goes away. */
+/** serveStream against a real grpc-js client: back-pressure, ending when the client goes away, and messages that do not decode. */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { workerService, type InferBatchRequest, type InferBatchRequest__Output, type InferBatchResponse, type InferBatchResponse__Output } from '@infermesh/contracts';
+import {
+  inferenceService, workerService,
+  type InferBatchRequest, type InferBatchRequest__Output, type InferBatchResponse, type InferBatchResponse__Output, type ModelInferRequest, type ModelStreamInferResponse__Output,
+} from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
-import { createGrpcServer, serveStream, type GrpcServer } from './index.js';
+import { createGrpcServer, serveInferStream, serveStream, type GrpcServer } from './index.js';
 
 const logger = createLogger('stream-test', { level: 'silent' });
 const servers: GrpcServer[] = [];
@@ -81,5 +84,70 @@ describe('serveStream', () => {
     client.close();
     expect(atStop).toBeLessThan(200);
     expect(handled).toBe(atStop);
+  });
+
+});
+
+describe('a stream with a message that does not decode', () => {
+  // Field 100 with wire type 7, which protobuf does not have.
+  const garbage = Buffer.from([0xa7, 0x06]);
+  const slowly = () => new Promise((resolve) => setTimeout(resolve, 100));
+
+  /** Sends `messages` as they are (bytes) on a raw call; resolves with every answer and the final status. */
+  function exchange(port: number, path: string, messages: Buffer[], decode: (bytes: Buffer) => unknown) {
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const call = client.makeBidiStreamRequest(path, (bytes: Buffer) => bytes, decode);
+    const answers: unknown[] = [];
+    call.on('data', (answer) => answers.push(answer));
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('error', () => {});
+    for (const message of messages) call.write(message);
+    call.end();
+    return status.then((final) => {
+      client.close();
+      return { answers, status: final };
+    });
+  }
+
+  it('answers the items before it, answers it as INVALID_ARGUMENT, and goes on (ModelStreamInfer, as Triton answers a request it cannot run)', async () => {
+    const server = createGrpcServer({ name: 'stream-test', logger, maxMessageBytes: 1 << 20 });
+    servers.push(server);
+    server.addService('inference.GRPCInferenceService', inferenceService(), {
+      ModelStreamInfer: {
+        bidi: (call, ctx) => serveInferStream(call as never, ctx, {
+          window: 8,
+          logger,
+          infer: async (request) => {
+            await slowly();
+            return { id: request.id, modelName: request.modelName };
+          },
+        }),
+      },
+    });
+    const port = await server.listen('127.0.0.1', 0);
+    const method = inferenceService().ModelStreamInfer as unknown as grpc.MethodDefinition<ModelInferRequest, ModelStreamInferResponse__Output>;
+    const request = (id: string) => method.requestSerialize({ id, modelName: 'iris' });
+    const { answers, status } = await exchange(port, method.path, [request('before'), garbage, request('after')], method.responseDeserialize);
+    const read = (answers as ModelStreamInferResponse__Output[]).map((a) => a.errorMessage || a.inferResponse?.id);
+    expect(read.sort()).toEqual(['INVALID_ARGUMENT: message 2 of the stream does not decode as ModelInferRequest: invalid wire type 7 at offset 2', 'after', 'before'].sort());
+    expect(grpc.status[status.code]).toBe('OK');
+  });
+
+  it('answers the items before it, then ends with INVALID_ARGUMENT where an answer must name its item', async () => {
+    const server = createGrpcServer({ name: 'stream-test', logger, maxMessageBytes: 1 << 20 });
+    servers.push(server);
+    server.addService('infermesh.v1.Worker', workerService(), {
+      InferBatches: {
+        bidi: (call, ctx) => serveStream<InferBatchRequest__Output, InferBatchResponse>(call as never, ctx, {
+          window: 8, logger, handle: async (batch) => (await slowly(), { batchId: batch.batchId }), failure: (batch) => ({ batchId: batch.batchId }),
+        }),
+      },
+    }, { untraced: ['InferBatches'] });
+    const port = await server.listen('127.0.0.1', 0);
+    const batch = (batchId: string) => method.requestSerialize({ batchId, modelName: 'm' });
+    const { answers, status } = await exchange(port, method.path, [batch('1'), batch('2'), garbage, batch('4')], method.responseDeserialize);
+    expect((answers as InferBatchResponse__Output[]).map((a) => a.batchId).sort()).toEqual(['1', '2']);
+    expect(grpc.status[status.code]).toBe('INVALID_ARGUMENT');
+    expect(status.details).toMatch(/^message 3 of the stream does not decode as InferBatchRequest: /);
   });
 });

@@ -6,6 +6,13 @@
  * the stream stops reading, so gRPC flow control pushes back on a client that sends
  * faster than the mesh computes. When the client cancels, every item still in progress
  * is aborted.
+ *
+ * A message that does not decode costs only its own answer: grpc-js would end the whole
+ * call with INTERNAL and leave the items before it unanswered, so servers decode a stream's
+ * messages with `undecodableAsMessages` and serveStream answers it as one more item (an
+ * error, the stream goes on: gRPC frames each message, so the next one is intact), or, where
+ * an answer cannot name the item, ends the stream with INVALID_ARGUMENT after answering the
+ * items before it.
  */
 import { setMaxListeners } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
@@ -13,7 +20,7 @@ import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace } from '@opentelemetry/ap
 import type { Logger } from '@infermesh/log';
 import type { ModelInferRequest__Output, ModelInferResponse, ModelStreamInferResponse } from '@infermesh/contracts';
 import { statusOf, type StatusOf } from './status.js';
-import { Status } from './errors.js';
+import { Status, invalidArgument, type ServiceError } from './errors.js';
 import type { CallContext } from './server.js';
 
 export interface StreamOptions<Req, Res> {
@@ -37,6 +44,48 @@ export interface StreamOptions<Req, Res> {
   handle(request: Req, ctx: CallContext): Promise<Res>;
   /** The message written for a failed item ("CODE: details" and the status it maps to). */
   failure(request: Req, message: string, status: StatusOf): Res;
+  /**
+   * The message written for a message that does not decode ("INVALID_ARGUMENT: details"), after
+   * which the stream goes on. Without it the stream reads no more, answers the items before,
+   * and ends with INVALID_ARGUMENT: for streams whose answers must name their item.
+   */
+  undecodable?(message: string): Res;
+}
+
+/** What a stream's handler receives for a message that did not decode as the method's request. */
+export class UndecodableMessage {
+  constructor(
+    readonly type: string,
+    /** The decoder's reason (about the bytes, never the bytes themselves). */
+    readonly reason: string,
+  ) {}
+}
+
+/** A decoder's reason is about offsets and wire types; kept short all the same. */
+const MAX_REASON = 200;
+
+/**
+ * `definition` with the listed streaming methods decoding each message for serveStream: a
+ * message that does not decode arrives as an UndecodableMessage instead of ending the call.
+ */
+export function undecodableAsMessages(definition: grpc.ServiceDefinition, methods: readonly string[]): grpc.ServiceDefinition {
+  const served: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...definition };
+  for (const name of methods) {
+    const method = definition[name] as grpc.MethodDefinition<unknown, unknown> & { requestType?: { type?: { name?: string } } };
+    if (!method?.requestStream) continue;
+    const type = method.requestType?.type?.name ?? 'request';
+    served[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (error) {
+          return new UndecodableMessage(type, String((error as Error)?.message ?? error).slice(0, MAX_REASON));
+        }
+      },
+    };
+  }
+  return served;
 }
 
 export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext, options: StreamOptions<Req, Res>): Promise<void> {
@@ -50,6 +99,9 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   let paused = false;
   /** Set once `until` aborts: reading never resumes. */
   let stopped = false;
+  let received = 0;
+  /** Set when a message did not decode and the stream cannot answer it in place. */
+  let refusal: ServiceError | undefined;
   let settle: () => void = () => {};
   const finished = new Promise<void>((resolve) => (settle = resolve));
   const done = () => {
@@ -106,7 +158,18 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
     }
   };
 
-  call.on('data', (request: Req) => {
+  call.on('data', (request: Req | UndecodableMessage) => {
+    received++;
+    if (request instanceof UndecodableMessage) {
+      const details = `message ${received} of the stream does not decode as ${request.type}: ${request.reason}`;
+      if (options.undecodable) {
+        write(options.undecodable(`${Status[Status.INVALID_ARGUMENT]}: ${details}`));
+      } else {
+        refusal ??= invalidArgument(details);
+        stop();
+      }
+      return;
+    }
     inProgress++;
     if (inProgress >= options.window && !paused) {
       paused = true;
@@ -142,6 +205,8 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   else options.until?.addEventListener('abort', stop, { once: true });
   await finished;
   await writable;
+  // grpc-js sends the status after the answers already written.
+  if (refusal) throw refusal;
 }
 
 /**
@@ -160,5 +225,7 @@ export function serveInferStream(
     itemSpanName: 'inference.GRPCInferenceService/ModelStreamInfer item',
     handle: async (request, itemCtx) => ({ errorMessage: '', inferResponse: await options.infer(request, itemCtx) }),
     failure: (request, message) => ({ errorMessage: message, inferResponse: { id: request.id, modelName: request.modelName, modelVersion: request.modelVersion } }),
+    // As Triton answers a request it cannot run: an error in the stream, which goes on.
+    undecodable: (message) => ({ errorMessage: message, inferResponse: {} }),
   });
 }
