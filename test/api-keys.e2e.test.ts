@@ -49,8 +49,9 @@ const bearer = (key: string) => {
   return metadata;
 };
 
-function irisRequest(id = '') {
-  return { id, model_name: 'iris', inputs: [{ name: 'row', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from(JSON.stringify(IRIS_ROW))] } }] };
+function irisRequest(id = '', rows = 1) {
+  const row = Buffer.from(JSON.stringify(IRIS_ROW));
+  return { id, model_name: 'iris', inputs: [{ name: 'row', datatype: 'BYTES', shape: [rows], contents: { bytes_contents: Array.from({ length: rows }, () => row) } }] };
 }
 
 /** A ModelStreamInfer stream of `requests`, its answers in order of arrival, or the status it ended with. */
@@ -87,6 +88,7 @@ beforeAll(async () => {
   await createKey('iris-only', '--models', 'iris');
   await createKey('one-shot', '--rate', '0.001', '--burst', '1');
   await createKey('trial', '--quota-requests', '2', '--quota-period', 'day');
+  await createKey('counted', '--models', 'iris');
   mesh = await startMesh({ routerEnv: { ROUTER_API_KEYS_FILE: keysFile } });
   client = inferenceClient(mesh.routerAddress);
   meshClient = new (contracts().inference.GRPCInferenceService)(mesh.routerAddress, grpc.credentials.createInsecure());
@@ -216,9 +218,29 @@ describe('what leaves the router', () => {
     }
   });
 
+  it('lets the monitor count each key\'s requests and items', async () => {
+    await client.call('ModelInfer', irisRequest('', 1), { metadata: bearer(keys.counted) });
+    await client.call('ModelInfer', irisRequest('', 3), { metadata: bearer(keys.counted) });
+    const monitor = new (contracts().infermesh.v1.Monitor)(mesh.monitorAddress, grpc.credentials.createInsecure());
+    try {
+      let usage: unknown[] = [];
+      for (let attempt = 0; attempt < 100; attempt++) {
+        // NOT_FOUND until the monitor has the key's first record.
+        usage = await new Promise<unknown[]>((resolve, reject) =>
+          monitor.GetClientUsage({ clientId: 'counted' }, (error, response) => (error?.code === grpc.status.NOT_FOUND ? resolve([]) : error ? reject(error) : resolve(response!.usage))),
+        );
+        if ((usage[0] as { requestCount?: string } | undefined)?.requestCount === '2') break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(usage).toEqual([{ clientId: 'counted', model: 'iris', requestCount: '2', errorCount: '0', items: '4' }]);
+    } finally {
+      monitor.close();
+    }
+  });
+
   it('writes no key, secret or digest to any service\'s log', async () => {
     const digests = [...(await readFile(keysFile, 'utf8')).matchAll(/sha256: ([0-9a-f]{64})/g)].map((m) => m[1]);
-    expect(digests).toHaveLength(4);
+    expect(digests).toHaveLength(Object.keys(keys).length);
     const secrets = [...Object.values(keys), forged].map((key) => key.slice(-43));
     const logs = mesh.services.map((s) => s.output()).join('\n');
     expect(mesh.service('router').output()).toContain('API keys required');
