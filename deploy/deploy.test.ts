@@ -2,8 +2,10 @@
 // engine, no cluster), so this test parses them and checks what can be checked offline.
 //
 //   npx vitest run deploy
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { natsServerBinary } from '@infermesh/testing';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -281,13 +283,16 @@ describe('Kubernetes manifests', () => {
     }
   });
 
-  it('every container that listens on a gRPC port has gRPC liveness and readiness probes on it', () => {
-    // Ports named "grpc" serve grpc.health.v1 (every infermesh gRPC server does). Jaeger's
-    // OTLP port "otlp-grpc" is gRPC too but has no health service; Jaeger is probed over HTTP.
+  it('every container that serves gRPC has gRPC liveness and readiness probes on its plaintext health port', () => {
+    // The "grpc" ports run mutual TLS, which kubelet's gRPC probes do not speak: each service
+    // also serves grpc.health.v1 alone on GRPC_HEALTH_PORT (port "health"). Jaeger's OTLP port
+    // "otlp-grpc" is gRPC too but has no health service; Jaeger is probed over HTTP.
     const grpcContainers = allContainers.filter(({ c }) => (c.ports ?? []).some((p: Obj) => p.name === 'grpc'));
     expect(grpcContainers.length).toBeGreaterThanOrEqual(5);
     for (const { t, c } of grpcContainers) {
-      const port = c.ports.find((p: Obj) => p.name === 'grpc').containerPort;
+      const port = c.ports.find((p: Obj) => p.name === 'health')?.containerPort;
+      const env = Object.fromEntries((c.env ?? []).map((e: Obj) => [e.name, e.value]));
+      expect(env.GRPC_HEALTH_PORT, `${id(t.owner)} GRPC_HEALTH_PORT`).toBe(String(port));
       for (const probe of ['livenessProbe', 'readinessProbe'] as const) {
         expect(c[probe]?.grpc?.port, `${id(t.owner)} ${c.name} ${probe}.grpc.port`).toBe(port);
       }
@@ -488,6 +493,103 @@ describe('Kubernetes manifests', () => {
       .filter(Boolean);
     expect(rendered.map(id).sort()).toEqual(k8sObjects.map(id).sort());
     for (const o of rendered.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace).toBe(NAMESPACE);
+  });
+});
+
+describe('Kubernetes security', () => {
+  const ours = allContainers.filter(({ c }) => isInfermeshImage(String(c.image)));
+  const envOf = (c: Obj) => Object.fromEntries((c.env ?? []).map((e: Obj) => [e.name, e.value ?? e.valueFrom]));
+  const roleOf = (c: Obj) => serviceEntry(c.command)!.split('/')[1]!;
+  const volumeOf = (t: PodTemplate, name: string): Obj | undefined => (t.template.spec.volumes ?? []).find((v: Obj) => v.name === name);
+  const mountOf = (c: Obj, name: string): Obj | undefined => (c.volumeMounts ?? []).find((m: Obj) => m.name === name);
+  const natsUsers = ['worker', 'router', 'monitor', 'operator'] as const;
+
+  it('every infermesh service runs mutual TLS with a certificate from the mesh issuer that names its role', () => {
+    expect(byKindName('Issuer', 'infermesh-ca')?.spec?.ca?.secretName).toBe('infermesh-ca');
+    expect(ours.length).toBeGreaterThanOrEqual(5);
+    for (const { t, c } of ours) {
+      const env = envOf(c);
+      const tls = volumeOf(t, 'tls');
+      const at = mountOf(c, 'tls')?.mountPath;
+      expect(at, `${id(t.owner)} mounts tls`).toBeDefined();
+      expect([env.MESH_TLS_CA_FILE, env.MESH_TLS_CERT_FILE, env.MESH_TLS_KEY_FILE]).toEqual([`${at}/ca.crt`, `${at}/tls.crt`, `${at}/tls.key`]);
+      expect(tls?.csi?.driver, id(t.owner)).toBe('csi.cert-manager.io');
+      const attributes = tls!.csi.volumeAttributes;
+      expect(attributes['csi.cert-manager.io/issuer-name']).toBe('infermesh-ca');
+      expect(attributes['csi.cert-manager.io/key-usages']).toMatch(/server auth,client auth/);
+      const role = roleOf(c);
+      // A worker's name is its pod's: the worker id it announces (WORKER_ID from metadata.name).
+      const name = role === 'worker' ? '${POD_NAME}' : role;
+      expect(attributes['csi.cert-manager.io/uri-sans'], id(t.owner)).toBe(`spiffe://infermesh/${role}/${name}`);
+      if (role === 'worker') expect(env.WORKER_ID?.fieldRef?.fieldPath).toBe('metadata.name');
+    }
+  });
+
+  it('services that use NATS connect over TLS as their own user, with the password from the Secret as a file', () => {
+    const config = byKindName('ConfigMap', 'infermesh-config')!.data;
+    expect(config.NATS_URL).toMatch(/^tls:\/\//);
+    for (const { t, c } of ours.filter(({ c }) => roleOf(c) !== 'preprocessor')) {
+      const env = envOf(c);
+      const role = roleOf(c);
+      expect(env.NATS_USER, id(t.owner)).toBe(role);
+      const secret = volumeOf(t, 'nats-password')?.secret;
+      expect(secret?.secretName).toBe('infermesh-nats-users');
+      expect(secret?.items).toEqual([{ key: role, path: 'password' }]);
+      expect(env.NATS_PASSWORD_FILE).toBe(`${mountOf(c, 'nats-password')?.mountPath}/password`);
+      expect(config.NATS_TLS_CA_FILE).toBe(env.MESH_TLS_CA_FILE);
+    }
+  });
+
+  it("the NATS server's users and permissions are the mesh's own (natsAuthorization), with every password from the Secret", async () => {
+    const { natsAuthorization } = await import('@infermesh/contracts');
+    const conf: string = byKindName('ConfigMap', 'nats-config')!.data['nats.conf'];
+    const expected = natsAuthorization(natsUsers.map((role) => ({ user: role, password: { env: `${role.toUpperCase()}_PASSWORD` }, role })), 'infermesh');
+    expect(conf.startsWith(expected)).toBe(true);
+    expect(conf).toMatch(/tls \{[^}]*ca_file/);
+    const nats = templates.find((t) => t.owner.metadata.name === 'nats')!;
+    const container = nats.template.spec.containers[0];
+    expect(container.args.slice(0, 2)).toEqual(['-c', '/etc/nats/nats.conf']);
+    for (const role of natsUsers) {
+      expect(envOf(container)[`${role.toUpperCase()}_PASSWORD`]?.secretKeyRef, role).toEqual({ name: 'infermesh-nats-users', key: role });
+    }
+  });
+
+  it('nats-server accepts the config, and refuses it when a password is missing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'infermesh-nats-conf-'));
+    const file = join(dir, 'nats.conf');
+    // Without the tls block, whose files exist only in the pod.
+    writeFileSync(file, (byKindName('ConfigMap', 'nats-config')!.data['nats.conf'] as string).replace(/tls \{[^}]*\}\s*/, ''));
+    const passwords = Object.fromEntries(natsUsers.map((role) => [`${role.toUpperCase()}_PASSWORD`, 'x']));
+    const test = (env: Record<string, string>) => spawnSync(natsServerBinary(), ['-c', file, '-t'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    expect(test(passwords).status).toBe(0);
+    const { MONITOR_PASSWORD: _left, ...others } = passwords;
+    const missing = test(others);
+    expect(missing.stderr).toMatch(/MONITOR_PASSWORD/);
+    expect(missing.status).not.toBe(0);
+  });
+
+  it('NetworkPolicy: nothing reaches a pod unless allowed; workers only from routers, the preprocessor only from workers, NATS only from the mesh', () => {
+    const policies = k8sObjects.filter((o) => o.kind === 'NetworkPolicy');
+    const denyAll = policies.find((p) => Object.keys(p.spec.podSelector ?? {}).length === 0);
+    expect(denyAll?.spec.policyTypes).toEqual(['Ingress']);
+    expect(denyAll?.spec.ingress ?? []).toEqual([]);
+    const policyFor = (name: string) => policies.find((p) => p.spec.podSelector?.matchLabels?.['app.kubernetes.io/name'] === name)!;
+    const sourcesOf = (name: string, port: number) =>
+      policyFor(name).spec.ingress.filter((rule: Obj) => rule.ports.some((p: Obj) => p.port === port)).map((rule: Obj) => rule.from ?? 'anywhere');
+    for (const t of templates) {
+      const name = t.template.metadata.labels['app.kubernetes.io/name'];
+      expect(policyFor(name), `a policy selects ${name}`).toBeDefined();
+    }
+    expect(sourcesOf('worker', 8005)).toEqual([[{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'router' } } }]]);
+    expect(sourcesOf('preprocessor', 8003)).toEqual([[{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'worker' } } }]]);
+    expect(sourcesOf('router', 8001)).toEqual(['anywhere']);
+    const natsFrom = sourcesOf('nats', 4222)[0];
+    expect(natsFrom[0].podSelector.matchExpressions[0].values.sort()).toEqual(['monitor', 'router', 'worker']);
+    // Every container port an infermesh pod listens on is allowed by some rule (or probes would fail too).
+    for (const { t, c } of ours) {
+      const name = t.template.metadata.labels['app.kubernetes.io/name'];
+      for (const port of c.ports ?? []) expect(sourcesOf(name, port.containerPort).length, `${name}:${port.containerPort}`).toBeGreaterThan(0);
+    }
   });
 });
 

@@ -49,13 +49,17 @@ function rule(allow: string[]): { allow: string[] } | { deny: string[] } {
   return allow.length > 0 ? { allow } : { deny: ['>'] };
 }
 
+/** A password in the config itself, or the environment variable nats-server reads it from (deploy/ keeps passwords in a Secret). */
+export type NatsPassword = string | { env: string };
+
 /** The nats-server `authorization { users = [...] }` block for these users, in its own config syntax (JSON is valid there). */
-export function natsAuthorization(users: { user: string; password: string; role: NatsRole | 'admin' }[], prefix: string): string {
+export function natsAuthorization(users: { user: string; password: NatsPassword; role: NatsRole | 'admin' }[], prefix: string): string {
   const entries = users.map(({ user, password, role }) => ({
     user,
-    password,
+    password: typeof password === 'string' ? password : `\u0000${password.env}`,
     ...(role === 'admin' ? {} : { permissions: { publish: rule(rolePermissions(role, prefix).publish), subscribe: rule(rolePermissions(role, prefix).subscribe) } }),
   }));
-  return `authorization ${JSON.stringify({ users: entries }, null, 2)}\n`;
+  // A variable reference is unquoted in nats-server's syntax: "$NAME" would be the literal text.
+  return `authorization ${JSON.stringify({ users: entries }, null, 2).replace(/"\\u0000([A-Z0-9_]+)"/g, '$$$1')}\n`;
 }
 
