@@ -21,6 +21,10 @@ export interface NatsServer {
    * Without `auth`: no settings.
    */
   credentials(role: NatsRole | 'admin'): Record<string, string>;
+  /** Kills the server (SIGKILL, as a crash), keeping its store: a NATS outage until `restart`. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port with the same store and settings. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,7 +69,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     writeFileSync(config, natsAuthorization(users, options.prefix ?? 'infermesh'), { mode: 0o600 });
     args.push('-c', config);
   }
-  const child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   reapOnExit(child);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
@@ -78,8 +82,27 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
-    process: child,
+    get process() {
+      return child;
+    },
     credentials: (role) => credentials.get(role) ?? {},
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async restart() {
+      child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      reapOnExit(child);
+      const restarted = child;
+      restarted.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+      try {
+        await waitForPort(port, 10_000, () => restarted.exitCode !== null);
+      } catch (error) {
+        throw new Error(`nats-server did not restart on port ${port}: ${stderr}`, { cause: error });
+      }
+    },
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
