@@ -18,6 +18,8 @@ export interface SnapshotStore {
   load(): Promise<Uint8Array | undefined>;
   /** Replaces the snapshot once the server has stored the new one. */
   save(data: Uint8Array): Promise<void>;
+  /** The largest snapshot the server takes in one message (its max_payload); undefined before the server said. */
+  readonly maxBytes: number | undefined;
 }
 
 /** A snapshot larger than the server takes in one message (NATS max_payload). */
@@ -80,6 +82,9 @@ export async function snapshotStore(bus: Bus, owner: string): Promise<SnapshotSt
   const stream = await ensureSnapshotStream(jsm, bus.prefix);
   const subject = snapshotSubject(bus.prefix, owner);
   return {
+    get maxBytes() {
+      return bus.nc.info?.max_payload;
+    },
     async load() {
       const stored = await jsm.streams.getMessage(stream, { last_by_subj: subject });
       return stored ? stored.data : undefined;

@@ -1,8 +1,9 @@
 /**
  * What the monitor knows about each model version, built from prediction records:
  * counters and histograms for Prometheus, exact recent percentiles for GetModelStats.
- * Everything but the percentile windows is plain data saved in the monitor's snapshot;
- * the windows are refilled from the stream's recent records after a restart.
+ * All of it is saved in the monitor's snapshot; the percentile windows only when the
+ * snapshot still fits one NATS message with them, else they are refilled from the stream's
+ * recent records after a restart (see prediction-consumer.ts).
  */
 import { Status } from '@infermesh/grpc';
 import { UNKNOWN, type SeriesLabels } from './known-models.js';
@@ -61,6 +62,8 @@ export interface SavedSeries {
   queue: { counts: number[]; sum: number };
   compute: { counts: number[]; sum: number };
   batch: { counts: number[]; sum: number };
+  /** SlidingWindow.samples of each window, when saved. */
+  windows?: { latency: number[]; queue: number[]; compute: number[] };
 }
 
 interface Series {
@@ -180,7 +183,8 @@ export class ModelMetrics {
     }
   }
 
-  toJSON(): SavedSeries[] {
+  /** The saved form of every series; with the windows' samples (as of `nowMs`) when `windows`. */
+  save(windows: boolean, nowMs: number): SavedSeries[] {
     return [...this.series.values()].map((s) => ({
       model: s.labels.model,
       version: s.labels.version,
@@ -193,11 +197,16 @@ export class ModelMetrics {
       queue: s.queueDuration.toJSON(),
       compute: s.computeDuration.toJSON(),
       batch: s.batchSize.toJSON(),
+      ...(windows ? { windows: { latency: s.latency.samples(nowMs), queue: s.queue.samples(nowMs), compute: s.compute.samples(nowMs) } } : {}),
     }));
   }
 
-  /** Takes the counts of a snapshot (within this monitor's bound on series); the windows start empty. */
-  restore(saved: readonly SavedSeries[]): void {
+  /**
+   * Takes the counts of a snapshot saved at `savedAtMs` (within this monitor's bound on
+   * series), and the windows' samples when it has them; returns whether it had them.
+   */
+  restore(saved: readonly SavedSeries[], savedAtMs: number): boolean {
+    let withWindows = true;
     this.series.clear();
     for (const s of saved.slice(0, this.maxSeries)) {
       const series = this.seriesOf({ model: s.model, version: s.version });
@@ -207,7 +216,13 @@ export class ModelMetrics {
       series.queueDuration.restore(s.queue);
       series.computeDuration.restore(s.compute);
       series.batchSize.restore(s.batch);
+      if (s.windows) {
+        series.latency.restore(s.windows.latency, savedAtMs);
+        series.queue.restore(s.windows.queue, savedAtMs);
+        series.compute.restore(s.windows.compute, savedAtMs);
+      } else withWindows = false;
     }
+    return withWindows;
   }
 
   private sample(series: Series, o: Observation): void {

@@ -148,12 +148,38 @@ describe('snapshot', () => {
     expect(restored.models.stats('iris')[0]).toMatchObject({ requestCount: 50, errorCount: 5, items: 100 });
   });
 
-  it('refills the percentile windows from records recalled after a restore, counting nothing', () => {
+  it('restores the percentile windows it was saved with, samples aged as they were', () => {
+    let now = 1_000_000;
+    const state = monitorState({ now: () => now, windowMaxAgeMs: 60_000 });
+    state.count(record({ latencyUs: '900000', timestampMs: String(now - 50_000) }));
+    for (let i = 1; i <= 100; i++) state.count(record({ latencyUs: String(i * 1000), queueUs: String(i * 100), timestampMs: String(now) }));
+    const restored = new MonitorState({ now: () => now, windowMaxAgeMs: 60_000 });
+    expect(restored.restore(state.encode())).toEqual({ windows: true });
+    expect(restored.models.stats('iris')).toEqual(state.models.stats('iris'));
+    // The old sample leaves both windows at the same time.
+    now += 15_000;
+    expect(restored.models.stats('iris')).toEqual(state.models.stats('iris'));
+    expect(restored.models.stats('iris')[0].latencyMs.p99).toBe(99);
+  });
+
+  it('leaves the windows out when they would not fit one message, and says so', () => {
+    const state = monitorState();
+    for (let i = 1; i <= 2000; i++) state.count(record({ latencyUs: String(i * 997) }));
+    const full = state.encodeWithin(undefined);
+    const small = state.encodeWithin(full.bytes.length - 1);
+    expect(full.windows).toBe(true);
+    expect(small.windows).toBe(false);
+    expect(small.bytes.length).toBeLessThan(full.bytes.length);
+    expect(new MonitorState().restore(small.bytes)).toEqual({ windows: false });
+  });
+
+  it('refills the percentile windows from records recalled after a restore without them, counting nothing', () => {
     const state = monitorState();
     const records = Array.from({ length: 100 }, (_, i) => record({ latencyUs: String((i + 1) * 1000) }));
     for (const r of records) state.count(r);
     const restored = new MonitorState();
-    restored.restore(state.encode());
+    restored.restore(state.encode({ windows: false }));
+    expect(restored.models.stats('iris')[0].latencyMs).toEqual({ p50: 0, p90: 0, p99: 0 });
     for (const r of records) restored.recall(r);
     expect(restored.models.stats('iris')).toEqual(state.models.stats('iris'));
   });

@@ -35,13 +35,16 @@ export interface StreamMark {
 const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 
 const histogram = z.object({ counts: z.array(z.number().nonnegative()), sum: z.number() });
+const samples = z.array(z.number());
 const snapshotSchema = z.object({
   format: z.literal(1),
+  savedAtMs: z.number(),
   mark: z.object({ sequence: z.number().int().nonnegative(), streamCreated: z.string() }),
   known: z.array(z.tuple([z.string(), z.string()])),
   series: z.array(z.object({
     model: z.string(), version: z.string(), requests: z.number(), errors: z.number(), items: z.number(), lastRequestMs: z.number(),
     codes: z.record(z.string(), z.number()), duration: histogram, queue: histogram, compute: histogram, batch: histogram,
+    windows: z.object({ latency: samples, queue: samples, compute: samples }).optional(),
   })),
   clients: z.array(z.object({ clientId: z.string(), model: z.string(), requests: z.number(), errors: z.number(), items: z.number() })),
   dropped: z.object({ invalid: z.number(), failed: z.number(), undecodable: z.number() }),
@@ -110,26 +113,42 @@ export class MonitorState {
     return out.toString();
   }
 
-  /** The state as one compressed message (counts compress well: most are small numbers in repeated keys). */
-  encode(): Uint8Array {
+  /**
+   * The state as one compressed message (counts compress well: most are small numbers in
+   * repeated keys); with the percentile windows' samples unless `windows` is false.
+   */
+  encode({ windows = true }: { windows?: boolean } = {}): Uint8Array {
+    const savedAtMs = this.now();
     const saved: z.infer<typeof snapshotSchema> = {
       format: 1,
+      savedAtMs,
       mark: this.mark,
       known: this.known.entries(),
-      series: this.models.toJSON(),
+      series: this.models.save(windows, savedAtMs),
       clients: this.clients.toJSON(),
       dropped: { ...this.dropped },
     };
     return gzipSync(JSON.stringify(saved));
   }
 
-  /** Replaces the state with a snapshot's; throws, leaving the state as it was, when the snapshot is not one. */
-  restore(bytes: Uint8Array): void {
+  /** The snapshot with the windows when it fits in `maxBytes` (one NATS message), else without them. */
+  encodeWithin(maxBytes: number | undefined): { bytes: Uint8Array; windows: boolean } {
+    const bytes = this.encode();
+    if (maxBytes === undefined || bytes.length <= maxBytes) return { bytes, windows: true };
+    return { bytes: this.encode({ windows: false }), windows: false };
+  }
+
+  /**
+   * Replaces the state with a snapshot's; throws, leaving the state as it was, when the
+   * snapshot is not one. Returns whether it held the percentile windows.
+   */
+  restore(bytes: Uint8Array): { windows: boolean } {
     const saved = snapshotSchema.parse(JSON.parse(gunzipSync(bytes, { maxOutputLength: MAX_SNAPSHOT_BYTES }).toString('utf8')));
     for (const [model, version] of saved.known) this.known.add(model, version);
-    this.models.restore(saved.series);
+    const windows = this.models.restore(saved.series, saved.savedAtMs);
     this.clients.restore(saved.clients);
     Object.assign(this.dropped, saved.dropped);
     this.mark = saved.mark;
+    return { windows };
   }
 }

@@ -2,10 +2,11 @@
  * Reads the PREDICTIONS stream into MonitorState, from where the monitor's last snapshot
  * left off, and saves a snapshot every few seconds and on stop.
  *
- * On start: load the snapshot (counts, known models, and the stream sequence S they
- * cover); listen for heartbeats a moment; then read the stream with an ordered consumer
- * from the first message of the percentile window (or S+1, whichever is earlier). Records
- * of messages up to S refill the windows only; records after S are counted. Each message
+ * On start: load the snapshot (counts, percentile windows, known models, and the stream
+ * sequence S they cover); listen for heartbeats a moment; then read the stream with an
+ * ordered consumer from S+1. A snapshot too large for one NATS message is saved without
+ * its windows; after it, reading starts at the first message of the percentile window
+ * instead, and records of messages up to S refill the windows only. Each message
  * is handled once per process (an ordered consumer has no redeliveries), and a snapshot
  * is taken between messages, so it covers whole messages and a restart neither counts a
  * record twice nor misses one. See docs/architecture.md, "Monitor state across restarts".
@@ -43,7 +44,7 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
   });
   await bus.ensureStreams();
   const position = await streamPosition(bus, 'PREDICTIONS');
-  await loadSnapshot(state, store, logger);
+  const { windows } = await loadSnapshot(state, store, logger);
   if (state.mark.streamCreated !== position.created) {
     // A stream made again numbers its messages from 1: read it all; the counts so far stay.
     if (state.mark.sequence > 0) logger.warn({ covered: state.mark.sequence }, 'the PREDICTIONS stream was made again since the snapshot; counting it from its start');
@@ -52,11 +53,13 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
   if (heartbeatWaitMs > 0) await new Promise((resolve) => setTimeout(resolve, heartbeatWaitMs));
 
   const covered = state.mark.sequence;
-  const windowStart = covered > 0 ? (await streamSequenceAt(bus, 'PREDICTIONS', new Date(Date.now() - state.models.windowMaxAgeMs - STORE_DELAY_MARGIN_MS))) - 1 : 0;
-  const from = Math.min(covered, windowStart);
+  const from = covered === 0 || windows
+    ? covered
+    : Math.min(covered, (await streamSequenceAt(bus, 'PREDICTIONS', new Date(Date.now() - state.models.windowMaxAgeMs - STORE_DELAY_MARGIN_MS))) - 1);
   const target = position.lastSequence;
   let reachedTarget: () => void = () => undefined;
-  const caughtUp = target <= covered ? Promise.resolve() : new Promise<void>((resolve) => (reachedTarget = resolve));
+  // Caught up once the windows are refilled too: a SERVING monitor answers the percentiles it answered before.
+  const caughtUp = target <= from ? Promise.resolve() : new Promise<void>((resolve) => (reachedTarget = resolve));
   const handleRecords = recordsHandler(state, logger);
   const handled = (sequence: number) => {
     if (sequence > covered) state.mark = { ...state.mark, sequence };
@@ -95,14 +98,14 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
       if (state.mark.sequence === saved) return;
       // Encoded at once, between two messages: the snapshot covers whole messages up to its sequence.
       const sequence = state.mark.sequence;
-      const bytes = state.encode();
+      const { bytes, windows } = state.encodeWithin(store.maxBytes);
       try {
         await store.save(bytes);
         saved = sequence;
-        logger.debug({ sequence, bytes: bytes.length }, 'saved a snapshot');
+        logger.debug({ sequence, bytes: bytes.length, windows }, 'saved a snapshot');
       } catch (error) {
         // The previous snapshot stays valid: a restart then reads more of the stream again.
-        logger.warn({ err: error, sequence, bytes: bytes.length }, 'saving a snapshot failed');
+        logger.warn({ err: error, sequence, bytes: bytes.length, windows }, 'saving a snapshot failed');
       }
     });
     return saving;
@@ -121,18 +124,21 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
   };
 }
 
-async function loadSnapshot(state: MonitorState, store: SnapshotStore, logger: Logger): Promise<void> {
+/** Whether the percentile windows came with the snapshot (true with no snapshot: there is nothing to refill). */
+async function loadSnapshot(state: MonitorState, store: SnapshotStore, logger: Logger): Promise<{ windows: boolean }> {
   const bytes = await store.load();
   if (!bytes) {
     logger.info('no snapshot: counting the PREDICTIONS stream from its start');
-    return;
+    return { windows: true };
   }
   try {
-    state.restore(bytes);
-    logger.info({ sequence: state.mark.sequence, series: state.models.seriesCount, bytes: bytes.length }, 'loaded the snapshot');
+    const { windows } = state.restore(bytes);
+    logger.info({ sequence: state.mark.sequence, series: state.models.seriesCount, bytes: bytes.length, windows }, 'loaded the snapshot');
+    return { windows };
   } catch (error) {
     // Counting the stream again from its start gives right counts for what it still holds.
     logger.error({ err: error, bytes: bytes.length }, 'the snapshot could not be read; counting the PREDICTIONS stream from its start');
+    return { windows: true };
   }
 }
 

@@ -37,6 +37,24 @@ export class SlidingWindow {
     this.filled = Math.min(this.filled + 1, this.capacity);
   }
 
+  /**
+   * The samples no older than `maxAgeMs` at `nowMs`, oldest first, as [value, age in ms]
+   * pairs flattened (for a snapshot: ages are small numbers, times are not).
+   */
+  samples(nowMs: number): number[] {
+    const out: number[] = [];
+    for (let k = 0; k < this.filled; k++) {
+      const i = (this.next - this.filled + k + this.capacity) % this.capacity;
+      if (this.times[i] >= nowMs - this.maxAgeMs) out.push(this.values[i], nowMs - this.times[i]);
+    }
+    return out;
+  }
+
+  /** Adds the samples of `samples(savedAtMs)` back, at their times. */
+  restore(samples: readonly number[], savedAtMs: number): void {
+    for (let k = 0; k + 1 < samples.length; k += 2) this.add(samples[k], savedAtMs - samples[k + 1]);
+  }
+
   /** Nearest-rank percentiles (each one a sample that was observed); zeros when empty. */
   percentiles(nowMs: number): Percentiles {
     const oldest = nowMs - this.maxAgeMs;
