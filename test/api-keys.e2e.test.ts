@@ -5,15 +5,16 @@
  * extensions: streaming, statistics, repository index).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { encodeBytesElements } from '@infermesh/tensor';
 import { contracts, type GRPCInferenceServiceClient, type ModelStreamInferResponse__Output, type PredictionBatch__Output } from '@infermesh/contracts';
 import { connectBus, events, streamName } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
-import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
+import { startMesh, waitForOutput, ROOT, type Mesh } from './helpers/mesh.js';
 import { codeOf, grpc, inferenceClient, type InferenceClient } from './helpers/client.js';
 
 const IRIS_ROW = { sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 };
@@ -27,6 +28,8 @@ let meshClient: GRPCInferenceServiceClient;
 let forged = '';
 /** Each key by id, as `infermesh keys create` printed it. */
 const keys: Record<string, string> = {};
+/** The digests the keys file holds. */
+let digests: string[] = [];
 
 function cli(args: string[], env: Record<string, string> = {}, stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -89,6 +92,8 @@ beforeAll(async () => {
   await createKey('one-shot', '--rate', '0.001', '--burst', '1');
   await createKey('trial', '--quota-requests', '2', '--quota-period', 'day');
   await createKey('counted', '--models', 'iris');
+  await createKey('revoked-later');
+  digests = [...(await readFile(keysFile, 'utf8')).matchAll(/sha256: ([0-9a-f]{64})/g)].map((m) => m[1]);
   mesh = await startMesh({ routerEnv: { ROUTER_API_KEYS_FILE: keysFile } });
   client = inferenceClient(mesh.routerAddress);
   meshClient = new (contracts().inference.GRPCInferenceService)(mesh.routerAddress, grpc.credentials.createInsecure());
@@ -176,6 +181,31 @@ describe('a router with a keys file', () => {
   });
 });
 
+describe('changing the keys', () => {
+  it('revokes a removed key when the router is sent SIGHUP', async () => {
+    const revoked = bearer(keys['revoked-later']);
+    await client.call('ModelInfer', irisRequest(), { metadata: revoked });
+    const file = parse(await readFile(keysFile, 'utf8')) as { keys: { id: string }[] };
+    await writeFile(keysFile, stringify({ keys: file.keys.filter((k) => k.id !== 'revoked-later') }));
+    mesh.service('router').process.kill('SIGHUP');
+    await waitForOutput(mesh.service('router'), 'API keys reloaded');
+    expect(await codeOf(client.call('ModelInfer', irisRequest(), { metadata: revoked }))).toEqual({ code: grpc.status.UNAUTHENTICATED, details: 'unknown API key' });
+    expect(await client.call('ModelInfer', irisRequest(), { metadata: bearer(keys.ops) })).toMatchObject({ model_name: 'iris' });
+  });
+
+  it('does not start a router whose keys file has a wrong entry, and names the entry', async () => {
+    const bad = join(dir, 'bad-keys.yaml');
+    await writeFile(bad, `keys:\n  - id: fine\n    sha256: ${'a'.repeat(64)}\n    models: "*"\n  - id: typo\n    sha256: ${'a'.repeat(64)}\n    modles: [iris]\n`);
+    const exit = await new Promise<{ code: number; output: string }>((resolve) =>
+      execFile(process.execPath, [join(ROOT, 'services/router/dist/main.js')], { timeout: 60_000, env: { ...process.env, NATS_URL: mesh.nats.url, ROUTER_PORT: '0', ROUTER_API_KEYS_FILE: bad } }, (error, stdout, stderr) =>
+        resolve({ code: (error as { code?: number } | null)?.code ?? 0, output: stdout + stderr }),
+      ),
+    );
+    expect(exit.code).toBe(1);
+    expect(exit.output).toContain(`${bad} entry 2 (id 'typo'): `);
+  });
+});
+
 describe('the CLI', () => {
   it('sends INFERMESH_API_KEY and is refused without it', async () => {
     const refused = await cli(['models', '--address', mesh.routerAddress]);
@@ -239,7 +269,6 @@ describe('what leaves the router', () => {
   });
 
   it('writes no key, secret or digest to any service\'s log', async () => {
-    const digests = [...(await readFile(keysFile, 'utf8')).matchAll(/sha256: ([0-9a-f]{64})/g)].map((m) => m[1]);
     expect(digests).toHaveLength(Object.keys(keys).length);
     const secrets = [...Object.values(keys), forged].map((key) => key.slice(-43));
     const logs = mesh.services.map((s) => s.output()).join('\n');

@@ -32,7 +32,7 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       /**
        * The API keys file (YAML or JSON; docs/architecture.md "API keys"). Unset: every call is
        * served without a key, and the router says so at start. Set: every call but ServerLive
-       * and ServerReady needs a key from it.
+       * and ServerReady needs a key from it; SIGHUP reads it again.
        */
       ROUTER_API_KEYS_FILE: z.string().min(1).optional(),
       /**

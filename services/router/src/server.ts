@@ -79,6 +79,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
       clearInterval(expiry);
       await grpc.shutdown(config.ROUTER_SHUTDOWN_GRACE_MS);
       probe.close();
+      access.close();
       heartbeats.unsubscribe();
       await publisher.flush(5000);
       pool.closeAll();

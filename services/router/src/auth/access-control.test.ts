@@ -1,4 +1,7 @@
 /** Who may call what: keys read from call metadata, checked against their policies. */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { ServiceError, Status } from '@infermesh/grpc';
@@ -131,5 +134,56 @@ describe('accessControlFor', () => {
   it('stops the start with the file\'s name when the keys file cannot be read', async () => {
     const logger = { warn: () => {}, info: () => {} } as unknown as Logger;
     await expect(accessControlFor('/nonexistent/keys.yaml', logger)).rejects.toThrow(new KeysFileError('cannot read the keys file /nonexistent/keys.yaml: ENOENT'));
+  });
+});
+
+describe('reloading the keys', () => {
+  it('keeps a key\'s quota counts across a reload that leaves its limits as they were', () => {
+    const trial = policy('trial', { quota: { requests: 1, period: 'day' } });
+    const access = new ApiKeyAccess([trial.policy]);
+    access.authorize('ModelInfer', bearer(trial.key)).admitInference('iris', 1);
+    access.replace([{ ...trial.policy, models: new Set(['iris']) }]);
+    expect(refusal(() => access.authorize('ModelInfer', bearer(trial.key)).admitInference('iris', 1)).code).toBe('RESOURCE_EXHAUSTED');
+  });
+
+  it('counts afresh for a key whose quota changed', () => {
+    const trial = policy('trial', { quota: { requests: 1, period: 'day' } });
+    const access = new ApiKeyAccess([trial.policy]);
+    access.authorize('ModelInfer', bearer(trial.key)).admitInference('iris', 1);
+    access.replace([{ ...trial.policy, quota: { requests: 2, period: 'day' } }]);
+    expect(() => access.authorize('ModelInfer', bearer(trial.key)).admitInference('iris', 1)).not.toThrow();
+  });
+
+  it('refuses the next request of a caller whose key was removed, such as an open stream\'s', () => {
+    const gone = policy('gone');
+    const access = new ApiKeyAccess([gone.policy]);
+    const stream = access.authorize('ModelStreamInfer', bearer(gone.key));
+    access.replace([]);
+    expect(refusal(() => stream.admitInference('iris', 1))).toEqual({ code: 'UNAUTHENTICATED', message: 'API key gone was revoked' });
+    expect(refusal(() => access.authorize('ModelInfer', bearer(gone.key))).message).toBe('unknown API key');
+  });
+
+  it('applies a reloaded policy to a caller that was admitted before the reload', () => {
+    const narrowed = policy('narrowed');
+    const access = new ApiKeyAccess([narrowed.policy]);
+    const stream = access.authorize('ModelStreamInfer', bearer(narrowed.key));
+    access.replace([{ ...narrowed.policy, models: new Set(['iris']) }]);
+    expect(refusal(() => stream.admitInference('text-direction', 1)).code).toBe('PERMISSION_DENIED');
+  });
+
+  it('keeps the keys in force when the reloaded file is wrong, and logs why without the digests', async () => {
+    const kept = policy('kept');
+    const access = new ApiKeyAccess([kept.policy]);
+    const dir = await mkdtemp(join(tmpdir(), 'keys-'));
+    const file = join(dir, 'keys.yaml');
+    await writeFile(file, `keys:\n  - id: broken\n    sha256: ${'F'.repeat(64)}\n    models: "*"\n`);
+    const errors: unknown[][] = [];
+    const logger = { error: (...args: unknown[]) => errors.push(args), info: () => {} } as unknown as Logger;
+    await access.reload(file, logger);
+    await rm(dir, { recursive: true });
+    expect(access.authorize('ModelInfer', bearer(kept.key)).keyId).toBe('kept');
+    expect(errors).toHaveLength(1);
+    expect(JSON.stringify(errors[0])).toMatch(/entry 1 \(id 'broken'\): sha256/);
+    expect(JSON.stringify(errors[0])).not.toContain('F'.repeat(64));
   });
 });

@@ -45,12 +45,14 @@ export interface AccessControl {
   readonly required: boolean;
   /** The caller of a call to `method`; throws UNAUTHENTICATED, PERMISSION_DENIED (admin) or RESOURCE_EXHAUSTED (rate). */
   authorize(method: string, metadata: grpc.Metadata): Caller;
+  /** Stops reloading the keys file (router shutdown). */
+  close(): void;
 }
 
 const ANYONE: Caller = { keyId: '', checkModel: () => {}, admitInference: () => {} };
 
 /** No keys: every call is served (`npm start` on loopback). */
-export const openAccess: AccessControl = { required: false, authorize: () => ANYONE };
+export const openAccess: AccessControl = { required: false, authorize: () => ANYONE, close: () => {} };
 
 function firstString(metadata: grpc.Metadata, name: string): string | undefined {
   const value = metadata.get(name)[0];
@@ -71,17 +73,16 @@ function formatReset(atMs: number): string {
   return new Date(atMs).toISOString().replace('.000Z', 'Z');
 }
 
-class KeyCaller implements Caller {
-  private readonly bucket?: TokenBucket;
-  private readonly quota?: Quota;
+/** A key's policy and what it has used: its rate bucket and quota counts. */
+class KeyState {
+  readonly bucket?: TokenBucket;
+  readonly quota?: Quota;
 
-  constructor(readonly policy: KeyPolicy, clocks: { monotonic?: Clock; wall?: Clock }) {
-    if (policy.rate) this.bucket = new TokenBucket(policy.rate.perSecond, policy.rate.burst, clocks.monotonic);
-    if (policy.quota) this.quota = new Quota(policy.quota, clocks.wall);
-  }
-
-  get keyId(): string {
-    return this.policy.id;
+  /** Counts carry over from `before` (the same key before a reload) where its limits did not change. */
+  constructor(readonly policy: KeyPolicy, clocks: Clocks, before?: KeyState) {
+    const { rate, quota } = policy;
+    if (rate) this.bucket = before?.bucket && sameLimits(before.policy.rate, rate) ? before.bucket : new TokenBucket(rate.perSecond, rate.burst, clocks.monotonic);
+    if (quota) this.quota = before?.quota && sameLimits(before.policy.quota, quota) ? before.quota : new Quota(quota, clocks.wall);
   }
 
   checkModel(model: string): void {
@@ -103,18 +104,68 @@ class KeyCaller implements Caller {
   }
 }
 
+function sameLimits(a: object | undefined, b: object): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+type Clocks = { monotonic?: Clock; wall?: Clock };
+
+/**
+ * The caller of one call, by key id and digest: each check reads the key's current state, so
+ * a stream opened before a reload follows the reloaded policy, and ends when its key is
+ * removed or replaced.
+ */
+class KeyCaller implements Caller {
+  constructor(
+    private readonly access: ApiKeyAccess,
+    readonly keyId: string,
+    private readonly digest: Buffer,
+  ) {}
+
+  private state(): KeyState {
+    const state = this.access.state(this.keyId);
+    if (!state || !state.policy.digest.equals(this.digest)) throw unauthenticated(`API key ${this.keyId} was revoked`);
+    return state;
+  }
+
+  checkModel(model: string): void {
+    this.state().checkModel(model);
+  }
+
+  admitInference(model: string, items: number): void {
+    this.state().admitInference(model, items);
+  }
+}
+
 /** Keys from a keys file: every call but the probes needs one. */
 export class ApiKeyAccess implements AccessControl {
   readonly required = true;
-  private readonly callers: Map<string, KeyCaller>;
+  private states = new Map<string, KeyState>();
 
   /** `monotonic` times the rate limits, `wall` the quota periods (tests pass fake clocks). */
-  constructor(policies: readonly KeyPolicy[], clocks: { monotonic?: Clock; wall?: Clock } = {}) {
-    this.callers = new Map(policies.map((policy) => [policy.id, new KeyCaller(policy, clocks)]));
+  constructor(
+    policies: readonly KeyPolicy[],
+    private readonly clocks: Clocks = {},
+  ) {
+    this.replace(policies);
   }
 
   get size(): number {
-    return this.callers.size;
+    return this.states.size;
+  }
+
+  /** The key's policy and counts now, if the key is in force. */
+  state(id: string): KeyState | undefined {
+    return this.states.get(id);
+  }
+
+  /**
+   * Puts `policies` in force (a reloaded keys file). A key whose rate or quota did not change
+   * keeps what it has used, so a reload does not hand every key a fresh quota.
+   */
+  replace(policies: readonly KeyPolicy[]): void {
+    const before = this.states;
+    this.states = new Map(policies.map((policy) => [policy.id, new KeyState(policy, this.clocks, before.get(policy.id))]));
   }
 
   authorize(method: string, metadata: grpc.Metadata): Caller {
@@ -122,15 +173,41 @@ export class ApiKeyAccess implements AccessControl {
     const key = presentedKey(metadata);
     if (key === undefined) throw unauthenticated(MISSING);
     const id = keyIdOf(key);
-    const caller = id === undefined ? undefined : this.callers.get(id);
-    if (!caller || !matchesDigest(key, caller.policy.digest)) throw unauthenticated(UNKNOWN);
-    if (ADMIN_METHODS.has(method) && !caller.policy.admin) throw permissionDenied(`key ${caller.keyId} may not call ${method}: it is not an admin key`);
-    if (!INFERENCE_METHODS.has(method)) caller.takeRate();
-    return caller;
+    const state = id === undefined ? undefined : this.states.get(id);
+    if (!state || !matchesDigest(key, state.policy.digest)) throw unauthenticated(UNKNOWN);
+    if (ADMIN_METHODS.has(method) && !state.policy.admin) throw permissionDenied(`key ${state.policy.id} may not call ${method}: it is not an admin key`);
+    if (!INFERENCE_METHODS.has(method)) state.takeRate();
+    return new KeyCaller(this, state.policy.id, state.policy.digest);
+  }
+
+  private onHangup?: () => void;
+
+  /** Reads `keysFile` again and puts it in force; a wrong file is logged and the keys in force stay. */
+  async reload(keysFile: string, logger: Logger): Promise<void> {
+    try {
+      this.replace(await loadKeysFile(keysFile));
+      logger.info({ keys_file: keysFile, keys: this.size }, 'API keys reloaded');
+    } catch (error) {
+      logger.error({ keys_file: keysFile, reason: (error as Error).message }, 'API keys file not reloaded; the keys loaded before stay in force');
+    }
+  }
+
+  /** Reloads `keysFile` on each SIGHUP, until close(). */
+  reloadOnHangup(keysFile: string, logger: Logger): void {
+    this.onHangup = () => void this.reload(keysFile, logger);
+    process.on('SIGHUP', this.onHangup);
+  }
+
+  close(): void {
+    if (this.onHangup) process.off('SIGHUP', this.onHangup);
   }
 }
 
-/** The access control the router runs with: keys from `keysFile`, or open (and said so loudly). */
+/**
+ * The access control the router runs with: keys from `keysFile`, reloaded on SIGHUP, or open
+ * (and said so loudly). A keys file that is wrong at start stops the router; one that is
+ * wrong on reload is logged and the keys in force stay.
+ */
 export async function accessControlFor(keysFile: string | undefined, logger: Logger): Promise<AccessControl> {
   if (!keysFile) {
     logger.warn('the API is open: ROUTER_API_KEYS_FILE is not set, so every inference.GRPCInferenceService call is served without an API key');
@@ -138,5 +215,6 @@ export async function accessControlFor(keysFile: string | undefined, logger: Log
   }
   const access = new ApiKeyAccess(await loadKeysFile(keysFile));
   logger.info({ keys_file: keysFile, keys: access.size }, 'API keys required');
+  access.reloadOnHangup(keysFile, logger);
   return access;
 }
