@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { contracts, type GRPCInferenceServiceClient, type MonitorClient } from '@infermesh/contracts';
-import { loadMeshTls, meshChannelCredentials, meshTlsFromConfig, type MeshTls } from '@infermesh/grpc';
+import { loadMeshTls, meshChannelCredentials, meshTlsFromConfig, MESH_CHANNEL_OPTIONS, type MeshTls } from '@infermesh/grpc';
 
 export const DEFAULT_ROUTER = process.env.INFERMESH_ADDRESS ?? '127.0.0.1:8001';
 export const DEFAULT_MONITOR = process.env.INFERMESH_MONITOR_ADDRESS ?? '127.0.0.1:8004';
@@ -57,7 +57,7 @@ function operatorTls(address: string): MeshTls | undefined {
 }
 
 export function monitorClient(address: string): MonitorClient {
-  return new (contracts().infermesh.v1.Monitor)(address, meshChannelCredentials(operatorTls(address), { role: 'monitor' }), options);
+  return new (contracts().infermesh.v1.Monitor)(address, meshChannelCredentials(operatorTls(address), { role: 'monitor' }), { ...options, ...MESH_CHANNEL_OPTIONS });
 }
 
 /** Promisifies a generated unary method. */

@@ -156,7 +156,7 @@ export async function up(options: UpOptions): Promise<void> {
     start('nats', binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dataDir, 'nats'), '-c', users.config]);
     for (let i = 0; i < 100 && !(await portOpen('127.0.0.1', port)); i++) await sleep(100);
     natsUrl = `nats://127.0.0.1:${port}`;
-    natsNote = `started here (a user per service, passwords in ${relative(process.cwd(), join(dataDir, 'nats-auth'))}; data in ${relative(process.cwd(), join(dataDir, 'nats'))})${port === 4222 ? '' : '; 4222 is another server\'s'}`;
+    natsNote = `started here: a user per service, passwords in ${relative(process.cwd(), join(dataDir, 'nats-auth'))}, data in ${relative(process.cwd(), join(dataDir, 'nats'))}${port === 4222 ? '' : '; 4222 is another server\'s'}`;
   }
 
   // Mutual TLS between the services, from a development CA kept in .data/certs.

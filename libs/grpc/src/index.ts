@@ -7,7 +7,8 @@ export { serveStream, serveInferStream, undecodableAsMessages, UndecodableMessag
 export { runService, type StartService } from './lifecycle.js';
 export { atDeadline, MAX_TIMER_MS, type DeadlineTimer } from './deadline.js';
 export {
-  meshTlsFromConfig, loadMeshTls, meshServerCredentials, meshChannelCredentials, publicServerCredentials, callerIdentities, identitiesOf, identityUri,
+  MESH_CHANNEL_OPTIONS, meshTlsFromConfig, loadMeshTls, meshServerCredentials, meshChannelCredentials, publicServerCredentials, callerIdentities, identitiesOf, identityUri,
   TlsConfigError, ROLES, TRUST_DOMAIN, type Identity, type Role, type MeshTls, type MeshTlsFiles,
 } from './tls.js';
+export { DEFAULT_HTTP2_LIMITS, http2LimitsOf, type Http2Limits } from './http2-limits.js';
 export { issueDevCertificates, meshTlsSettings, type DevCertificates, type Holder, type IssuedFiles } from './dev-certs.js';

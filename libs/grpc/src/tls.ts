@@ -102,6 +102,13 @@ export function meshChannelCredentials(tls: MeshTls | undefined, expected: { rol
   });
 }
 
+/**
+ * Channel options for a client with meshChannelCredentials. The name a certificate must hold
+ * is checked by identity, not by the address; without an override grpc-js would send the
+ * address (an IP) as the TLS server name, which RFC 6066 forbids and Node warns about.
+ */
+export const MESH_CHANNEL_OPTIONS: grpc.ChannelOptions = { 'grpc.ssl_target_name_override': TRUST_DOMAIN };
+
 /** Public TLS files of an endpoint (the router's), and the CA of client certificates when they are required. */
 export function publicServerCredentials(options: { certFile?: string; keyFile?: string; clientCaFile?: string }): grpc.ServerCredentials | undefined {
   const { certFile, keyFile, clientCaFile } = options;

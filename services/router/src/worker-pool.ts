@@ -8,7 +8,7 @@
  * otherwise decrement a stale object and leave the live count growing.
  */
 import * as grpc from '@grpc/grpc-js';
-import { clientOptions, meshChannelCredentials, type MeshTls } from '@infermesh/grpc';
+import { clientOptions, meshChannelCredentials, MESH_CHANNEL_OPTIONS, type MeshTls } from '@infermesh/grpc';
 import { BATCH_HEADROOM_BYTES } from '@infermesh/contracts';
 import type { RoutingTable } from './routing-table.js';
 import { WorkerChannel } from './worker-channel.js';
@@ -147,6 +147,7 @@ export class WorkerPool {
   private connect(workerId: string, address: string): grpc.Client {
     return new grpc.Client(address, meshChannelCredentials(this.tls, { role: 'worker', name: workerId }), {
       ...clientOptions(this.maxMessageBytes),
+      ...MESH_CHANNEL_OPTIONS,
       // A batch message may exceed the public limit by its framing; answers are bounded by the worker.
       'grpc.max_send_message_length': this.maxMessageBytes + BATCH_HEADROOM_BYTES,
       'grpc.max_receive_message_length': -1,

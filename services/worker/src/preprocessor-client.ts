@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { preprocessorService, type ImagePipeline, type PreprocessItem, type PreprocessRequest, type PreprocessResponse__Output, type PreprocessResult__Output } from '@infermesh/contracts';
-import { clientOptions, meshChannelCredentials, unavailable, type MeshTls } from '@infermesh/grpc';
+import { clientOptions, meshChannelCredentials, MESH_CHANNEL_OPTIONS, unavailable, type MeshTls } from '@infermesh/grpc';
 
 export interface PreprocessorClient {
   /** One result per item, in order; rejects only when the call as a whole fails. */
@@ -16,7 +16,7 @@ export interface PreprocessorClient {
 type Method = grpc.MethodDefinition<PreprocessRequest, PreprocessResponse__Output>;
 
 export function preprocessorClient(address: string, maxMessageBytes: number, tls?: MeshTls): PreprocessorClient {
-  const client = new grpc.Client(address, meshChannelCredentials(tls, { role: 'preprocessor' }), clientOptions(maxMessageBytes));
+  const client = new grpc.Client(address, meshChannelCredentials(tls, { role: 'preprocessor' }), { ...clientOptions(maxMessageBytes), ...MESH_CHANNEL_OPTIONS });
   const method = preprocessorService().Preprocess as unknown as Method;
   return {
     preprocess: (model, pipeline, items, options) =>
