@@ -171,6 +171,8 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   try {
     await Promise.all([waitForPort(routerPort, 60_000), waitForPort(preprocessorPort, 60_000), waitForPort(monitorPort, 60_000)]);
     for (let i = 0; i < (options.workers ?? 1); i++) await startWorker(`worker-${i}`);
+    // Up means the router's routing table is filled (health SERVING), not only that it listens.
+    await waitForOutput(router, '"router serving"');
   } catch (error) {
     await mesh.stop();
     throw error;
