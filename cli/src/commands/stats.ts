@@ -1,5 +1,5 @@
-/** infermesh stats: the monitor's per model and version statistics. */
-import type { GetModelStatsResponse__Output } from '@infermesh/contracts';
+/** infermesh stats: the monitor's per model and version statistics, then usage per client (API key id). */
+import type { GetClientUsageResponse__Output, GetModelStatsResponse__Output } from '@infermesh/contracts';
 import { call, monitorClient } from '../client.js';
 
 export async function showStats(address: string, model: string, json: boolean): Promise<void> {
@@ -16,6 +16,9 @@ export async function showStats(address: string, model: string, json: boolean): 
         `${s.model}:${s.version}  requests ${s.requestCount}  errors ${s.errorCount}  items ${s.items}  latency p50 ${l?.p50Ms.toFixed(2)} ms  p90 ${l?.p90Ms.toFixed(2)} ms  p99 ${l?.p99Ms.toFixed(2)} ms`,
       );
     }
+    const { usage } = await call<{ model: string }, GetClientUsageResponse__Output>(client, client.GetClientUsage, { model });
+    if (usage.length > 0) console.log('\nby client (API key id; "anonymous": requests without a key)');
+    for (const u of usage) console.log(`${u.clientId}  ${u.model}  requests ${u.requestCount}  errors ${u.errorCount}  items ${u.items}`);
   } finally {
     client.close();
   }
