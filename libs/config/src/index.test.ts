@@ -116,14 +116,23 @@ describe('commonSettings', () => {
       NATS_URL: 'nats://127.0.0.1:4222',
       NATS_SUBJECT_PREFIX: 'infermesh',
       GRPC_MAX_MESSAGE_BYTES: 64 * 1024 * 1024,
+      GRPC_MAX_CONCURRENT_STREAMS: 256,
+      GRPC_IDLE_TIMEOUT_MS: 300_000,
+      GRPC_HANDSHAKE_TIMEOUT_MS: 10_000,
     });
   });
 
   it('reads each shared variable', () => {
-    expect(loadConfig(commonSettings, { NATS_URL: 'nats://nats:4222', NATS_SUBJECT_PREFIX: 'test', GRPC_MAX_MESSAGE_BYTES: '2048' })).toEqual({
+    expect(loadConfig(commonSettings, {
+      NATS_URL: 'nats://nats:4222', NATS_SUBJECT_PREFIX: 'test', GRPC_MAX_MESSAGE_BYTES: '2048',
+      GRPC_MAX_CONCURRENT_STREAMS: '8', GRPC_IDLE_TIMEOUT_MS: '1000', GRPC_HANDSHAKE_TIMEOUT_MS: '500',
+    })).toEqual({
       NATS_URL: 'nats://nats:4222',
       NATS_SUBJECT_PREFIX: 'test',
       GRPC_MAX_MESSAGE_BYTES: 2048,
+      GRPC_MAX_CONCURRENT_STREAMS: 8,
+      GRPC_IDLE_TIMEOUT_MS: 1000,
+      GRPC_HANDSHAKE_TIMEOUT_MS: 500,
     });
   });
 });
