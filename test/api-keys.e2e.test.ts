@@ -216,6 +216,24 @@ describe('the CLI', () => {
     expect(listed.stdout).toContain('iris');
   });
 
+  it('adds keys to a JSON keys file, and refuses an id the file already has', async () => {
+    const file = join(dir, 'keys.json');
+    const first = await cli(['keys', 'create', '--id', 'j1', '--models', 'iris,text-direction', '--quota-items', '10', '--file', file]);
+    const second = await cli(['keys', 'create', '--id', 'j2', '--admin', '--rate', '5', '--file', file]);
+    expect([first.code, second.code]).toEqual([0, 0]);
+    const hash = async (key: string) => (await cli(['keys', 'hash'], {}, key)).stdout.trim();
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({
+      keys: [
+        { id: 'j1', sha256: await hash(first.stdout), models: ['iris', 'text-direction'], admin: false, quota: { items: 10, period: 'day' } },
+        { id: 'j2', sha256: await hash(second.stdout), models: '*', admin: true, rate: { per_second: 5 } },
+      ],
+    });
+    const again = await cli(['keys', 'create', '--id', 'j1', '--file', file]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("already has a key with id 'j1'");
+    expect(again.stdout).toBe('');
+  });
+
   it('hashes a key read on stdin to the digest in the keys file', async () => {
     const hashed = await cli(['keys', 'hash'], {}, `${keys.trial}\n`);
     expect(hashed.code, hashed.stderr).toBe(0);
