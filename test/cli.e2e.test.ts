@@ -50,7 +50,7 @@ describe('infermesh batch', () => {
     const records = await lines(output);
     expect(records).toHaveLength(31);
     const broken = records.find((r) => r.id === 'zz-broken.png')!;
-    expect(broken.error).toMatch(/^INVALID_ARGUMENT: input 'image': element 0 is not an image/);
+    expect(broken.error).toMatch(/^INVALID_ARGUMENT: input 'image': element 0 is not a known image format/);
     for (const record of records.filter((r) => !r.error)) {
       const [up, rotated] = record.outputs!['softmax_0.tmp_0'];
       expect(record.id.includes('down') ? rotated > 0.9 : up > 0.9, record.id).toBe(true);
