@@ -45,6 +45,13 @@ describe('presentedKey', () => {
     metadata.set('authorization', 'Basic dXNlcjpwYXNz');
     expect(presentedKey(metadata)).toBeUndefined();
   });
+
+  it('reads x-api-key beside another authorization scheme (a proxy\'s credentials)', () => {
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', 'Basic dXNlcjpwYXNz');
+    metadata.set('x-api-key', 'imk_a_x');
+    expect(presentedKey(metadata)).toBe('imk_a_x');
+  });
 });
 
 describe('ApiKeyAccess.authorize', () => {

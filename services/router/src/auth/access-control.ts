@@ -61,11 +61,9 @@ function firstString(metadata: grpc.Metadata, name: string): string | undefined 
 
 /** The key a call presents, or undefined when it presents none. */
 export function presentedKey(metadata: grpc.Metadata): string | undefined {
-  const authorization = firstString(metadata, 'authorization');
-  if (authorization !== undefined) {
-    const [scheme, key] = authorization.trim().split(/\s+/, 2);
-    return scheme.toLowerCase() === 'bearer' && key ? key : undefined;
-  }
+  const [scheme, bearer] = firstString(metadata, 'authorization')?.trim().split(/\s+/, 2) ?? [];
+  if (scheme?.toLowerCase() === 'bearer' && bearer) return bearer;
+  // Another scheme may be a proxy's own credentials: x-api-key still counts.
   return firstString(metadata, 'x-api-key')?.trim() || undefined;
 }
 
