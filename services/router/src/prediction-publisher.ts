@@ -24,6 +24,7 @@
  * stored twice.
  */
 import { randomUUID } from 'node:crypto';
+import { ROOT_CONTEXT, context } from '@opentelemetry/api';
 import { events, type Bus } from '@infermesh/bus';
 import type { PredictionRecord } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
@@ -41,6 +42,12 @@ export interface PublisherOptions {
   /** Between attempts to deliver the spool while JetStream is unreachable. */
   retryMs?: number;
 }
+
+/**
+ * Runs the publisher's own work outside the request that happened to start it: its log lines
+ * and publishes belong to no one request's trace (each record carries its own).
+ */
+const outsideRequests = <T>(fn: () => T): T => context.with(ROOT_CONTEXT, fn);
 
 /** Thrown by a publish that the NATS server refuses as larger than its max_payload. */
 const isTooLarge = (error: unknown) => /max_payload/i.test((error as Error)?.message ?? '');
@@ -89,7 +96,7 @@ export class PredictionPublisher {
     let entry = this.open.get(model);
     if (!entry) {
       const batch: RecordBatch = { id: randomUUID(), model, records: [] };
-      entry = { batch, timer: setTimeout(() => this.close(model), this.lingerMs) };
+      entry = { batch, timer: outsideRequests(() => setTimeout(() => this.close(model), this.lingerMs)) };
       this.open.set(model, entry);
     }
     entry.batch.records.push(record);
@@ -159,7 +166,7 @@ export class PredictionPublisher {
     while (!this.spooling && this.inFlight.size < this.concurrency && this.ready.length > 0) {
       const batch = this.ready.shift()!;
       this.inFlight.add(batch);
-      void this.store(batch).then(
+      void outsideRequests(() => this.store(batch).then(
         () => {},
         (error: unknown) => {
           if (this.closed) return; // spooled by flush already
@@ -171,7 +178,7 @@ export class PredictionPublisher {
         this.waiting -= batch.records.length;
         this.pump();
         this.notifyIfIdle();
-      });
+      }));
     }
   }
 
@@ -202,7 +209,7 @@ export class PredictionPublisher {
 
   /** Delivers the spool, oldest batch first, retrying while JetStream is unreachable. */
   private deliverSpool(): void {
-    this.delivering ??= (async () => {
+    this.delivering ??= outsideRequests(async () => {
       let delivered = 0;
       // A flushed publisher stops trying: what is left waits in the spool for the next start.
       for (let batch = this.spool.head(); batch && !this.closed; batch = this.spool.head()) {
@@ -215,7 +222,7 @@ export class PredictionPublisher {
         }
       }
       if (delivered > 0) this.logger.info({ records: delivered, spooled_total: this.spooledRecords }, 'spooled prediction records delivered');
-    })().finally(() => {
+    }).finally(() => {
       this.delivering = undefined;
       this.spooling = false;
       this.pump();
