@@ -124,6 +124,19 @@ describe('NATS: only the mesh joins, each service only in its role', () => {
     expect(answers).toHaveLength(50);
   });
 
+  it('refuses a draining claim (sent with a stolen worker password) that the worker itself denies, and logs it', async () => {
+    const { nc } = await natsAs('worker');
+    for (let i = 0; i < 20; i++) {
+      nc.publish(s.heartbeat(realHeartbeat.workerId), events.heartbeat.encode({ ...realHeartbeat, draining: true } as WorkerHeartbeat));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const answers = await irisAnswers(50);
+    await nc.close();
+    expect(answers).toHaveLength(50);
+    await waitForOutput(mesh.service('router'), 'draining claim refused');
+    expect(mesh.service('router').output()).not.toMatch(/"msg":"worker left"/);
+  });
+
   it('refuses a forged prediction record: nothing is stored', async () => {
     const forgedSubject = s.prediction('forged-model');
     for (const role of ['worker', 'operator', 'monitor'] as const) {

@@ -154,6 +154,34 @@ describe('admission', () => {
   });
 });
 
+describe('draining claims', () => {
+  async function admittedWorker() {
+    const running = await worker();
+    const probed = probeOf();
+    probed.probe.heartbeat(heartbeat('w1', running.address));
+    await probed.probe.settled();
+    expect(probed.table.get('w1')).toBeDefined();
+    return { ...running, ...probed };
+  }
+
+  it('believes a drain once the worker itself says NOT_SERVING', async () => {
+    const { server, table, probe } = await admittedWorker();
+    server.setServing(false);
+    probe.heartbeat(heartbeat('w1', table.get('w1')!.address, { draining: true }));
+    await until(() => table.get('w1') === undefined, 'the drain');
+  });
+
+  it('refuses (and logs once) a drain the worker denies: it keeps its traffic', async () => {
+    const { table, probe, warn } = await admittedWorker();
+    for (let i = 0; i < 5; i++) {
+      probe.heartbeat(heartbeat('w1', table.get('w1')!.address, { draining: true }));
+      await probe.settled();
+    }
+    expect(table.get('w1')).toBeDefined();
+    expect(warn.mock.calls.filter(([, message]) => String(message).startsWith('draining claim refused'))).toHaveLength(1);
+  });
+});
+
 describe('while NATS is down', () => {
   async function admitted(serving = true) {
     const running = await worker(serving);

@@ -12,6 +12,10 @@
  *   NOT_SERVING) leaves the table. New workers wait for NATS.
  * - Filling: after a start the table is filled once one heartbeat period has passed and
  *   the workers heard of meanwhile have answered their checks.
+ * - Draining claims: a heartbeat saying a known worker drains is believed once the worker
+ *   itself, checked at the address the router knows, no longer says SERVING (a worker turns
+ *   NOT_SERVING before it announces its drain). A claim the worker denies is refused and
+ *   logged: with one NATS user for all workers, any worker could send one for another.
  */
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
@@ -72,6 +76,9 @@ export class WorkerProbe {
   private readonly admissions = new Map<string, Admission>();
   private readonly refused = new Map<string, { address: string; retryAt: number }>();
   private readonly outageChecks = new Set<string>();
+  /** Workers whose draining claim is being checked, and those whose false claims were logged (bounded). */
+  private readonly drainChecks = new Map<string, Promise<void>>();
+  private readonly deniedDrains = new Set<string>();
   private outageTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private heardAgain!: () => void;
@@ -97,7 +104,7 @@ export class WorkerProbe {
     if (heartbeat.draining) {
       const admission = this.admissions.get(id);
       if (admission) admission.draining = true;
-      table.update(heartbeat);
+      if (table.get(id)) this.checkDrain(heartbeat);
       return;
     }
     const known = table.get(id);
@@ -133,9 +140,9 @@ export class WorkerProbe {
     this.options.table.resumeExpiry();
   }
 
-  /** Resolves once the admission checks in progress now have answered. */
+  /** Resolves once the admission (and draining claim) checks in progress now have answered. */
   async settled(): Promise<void> {
-    await Promise.all([...this.admissions.values()].map((a) => a.done));
+    await Promise.all([...[...this.admissions.values()].map((a) => a.done), ...this.drainChecks.values()]);
   }
 
   close(): void {
@@ -159,6 +166,26 @@ export class WorkerProbe {
       } else this.refuse(id, address, reason);
     });
     this.admissions.set(id, admission);
+  }
+
+  /** Believes a draining claim once the worker, at the address the router knows, stops saying SERVING. */
+  private checkDrain(heartbeat: WorkerHeartbeat__Output): void {
+    const { pool, table, checkTimeoutMs, logger } = this.options;
+    const id = heartbeat.workerId;
+    const known = table.get(id);
+    if (!known || this.drainChecks.has(id)) return;
+    const check = pool.withClient(id, known.address, (client) => checkHealth(client, checkTimeoutMs)).then((reason) => {
+      this.drainChecks.delete(id);
+      if (this.closed || table.get(id)?.address !== known.address) return;
+      if (reason !== undefined) {
+        table.update(heartbeat);
+        return;
+      }
+      if (this.deniedDrains.has(id) || this.deniedDrains.size >= MAX_REFUSED_REMEMBERED) return;
+      this.deniedDrains.add(id);
+      logger.warn({ worker_id: bounded(id, MAX_LOGGED), address: bounded(known.address, MAX_LOGGED) }, 'draining claim refused: the worker itself still says SERVING');
+    });
+    this.drainChecks.set(id, check);
   }
 
   /** Remembers the refusal (bounded) and logs it once per worker id while remembered. */

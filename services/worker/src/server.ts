@@ -79,6 +79,8 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
     },
     async stop() {
       state.draining = true;
+      // Health first: a router believes the draining heartbeat once this worker's health agrees.
+      grpc.setServing(false);
       heartbeat?.beat(); // tells routers to stop sending here at once
       heartbeat?.stop();
       // Routers' batch streams answer what they hold and end, so the server can close.
