@@ -56,11 +56,13 @@ async function startServing(natsAuth = false): Promise<Mesh> {
   client = inferenceClient(mesh.routerAddress);
   monitor = new (contracts().infermesh.v1.Monitor)(mesh.monitorAddress, grpc.credentials.createInsecure());
   bus = await connectBus({ url: mesh.nats.url, name: 'monitor-restart-test', prefix: 'infermesh', logger, connectOptions: natsConnectOptions(mesh.nats.credentials('admin')) });
-  for (let i = 0; i < 100; i++) {
+  // Generous: the router admits a worker after a health check, and the machine may be busy.
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
     if ((await client.call<{ ready: boolean }>('ModelReady', { name: 'iris' }).catch(() => ({ ready: false }))).ready) return mesh;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error('iris never became ready');
+  throw new Error('iris was not ready within 60 s');
 }
 
 function modelStats(model: string): Promise<GetModelStatsResponse__Output> {
