@@ -4,11 +4,14 @@
  */
 import * as net from 'node:net';
 import * as http2 from 'node:http2';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { contracts, inferenceService, type GRPCInferenceServiceClient, type ModelInferResponse } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
-import { createGrpcServer, DEFAULT_HTTP2_LIMITS, type GrpcServer, type Http2Limits, type ServiceHandlers } from './index.js';
+import { createGrpcServer, DEFAULT_HTTP2_LIMITS, issueDevCertificates, type GrpcServer, type Http2Limits, type ServiceHandlers } from './index.js';
 
 const logger = createLogger('http2-limits-test', { level: 'silent' });
 const servers: GrpcServer[] = [];
@@ -19,8 +22,8 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.server.forceShutdown();
 });
 
-async function start(limits: Partial<Http2Limits>, handlers: ServiceHandlers = { ServerLive: async () => ({ live: true }) }): Promise<number> {
-  const server = createGrpcServer({ name: 'test', logger, maxMessageBytes: 1024 * 1024, http2: { ...DEFAULT_HTTP2_LIMITS, ...limits } });
+async function start(limits: Partial<Http2Limits>, handlers: ServiceHandlers = { ServerLive: async () => ({ live: true }) }, credentials?: grpc.ServerCredentials): Promise<number> {
+  const server = createGrpcServer({ name: 'test', logger, maxMessageBytes: 1024 * 1024, http2: { ...DEFAULT_HTTP2_LIMITS, ...limits }, credentials });
   server.addService('inference.GRPCInferenceService', inferenceService(), handlers);
   servers.push(server);
   return server.listen('127.0.0.1', 0);
@@ -67,6 +70,32 @@ describe('HTTP/2 handshake timeout', () => {
     await new Promise((resolve) => session.once('remoteSettings', resolve));
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(session.closed || session.destroyed).toBe(false);
+  });
+});
+
+describe('HTTP/2 handshake timeout under TLS', () => {
+  const certs = issueDevCertificates(mkdtempSync(join(tmpdir(), 'http2-limits-')), [{ stem: 'server', identities: [{ role: 'router', name: 'test' }] }]);
+  const { certFile, keyFile } = certs.issued.get('server')!;
+  const tls = () => grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }], false);
+
+  it('closes connections that never start the TLS handshake', async () => {
+    const port = await start({ handshakeTimeoutMs: 200 }, undefined, tls());
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => silentSocket(port)));
+    await Promise.all(sockets.map(closed));
+    expect(sockets.every((socket) => socket.destroyed)).toBe(true);
+  });
+
+  it('keeps a TLS client that greeted, past the handshake timeout', async () => {
+    const port = await start({ handshakeTimeoutMs: 100 }, undefined, tls());
+    const client: GRPCInferenceServiceClient = new (contracts().inference.GRPCInferenceService)(`localhost:${port}`, grpc.credentials.createSsl(readFileSync(certs.caFile)));
+    const live = () => new Promise((resolve, reject) => client.ServerLive({}, { deadline: Date.now() + 10_000 }, (e, r) => (e ? reject(e) : resolve(r))));
+    await live();
+    const channel = client.getChannel();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Still the first connection: a closed one would have taken the channel out of READY.
+    expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
+    await live();
+    client.close();
   });
 });
 

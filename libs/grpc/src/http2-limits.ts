@@ -4,6 +4,7 @@
  * (gRPC core's `grpc.server_handshake_timeout_ms`) it lacks, so it is added here.
  */
 import type * as http2 from 'node:http2';
+import type * as net from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 
 export interface Http2Limits {
@@ -51,11 +52,12 @@ type CreatesHttp2Servers = { createHttp2Server?: (...args: unknown[]) => Http2Se
 
 /**
  * Closes every connection of `server` that has not sent its HTTP/2 SETTINGS within
- * `timeoutMs` of its session starting. grpc-js creates its http2 servers inside bindAsync
- * (and connection injectors) and disables their `timeout`, which would also close busy
- * connections; so each server it creates gets a per-session timer, cleared by the client's
- * first SETTINGS frame ('remoteSettings'). The hook is a grpc-js internal: it is checked here
- * and by a test with raw sockets, so an upgrade that moves it fails loudly, not silently.
+ * `timeoutMs` of being accepted: the TLS handshake (when there is one), the preface and
+ * SETTINGS all count. grpc-js creates its http2 servers inside bindAsync (and connection
+ * injectors) and disables their `timeout`, which would also close busy connections; so each
+ * server it creates gets a timer per accepted socket, cleared by the client's first SETTINGS
+ * frame ('remoteSettings'). The hook is a grpc-js internal: it is checked here and by a test
+ * with raw sockets, so an upgrade that moves it fails loudly, not silently.
  */
 export function enforceHandshakeTimeout(server: grpc.Server, timeoutMs: number): void {
   const internals = server as unknown as CreatesHttp2Servers;
@@ -63,15 +65,31 @@ export function enforceHandshakeTimeout(server: grpc.Server, timeoutMs: number):
   if (typeof create !== 'function') throw new Error('@grpc/grpc-js no longer has Server.createHttp2Server: the HTTP/2 handshake timeout cannot be enforced');
   internals.createHttp2Server = function (this: unknown, ...args: unknown[]) {
     const http2Server = create.apply(this, args);
-    http2Server.on('session', (session: http2.ServerHttp2Session) => closeUnlessGreeted(session, timeoutMs));
+    closeUngreeted(http2Server, timeoutMs);
     return http2Server;
   };
 }
 
-function closeUnlessGreeted(session: http2.ServerHttp2Session, timeoutMs: number): void {
-  const timer = setTimeout(() => session.destroy(), timeoutMs);
-  timer.unref();
-  const clear = () => clearTimeout(timer);
-  session.once('remoteSettings', clear);
-  session.once('close', clear);
+function closeUngreeted(http2Server: Http2Server, timeoutMs: number): void {
+  // A session's socket is the TLS socket (or a proxy of the TCP one): the two meet by the
+  // client's address and port, which no other open connection to this server shares.
+  const waiting = new Map<string, NodeJS.Timeout>();
+  const clear = (key: string) => {
+    clearTimeout(waiting.get(key));
+    waiting.delete(key);
+  };
+  // Prepended: grpc-js's own listener may end the socket first (TLS credentials not loaded).
+  http2Server.prependListener('connection', (socket: net.Socket) => {
+    // Connections handed in by a connection injector have no address to meet by; none is used here.
+    if (socket.remoteAddress === undefined) return;
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    timer.unref();
+    waiting.set(key, timer);
+    socket.once('close', () => waiting.get(key) === timer && clear(key));
+  });
+  http2Server.on('session', (session: http2.ServerHttp2Session) => {
+    const key = `${session.socket.remoteAddress}:${session.socket.remotePort}`;
+    session.once('remoteSettings', () => clear(key));
+  });
 }
