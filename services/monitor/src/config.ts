@@ -12,7 +12,8 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
       /**
        * This monitor's key in the `<prefix>_snapshots` key-value bucket, where it saves its
        * counts with the stream sequence they cover. Each replica reads every record (no
-       * shared consumer), so give each its own key.
+       * shared consumer); replicas may share the key, since every snapshot is a state and
+       * the sequence it covers, whichever replica wrote it.
        */
       MONITOR_SNAPSHOT_KEY: z.string().regex(/^[A-Za-z0-9_-]+$/, 'a key-value key (letters, digits, "_" and "-")').default('monitor'),
       /** How often the counts are saved (also on shutdown); after a crash, the records since are read again from the stream. */
