@@ -326,6 +326,16 @@ describe('monitor', () => {
     await running.stop();
   });
 
+  it('counts the records stored before it started without a span each: a first start may read days of them', async () => {
+    const tracedSpans = () => spans.getFinishedSpans().filter((s) => s.name === CONSUME_SPAN_NAME && s.attributes['infermesh.request_id'] === 'traced-request').length;
+    expect(tracedSpans()).toBe(1);
+    const running = monitor;
+    await startMonitor({ MONITOR_SNAPSHOT_KEY: 'first-start' });
+    expect(await requestCountOf('traced')).toBe(1);
+    expect(tracedSpans()).toBe(1);
+    await running.stop();
+  });
+
   it('counts records of models no worker announced under _unknown, and keeps /metrics small', async () => {
     const unknownBefore = (await getModelStats({ model: '_unknown' }).catch(() => ({ stats: [] }))).stats.reduce((sum, s) => sum + Number(s.requestCount), 0);
     for (let batch = 0; batch < 20; batch++) {

@@ -11,7 +11,7 @@
  * is taken between messages, so it covers whole messages and a restart neither counts a
  * record twice nor misses one. See docs/architecture.md, "Monitor state across restarts".
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Context, type Span } from '@opentelemetry/api';
 import { events, replayStream, streamPosition, streamSequenceAt, type Bus, type Delivery, type SnapshotStore, type StreamReplay } from '@infermesh/bus';
 import type { PredictionBatch__Output, PredictionRecord__Output } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
@@ -71,7 +71,8 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
     message(delivery) {
       try {
         if (delivery.streamSequence <= covered) for (const record of delivery.message.records) state.recall(record);
-        else handleRecords(delivery);
+        // Records stored before the start are counted without a span each: a first start may read days of them.
+        else handleRecords(delivery, delivery.streamSequence > target);
       } finally {
         handled(delivery.streamSequence);
       }
@@ -143,28 +144,40 @@ async function loadSnapshot(state: MonitorState, store: SnapshotStore, logger: L
 }
 
 /**
- * Counts each record of a message. A record that cannot be counted is counted as failed
- * and skipped: no record can hold back the ones after it.
+ * Counts each record of a message, in a CONSUMER span per record when `traced`. A record
+ * that cannot be counted is counted as failed and skipped: no record can hold back the
+ * ones after it. One log line per message, whatever it holds.
  */
-export function recordsHandler(state: MonitorState, logger: Logger): (delivery: Delivery<PredictionBatch__Output>) => void {
+export function recordsHandler(state: MonitorState, logger: Logger): (delivery: Delivery<PredictionBatch__Output>, traced?: boolean) => void {
   const tracer = trace.getTracer('infermesh-monitor');
-  return (delivery) => {
+  return (delivery, traced = true) => {
+    let invalid = 0;
+    let failed = 0;
+    let firstError: unknown;
+    const count = (record: PredictionRecord__Output, span?: Span) => {
+      try {
+        const outcome = state.count(record);
+        span?.setAttribute('infermesh.record.outcome', outcome);
+        if (outcome === 'invalid') invalid += 1;
+      } catch (error) {
+        state.drop('failed');
+        failed += 1;
+        firstError ??= error;
+        span?.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+        if (error instanceof Error) span?.recordException(error);
+      }
+    };
     for (const record of delivery.message.records) {
-      tracer.startActiveSpan(CONSUME_SPAN_NAME, { kind: SpanKind.CONSUMER, attributes: spanAttributes(delivery.subject, record) }, recordContext(record, delivery.context), (span) => {
-        try {
-          const outcome = state.count(record);
-          span.setAttribute('infermesh.record.outcome', outcome);
-          if (outcome === 'invalid') logger.warn({ stream_seq: delivery.streamSequence, request_id: record.requestId.slice(0, 128) }, 'counted a prediction record as invalid');
-        } catch (error) {
-          state.drop('failed');
-          span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-          if (error instanceof Error) span.recordException(error);
-          logger.error({ err: error, stream_seq: delivery.streamSequence }, 'counting a prediction record failed; skipped');
-        } finally {
+      if (!traced) count(record);
+      else {
+        tracer.startActiveSpan(CONSUME_SPAN_NAME, { kind: SpanKind.CONSUMER, attributes: spanAttributes(delivery.subject, record) }, recordContext(record, delivery.context), (span) => {
+          count(record, span);
           span.end();
-        }
-      });
+        });
+      }
     }
+    if (invalid > 0) logger.warn({ stream_seq: delivery.streamSequence, invalid }, 'counted prediction records as invalid');
+    if (failed > 0) logger.error({ err: firstError, stream_seq: delivery.streamSequence, failed }, 'counting prediction records failed; skipped them');
   };
 }
 
