@@ -11,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as protoLoader from '@grpc/proto-loader';
+import { preprocessorService, type PreprocessRequest, type PreprocessResponse__Output } from '@infermesh/contracts';
 import { codeOf, grpc } from './helpers/client.js';
 import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
 
@@ -147,6 +148,39 @@ describe('connections that never speak HTTP/2', () => {
     await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())))));
     expect(sockets.filter((socket) => !socket.destroyed)).toHaveLength(0);
     await expectGood('iris');
+    expect(exited()).toEqual([]);
+  });
+});
+
+describe('the preprocessor, called as a worker would', () => {
+  type Method = grpc.MethodDefinition<PreprocessRequest, PreprocessResponse__Output>;
+  const method = preprocessorService().Preprocess as unknown as Method;
+  const pipeline = { input: 'image', output: 'x', width: 4096, height: 4096, resize: 'stretch', mean: [0, 0, 0], std: [1, 1, 1], layout: 'NHWC', datatype: 'UINT8', channelOrder: 'RGB', scale: 1 / 255, padValue: 0 };
+  const onePixel = () => readFileSync(join(ROOT, 'models/text-direction/samples/upright.png'));
+  const bytesTensor = (elements: Buffer[]) => Buffer.concat(elements.flatMap((e) => [Buffer.from(new Uint32Array([e.length]).buffer), e]));
+
+  function preprocess(request: PreprocessRequest): Promise<PreprocessResponse__Output> {
+    const direct = new grpc.Client(mesh.preprocessorAddress, grpc.credentials.createInsecure());
+    return new Promise<PreprocessResponse__Output>((resolve, reject) =>
+      direct.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (error, response) =>
+        error ? reject(error) : resolve(response!),
+      ),
+    ).finally(() => direct.close());
+  }
+
+  it('refuses a pipeline asking for an 8192² frame in a request of a few dozen bytes, before any work', async () => {
+    const request = { modelName: 'm', pipeline: { ...pipeline, width: 8192, height: 8192 }, items: [{ images: bytesTensor([onePixel()]) }] };
+    const error = await codeOf(preprocess(request));
+    expect(grpc.status[error.code]).toBe('INVALID_ARGUMENT');
+    expect(error.details).toMatch(/pipeline width 8192 is outside 1 to 4096/);
+  });
+
+  it('refuses with RESOURCE_EXHAUSTED, before decoding, a call whose 4096² frames would not fit one answer', async () => {
+    const request = { modelName: 'm', pipeline, items: [{ images: bytesTensor(Array.from({ length: 7 }, onePixel)) }] };
+    const error = await codeOf(preprocess(request));
+    expect(grpc.status[error.code]).toBe('RESOURCE_EXHAUSTED');
+    expect(error.details).toMatch(/the call's 7 images would answer \d+ bytes of pixels and framing, over the \d+-byte message limit/);
+    expect(memoryOf(mesh.service('preprocessor').process.pid!).peak).toBeLessThan(PEAK_RSS_BOUND_MIB);
     expect(exited()).toEqual([]);
   });
 });

@@ -99,6 +99,11 @@ write('png-bomb-header', {
   status: 'INVALID_ARGUMENT', details: 'element 0 declares 100000 x 100000 pixels, over the limit of 25000000 per image', model: 'text-direction',
 }, encode({ model_name: 'text-direction', inputs: [{ name: 'image', datatype: 'BYTES', shape: [1] }], raw_input_contents: [bytesTensor([png(100_000, 100_000, ONE_ROW)])] }));
 
+write('png-headers-over-request-pixels', {
+  why: 'five PNGs each declaring 5000 x 4999 pixels, each under the per-image limit, together over the per-request pixel budget',
+  status: 'INVALID_ARGUMENT', details: "the request's 5 images and their frames come to at least \\d+ pixels, over the limit of 100000000 per request", model: 'text-direction',
+}, encode({ model_name: 'text-direction', inputs: [{ name: 'image', datatype: 'BYTES', shape: [5] }], raw_input_contents: [bytesTensor(Array.from({ length: 5 }, () => png(5000, 4999, ONE_ROW)))] }));
+
 write('png-wide-bomb-header', {
   why: 'a PNG declaring 2^31-1 x 1 pixels: libpng refuses the width while reading the header',
   status: 'INVALID_ARGUMENT', details: 'element 0 has no readable image header', model: 'text-direction',
