@@ -202,20 +202,24 @@ export class ModelMetrics {
   }
 
   /**
-   * Takes the counts of a snapshot saved at `savedAtMs` (within this monitor's bound on
-   * series), and the windows' samples when it has them; returns whether it had them.
+   * Takes the counts of a snapshot saved at `savedAtMs`, and the windows' samples when it
+   * has them; returns whether it had them. Series past this monitor's bound are added to
+   * `_unknown`, as their records would have been.
    */
   restore(saved: readonly SavedSeries[], savedAtMs: number): boolean {
     let withWindows = true;
     this.series.clear();
-    for (const s of saved.slice(0, this.maxSeries)) {
+    for (const s of saved) {
       const series = this.seriesOf({ model: s.model, version: s.version });
-      Object.assign(series, { requests: s.requests, errors: s.errors, items: s.items, lastRequestMs: s.lastRequestMs });
-      for (const [code, n] of Object.entries(s.codes)) series.codes.set(code, n);
-      series.duration.restore(s.duration);
-      series.queueDuration.restore(s.queue);
-      series.computeDuration.restore(s.compute);
-      series.batchSize.restore(s.batch);
+      series.requests += s.requests;
+      series.errors += s.errors;
+      series.items += s.items;
+      series.lastRequestMs = Math.max(series.lastRequestMs, s.lastRequestMs);
+      for (const [code, n] of Object.entries(s.codes)) series.codes.set(code, (series.codes.get(code) ?? 0) + n);
+      series.duration.add(s.duration);
+      series.queueDuration.add(s.queue);
+      series.computeDuration.add(s.compute);
+      series.batchSize.add(s.batch);
       if (s.windows) {
         series.latency.restore(s.windows.latency, savedAtMs);
         series.queue.restore(s.windows.queue, savedAtMs);

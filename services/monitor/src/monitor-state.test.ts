@@ -184,6 +184,17 @@ describe('snapshot', () => {
     expect(restored.models.stats('iris')).toEqual(state.models.stats('iris'));
   });
 
+  it('restores a state at its bound on series with every count, _unknown included', () => {
+    const state = new MonitorState({ maxSeries: 2 });
+    for (const m of ['a', 'b', 'c']) state.known.add(m, '1');
+    for (const m of ['a', 'b', 'c', 'd']) state.count(record({ model: m }));
+    expect(state.models.models()).toEqual(['_unknown', 'a', 'b']);
+    const restored = new MonitorState({ maxSeries: 2 });
+    restored.restore(state.encode());
+    expect(restored.prometheus()).toBe(state.prometheus());
+    expect(restored.models.stats('_unknown')[0].requestCount).toBe(2);
+  });
+
   it('refuses bytes that are not a snapshot and keeps its state', () => {
     const state = monitorState();
     state.count(record());

@@ -30,11 +30,11 @@ export class BucketCounts {
     return { counts: [...this.counts], sum: this.sum };
   }
 
-  /** Takes saved counts; false (and unchanged) when they were made with other bounds. */
-  restore(saved: { counts: number[]; sum: number }): boolean {
+  /** Adds saved counts to these; false (and unchanged) when they were made with other bounds. */
+  add(saved: { counts: number[]; sum: number }): boolean {
     if (saved.counts.length !== this.counts.length) return false;
-    saved.counts.forEach((c, i) => (this.counts[i] = c));
-    this.sum = saved.sum;
+    saved.counts.forEach((c, i) => (this.counts[i] += c));
+    this.sum += saved.sum;
     return true;
   }
 }
