@@ -78,7 +78,8 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
       }
     },
     undecodable(sequence, subject, error) {
-      state.undecodable();
+      // One read again to refill the windows was counted before the snapshot.
+      if (sequence > covered) state.undecodable();
       handled(sequence);
       logger.warn({ err: error, stream_seq: sequence, subject: subject.slice(0, 256) }, 'skipped an undecodable PREDICTIONS message');
     },
