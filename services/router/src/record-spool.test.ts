@@ -1,5 +1,5 @@
 /** The record spool on a real filesystem: order, bound, restart, torn writes, one router per folder. */
-import { mkdtempSync, readdirSync, rmSync, appendFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -90,6 +90,15 @@ describe('RecordSpool', () => {
     appendFileSync(join(dir, segment), Buffer.from([200, 0, 0, 0, 7, 1, 2]));
     const second = RecordSpool.open({ dir, maxBytes: 1 << 20 }, logger);
     expect(drain(second)).toEqual(['batch-0', 'batch-1']);
+  });
+
+  it('keeps its segments readable by the router\'s user only (records name clients and requests)', () => {
+    const dir = join(folder(), 'spool');
+    const spool = RecordSpool.open({ dir, maxBytes: 1 << 20 }, logger);
+    spool.append(batch(0));
+    const [segment] = readdirSync(dir).filter((name) => name.endsWith('.seg'));
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, segment)).mode & 0o777).toBe(0o600);
   });
 
   it('refuses a folder another live process holds', () => {

@@ -68,7 +68,8 @@ export class RecordSpool {
 
   private constructor(private readonly options: RecordSpoolOptions, private readonly logger: Logger) {
     this.segmentBytes = options.segmentBytes ?? Math.min(4 * 1024 * 1024, Math.max(64 * 1024, Math.floor(options.maxBytes / 4)));
-    mkdirSync(options.dir, { recursive: true });
+    // Records name clients (API key ids) and requests: readable by the router's user only.
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     this.lock();
     this.segments = readdirSync(options.dir).flatMap((name) => SEGMENT.exec(name)?.[1] ?? []).map(Number).sort((a, b) => a - b);
     for (const number of this.segments) this.totalBytes += statSync(this.path(number)).size;
@@ -140,7 +141,7 @@ export class RecordSpool {
   private startSegment(): void {
     if (this.writer) closeSync(this.writer.fd);
     const number = (this.segments.at(-1) ?? 0) + 1;
-    this.writer = { number, fd: openSync(this.path(number), 'a'), bytes: 0 };
+    this.writer = { number, fd: openSync(this.path(number), 'a', 0o600), bytes: 0 };
     this.segments.push(number);
   }
 
