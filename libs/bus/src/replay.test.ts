@@ -114,6 +114,49 @@ describe('replayStream', () => {
   });
 });
 
+describe('replayStream across a NATS outage', () => {
+  /** Stores each message once the restarted server takes it again (its msgId keeps a retried publish from storing it twice). */
+  async function publishOnceStoredAgain(b: Bus, ...ids: string[]): Promise<void> {
+    for (const requestId of ids) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await b.publishDurable(b.subjects.prediction('iris'), events.prediction, { requestId, model: 'iris' }, requestId);
+          break;
+        } catch (error) {
+          if (attempt === 20) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+    }
+  }
+
+  // The server forgets the ordered consumer when it restarts. The reader must recreate it
+  // and go on pulling every message stored after the restart, not only the first one; a
+  // reader that stalls after the first one picks the rest up again only once it notices
+  // missed heartbeats, 30 to 45 s later with nats.js's default pull expiry. The recorder
+  // waits 10 s for them: a bound that tells "goes on reading after the reconnect" from
+  // "stalls until the heartbeat check", not a claim about how fast records are read.
+  it('goes on handing over every message stored after the server restarts', async () => {
+    const server = await startNatsServer();
+    try {
+      const b = await connectBus({ url: server.url, name: 'replay-test-outage', prefix: 'outage', logger });
+      await b.ensureStreams();
+      await publish(b, 'before');
+      const r = recorder();
+      const replay = await replayStream(b, 'PREDICTIONS', events.prediction, { afterSequence: 0 }, r.handlers);
+      expect(await r.next(1)).toEqual(['1:before']);
+      await server.kill();
+      await server.restart();
+      await publishOnceStoredAgain(b, 'after-1', 'after-2', 'after-3');
+      expect(await r.next(4)).toEqual(['1:before', '2:after-1', '3:after-2', '4:after-3']);
+      await replay.stop();
+      await b.drain();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('stream positions', () => {
   it('finds the sequence of the first message stored at or after a time, or one past the last when none is', async () => {
     const b = await bus();
