@@ -32,10 +32,11 @@ export const RUNNING_MESH_FILE = join(fileURLToPath(new URL('../../', import.met
 export interface RunningMesh {
   pid: number;
   monitor: string;
+  nats: { url: string; settings: Record<string, string> };
   operatorTls: { caFile: string; certFile: string; keyFile: string };
 }
 
-function runningMesh(): RunningMesh | undefined {
+export function runningMesh(): RunningMesh | undefined {
   try {
     const mesh = JSON.parse(readFileSync(RUNNING_MESH_FILE, 'utf8')) as RunningMesh;
     process.kill(mesh.pid, 0); // still running?

@@ -29,7 +29,8 @@ commands:
   models    the models the mesh serves and their tensors
   stats     request counts and latency per model, from the monitor  [--model NAME]
   workers   the workers announcing themselves on NATS (device, provider, models, load)
-              --nats URL       (default NATS_URL or nats://127.0.0.1:4222)
+              --nats URL       (default NATS_URL, else the NATS of the mesh "up" runs here
+                               with its operator user, else nats://127.0.0.1:4222)
   certs     a development CA and mesh certificates (mutual TLS between services)
               [--dir DIR] [--workers ID,ID] [--fresh]      (infermesh certs --help)
   keys      API keys for the router's keys file (ROUTER_API_KEYS_FILE)
@@ -78,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
       warmup: { type: 'string', default: '1' },
       chart: { type: 'string' },
       window: { type: 'string', default: '64' },
-      nats: { type: 'string', default: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' },
+      nats: { type: 'string' },
       logs: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },

@@ -174,6 +174,7 @@ export async function up(options: UpOptions): Promise<void> {
   const running: RunningMesh = {
     pid: process.pid,
     monitor: `127.0.0.1:${monitorPort}`,
+    nats: { url: natsUrl, settings: natsSettings('operator') },
     operatorTls: { caFile: operator.MESH_TLS_CA_FILE, certFile: operator.MESH_TLS_CERT_FILE, keyFile: operator.MESH_TLS_KEY_FILE },
   };
   writeFileSync(RUNNING_MESH_FILE, JSON.stringify(running, null, 2));

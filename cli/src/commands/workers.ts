@@ -1,5 +1,6 @@
 /** infermesh workers: the workers announcing themselves on NATS, with device, provider, models and load. */
 import { connectBus, events, natsConnectOptions, type BusOptions } from '@infermesh/bus';
+import { runningMesh } from '../client.js';
 import { createLogger } from '@infermesh/log';
 import type { WorkerHeartbeat__Output } from '@infermesh/contracts';
 
@@ -23,8 +24,11 @@ export function summarize(workers: readonly WorkerHeartbeat__Output[]): string {
   return `${workers.length} (${workers.map((w) => `${w.workerId} on ${w.device}/${w.executionProvider || 'no model'}`).join(', ')})`;
 }
 
-export async function listWorkers(natsUrl: string, json: boolean): Promise<void> {
-  const workers = await collectWorkers(natsUrl, 1500);
+/** `--nats`, else NATS_URL (with NATS_USER etc.), else the mesh `infermesh up` runs here (as its operator), else 4222. */
+export async function listWorkers(natsOption: string | undefined, json: boolean): Promise<void> {
+  const running = natsOption || process.env.NATS_URL ? undefined : runningMesh();
+  const natsUrl = natsOption ?? process.env.NATS_URL ?? running?.nats.url ?? 'nats://127.0.0.1:4222';
+  const workers = await collectWorkers(natsUrl, 1500, natsConnectOptions(running?.nats.settings ?? process.env));
   if (json) {
     console.log(JSON.stringify(workers, null, 2));
     return;
