@@ -204,6 +204,30 @@ describe('bad input gets a clear error and the mesh keeps serving', () => {
     await expectServing();
   });
 
+  it('answers every item of a ModelStreamInfer stream around an undecodable message, and the stream goes on', async () => {
+    const { inferenceService } = await import('@infermesh/contracts');
+    const method = inferenceService().ModelStreamInfer as unknown as grpc.MethodDefinition<object, { errorMessage: string; inferResponse: { id: string } | null }>;
+    const request = (id: string) => method.requestSerialize({ id, modelName: 'iris', inputs: [{ name: 'row', datatype: 'BYTES', shape: ['1'], contents: { bytesContents: [Buffer.from(JSON.stringify(IRIS_ROW))] } }] } as never);
+    const raw = new grpc.Client(mesh.routerAddress, grpc.credentials.createInsecure());
+    const call = raw.makeBidiStreamRequest('/inference.GRPCInferenceService/ModelStreamInfer', (b: Buffer) => b, method.responseDeserialize);
+    const answers: { errorMessage: string; inferResponse: { id: string } | null }[] = [];
+    const ended = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('data', (answer: { errorMessage: string; inferResponse: { id: string } | null }) => answers.push(answer));
+    call.on('error', () => undefined);
+    call.write(request('before'));
+    call.write(Buffer.from([0x0a, 0x40, 0x69, 0x72])); // model_name claims 64 bytes, 2 follow
+    call.write(request('after'));
+    call.end();
+    const status = await ended;
+    raw.close();
+    expect(status.code).toBe(grpc.status.OK);
+    expect(answers).toHaveLength(3);
+    const byId = (id: string) => answers.find((a) => a.inferResponse?.id === id && !a.errorMessage);
+    expect(byId('before'), 'the item sent before it').toBeDefined();
+    expect(byId('after'), 'the item sent after it').toBeDefined();
+    expect(answers.filter((a) => a.errorMessage).map((a) => a.errorMessage)).toEqual([expect.stringMatching(/not a ModelInferRequest/)]);
+  });
+
   it('answers RESOURCE_EXHAUSTED for a message over the configured size limit', async () => {
     const huge = randomBytes(MAX_MESSAGE_BYTES + 1024);
     const error = await codeOf(client.call('ModelInfer', imageRequest([huge])));
