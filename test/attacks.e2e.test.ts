@@ -170,6 +170,27 @@ describe('NATS: only the mesh joins, each service only in its role', () => {
   });
 });
 
+describe('made-up model names', () => {
+  it('5,000 requests for made-up models are refused NOT_FOUND and leave the monitor\'s /metrics small', async () => {
+    const before = (await (await fetch(mesh.metricsUrl)).text()).length;
+    const codes = new Map<number, number>();
+    for (let start = 0; start < 5000; start += 100) {
+      const batch = await Promise.all(Array.from({ length: 100 }, (_, i) => codeOf(client.call('ModelInfer', irisRequest(`made-up-${start + i}-${'x'.repeat(40)}`)))));
+      for (const { code } of batch) codes.set(code, (codes.get(code) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(codes)).toEqual({ [grpc.status.NOT_FOUND]: 5000 });
+    // The records are counted under _unknown (wait for them), and no made-up name becomes a label.
+    let metrics = '';
+    for (let i = 0; i < 100 && !/model="_unknown"/.test(metrics); i++) {
+      metrics = await (await fetch(mesh.metricsUrl)).text();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(metrics).toMatch(/model="_unknown"/);
+    expect(metrics).not.toMatch(/made-up/);
+    expect(metrics.length - before).toBeLessThan(20_000);
+  });
+});
+
 describe('the router routes only to workers that prove who they are', () => {
   let impostor: GrpcServer;
   let impostorAddress: string;
