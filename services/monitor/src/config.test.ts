@@ -1,0 +1,15 @@
+import { describe, expect, it } from 'vitest';
+import { meshTlsFromConfig, TlsConfigError } from '@infermesh/grpc';
+import { monitorConfig } from './config.js';
+
+describe('monitor settings', () => {
+  it('binds loopback unless MONITOR_HOST says otherwise: an internal port is never open by accident', () => {
+    expect(monitorConfig({}).MONITOR_HOST).toBe('127.0.0.1');
+    expect(monitorConfig({ MONITOR_HOST: '0.0.0.0' }).MONITOR_HOST).toBe('0.0.0.0');
+  });
+
+  it('runs plaintext without mesh TLS files, and refuses some without the others', () => {
+    expect(meshTlsFromConfig(monitorConfig({}))).toBeUndefined();
+    expect(() => meshTlsFromConfig(monitorConfig({ MESH_TLS_CERT_FILE: '/etc/infermesh/tls.crt' }))).toThrow(TlsConfigError);
+  });
+});
