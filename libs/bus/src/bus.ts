@@ -4,13 +4,13 @@
  */
 import { connect, headers as natsHeaders, nanos, type ConnectionOptions, type NatsConnection, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
 import {
-  jetstream, AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType,
+  jetstream, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType,
   type JetStreamClient, type JetStreamManager,
 } from '@nats-io/jetstream';
 import { context, propagation, type Context } from '@opentelemetry/api';
 import type { Logger } from '@infermesh/log';
 import type { MessageCodec } from '@infermesh/contracts';
-import { subjects, streamName, type StreamKind, type Subjects } from './subjects.js';
+import { subjects, streamName, type Subjects } from './subjects.js';
 
 export interface BusOptions {
   url: string;
@@ -29,23 +29,6 @@ export interface Received<T> {
   context: Context;
 }
 
-/** A message from a durable consumer: what a subscriber receives, and where it is in its stream. */
-export interface Delivery<T> extends Received<T> {
-  /**
-   * The message's sequence in its stream. A redelivery (after a nak, or an ack that never
-   * reached the server) carries the same number, so it tells a redelivered message apart
-   * from a new one whatever the message holds.
-   */
-  streamSequence: number;
-  /** 1 on the first delivery to this consumer, one more on each redelivery. */
-  deliveryCount: number;
-}
-
-export interface DurableConsumer {
-  /** Stops fetching; resolves once the message in hand is handled (acked, nak'd or terminated). */
-  stop(): Promise<void>;
-}
-
 export interface Bus {
   readonly nc: NatsConnection;
   /** JetStream of the connection; `js.jetstreamManager()` inspects streams and consumers. */
@@ -61,25 +44,12 @@ export interface Bus {
   subscribe<T>(subject: string, codec: MessageCodec<unknown, T>, handler: (received: Received<T>) => void): { unsubscribe(): void };
   /** Creates the mesh's streams when missing (idempotent). */
   ensureStreams(): Promise<void>;
-  /**
-   * A durable pull consumer with explicit acks, so delivery is at least once: a message is
-   * acked after its handler returns; a handler error naks it, so it is redelivered; an
-   * undecodable message is terminated and logged. A message may still come twice (an ack
-   * lost on the way), with the same `streamSequence`.
-   */
-  consumeDurable<T>(stream: StreamKind, durable: string, codec: MessageCodec<unknown, T>, handler: (delivery: Delivery<T>) => Promise<void> | void): Promise<DurableConsumer>;
   drain(): Promise<void>;
 }
 
 /** How long stored records live, and how long JetStream remembers a msgId to drop a republished one. */
 const STREAM_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 const DUPLICATE_WINDOW_MS = 120 * 1000;
-/** Unacked for this long, a message is redelivered (the handler is presumed lost). */
-const ACK_WAIT_MS = 30_000;
-/** After a handler error, so a failing dependency is not hammered. */
-const NAK_DELAY_MS = 1000;
-/** Deliveries of one message before JetStream gives up on it, so a record no handler can take does not come back forever. */
-const MAX_DELIVER = 10;
 
 function traceHeaders(ctx: Context = context.active()): MsgHdrs {
   const h = natsHeaders();
@@ -87,7 +57,8 @@ function traceHeaders(ctx: Context = context.active()): MsgHdrs {
   return h;
 }
 
-function traceContextOf(h: MsgHdrs | undefined): Context {
+/** The publisher's trace context from a message's headers (the current context when it has none). */
+export function traceContextOf(h: MsgHdrs | undefined): Context {
   if (!h) return context.active();
   return propagation.extract(context.active(), h, {
     get: (carrier, key) => (carrier.has(key) ? carrier.get(key) : undefined),
@@ -187,53 +158,6 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
           throw error;
         });
       }
-    },
-    async consumeDurable<T>(stream: StreamKind, durable: string, codec: MessageCodec<unknown, T>, handler: (delivery: Delivery<T>) => Promise<void> | void): Promise<DurableConsumer> {
-      const name = streamName(prefix, stream);
-      const manager = await jsm();
-      await manager.consumers.add(name, {
-        durable_name: durable,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        ack_wait: nanos(ACK_WAIT_MS),
-        max_deliver: MAX_DELIVER,
-      });
-      const consumer = await js.consumers.get(name, durable);
-      const messages = await consumer.consume({ max_messages: 256 });
-      const done = (async () => {
-        for await (const msg of messages) {
-          let message: T;
-          try {
-            message = codec.decode(msg.data);
-          } catch (err) {
-            logger.warn({ err, subject: msg.subject, stream: name, stream_seq: msg.seq }, 'terminated an undecodable message');
-            msg.term();
-            continue;
-          }
-          try {
-            await handler({
-              subject: msg.subject,
-              message,
-              context: traceContextOf(msg.headers),
-              streamSequence: msg.seq,
-              deliveryCount: msg.info.deliveryCount,
-            });
-            msg.ack();
-          } catch (err) {
-            logger.error({ err, subject: msg.subject, stream_seq: msg.seq }, 'event handler failed; message will be redelivered');
-            msg.nak(NAK_DELAY_MS);
-          }
-        }
-      })().catch((err: unknown) => {
-        // The consumer is gone (deleted, or its stream): nothing more will arrive.
-        logger.error({ err, stream: name, durable }, 'durable consumer stopped');
-      });
-      return {
-        async stop() {
-          await messages.close();
-          await done;
-        },
-      };
     },
     async drain() {
       if (!nc.isClosed()) await nc.drain();

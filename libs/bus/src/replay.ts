@@ -10,10 +10,8 @@
  */
 import { AckPolicy, DeliverPolicy, type JetStreamManager, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { context, propagation, type Context } from '@opentelemetry/api';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import type { MessageCodec } from '@infermesh/contracts';
-import type { Bus, Delivery } from './bus.js';
+import { traceContextOf, type Bus, type Received } from './bus.js';
 import { streamName, type StreamKind } from './subjects.js';
 
 /** Where a stream stands: its sequences, and when it was created (a recreated stream starts its sequences again). */
@@ -26,6 +24,12 @@ export interface StreamPosition {
 
 /** Where to start reading: after a sequence already handled, or at the first message stored at or after a time. */
 export type ReplayStart = { afterSequence: number } | { fromTime: Date };
+
+/** A stored message handed over by a replay: what a subscriber receives, and where it is in its stream. */
+export interface Delivery<T> extends Received<T> {
+  /** The message's sequence in its stream: the place a reader keeps to resume after. */
+  streamSequence: number;
+}
 
 export interface ReplayHandlers<T> {
   /** Called for each decoded message, in stream order; a throw is the handler's failure to count (the replay goes on). */
@@ -90,14 +94,6 @@ export async function streamSequenceAt(bus: Bus, stream: StreamKind, time: Date)
  */
 const PULL_EXPIRES_MS = 3_000;
 
-function traceContextOf(h: MsgHdrs | undefined): Context {
-  if (!h) return context.active();
-  return propagation.extract(context.active(), h, {
-    get: (carrier, key) => (carrier.has(key) ? carrier.get(key) : undefined),
-    keys: (carrier) => carrier.keys(),
-  });
-}
-
 /**
  * Reads `stream` from `start` with an ordered consumer, handing each message to
  * `handlers.message` as it is stored, until stopped. The caller keeps `lastSequence` (in
@@ -125,7 +121,7 @@ export async function replayStream<T>(bus: Bus, stream: StreamKind, codec: Messa
         continue;
       }
       try {
-        handlers.message({ subject: msg.subject, message, context: traceContextOf(msg.headers), streamSequence: msg.seq, deliveryCount: msg.info.deliveryCount });
+        handlers.message({ subject: msg.subject, message, context: traceContextOf(msg.headers), streamSequence: msg.seq });
       } catch (error) {
         handlers.failed(msg.seq, msg.subject, error);
       }

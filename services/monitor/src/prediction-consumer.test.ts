@@ -19,7 +19,7 @@ function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRe
 }
 
 function delivery(streamSequence: number, records: PredictionRecord__Output[]): Delivery<PredictionBatch__Output> {
-  return { subject: 'infermesh.predictions.iris', message: { records }, context: ROOT_CONTEXT, streamSequence, deliveryCount: 1 };
+  return { subject: 'infermesh.predictions.iris', message: { records }, context: ROOT_CONTEXT, streamSequence };
 }
 
 function monitor() {
