@@ -27,7 +27,8 @@ import { contracts } from '@infermesh/contracts';
 import { closedLoop, type LoadResult } from 'infermesh-cli/load';
 import { summarize } from 'infermesh-cli/percentiles';
 import { runBench, type LevelResult } from 'infermesh-cli/bench';
-import { ROOT, startMesh, freePort, waitForPort, type Mesh } from '@infermesh/testing';
+import { ROOT, startMesh, freePort, waitForPort, type Mesh, type MeshOptions } from '@infermesh/testing';
+import { issueDevCertificates, meshTlsSettings } from '@infermesh/grpc';
 import { loadLocalModel, type LocalModel } from './pipeline.js';
 import { loadRest } from './rest-client.js';
 import { workload, type ModelName } from './workloads.js';
@@ -78,6 +79,7 @@ const REST = 'plain REST server';
 const NO_BATCHING = 'mesh, batching off';
 const TRACES_EXPORTED = 'mesh, traces exported (OTLP)';
 const TRACING_OFF = 'mesh, tracing off';
+const SECURED = 'mesh, mutual TLS + NATS users';
 const SERVER_LIVE = 'bare ServerLive round trip to the router';
 
 const TICKS_PER_SECOND = 100;
@@ -150,8 +152,9 @@ async function rest(elements: Record<ModelName, Buffer[]>): Promise<System> {
 
 type Inputs = Record<ModelName, { images: string[]; rows: string[] }>;
 
-async function mesh(name: string, inputs: Inputs, options: { repository?: string; env?: Record<string, string>; traces?: boolean } = {}): Promise<System & { running: Mesh }> {
+async function mesh(name: string, inputs: Inputs, options: { repository?: string; env?: Record<string, string>; traces?: boolean; secured?: Pick<MeshOptions, 'natsAuth' | 'serviceEnv'> } = {}): Promise<System & { running: Mesh }> {
   const running = await startMesh({
+    ...options.secured,
     workers: 1,
     traces: options.traces ?? false,
     env: { LOG_LEVEL: 'info', MODEL_REPOSITORY: options.repository ?? join(ROOT, 'models'), ...options.env },
@@ -251,8 +254,11 @@ const main = await mesh(MESH, inputs);
 const unbatched = await mesh(NO_BATCHING, inputs, { repository: noBatching });
 const exported = await mesh(TRACES_EXPORTED, inputs, { traces: true });
 const untraced = await mesh(TRACING_OFF, inputs, { env: { OTEL_TRACES_SAMPLER: 'always_off' } });
+// As `npm start` runs it since the trust work: mutual TLS between services, a NATS user per service.
+const certs = issueDevCertificates(join(scratch, 'certs'), (['router', 'worker', 'preprocessor', 'monitor'] as const).map((role) => ({ stem: role, identities: [{ role, name: role === 'worker' ? 'worker-0' : role }] })));
+const secured = await mesh(SECURED, inputs, { secured: { natsAuth: true, serviceEnv: (service) => meshTlsSettings(certs, service) } });
 const live = serverLive(main.running, main.pids);
-const systems = [local, plain, main, unbatched, exported, untraced, live];
+const systems = [local, plain, main, unbatched, exported, untraced, secured, live];
 
 try {
   // The sweep behind the chart.
@@ -261,8 +267,9 @@ try {
   const plan: [System, ModelName, number][] = [
     [local, 'text-direction', 16], [plain, 'text-direction', 16], [main, 'text-direction', 16], [unbatched, 'text-direction', 16],
     [exported, 'text-direction', 16], [untraced, 'text-direction', 16],
-    [live, 'iris', 1], [main, 'iris', 1],
-    [plain, 'iris', 64], [main, 'iris', 64], [unbatched, 'iris', 64], [exported, 'iris', 64], [untraced, 'iris', 64],
+    [secured, 'text-direction', 16],
+    [live, 'iris', 1], [main, 'iris', 1], [secured, 'iris', 1],
+    [plain, 'iris', 64], [main, 'iris', 64], [unbatched, 'iris', 64], [exported, 'iris', 64], [untraced, 'iris', 64], [secured, 'iris', 64],
   ];
   for (let round = 1; round <= rounds; round++) for (const [system, model, concurrency] of plan) await measure(system, model, concurrency, round);
 } finally {
@@ -291,7 +298,7 @@ if (report) {
 }
 log(`\nmedians of ${rounds} interleaved rounds (range in brackets)`);
 log('| system | model | c | items/s | p50 ms | CPU ms/item |\n| --- | --- | ---: | ---: | ---: | ---: |');
-for (const [system, model, concurrency] of [[IN_PROCESS, 'text-direction', 16], [REST, 'text-direction', 16], [MESH, 'text-direction', 16], [NO_BATCHING, 'text-direction', 16], [TRACES_EXPORTED, 'text-direction', 16], [TRACING_OFF, 'text-direction', 16], [SERVER_LIVE, 'iris', 1], [MESH, 'iris', 1], [REST, 'iris', 64], [MESH, 'iris', 64], [NO_BATCHING, 'iris', 64], [TRACES_EXPORTED, 'iris', 64], [TRACING_OFF, 'iris', 64]] as const) {
+for (const [system, model, concurrency] of [[IN_PROCESS, 'text-direction', 16], [REST, 'text-direction', 16], [MESH, 'text-direction', 16], [NO_BATCHING, 'text-direction', 16], [TRACES_EXPORTED, 'text-direction', 16], [TRACING_OFF, 'text-direction', 16], [SECURED, 'text-direction', 16], [SERVER_LIVE, 'iris', 1], [MESH, 'iris', 1], [SECURED, 'iris', 1], [REST, 'iris', 64], [MESH, 'iris', 64], [NO_BATCHING, 'iris', 64], [TRACES_EXPORTED, 'iris', 64], [TRACING_OFF, 'iris', 64], [SECURED, 'iris', 64]] as const) {
   const s = summary(system, model, concurrency);
   if (s) log(`| ${system} | ${model} | ${concurrency} | ${s.itemsPerSecond.toFixed(1)} [${s.itemsRange.map((v) => v.toFixed(0)).join('–')}] | ${s.p50.toFixed(3)} [${s.p50Range.map((v) => v.toFixed(3)).join('–')}] | ${s.cpuMsPerItem.toFixed(2)} |`);
 }
@@ -323,6 +330,9 @@ function targets() {
   add('iris row c=64: batching on / off', ratio([MESH, 'iris', 64, 'itemsPerSecond'], [NO_BATCHING, 'iris', 64, 'itemsPerSecond']), 'items', '≥ 2', (v) => v >= 2);
   add('text-direction c=16: tracing exported / off (the cost of tracing)', ratio([TRACES_EXPORTED, 'text-direction', 16, 'itemsPerSecond'], [TRACING_OFF, 'text-direction', 16, 'itemsPerSecond']), 'items', 'report', () => true);
   add('text-direction c=16: tracing on, not exported (npm start) / off', ratio([MESH, 'text-direction', 16, 'itemsPerSecond'], [TRACING_OFF, 'text-direction', 16, 'itemsPerSecond']), 'items', 'report', () => true);
+  add('text-direction c=16: mutual TLS + NATS users / plaintext (the cost of trust)', ratio([SECURED, 'text-direction', 16, 'itemsPerSecond'], [MESH, 'text-direction', 16, 'itemsPerSecond']), 'items', 'report', () => true);
+  add('iris row c=1: p50 with mutual TLS + NATS users / plaintext', ratio([SECURED, 'iris', 1, 'p50'], [MESH, 'iris', 1, 'p50']), 'ms', 'report', () => true);
+  add('iris row c=64: mutual TLS + NATS users / plaintext', ratio([SECURED, 'iris', 64, 'itemsPerSecond'], [MESH, 'iris', 64, 'itemsPerSecond']), 'items', 'report', () => true);
   const cpu = summary(MESH, 'text-direction', 16);
   if (cpu) out.push({ measure: 'CPU per text-direction image, all processes (ms)', measured: `${Object.entries(cpu.cpuByProcess).map(([p, ms]) => `${p} ${ms}`).join(' + ')} = **${cpu.cpuMsPerItem.toFixed(2)}**`, goal: '≤ 6', met: cpu.cpuMsPerItem <= 6, perRound: [] });
   return out;
