@@ -105,8 +105,8 @@ write('png-headers-over-request-pixels', {
 }, encode({ model_name: 'text-direction', inputs: [{ name: 'image', datatype: 'BYTES', shape: [5] }], raw_input_contents: [bytesTensor(Array.from({ length: 5 }, () => png(5000, 4999, ONE_ROW)))] }));
 
 write('png-wide-bomb-header', {
-  why: 'a PNG declaring 2^31-1 x 1 pixels: libpng refuses the width while reading the header',
-  status: 'INVALID_ARGUMENT', details: 'element 0 has no readable image header', model: 'text-direction',
+  why: 'a PNG declaring 2^31-1 x 1 pixels: refused by the per-image pixel limit read from its IHDR, before any decoder sees it',
+  status: 'INVALID_ARGUMENT', details: 'element 0 declares 2147483647 x 1 pixels, over the limit', model: 'text-direction',
 }, encode({ model_name: 'text-direction', inputs: [{ name: 'image', datatype: 'BYTES', shape: [1] }], raw_input_contents: [bytesTensor([png(2 ** 31 - 1, 1, ONE_ROW)])] }));
 
 write('row-nested-100000-deep', {

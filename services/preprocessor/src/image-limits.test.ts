@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { encodeBytesElements } from '@infermesh/tensor';
 import type { ImagePipeline__Output, PreprocessRequest__Output } from '@infermesh/contracts';
-import { DEFAULT_PREPROCESS_LIMITS, sniffFormat, type PreprocessLimits } from './image-limits.js';
+import { DEFAULT_PREPROCESS_LIMITS, declaredSize, sniffFormat, type PreprocessLimits } from './image-limits.js';
 import { preprocess } from './preprocessor-service.js';
 import { preprocessLimitsOf, preprocessorConfig } from './config.js';
 
@@ -114,5 +114,33 @@ describe('images and pixels per request', () => {
   it('answers a truncated image as one that cannot be decoded', async () => {
     const image = await solid('png', 40, 40);
     expect(await errorOf([image.subarray(0, image.length - 20)])).toMatch(/element 0 is not an image that can be decoded/);
+  });
+});
+
+describe('declaredSize reads what the decoder will read', () => {
+  const of = async (bytes: Buffer) => {
+    const { width, height } = await sharp(bytes).metadata();
+    return { width, height };
+  };
+
+  it('agrees with sharp on PNG and on baseline, progressive and EXIF-carrying JPEG', async () => {
+    const image = sharp({ create: { width: 37, height: 23, channels: 3, background: { r: 200, g: 10, b: 10 } } });
+    const cases: [format: 'png' | 'jpeg', bytes: Buffer][] = [
+      ['png', await image.clone().png().toBuffer()],
+      ['jpeg', await image.clone().jpeg().toBuffer()],
+      ['jpeg', await image.clone().resize(41, 19).jpeg({ progressive: true }).toBuffer()],
+      ['jpeg', await image.clone().withExif({ IFD0: { Copyright: 'infermesh' } }).jpeg().toBuffer()],
+    ];
+    for (const [format, bytes] of cases) expect(declaredSize(format, bytes)).toEqual(await of(bytes));
+  });
+
+  it("reads a bomb's declared size from its few bytes", () => {
+    expect(declaredSize('png', pngDeclaring(100_000, 100_000))).toEqual({ width: 100_000, height: 100_000 });
+  });
+
+  it('leaves a header it cannot find to sharp (undefined), never a guess', () => {
+    expect(declaredSize('png', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBeUndefined();
+    expect(declaredSize('jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 2, 3, 4, 5, 6]))).toBeUndefined();
+    expect(declaredSize('jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0xff, 0xff]))).toBeUndefined();
   });
 });
