@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer, type NatsServer } from '@infermesh/testing';
+import { issueDevCertificates } from '@infermesh/grpc';
 import { natsConnectOptions, NatsAuthError } from './auth.js';
 import { subjects } from './subjects.js';
 
@@ -101,5 +102,38 @@ describe('natsConnectOptions', () => {
     expect(() => natsConnectOptions({ NATS_USER: 'router' })).toThrow(NatsAuthError);
     expect(() => natsConnectOptions({ NATS_USER: 'router' })).toThrow(/NATS_PASSWORD_FILE/);
     expect(() => natsConnectOptions({ NATS_USER: 'router', NATS_PASSWORD_FILE: '/nonexistent/pw' })).toThrow(/cannot read the NATS password file/);
+  });
+});
+
+describe('NATS over TLS', () => {
+  let nats: NatsServer;
+  let caFile: string;
+  let strangerCa: string;
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nats-tls-'));
+    const certs = issueDevCertificates(join(dir, 'mesh'), [{ stem: 'nats', identities: [] }]);
+    caFile = certs.caFile;
+    strangerCa = issueDevCertificates(join(dir, 'stranger'), []).caFile;
+    const files = certs.issued.get('nats')!;
+    nats = await startNatsServer({ auth: true, tls: { certFile: files.certFile, keyFile: files.keyFile } });
+  });
+
+  afterAll(async () => {
+    await nats?.stop();
+  });
+
+  it('connects with NATS_TLS_CA_FILE naming the CA of the server certificate, and the user credentials', async () => {
+    const nc = await connect({ servers: nats.url, reconnect: false, ...natsConnectOptions({ ...nats.credentials('operator'), NATS_TLS_CA_FILE: caFile }) });
+    expect(nc.info?.tls_required).toBe(true);
+    await nc.close();
+  });
+
+  it('refuses a server whose certificate another CA signed', async () => {
+    await expect(connect({ servers: nats.url, reconnect: false, ...natsConnectOptions({ ...nats.credentials('operator'), NATS_TLS_CA_FILE: strangerCa }) })).rejects.toThrow();
+  });
+
+  it('refuses a client that does not speak TLS', async () => {
+    await expect(connect({ servers: nats.url, reconnect: false, ...natsConnectOptions(nats.credentials('operator')) })).rejects.toThrow();
   });
 });

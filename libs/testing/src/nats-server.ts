@@ -33,6 +33,8 @@ export interface NatsServerOptions {
   auth?: boolean;
   /** The subject prefix the permissions are written for. */
   prefix?: string;
+  /** TLS with this certificate and key (PEM files): clients then connect with the CA that signed it. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export function natsServerBinary(): string {
@@ -58,6 +60,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const dir = mkdtempSync(join(tmpdir(), 'infermesh-nats-'));
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
   const credentials = new Map<string, Record<string, string>>();
+  const config: string[] = [];
   if (options.auth) {
     const users = [...NATS_ROLES, 'admin' as const].map((role) => ({ user: role, password: randomBytes(18).toString('base64url'), role }));
     for (const { user, password } of users) {
@@ -65,9 +68,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       writeFileSync(file, password, { mode: 0o600 });
       credentials.set(user, { NATS_USER: user, NATS_PASSWORD_FILE: file });
     }
-    const config = join(dir, 'nats.conf');
-    writeFileSync(config, natsAuthorization(users, options.prefix ?? 'infermesh'), { mode: 0o600 });
-    args.push('-c', config);
+    config.push(natsAuthorization(users, options.prefix ?? 'infermesh'));
+  }
+  if (options.tls) config.push(`tls ${JSON.stringify({ cert_file: options.tls.certFile, key_file: options.tls.keyFile })}\n`);
+  if (config.length > 0) {
+    const file = join(dir, 'nats.conf');
+    writeFileSync(file, config.join(''), { mode: 0o600 });
+    args.push('-c', file);
   }
   let child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   reapOnExit(child);
