@@ -63,6 +63,16 @@ describe('mesh TLS', () => {
     ]);
   });
 
+  it('reads only names of its own trust domain and roles, one segment each', () => {
+    const of = (san: string) => identitiesOf({ subjectaltname: san });
+    expect(of('URI:spiffe://infermesh/worker/w-1, DNS:localhost')).toEqual([{ role: 'worker', name: 'w-1' }]);
+    expect(of('URI:spiffe://other/worker/w1')).toEqual([]);
+    expect(of('URI:spiffe://infermesh/admin/w1')).toEqual([]);
+    expect(of('URI:spiffe://infermesh/worker/a/b')).toEqual([]);
+    expect(of('URI:spiffe://infermesh/worker/')).toEqual([]);
+    expect(of('URI:"spiffe://infermesh/worker/w1, URI:spiffe://infermesh/router/r"')).toEqual([]);
+  });
+
   it('lets a router call a worker whose certificate names the worker id it expects', async () => {
     await expect(live(as(certs, 'router', { role: 'worker', name: 'w2' }))).resolves.toEqual({ live: true });
   });

@@ -30,7 +30,8 @@ export function identitiesOf(cert: Pick<PeerCertificate, 'subjectaltname'> | und
   const found: Identity[] = [];
   // Node formats SANs as "DNS:a, URI:spiffe://…, IP Address:…"; URIs cannot hold ", ".
   for (const entry of cert.subjectaltname.split(', ')) {
-    const match = /^URI:spiffe:\/\/([^/]+)\/([^/]+)\/(.+)$/.exec(entry);
+    // One name segment of the characters ids are made of: no further path, no escapes.
+    const match = /^URI:spiffe:\/\/([^/]+)\/([^/]+)\/([A-Za-z0-9._-]+)$/.exec(entry);
     if (!match || match[1] !== TRUST_DOMAIN || !(ROLES as readonly string[]).includes(match[2])) continue;
     found.push({ role: match[2] as Role, name: match[3] });
   }
