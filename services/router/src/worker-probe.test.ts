@@ -144,13 +144,31 @@ describe('admission', () => {
     expect(table.get('w1')?.address).toBe(second.address);
   });
 
-  it('does not admit a worker that said it is draining while its check ran', async () => {
+  it('does not admit a worker that drains (says NOT_SERVING) while its check runs', async () => {
+    const { server, address } = await worker();
+    const { table, probe } = probeOf();
+    server.setServing(false);
+    probe.heartbeat(heartbeat('w1', address));
+    probe.heartbeat(heartbeat('w1', address, { draining: true }));
+    await probe.settled();
+    expect(table.get('w1')).toBeUndefined();
+  });
+
+  it('admits a worker whose admission a forged draining claim tried to cancel', async () => {
     const { address } = await worker();
     const { table, probe } = probeOf();
     probe.heartbeat(heartbeat('w1', address));
     probe.heartbeat(heartbeat('w1', address, { draining: true }));
     await probe.settled();
-    expect(table.get('w1')).toBeUndefined();
+    expect(table.get('w1')?.address).toBe(address);
+  });
+
+  it('refuses an announced address that is not host:port, without a check and without failing', async () => {
+    const { table, probe, warn } = probeOf();
+    for (const address of ['', 'no-port', ':', 'a:b', 'x'.repeat(300) + ':1', 'dns:///x:1']) probe.heartbeat(heartbeat(`w-${address.length}-${address.slice(0, 3)}`, address));
+    await probe.settled();
+    expect(table.list()).toEqual([]);
+    expect(warn.mock.calls.filter(([, message]) => String(message).startsWith('worker refused'))).toHaveLength(6);
   });
 });
 

@@ -35,6 +35,9 @@ const MAX_REASON = 200;
 
 const bounded = (text: string, most: number) => (text.length <= most ? text : `${text.slice(0, most)}…`);
 
+/** host:port as a worker announces it (a name, IPv4 or [IPv6]); anything else is refused unchecked. */
+const ADDRESS = /^(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/;
+
 /**
  * One health check of the server behind `client`: undefined when it says SERVING,
  * otherwise why not (its status, or the call's error).
@@ -67,8 +70,6 @@ interface Admission {
   address: string;
   /** The newest heartbeat from the worker while its check runs: what enters the table. */
   latest: WorkerHeartbeat__Output;
-  /** The worker said it is draining meanwhile: it does not enter the table. */
-  draining: boolean;
   done: Promise<void>;
 }
 
@@ -102,8 +103,8 @@ export class WorkerProbe {
     const { table } = this.options;
     const id = heartbeat.workerId;
     if (heartbeat.draining) {
-      const admission = this.admissions.get(id);
-      if (admission) admission.draining = true;
+      // A worker being admitted is not told apart here: a draining worker says NOT_SERVING,
+      // so its own check refuses it, and a forged claim cannot keep a good one out.
       if (table.get(id)) this.checkDrain(heartbeat);
       return;
     }
@@ -121,7 +122,18 @@ export class WorkerProbe {
     const refused = this.refused.get(id);
     if (refused && refused.address === heartbeat.address && Date.now() < refused.retryAt) return;
     if (this.admissions.size >= MAX_ADMISSIONS_IN_PROGRESS) return;
+    if (!ADDRESS.test(heartbeat.address)) {
+      this.refuse(id, heartbeat.address, 'the announced address is not host:port');
+      return;
+    }
     this.admit(heartbeat);
+  }
+
+  /** One health check of the worker at `address`; never rejects (a client that cannot be made is a failed check). */
+  private health(id: string, address: string): Promise<string | undefined> {
+    return this.options.pool.withClient(id, address, (client) => checkHealth(client, this.options.checkTimeoutMs)).catch(
+      (error: unknown) => bounded(`no client for the address: ${(error as Error)?.message ?? String(error)}`, MAX_REASON),
+    );
   }
 
   /** NATS is down: check each known worker every interval instead of expiring it by heartbeat age. */
@@ -153,13 +165,13 @@ export class WorkerProbe {
   }
 
   private admit(heartbeat: WorkerHeartbeat__Output): void {
-    const { pool, table, checkTimeoutMs } = this.options;
+    const { table } = this.options;
     const id = heartbeat.workerId;
     const address = heartbeat.address;
-    const admission: Admission = { address, latest: heartbeat, draining: false, done: Promise.resolve() };
-    admission.done = pool.withClient(id, address, (client) => checkHealth(client, checkTimeoutMs)).then((reason) => {
+    const admission: Admission = { address, latest: heartbeat, done: Promise.resolve() };
+    admission.done = this.health(id, address).then((reason) => {
       this.admissions.delete(id);
-      if (this.closed || admission.draining) return;
+      if (this.closed) return;
       if (reason === undefined) {
         this.refused.delete(id);
         table.update(admission.latest);
@@ -170,14 +182,15 @@ export class WorkerProbe {
 
   /** Believes a draining claim once the worker, at the address the router knows, stops saying SERVING. */
   private checkDrain(heartbeat: WorkerHeartbeat__Output): void {
-    const { pool, table, checkTimeoutMs, logger } = this.options;
+    const { table, logger } = this.options;
     const id = heartbeat.workerId;
     const known = table.get(id);
     if (!known || this.drainChecks.has(id)) return;
-    const check = pool.withClient(id, known.address, (client) => checkHealth(client, checkTimeoutMs)).then((reason) => {
+    const check = this.health(id, known.address).then((reason) => {
       this.drainChecks.delete(id);
       if (this.closed || table.get(id)?.address !== known.address) return;
-      if (reason !== undefined) {
+      // NOT_SERVING or gone is a drain; a check that timed out is a busy worker, not a drain.
+      if (reason !== undefined && !reason.startsWith('DEADLINE_EXCEEDED')) {
         table.update(heartbeat);
         return;
       }
@@ -206,11 +219,11 @@ export class WorkerProbe {
   }
 
   private checkKnown(): void {
-    const { pool, table, checkTimeoutMs } = this.options;
+    const { table } = this.options;
     for (const worker of table.list()) {
       if (this.outageChecks.has(worker.id)) continue;
       this.outageChecks.add(worker.id);
-      void pool.withClient(worker.id, worker.address, (client) => checkHealth(client, checkTimeoutMs)).then((reason) => {
+      void this.health(worker.id, worker.address).then((reason) => {
         this.outageChecks.delete(worker.id);
         // Heartbeats may have resumed (or the worker moved) while the check ran: then they decide.
         if (reason === undefined || !this.outageTimer || table.get(worker.id)?.address !== worker.address) return;
