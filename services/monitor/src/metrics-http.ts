@@ -13,7 +13,13 @@ export interface MetricsHttpServer {
 /** `collect` writes the whole exposition text, of type `contentType`. */
 export function createMetricsHttpServer(collect: () => Promise<string>, contentType: string, logger: Logger): MetricsHttpServer {
   const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://monitor').pathname;
+    const path = pathOf(req.url);
+    if (path === undefined) {
+      // A request target that is no URL (`GET http://[`) would otherwise throw out of the listener and end the process.
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      res.end('bad request target\n');
+      return;
+    }
     if (req.method === 'GET' && path === '/metrics') {
       collect().then(
         (text) => {
@@ -55,4 +61,12 @@ export function createMetricsHttpServer(collect: () => Promise<string>, contentT
       });
     },
   };
+}
+
+function pathOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(url ?? '/', 'http://monitor').pathname;
+  } catch {
+    return undefined;
+  }
 }
