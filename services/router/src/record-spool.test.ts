@@ -81,6 +81,18 @@ describe('RecordSpool', () => {
     expect(drain(second)).toEqual(['batch-2', 'batch-3', 'batch-4', 'batch-5']);
   });
 
+  it('delivers every batch of a later outage after a restart that found only an emptied segment', () => {
+    const dir = folder();
+    const first = RecordSpool.open({ dir, maxBytes: 1 << 20 }, logger);
+    for (let n = 0; n < 3; n++) first.append(batch(n));
+    // Leaves a cursor at the end of the delivered segment and an empty newer one, which the next start removes.
+    expect(drain(first)).toEqual(['batch-0', 'batch-1', 'batch-2']);
+    const second = RecordSpool.open({ dir, maxBytes: 1 << 20 }, logger);
+    expect(second.head()).toBeUndefined();
+    for (let n = 10; n < 13; n++) second.append(batch(n));
+    expect(drain(second)).toEqual(['batch-10', 'batch-11', 'batch-12']);
+  });
+
   it('skips a torn last batch (a router stopped mid-write) and keeps the ones before it', () => {
     const dir = folder();
     const first = RecordSpool.open({ dir, maxBytes: 1 << 20 }, logger);

@@ -65,6 +65,12 @@ export class RecordSpool {
   private writer: { number: number; fd: number; bytes: number } | undefined;
   private reader: { number: number; batches: RecordBatch[]; next: number } | undefined;
   private totalBytes = 0;
+  /**
+   * The highest segment number used so far, the cursor's included: a new segment numbered
+   * again as a removed one that the cursor still names would have its first batches taken
+   * as delivered and never published.
+   */
+  private lastNumber: number;
 
   private constructor(private readonly options: RecordSpoolOptions, private readonly logger: Logger) {
     this.segmentBytes = options.segmentBytes ?? Math.min(4 * 1024 * 1024, Math.max(64 * 1024, Math.floor(options.maxBytes / 4)));
@@ -73,6 +79,7 @@ export class RecordSpool {
     this.lock();
     this.segments = readdirSync(options.dir).flatMap((name) => SEGMENT.exec(name)?.[1] ?? []).map(Number).sort((a, b) => a - b);
     for (const number of this.segments) this.totalBytes += statSync(this.path(number)).size;
+    this.lastNumber = Math.max(this.segments.at(-1) ?? 0, this.readCursor()?.segment ?? 0);
   }
 
   /** Opens (or creates) the spool in `options.dir`; refuses a folder another live router holds. */
@@ -140,7 +147,7 @@ export class RecordSpool {
 
   private startSegment(): void {
     if (this.writer) closeSync(this.writer.fd);
-    const number = (this.segments.at(-1) ?? 0) + 1;
+    const number = ++this.lastNumber;
     this.writer = { number, fd: openSync(this.path(number), 'a', 0o600), bytes: 0 };
     this.segments.push(number);
   }
@@ -176,10 +183,15 @@ export class RecordSpool {
   }
 
   private cursorOf(number: number): number {
+    const cursor = this.readCursor();
+    return cursor?.segment === number ? cursor.delivered : 0;
+  }
+
+  private readCursor(): { segment: number; delivered: number } | undefined {
     const cursor = join(this.options.dir, 'cursor');
-    if (!existsSync(cursor)) return 0;
+    if (!existsSync(cursor)) return undefined;
     const [segment, delivered] = readFileSync(cursor, 'utf8').split(' ').map(Number);
-    return segment === number && Number.isInteger(delivered) ? delivered : 0;
+    return Number.isInteger(segment) && Number.isInteger(delivered) ? { segment, delivered } : undefined;
   }
 
   /** One router per spool: two would deliver (and delete) each other's batches. */
