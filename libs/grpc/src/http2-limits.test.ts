@@ -46,12 +46,34 @@ function rawSession(port: number): http2.ClientHttp2Session {
   return session;
 }
 
+/** A port free now (the health port is bound by listen(), so a test must choose it first). */
+function freePortOf(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
+}
+
 const closed = (socket: net.Socket) => new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
 
 describe('HTTP/2 handshake timeout', () => {
   it('closes connections that never send the HTTP/2 preface', async () => {
     const port = await start({ handshakeTimeoutMs: 200 });
     const sockets = await Promise.all(Array.from({ length: 50 }, () => silentSocket(port)));
+    await Promise.all(sockets.map(closed));
+    expect(sockets.every((socket) => socket.destroyed)).toBe(true);
+  });
+
+  it('closes connections to the plaintext health port that never send the preface too', async () => {
+    const healthPort = await freePortOf();
+    const server = createGrpcServer({ name: 'test', logger, maxMessageBytes: 1024 * 1024, http2: { ...DEFAULT_HTTP2_LIMITS, handshakeTimeoutMs: 200 }, healthPort });
+    server.addService('inference.GRPCInferenceService', inferenceService(), { ServerLive: async () => ({ live: true }) });
+    servers.push(server);
+    await server.listen('127.0.0.1', 0);
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => silentSocket(healthPort)));
     await Promise.all(sockets.map(closed));
     expect(sockets.every((socket) => socket.destroyed)).toBe(true);
   });

@@ -254,7 +254,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         new Promise<number>((resolve, reject) => target.bindAsync(`${host}:${at}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))));
       const bound = await bind(server, port, options.credentials ?? grpc.ServerCredentials.createInsecure());
       if (options.healthPort !== undefined) {
-        healthServer = new grpc.Server();
+        // Open to probes, so held to the same per-connection bounds as the service port.
+        healthServer = new grpc.Server(http2ServerOptions(options.http2 ?? DEFAULT_HTTP2_LIMITS));
+        enforceHandshakeTimeout(healthServer, (options.http2 ?? DEFAULT_HTTP2_LIMITS).handshakeTimeoutMs);
         health.addToServer(healthServer);
         const healthBound = await bind(healthServer, options.healthPort, grpc.ServerCredentials.createInsecure());
         logger.info({ port: healthBound }, 'health probes served in plaintext');

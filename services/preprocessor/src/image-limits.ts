@@ -69,6 +69,9 @@ export function declaredSize(format: ImageFormat, bytes: Buffer): { width: numbe
   if (format === 'jpeg') {
     // Segments after SOI: 0xFF, a marker, a 2-byte length (which counts itself). A thumbnail
     // inside APP1 (EXIF) is skipped with its segment, so only the image's own frame is read.
+    // Anything a decoder would read differently (a byte that is no marker, FF 00, a marker
+    // without a length here) leaves the size to sharp: libjpeg resynchronizes on such bytes,
+    // and a walk that skipped them otherwise could read a frame header the decoder never does.
     let at = 2;
     while (at + 4 <= bytes.length) {
       if (bytes[at] !== 0xff) return undefined;
@@ -77,10 +80,7 @@ export function declaredSize(format: ImageFormat, bytes: Buffer): { width: numbe
         at += 1; // fill byte
         continue;
       }
-      if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
-        at += 2; // markers without a length
-        continue;
-      }
+      if (marker < 0xc0 || marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7)) return undefined;
       const length = bytes.readUInt16BE(at + 2);
       // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): precision (1), height (2), width (2).
       if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
