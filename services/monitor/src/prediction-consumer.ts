@@ -59,7 +59,10 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
   const target = position.lastSequence;
   let reachedTarget: () => void = () => undefined;
   // Caught up once the windows are refilled too: a SERVING monitor answers the percentiles it answered before.
-  const caughtUp = target <= from ? Promise.resolve() : new Promise<void>((resolve) => (reachedTarget = resolve));
+  // Nothing stored between the start and the target (a purged or aged-out stream keeps its last sequence
+  // while it holds nothing): no message would ever reach the target, so the start is caught up.
+  const nothingToRead = Math.max(from + 1, position.firstSequence) > target;
+  const caughtUp = nothingToRead ? Promise.resolve() : new Promise<void>((resolve) => (reachedTarget = resolve));
   const handleRecords = recordsHandler(state, logger);
   const handled = (sequence: number) => {
     if (sequence > covered) state.mark = { ...state.mark, sequence };
