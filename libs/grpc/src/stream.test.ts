@@ -1,12 +1,14 @@
 /** serveStream against a real grpc-js client: back-pressure, ending when the client goes away, and messages that do not decode. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import { trace } from '@opentelemetry/api';
 import {
   inferenceService, workerService,
   type InferBatchRequest, type InferBatchRequest__Output, type InferBatchResponse, type InferBatchResponse__Output, type ModelInferRequest, type ModelStreamInferResponse__Output,
 } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
-import { createGrpcServer, serveInferStream, serveStream, type GrpcServer } from './index.js';
+import { createGrpcServer, notFound, serveInferStream, serveStream, UndecodableMessage, type CallContext, type GrpcServer } from './index.js';
 
 const logger = createLogger('stream-test', { level: 'silent' });
 const servers: GrpcServer[] = [];
@@ -149,5 +151,91 @@ describe('a stream with a message that does not decode', () => {
     expect((answers as InferBatchResponse__Output[]).map((a) => a.batchId).sort()).toEqual(['1', '2']);
     expect(grpc.status[status.code]).toBe('INVALID_ARGUMENT');
     expect(status.details).toMatch(/^message 3 of the stream does not decode as InferBatchRequest: /);
+  });
+});
+
+/**
+ * A call whose transport never takes a write (each write says "wait for 'drain'"), with a
+ * client that sends its items only while the server reads: how many items the server
+ * reads is how far its answers can pile up.
+ */
+class BackedUpCall extends EventEmitter {
+  destroyed = false;
+  writes = 0;
+  paused = false;
+  write(): boolean {
+    this.writes++;
+    return false;
+  }
+  pause() {
+    this.paused = true;
+    return this;
+  }
+  resume() {
+    this.paused = false;
+    return this;
+  }
+  /** Sends up to `count` items, each once the server reads and has handled the one before. */
+  async send(count: number, item: () => unknown): Promise<number> {
+    let sent = 0;
+    while (sent < count && !this.paused) {
+      this.emit('data', item());
+      sent++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return sent;
+  }
+}
+
+function backedUpStream(options: Partial<Options> = {}) {
+  const call = new BackedUpCall();
+  const cancel = new AbortController();
+  const ctx = { metadata: new grpc.Metadata(), signal: cancel.signal, deadline: Infinity, span: trace.getTracer('stream-test').startSpan('stream'), peer: 'test', callers: [] } as CallContext;
+  const served = serveStream<InferBatchRequest__Output, InferBatchResponse>(call as unknown as ServerCall, ctx, {
+    window: 64,
+    logger,
+    handle: async (batch) => {
+      throw notFound(`model ${batch.modelName} is not served`);
+    },
+    failure: (batch) => ({ batchId: batch.batchId }),
+    undecodable: () => ({ batchId: '' }),
+    ...options,
+  });
+  const end = () => {
+    cancel.abort();
+    return served;
+  };
+  return { call, end };
+}
+
+describe('serveStream writing to a transport that is backed up', () => {
+  const batch = () => ({ batchId: '1', modelName: 'absent' }) as InferBatchRequest__Output;
+
+  it('stops reading while an answer waits for drain, though items that fail at once never fill the window', async () => {
+    const { call, end } = backedUpStream();
+    const sent = await call.send(10_000, batch);
+    expect(call.paused).toBe(true);
+    expect(sent).toBe(1);
+    expect(call.writes).toBe(1);
+    await end();
+  });
+
+  it('stops reading while the answer to a message that does not decode waits for drain', async () => {
+    const { call, end } = backedUpStream();
+    const sent = await call.send(10_000, () => new UndecodableMessage('InferBatchRequest', 'invalid wire type 7'));
+    expect(call.paused).toBe(true);
+    expect(sent).toBe(1);
+    await end();
+  });
+
+  it('reads again once the transport drains', async () => {
+    const { call, end } = backedUpStream();
+    await call.send(10_000, batch);
+    call.emit('drain');
+    expect(call.paused).toBe(false);
+    const sent = await call.send(10_000, batch);
+    expect(sent).toBe(1);
+    expect(call.writes).toBe(2);
+    await end();
   });
 });

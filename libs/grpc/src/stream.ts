@@ -2,9 +2,9 @@
  * Serves a bidirectional stream of independent requests (Triton's ModelStreamInfer):
  * each item is handled as it arrives, its answer written as soon as it is ready (in
  * completion order, matched by id), and a failing item yields an error message in the
- * stream while the stream goes on. At most `window` items are in progress; beyond that
- * the stream stops reading, so gRPC flow control pushes back on a client that sends
- * faster than the mesh computes. When the client cancels, every item still in progress
+ * stream while the stream goes on. At most `window` items are in progress; beyond that,
+ * and while an answer waits for the transport to drain, the stream stops reading, so gRPC
+ * flow control pushes back on a client that sends faster than the mesh computes or reads. When the client cancels, every item still in progress
  * is aborted.
  *
  * A message that does not decode costs only its own answer: grpc-js would end the whole
@@ -107,15 +107,30 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   const done = () => {
     if (ended && inProgress === 0) settle();
   };
-  // A write that the transport cannot take yet waits for 'drain' before more items are read,
-  // or for the end of the call: a cancelled call never drains (grpc-js drops its buffer).
+  // A write that the transport cannot take yet stops reading until 'drain', or the end of the
+  // call: a cancelled call never drains (grpc-js drops its buffer). Without it, items that fail
+  // at once never fill the window, and a client that never reads grows the send buffer unbounded.
   let writable: Promise<void> = Promise.resolve();
   let draining = false;
+
+  const pause = () => {
+    if (paused) return;
+    paused = true;
+    call.pause();
+  };
+
+  const resume = () => {
+    if (paused && !stopped && !draining && inProgress < options.window) {
+      paused = false;
+      call.resume();
+    }
+  };
 
   const write = (message: Res) => {
     if (signal.aborted || call.destroyed) return;
     if (call.write(message) || draining) return;
     draining = true;
+    pause();
     writable = new Promise((resolve) => {
       const done = () => {
         draining = false;
@@ -124,22 +139,13 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
         call.off('error', done);
         signal.removeEventListener('abort', done);
         resolve();
+        resume();
       };
       call.once('drain', done);
       call.once('close', done);
       call.once('error', done);
       signal.addEventListener('abort', done, { once: true });
     });
-  };
-
-  const resume = () => {
-    if (paused && !stopped && inProgress < options.window) {
-      paused = false;
-      // `until` may abort while the write waits for 'drain': a stopped stream stays paused.
-      void writable.then(() => {
-        if (!stopped) call.resume();
-      });
-    }
   };
 
   const handleItem = async (request: Req, itemCtx: CallContext) => {
@@ -171,10 +177,7 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
       return;
     }
     inProgress++;
-    if (inProgress >= options.window && !paused) {
-      paused = true;
-      call.pause();
-    }
+    if (inProgress >= options.window) pause();
     if (!options.itemSpanName) {
       void handleItem(request, ctx);
       return;
@@ -196,8 +199,7 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   const stop = () => {
     // Read no more: what the client sends from now on is not taken (it sees the stream end).
     stopped = true;
-    paused = true;
-    call.pause();
+    pause();
     ended = true;
     done();
   };
