@@ -1,6 +1,6 @@
 /** serveStream against a real grpc-js client: back-pressure, ending when the client goes away, and messages that do not decode. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, getEventListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { trace } from '@opentelemetry/api';
 import {
@@ -237,5 +237,17 @@ describe('serveStream writing to a transport that is backed up', () => {
     expect(sent).toBe(1);
     expect(call.writes).toBe(2);
     await end();
+  });
+});
+
+describe('serveStream with a long-lived `until` signal', () => {
+  it('leaves no listener on `until` once the stream has ended', async () => {
+    const until = new AbortController();
+    const { call, end } = backedUpStream({ until: until.signal });
+    expect(getEventListeners(until.signal, 'abort')).toHaveLength(1);
+    call.emit('end');
+    call.emit('close');
+    await end();
+    expect(getEventListeners(until.signal, 'abort')).toHaveLength(0);
   });
 });

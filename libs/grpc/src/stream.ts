@@ -206,6 +206,8 @@ export async function serveStream<Req, Res>(call: grpc.ServerDuplexStream<Req, R
   if (options.until?.aborted) stop();
   else options.until?.addEventListener('abort', stop, { once: true });
   await finished;
+  // `until` outlives its streams (a worker's drain signal): a listener left on it per stream would pile up.
+  options.until?.removeEventListener('abort', stop);
   await writable;
   // grpc-js sends the status after the answers already written.
   if (refusal) throw refusal;
