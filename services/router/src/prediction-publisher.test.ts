@@ -1,5 +1,5 @@
 /** The router's prediction records against a real nats-server: batched, each with its request's trace context, none lost, none stored twice. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -70,6 +70,57 @@ describe('PredictionPublisher', () => {
     const stored = (await storedBatches()).flatMap((b) => b.records).slice(before).map((r) => r.requestId.split('-x')[0]);
     // Each once; batches are stored concurrently, so 'after' may come first.
     expect(stored.sort()).toEqual([...Array.from({ length: 200 }, (_, i) => `big-${i}`), 'after'].sort());
+  });
+});
+
+describe('PredictionPublisher with a spool that cannot be read or updated', () => {
+  const record = (id: string): PredictionRecord => ({ requestId: id, model: 'iris', version: '1', statusCode: 0 });
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+  beforeAll(() => process.on('unhandledRejection', onUnhandled));
+  afterAll(() => process.off('unhandledRejection', onUnhandled));
+
+  /** A spool holding `count` batches of one record each, left by a router stopped during an outage. */
+  function spoolWith(prefix: string, count: number, segmentBytes?: number): RecordSpool {
+    const filled = RecordSpool.open({ dir: spoolFolder(), maxBytes: 1 << 24, segmentBytes }, logger);
+    for (let n = 0; n < count; n++) filled.append({ id: `${prefix}-batch-${n}`, model: 'iris', records: [record(`${prefix}${n}`)] });
+    return filled;
+  }
+
+  async function storedIds(prefix: string): Promise<string[]> {
+    return (await storedBatches()).flatMap((b) => b.records.map((r) => r.requestId)).filter((id) => id.startsWith(prefix));
+  }
+
+  it('logs a disk error during delivery, keeps the spooled batches and delivers each once when the disk works again', async () => {
+    const errors = vi.spyOn(logger, 'error');
+    const spoolErrors = () => errors.mock.calls.filter(([, message]) => String(message).startsWith('the prediction record spool cannot be read or updated'));
+    // Several segments: delivery reads the cursor again at the second one.
+    const failing = spoolWith('g', 6, 100);
+    const publisher = new PredictionPublisher(bus, logger, { capacity: 1000, lingerMs: 10, retryMs: 50, spool: failing });
+    // The first segment is read already; the cursor can be neither written nor read from now on (EISDIR, as root too).
+    const cursor = join(failing.dir, 'cursor');
+    mkdirSync(cursor);
+    await vi.waitFor(() => expect(spoolErrors()).toHaveLength(1), { timeout: 20_000 });
+    expect((spoolErrors()[0][0] as unknown as { err: Error }).err.message).toMatch(/EISDIR/);
+    rmSync(cursor, { recursive: true });
+    await vi.waitFor(async () => expect((await storedIds('g')).sort()).toEqual(['g0', 'g1', 'g2', 'g3', 'g4', 'g5']), { timeout: 20_000 });
+    await publisher.flush(10_000);
+    expect(spoolErrors()).toHaveLength(1);
+    errors.mockRestore();
+    expect(unhandled).toEqual([]);
+  });
+
+  it('starts although the spool left by the last router cannot be read, and delivers it once it can', async () => {
+    const failing = spoolWith('h', 3);
+    vi.spyOn(failing, 'head').mockImplementationOnce(() => {
+      throw Object.assign(new Error('EACCES: permission denied, open'), { code: 'EACCES' });
+    });
+    const publisher = new PredictionPublisher(bus, logger, { capacity: 1000, lingerMs: 10, retryMs: 50, spool: failing });
+    publisher.publish(record('h-live'));
+    await vi.waitFor(async () => expect((await storedIds('h')).sort()).toEqual(['h-live', 'h0', 'h1', 'h2']), { timeout: 20_000 });
+    await publisher.flush(10_000);
+    expect(unhandled).toEqual([]);
   });
 });
 

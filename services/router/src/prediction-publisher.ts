@@ -61,6 +61,9 @@ export class PredictionPublisher {
   /** Set from a failed publish until the spool is delivered: new batches go to the spool meanwhile. */
   private spooling = false;
   private delivering: Promise<void> | undefined;
+  /** Set from a spool read or update that failed until one succeeds: logged once per such run. */
+  private spoolFailing = false;
+  private spoolRetry: NodeJS.Timeout | undefined;
   private spooledRecords = 0;
   private dropped = 0;
   private closed = false;
@@ -83,7 +86,13 @@ export class PredictionPublisher {
     this.concurrency = options.concurrency ?? 4;
     this.retryMs = options.retryMs ?? 500;
     this.spool = options.spool;
-    if (this.spool.head()) {
+    let left: RecordBatch | undefined;
+    try {
+      left = this.spool.head();
+    } catch (error) {
+      this.spoolFailed(error);
+    }
+    if (left) {
       // Left by a router that stopped while JetStream was unreachable.
       this.logger.info({ dir: this.spool.dir, bytes: this.spool.bytes }, 'delivering prediction records spooled before this start');
       this.spooling = true;
@@ -120,7 +129,14 @@ export class PredictionPublisher {
     this.closed = true;
     const pending = [...this.inFlight, ...this.ready.splice(0)];
     for (const batch of pending) this.toSpool(batch);
-    if (pending.length > 0 || this.spool.head()) {
+    clearTimeout(this.spoolRetry);
+    let left = false;
+    try {
+      left = this.spool.head() !== undefined;
+    } catch (error) {
+      this.spoolFailed(error);
+    }
+    if (pending.length > 0 || left) {
       this.logger.warn({ records: pending.reduce((n, b) => n + b.records.length, 0), dir: this.spool.dir, bytes: this.spool.bytes }, 'prediction records not stored before shutdown are kept in the spool for the next start');
     }
   }
@@ -211,15 +227,22 @@ export class PredictionPublisher {
   private deliverSpool(): void {
     this.delivering ??= outsideRequests(async () => {
       let delivered = 0;
-      // A flushed publisher stops trying: what is left waits in the spool for the next start.
-      for (let batch = this.spool.head(); batch && !this.closed; batch = this.spool.head()) {
-        try {
-          await this.store(batch);
+      try {
+        // A flushed publisher stops trying: what is left waits in the spool for the next start.
+        for (let batch = this.spool.head(); batch && !this.closed; batch = this.spool.head()) {
+          try {
+            await this.store(batch);
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, this.retryMs));
+            continue;
+          }
           this.spool.shift();
           delivered += batch.records.length;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, this.retryMs));
         }
+        if (this.spoolFailing) this.logger.info({ dir: this.spool.dir }, 'the prediction record spool can be read and updated again');
+        this.spoolFailing = false;
+      } catch (error) {
+        this.spoolFailed(error);
       }
       if (delivered > 0) this.logger.info({ records: delivered, spooled_total: this.spooledRecords }, 'spooled prediction records delivered');
     }).finally(() => {
@@ -227,7 +250,25 @@ export class PredictionPublisher {
       this.spooling = false;
       this.pump();
       this.notifyIfIdle();
-    });
+    }).catch((error: unknown) => this.logger.error({ err: error }, 'prediction record publisher failed after delivering the spool'));
+  }
+
+  /**
+   * A spool that cannot be read or updated (a full or read-only disk) must not stop the
+   * router: its batches stay on disk and delivery is tried again after `retryMs`; records
+   * go through memory meanwhile, and to the spool (or are counted dropped) if JetStream fails.
+   */
+  private spoolFailed(error: unknown): void {
+    if (!this.spoolFailing) {
+      this.logger.error({ err: error, dir: this.spool.dir }, 'the prediction record spool cannot be read or updated: its batches stay there and delivery is retried');
+    }
+    this.spoolFailing = true;
+    if (this.closed || this.spoolRetry) return;
+    this.spoolRetry = setTimeout(() => {
+      this.spoolRetry = undefined;
+      if (!this.closed) this.deliverSpool();
+    }, this.retryMs);
+    this.spoolRetry.unref();
   }
 
   /**

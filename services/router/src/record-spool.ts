@@ -12,7 +12,7 @@
  * Nothing is fsynced: a router that crashes keeps what it wrote (the page cache survives
  * it); a machine that crashes may lose the last writes.
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { events } from '@infermesh/bus';
@@ -146,15 +146,19 @@ export class RecordSpool {
   }
 
   private startSegment(): void {
-    if (this.writer) closeSync(this.writer.fd);
     const number = ++this.lastNumber;
-    this.writer = { number, fd: openSync(this.path(number), 'a', 0o600), bytes: 0 };
+    // Opened before the current one is closed: a failed open leaves the writer usable.
+    const fd = openSync(this.path(number), 'a', 0o600);
+    if (this.writer) closeSync(this.writer.fd);
+    this.writer = { number, fd, bytes: 0 };
     this.segments.push(number);
   }
 
   private removeSegment(number: number): void {
-    this.totalBytes -= statSync(this.path(number), { throwIfNoEntry: false })?.size ?? 0;
-    unlinkSync(this.path(number));
+    const size = statSync(this.path(number), { throwIfNoEntry: false })?.size ?? 0;
+    // Counted off only once gone: a removal that fails is tried again by the next head().
+    rmSync(this.path(number), { force: true });
+    this.totalBytes -= size;
     this.segments.splice(this.segments.indexOf(number), 1);
     this.reader = undefined;
   }
