@@ -1,8 +1,9 @@
 /** The routing table built from worker heartbeats: membership, expiry, picking, model versions. */
 import { mulberry32 } from '@infermesh/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { createLogger } from '@infermesh/log';
 import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
-import { RoutingTable, type TableChange } from './routing-table.js';
+import { MAX_KNOWN_MODELS, MAX_MODELS_PER_HEARTBEAT, RoutingTable, type TableChange } from './routing-table.js';
 
 const STALE_MS = 3000;
 
@@ -290,5 +291,42 @@ describe('filled', () => {
     expect(table.filled).toBe(false);
     table.markFilled();
     expect(table.filled).toBe(true);
+  });
+});
+
+describe('bounds on announced models', () => {
+  const named = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => status(`${prefix}${i}`, '1'));
+
+  it('takes at most MAX_MODELS_PER_HEARTBEAT models from one heartbeat and logs that once', () => {
+    const logger = createLogger('test', { level: 'silent' });
+    const warn = vi.spyOn(logger, 'warn');
+    const table = new RoutingTable(STALE_MS, Math.random, logger);
+    table.update(heartbeat('w1', named('m', MAX_MODELS_PER_HEARTBEAT + 500)));
+    table.update(heartbeat('w2', named('m', MAX_MODELS_PER_HEARTBEAT + 500)));
+    expect(table.knownModels()).toHaveLength(MAX_MODELS_PER_HEARTBEAT);
+    expect(table.holders(`m${MAX_MODELS_PER_HEARTBEAT - 1}`)).toHaveLength(2);
+    expect(table.isKnown(`m${MAX_MODELS_PER_HEARTBEAT}`)).toBe(false);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toMatchObject({ announced: MAX_MODELS_PER_HEARTBEAT + 500, taken: MAX_MODELS_PER_HEARTBEAT });
+  });
+
+  it('remembers at most MAX_KNOWN_MODELS names, forgetting first the oldest no worker serves', () => {
+    const table = new RoutingTable(STALE_MS);
+    // The oldest names, and still served.
+    table.update(heartbeat('w1', named('s', 1000)));
+    table.update(heartbeat('w2', named('gone', 1000)));
+    // w2 now serves other models: the "gone" ones are known but served by no one.
+    for (const worker of ['w2', 'w3', 'w4']) table.update(heartbeat(worker, named(worker, 1000)));
+    expect(table.knownModels()).toHaveLength(MAX_KNOWN_MODELS);
+    expect(table.isKnown('gone0')).toBe(false);
+    expect(table.isKnown('gone999')).toBe(true);
+    for (const name of ['s0', 's999', 'w20', 'w4999']) expect(table.isKnown(name)).toBe(true);
+  });
+
+  it('remembers at most MAX_KNOWN_MODELS names even when workers serve more', () => {
+    const table = new RoutingTable(STALE_MS);
+    for (const worker of ['w1', 'w2', 'w3', 'w4', 'w5']) table.update(heartbeat(worker, named(worker, 1000)));
+    expect(table.knownModels()).toHaveLength(MAX_KNOWN_MODELS);
+    expect(table.isKnown('w5999')).toBe(true);
   });
 });

@@ -13,6 +13,15 @@
  * to every worker before expiring anyone; see `expire`.
  */
 import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
+import type { Logger } from '@infermesh/log';
+
+/**
+ * Models taken from one heartbeat at most, and model names remembered at most: a worker
+ * (faulty, or a compromised mesh member) could otherwise grow the router's memory and the
+ * cost of every heartbeat and lookup without bound.
+ */
+export const MAX_MODELS_PER_HEARTBEAT = 1024;
+export const MAX_KNOWN_MODELS = 4096;
 
 export interface WorkerEntry {
   id: string;
@@ -29,8 +38,12 @@ export type TableChange = { kind: 'joined' | 'left'; worker: WorkerEntry; reason
 
 export class RoutingTable {
   private readonly workers = new Map<string, WorkerEntry>();
-  /** Every model ever announced, so "no worker right now" differs from "no such model". */
+  /**
+   * Models announced, so "no worker right now" differs from "no such model"; in order of
+   * last announcement, at most MAX_KNOWN_MODELS (see `forgetBeyondBound`).
+   */
   private readonly known = new Map<string, ModelStatus__Output>();
+  private warnedTooManyModels = false;
   private readonly listeners: ((change: TableChange) => void)[] = [];
   /** Each model's newest served version's status, looked up per request; cleared on every change. */
   private readonly newest = new Map<string, ModelStatus__Output | null>();
@@ -41,7 +54,7 @@ export class RoutingTable {
   private expirySuspended = false;
   private isFilled = false;
 
-  constructor(private readonly staleMs: number, private readonly random: () => number = Math.random) {
+  constructor(private readonly staleMs: number, private readonly random: () => number = Math.random, private readonly logger?: Logger) {
     this.tickMs = Math.min(250, staleMs / 4);
   }
 
@@ -67,19 +80,32 @@ export class RoutingTable {
       this.remove(heartbeat.workerId, 'draining');
       return;
     }
-    for (const model of heartbeat.models) this.known.set(model.name, model);
+    let models = heartbeat.models;
+    if (models.length > MAX_MODELS_PER_HEARTBEAT) {
+      if (!this.warnedTooManyModels) {
+        this.logger?.warn({ worker_id: heartbeat.workerId.slice(0, 128), announced: models.length, taken: MAX_MODELS_PER_HEARTBEAT }, 'a worker heartbeat announces more models than the router takes; the rest are ignored (logged once)');
+      }
+      this.warnedTooManyModels = true;
+      models = models.slice(0, MAX_MODELS_PER_HEARTBEAT);
+    }
+    for (const model of models) {
+      // Deleted first so that the map's order is the order of last announcement.
+      this.known.delete(model.name);
+      this.known.set(model.name, model);
+    }
     this.newest.clear();
     const existing = this.workers.get(heartbeat.workerId);
     const entry: WorkerEntry = {
       id: heartbeat.workerId,
       address: heartbeat.address,
       device: heartbeat.device,
-      models: heartbeat.models.filter((m) => m.ready),
+      models: models.filter((m) => m.ready),
       reportedLoad: heartbeat.queueDepth + heartbeat.inFlight,
       lastSeen: now,
       executionProvider: heartbeat.executionProvider,
     };
     this.workers.set(entry.id, entry);
+    if (this.known.size > MAX_KNOWN_MODELS) this.forgetBeyondBound();
     if (!existing) this.emit({ kind: 'joined', worker: entry });
     else if (existing.address !== entry.address) {
       this.emit({ kind: 'left', worker: existing, reason: 'address changed' });
@@ -144,7 +170,7 @@ export class RoutingTable {
     return this.known.has(model);
   }
 
-  /** Every model ever announced, by name. */
+  /** The models announced (at most MAX_KNOWN_MODELS), by name. */
   knownModels(): string[] {
     return [...this.known.keys()].sort();
   }
@@ -202,6 +228,23 @@ export class RoutingTable {
     if (b === a) b = candidates[candidates.length - 1];
     const load = (w: WorkerEntry) => inFlight(w.id) + w.reportedLoad;
     return load(a) <= load(b) ? a : b;
+  }
+
+  /**
+   * Forgets the least recently announced names no worker serves, and only if that is not
+   * enough the least recently announced of the rest: a name forgotten while still served
+   * is learnt again from its holder's next heartbeat.
+   */
+  private forgetBeyondBound(): void {
+    const served = new Set(this.list().flatMap((w) => w.models.map((m) => m.name)));
+    for (const name of this.known.keys()) {
+      if (this.known.size <= MAX_KNOWN_MODELS) return;
+      if (!served.has(name)) this.known.delete(name);
+    }
+    for (const name of this.known.keys()) {
+      if (this.known.size <= MAX_KNOWN_MODELS) return;
+      this.known.delete(name);
+    }
   }
 
   private emit(change: TableChange): void {

@@ -37,7 +37,7 @@ export interface RouterDeps {
 export async function createRouter({ config, logger, bus }: RouterDeps): Promise<Router> {
   const access = await accessControlFor(config.ROUTER_API_KEYS_FILE, logger);
   await bus.ensureStreams();
-  const table = new RoutingTable(config.WORKER_STALE_MS);
+  const table = new RoutingTable(config.WORKER_STALE_MS, Math.random, logger);
   table.onChange((change) =>
     logger.info({ worker_id: change.worker.id, address: change.worker.address, device: change.worker.device, reason: change.reason }, `worker ${change.kind}`),
   );
