@@ -72,6 +72,26 @@ describe('NATS permissions per role', () => {
     expect(await publishAs('operator', s.prediction('iris'))).toBe(false);
   });
 
+  it("lets no role read another's inbox, where the monitor's records and every reply arrive", async () => {
+    for (const role of ['worker', 'router', 'operator'] as const) {
+      for (const subject of ['_INBOX.>', '_INBOX_monitor.>']) {
+        const nc = await as(role);
+        const sub = nc.subscribe(subject);
+        const closed = (async () => {
+          try {
+            for await (const _ of sub) return 'message';
+            return 'closed';
+          } catch (error) {
+            return String(error);
+          }
+        })();
+        await nc.flush().catch(() => undefined);
+        expect(await closed, `${role} ${subject}`).toMatch(/Permissions Violation/i);
+        await nc.close();
+      }
+    }
+  });
+
   it('lets no role but the monitor read prediction records', async () => {
     for (const role of ['worker', 'router', 'operator'] as const) {
       const nc = await as(role);

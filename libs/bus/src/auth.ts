@@ -1,6 +1,7 @@
 /** NATS credentials and TLS of a service's connection, read from the files its settings name. */
 import { readFileSync } from 'node:fs';
 import { credsAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
+import { inboxPrefixOf } from '@infermesh/contracts';
 
 export interface NatsAuthSettings {
   NATS_USER?: string;
@@ -32,6 +33,8 @@ export function natsConnectOptions(settings: NatsAuthSettings): Partial<Connecti
     if (!settings.NATS_PASSWORD_FILE) throw new NatsAuthError('NATS_USER needs NATS_PASSWORD_FILE (a file holding the password)');
     options.user = settings.NATS_USER;
     options.pass = read(settings.NATS_PASSWORD_FILE, 'NATS password file');
+    // The user's own inboxes: the only ones its permissions let it read.
+    options.inboxPrefix = inboxPrefixOf(settings.NATS_USER);
   } else if (settings.NATS_PASSWORD_FILE) {
     throw new NatsAuthError('NATS_PASSWORD_FILE needs NATS_USER');
   }

@@ -102,4 +102,4 @@ export type * from './generated/index.js';
 export * from './wire.js';
 
 export { subjects, streamName, token, type Subjects, type StreamKind } from './subjects.js';
-export { natsAuthorization, rolePermissions, NATS_ROLES, type NatsRole, type NatsPassword, type Permissions } from './nats-permissions.js';
+export { natsAuthorization, rolePermissions, inboxPrefixOf, NATS_ROLES, type NatsRole, type NatsPassword, type Permissions } from './nats-permissions.js';

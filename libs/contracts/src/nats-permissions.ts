@@ -22,12 +22,20 @@ export interface Permissions {
   subscribe: string[];
 }
 
-/** Replies to requests (JetStream API calls and publish acknowledgements) come back on inboxes. */
-const INBOX = '_INBOX.>';
+/**
+ * Each user's own inbox prefix. Replies to requests (JetStream API calls, publish
+ * acknowledgements) and the records a pull consumer delivers come back on inboxes; with the
+ * shared `_INBOX.>` any user could read the monitor's deliveries. The services connect with
+ * this prefix (libs/bus natsConnectOptions), and each user may read only its own.
+ */
+export function inboxPrefixOf(user: string): string {
+  return `_INBOX_${user.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
 
-export function rolePermissions(role: NatsRole, prefix: string): Permissions {
+export function rolePermissions(role: NatsRole, prefix: string, user: string = role): Permissions {
   const predictions = streamName(prefix, 'PREDICTIONS');
   const heartbeats = `${prefix}.worker.heartbeat.*`;
+  const INBOX = `${inboxPrefixOf(user)}.>`;
   switch (role) {
     case 'worker':
       return { publish: [`${prefix}.worker.heartbeat.>`], subscribe: [INBOX] };
@@ -57,7 +65,7 @@ export function natsAuthorization(users: { user: string; password: NatsPassword;
   const entries = users.map(({ user, password, role }) => ({
     user,
     password: typeof password === 'string' ? password : `\u0000${password.env}`,
-    ...(role === 'admin' ? {} : { permissions: { publish: rule(rolePermissions(role, prefix).publish), subscribe: rule(rolePermissions(role, prefix).subscribe) } }),
+    ...(role === 'admin' ? {} : { permissions: { publish: rule(rolePermissions(role, prefix, user).publish), subscribe: rule(rolePermissions(role, prefix, user).subscribe) } }),
   }));
   // A variable reference is unquoted in nats-server's syntax: "$NAME" would be the literal text.
   return `authorization ${JSON.stringify({ users: entries }, null, 2).replace(/"\\u0000([A-Z0-9_]+)"/g, '$$$1')}\n`;
