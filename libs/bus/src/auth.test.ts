@@ -72,42 +72,32 @@ describe('NATS permissions per role', () => {
     expect(await publishAs('operator', s.prediction('iris'))).toBe(false);
   });
 
+  /** How a subscription of `role` to `subject` ends: the server's error when it refuses it. */
+  async function subscribing(role: 'worker' | 'router' | 'operator', subject: string): Promise<string> {
+    const nc = await as(role);
+    const sub = nc.subscribe(subject);
+    const outcome = (async () => {
+      try {
+        for await (const _ of sub) return 'message';
+        return 'closed';
+      } catch (error) {
+        return String(error);
+      }
+    })();
+    await nc.flush().catch(() => undefined);
+    const result = await outcome;
+    await nc.close();
+    return result;
+  }
+
   it("lets no role read another's inbox, where the monitor's records and every reply arrive", async () => {
     for (const role of ['worker', 'router', 'operator'] as const) {
-      for (const subject of ['_INBOX.>', '_INBOX_monitor.>']) {
-        const nc = await as(role);
-        const sub = nc.subscribe(subject);
-        const closed = (async () => {
-          try {
-            for await (const _ of sub) return 'message';
-            return 'closed';
-          } catch (error) {
-            return String(error);
-          }
-        })();
-        await nc.flush().catch(() => undefined);
-        expect(await closed, `${role} ${subject}`).toMatch(/Permissions Violation/i);
-        await nc.close();
-      }
+      for (const subject of ['_INBOX.>', '_INBOX_monitor.>']) expect(await subscribing(role, subject), `${role} ${subject}`).toMatch(/Permissions Violation/i);
     }
   });
 
   it('lets no role but the monitor read prediction records', async () => {
-    for (const role of ['worker', 'router', 'operator'] as const) {
-      const nc = await as(role);
-      const sub = nc.subscribe(s.predictions);
-      const closed = (async () => {
-        try {
-          for await (const _ of sub) return 'message';
-          return 'closed';
-        } catch (error) {
-          return String(error);
-        }
-      })();
-      await nc.flush().catch(() => undefined);
-      expect(await closed, role).toMatch(/Permissions Violation/i);
-      await nc.close();
-    }
+    for (const role of ['worker', 'router', 'operator'] as const) expect(await subscribing(role, s.predictions), role).toMatch(/Permissions Violation/i);
   });
 });
 
