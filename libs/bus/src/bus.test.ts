@@ -118,8 +118,10 @@ describe('events over core NATS', () => {
         reason: '',
         dynamicBatching: { preferredBatchSize: [8, 16], maxQueueDelayUs: '500', maxQueueSize: 64 },
         instances: 2,
+        driftReference: null,
+        classLabels: [],
       },
-      { name: 'loading', version: '', ready: false, platform: '', inputs: [], outputs: [], maxBatchSize: 0, reason: '', dynamicBatching: null, instances: 0 },
+      { name: 'loading', version: '', ready: false, platform: '', inputs: [], outputs: [], maxBatchSize: 0, reason: '', dynamicBatching: null, instances: 0, driftReference: null, classLabels: [] },
     ],
     queueDepth: 3,
     inFlight: 2,
@@ -225,13 +227,16 @@ describe('events over core NATS', () => {
 });
 
 describe('JetStream streams', () => {
-  it('creates the PREDICTIONS stream under the prefix, over the prefix\'s prediction subjects, and no other', async () => {
+  it('creates the PREDICTIONS and FEEDBACK streams under the prefix, over the prefix\'s subjects, and no other', async () => {
     const b = await bus('jsprefix');
     await b.ensureStreams();
     const jsm = await b.js.jetstreamManager();
     const streams: { name: string; subjects: string[] | undefined }[] = [];
     for await (const info of jsm.streams.list()) if (info.config.name.startsWith('JSPREFIX_')) streams.push({ name: info.config.name, subjects: info.config.subjects });
-    expect(streams).toEqual([{ name: 'JSPREFIX_PREDICTIONS', subjects: ['jsprefix.predictions.>'] }]);
+    expect(streams.sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+      { name: 'JSPREFIX_FEEDBACK', subjects: ['jsprefix.feedback.>'] },
+      { name: 'JSPREFIX_PREDICTIONS', subjects: ['jsprefix.predictions.>'] },
+    ]);
   });
 
   it('remembers a msgId for two minutes and keeps records for seven days', async () => {
@@ -241,6 +246,17 @@ describe('JetStream streams', () => {
     const { config } = await jsm.streams.info(streamName(b.prefix, 'PREDICTIONS'));
     expect(config.duplicate_window).toBe(120e9);
     expect(config.max_age).toBe(7 * 24 * 3600e9);
+  });
+
+  it('remembers a feedback msgId for a day, so a request is labelled once', async () => {
+    const b = await bus();
+    await b.ensureStreams();
+    const jsm = await b.js.jetstreamManager();
+    const { config } = await jsm.streams.info(streamName(b.prefix, 'FEEDBACK'));
+    expect(config.duplicate_window).toBe(24 * 3600e9);
+    const first = await b.publishDurable(b.subjects.feedback('iris'), events.feedback, { model: 'iris', requestId: 'r1', labels: ['setosa'] }, 'k1');
+    const again = await b.publishDurable(b.subjects.feedback('iris'), events.feedback, { model: 'iris', requestId: 'r1', labels: ['virginica'] }, 'k1');
+    expect([first.duplicate, again.duplicate, again.sequence]).toEqual([false, true, first.sequence]);
   });
 
   it('leaves existing streams and their records alone when called again, from any connection', async () => {
@@ -259,7 +275,7 @@ describe('JetStream streams', () => {
     const jsm = await all[0].js.jetstreamManager();
     const names: string[] = [];
     for await (const info of jsm.streams.list()) names.push(info.config.name);
-    expect(names.filter((n) => n.startsWith('RACE_'))).toEqual(['RACE_PREDICTIONS']);
+    expect(names.filter((n) => n.startsWith('RACE_')).sort()).toEqual(['RACE_FEEDBACK', 'RACE_PREDICTIONS']);
   });
 
   it('publishDurable resolves once the record is stored', async () => {

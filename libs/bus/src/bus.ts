@@ -29,6 +29,12 @@ export interface Received<T> {
   context: Context;
 }
 
+/** What the stream answered a durable publish: where it stored the message, or that it already had one with that msgId. */
+export interface DurableAck {
+  sequence: number;
+  duplicate: boolean;
+}
+
 export interface Bus {
   readonly nc: NatsConnection;
   /** JetStream of the connection; `js.jetstreamManager()` inspects streams and consumers. */
@@ -40,7 +46,7 @@ export interface Bus {
    * JetStream publish: resolves once the server has stored the message. A `msgId` seen
    * again within the stream's duplicate window is stored once, so a retried publish is safe.
    */
-  publishDurable<T>(subject: string, codec: MessageCodec<T, unknown>, message: T, msgId?: string): Promise<void>;
+  publishDurable<T>(subject: string, codec: MessageCodec<T, unknown>, message: T, msgId?: string): Promise<DurableAck>;
   subscribe<T>(subject: string, codec: MessageCodec<unknown, T>, handler: (received: Received<T>) => void): { unsubscribe(): void };
   /** Creates the mesh's streams when missing (idempotent). */
   ensureStreams(): Promise<void>;
@@ -50,6 +56,12 @@ export interface Bus {
 /** How long stored records live, and how long JetStream remembers a msgId to drop a republished one. */
 const STREAM_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 const DUPLICATE_WINDOW_MS = 120 * 1000;
+/**
+ * FEEDBACK remembers a request's labels for a day: a second Feedback for one request id
+ * within it is refused (ALREADY_EXISTS), which is also how long predictions are kept
+ * for feedback by default (MONITOR_FEEDBACK_RETENTION_MS).
+ */
+export const FEEDBACK_DUPLICATE_WINDOW_MS = 24 * 3600 * 1000;
 
 function traceHeaders(ctx: Context = context.active()): MsgHdrs {
   const h = natsHeaders();
@@ -126,7 +138,8 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
       nc.publish(subject, codec.encode(message), { headers: traceHeaders() });
     },
     async publishDurable(subject, codec, message, msgId) {
-      await js.publish(subject, codec.encode(message), { headers: traceHeaders(), msgID: msgId });
+      const ack = await js.publish(subject, codec.encode(message), { headers: traceHeaders(), msgID: msgId });
+      return { sequence: ack.seq, duplicate: ack.duplicate };
     },
     subscribe(subject, codec, handler) {
       const sub = nc.subscribe(subject);
@@ -135,28 +148,33 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     },
     async ensureStreams() {
       const manager = await jsm();
-      const name = streamName(prefix, 'PREDICTIONS');
-      try {
-        await manager.streams.info(name);
-        return;
-      } catch (error) {
-        if (!isStreamNotFound(error)) throw error;
-      }
-      try {
-        await manager.streams.add({
-          name,
-          subjects: [subj.predictions],
-          retention: RetentionPolicy.Limits,
-          storage: StorageType.File,
-          max_age: nanos(STREAM_MAX_AGE_MS),
-          duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-        });
-        logger.info({ stream: name }, 'created JetStream stream');
-      } catch (error) {
-        // Another service created it between our look-up and add.
-        await manager.streams.info(name).catch(() => {
-          throw error;
-        });
+      const wanted = [
+        { name: streamName(prefix, 'PREDICTIONS'), subjects: [subj.predictions], duplicateWindowMs: DUPLICATE_WINDOW_MS },
+        { name: streamName(prefix, 'FEEDBACK'), subjects: [subj.feedbacks], duplicateWindowMs: FEEDBACK_DUPLICATE_WINDOW_MS },
+      ];
+      for (const stream of wanted) {
+        try {
+          await manager.streams.info(stream.name);
+          continue;
+        } catch (error) {
+          if (!isStreamNotFound(error)) throw error;
+        }
+        try {
+          await manager.streams.add({
+            name: stream.name,
+            subjects: stream.subjects,
+            retention: RetentionPolicy.Limits,
+            storage: StorageType.File,
+            max_age: nanos(STREAM_MAX_AGE_MS),
+            duplicate_window: nanos(stream.duplicateWindowMs),
+          });
+          logger.info({ stream: stream.name }, 'created JetStream stream');
+        } catch (error) {
+          // Another service created it between our look-up and add.
+          await manager.streams.info(stream.name).catch(() => {
+            throw error;
+          });
+        }
       }
     },
     async drain() {

@@ -1,5 +1,5 @@
-export { connectBus, type Bus, type BusOptions, type Received } from './bus.js';
-export { subjects, streamName, token, type Subjects, type StreamKind } from './subjects.js';
+export { connectBus, FEEDBACK_DUPLICATE_WINDOW_MS, type Bus, type BusOptions, type DurableAck, type Received } from './bus.js';
+export { subjects, streamName, token, keptPredictionsBucket, type Subjects, type StreamKind } from './subjects.js';
 export { events } from './events.js';
 export { natsConnectOptions, describeNatsAuth, NatsAuthError, type NatsAuthSettings } from './auth.js';
 export { natsAuthorization, rolePermissions, NATS_ROLES, type NatsRole, type Permissions } from '@infermesh/contracts';

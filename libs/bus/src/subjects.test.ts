@@ -22,15 +22,19 @@ describe('subjects', () => {
   it('puts every subject under the prefix', () => {
     expect(s.heartbeat('w1')).toBe('infermesh.worker.heartbeat.w1');
     expect(s.prediction('iris')).toBe('infermesh.predictions.iris');
+    expect(s.feedback('iris')).toBe('infermesh.feedback.iris');
+    expect(s.alert('critical')).toBe('infermesh.alerts.critical');
   });
 
-  it('has the heartbeat and prediction subjects only: others come with the features that read them', () => {
-    expect(Object.keys(s).sort()).toEqual(['heartbeat', 'heartbeats', 'prediction', 'predictions']);
+  it('has the heartbeat, prediction, feedback and alert subjects only: others come with the features that read them', () => {
+    expect(Object.keys(s).sort()).toEqual(['alert', 'alerts', 'feedback', 'feedbacks', 'heartbeat', 'heartbeats', 'prediction', 'predictions']);
   });
 
   it('has wildcards that match the single subjects', () => {
     expect(s.heartbeats).toBe('infermesh.worker.heartbeat.*');
     expect(s.predictions).toBe('infermesh.predictions.>');
+    expect(s.feedbacks).toBe('infermesh.feedback.>');
+    expect(s.alerts).toBe('infermesh.alerts.>');
   });
 
   it('keeps a model or worker name with dots to one token', () => {

@@ -11,6 +11,7 @@ import type { ProtoGrpcType as InferenceProto } from './generated/grpc_service.j
 import type { ProtoGrpcType as PreprocessorProto } from './generated/preprocessor.js';
 import type { ProtoGrpcType as MonitorProto } from './generated/monitor.js';
 import type { ProtoGrpcType as WorkerProto } from './generated/worker.js';
+import type { ProtoGrpcType as FeedbackProto } from './generated/feedback.js';
 
 export const PROTO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../../proto');
 
@@ -21,6 +22,7 @@ export const PROTO_FILES = [
   'infermesh/v1/worker.proto',
   'infermesh/v1/events.proto',
   'infermesh/v1/monitor.proto',
+  'infermesh/v1/feedback.proto',
 ] as const;
 
 /** The options every loader in the mesh uses; the generated types assume them. */
@@ -33,7 +35,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_ROOT],
 };
 
-export type Contracts = InferenceProto & PreprocessorProto & MonitorProto & WorkerProto;
+export type Contracts = InferenceProto & PreprocessorProto & MonitorProto & WorkerProto & FeedbackProto;
 
 let cached: { definition: protoLoader.PackageDefinition; contracts: Contracts } | undefined;
 
@@ -71,6 +73,10 @@ export function monitorService(): grpc.ServiceDefinition {
   return contracts().infermesh.v1.Monitor.service as unknown as grpc.ServiceDefinition;
 }
 
+export function feedbackService(): grpc.ServiceDefinition {
+  return contracts().infermesh.v1.FeedbackService.service as unknown as grpc.ServiceDefinition;
+}
+
 let root: protobuf.Root | undefined;
 
 /**
@@ -101,5 +107,5 @@ export function messageCodec<In, Out>(typeName: string): MessageCodec<In, Out> {
 export type * from './generated/index.js';
 export * from './wire.js';
 
-export { subjects, streamName, token, type Subjects, type StreamKind } from './subjects.js';
+export { subjects, streamName, token, keptPredictionsBucket, type Subjects, type StreamKind } from './subjects.js';
 export { natsAuthorization, rolePermissions, inboxPrefixOf, NATS_ROLES, type NatsRole, type NatsPassword, type Permissions } from './nats-permissions.js';

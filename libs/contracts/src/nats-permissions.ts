@@ -5,10 +5,10 @@
  * deploy files grant the same permissions (deploy/ has a test that compares them).
  *
  * - workers publish heartbeats only, and read nothing of the others';
- * - routers read heartbeats and publish prediction records (JetStream publish needs the
- *   stream's INFO/CREATE API to make sure the stream exists);
- * - the monitor reads heartbeats and prediction records (JetStream consumer and key-value
- *   API) and publishes nothing on the mesh's own subjects;
+ * - routers read heartbeats and publish prediction records and feedback (JetStream publish
+ *   needs the streams' INFO/CREATE API to make sure the streams exist);
+ * - the monitor reads heartbeats, prediction records and feedback (JetStream consumer and
+ *   key-value API) and publishes alerts, nothing else on the mesh's own subjects;
  * - operators (the CLI) read heartbeats.
  * No role but the monitor may read records, and no role but workers may publish heartbeats.
  */
@@ -34,6 +34,7 @@ export function inboxPrefixOf(user: string): string {
 
 export function rolePermissions(role: NatsRole, prefix: string, user: string = role): Permissions {
   const predictions = streamName(prefix, 'PREDICTIONS');
+  const feedback = streamName(prefix, 'FEEDBACK');
   const heartbeats = `${prefix}.worker.heartbeat.*`;
   const INBOX = `${inboxPrefixOf(user)}.>`;
   switch (role) {
@@ -41,12 +42,15 @@ export function rolePermissions(role: NatsRole, prefix: string, user: string = r
       return { publish: [`${prefix}.worker.heartbeat.>`], subscribe: [INBOX] };
     case 'router':
       return {
-        publish: [`${prefix}.predictions.>`, '$JS.API.INFO', `$JS.API.STREAM.INFO.${predictions}`, `$JS.API.STREAM.CREATE.${predictions}`],
+        publish: [
+          `${prefix}.predictions.>`, `${prefix}.feedback.>`, '$JS.API.INFO',
+          `$JS.API.STREAM.INFO.${predictions}`, `$JS.API.STREAM.CREATE.${predictions}`, `$JS.API.STREAM.INFO.${feedback}`, `$JS.API.STREAM.CREATE.${feedback}`,
+        ],
         subscribe: [heartbeats, INBOX],
       };
     case 'monitor':
       // The monitor owns the stream's consumers and its own key-value state.
-      return { publish: ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.>'], subscribe: [heartbeats, INBOX] };
+      return { publish: ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.>', `${prefix}.alerts.>`], subscribe: [heartbeats, INBOX] };
     case 'operator':
       return { publish: [], subscribe: [heartbeats, INBOX] };
   }

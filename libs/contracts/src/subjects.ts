@@ -11,13 +11,25 @@ export function subjects(prefix: string) {
     heartbeats: `${prefix}.worker.heartbeat.*`,
     prediction: (model: string) => `${prefix}.predictions.${token(model)}`,
     predictions: `${prefix}.predictions.>`,
+    feedback: (model: string) => `${prefix}.feedback.${token(model)}`,
+    feedbacks: `${prefix}.feedback.>`,
+    alert: (severity: string) => `${prefix}.alerts.${token(severity)}`,
+    alerts: `${prefix}.alerts.>`,
   };
 }
 
 export type Subjects = ReturnType<typeof subjects>;
 
-/** The JetStream streams of the mesh: prediction records, which the monitor must not lose. */
-export type StreamKind = 'PREDICTIONS';
+/** The JetStream streams of the mesh: prediction records and feedback, which the monitor must not lose. */
+export type StreamKind = 'PREDICTIONS' | 'FEEDBACK';
+
+/**
+ * The key-value bucket where the monitor keeps predictions for feedback to join (see
+ * KeptPrediction): `<prefix>_predictions`, beside `<prefix>_snapshots`.
+ */
+export function keptPredictionsBucket(prefix: string): string {
+  return `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_predictions`;
+}
 
 /** Stream names: PREDICTIONS for the default prefix, <PREFIX>_PREDICTIONS otherwise, so meshes can share a server. */
 export function streamName(prefix: string, kind: StreamKind): string {
