@@ -2,17 +2,21 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createGrpcServer, http2LimitsOf, meshServerCredentials, meshTlsFromConfig, type GrpcServer } from '@infermesh/grpc';
 import { monitorService } from '@infermesh/contracts';
-import { snapshotStore, type Bus } from '@infermesh/bus';
+import { events, snapshotStore, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { MonitorState } from './monitor-state.js';
 import { monitorHandlers } from './monitor-service.js';
 import { startPredictionConsumer, type PredictionConsumer } from './prediction-consumer.js';
 import { createMetricsHttpServer } from './metrics-http.js';
+import { PrometheusText } from './prometheus-text.js';
+import { WorkerRoster } from './workers.js';
 import type { MonitorConfig } from './config.js';
 
 export interface Monitor {
   readonly grpc: GrpcServer;
   readonly state: MonitorState;
+  /** The workers heard from in the last seconds (heartbeats): the status page's roster, the no_worker rule's count. */
+  readonly workers: WorkerRoster;
   /**
    * Binds both servers, loads the snapshot and starts reading records; returns the bound
    * ports (useful with port 0). Health says SERVING once the records stored before the
@@ -39,20 +43,24 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   // Process metrics (CPU, memory, event loop lag), in a private registry so several monitors can run in one process.
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const http = createMetricsHttpServer(async () => state.prometheus() + (await registry.metrics()), registry.contentType, logger);
+  const workers = new WorkerRoster();
+  const http = createMetricsHttpServer(async () => state.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger);
   const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });
   grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(state), { callers: ['operator'] });
   let consumer: PredictionConsumer | undefined;
+  let heartbeats: { unsubscribe(): void } | undefined;
   let caughtUp: () => void = () => undefined;
   const serving = new Promise<void>((resolve) => (caughtUp = resolve));
 
   return {
     grpc,
     state,
+    workers,
     caughtUp: serving,
     async start() {
       const grpcPort = await grpc.listen(config.MONITOR_HOST, config.MONITOR_PORT);
       const metricsPort = await http.listen(config.MONITOR_HOST, config.MONITOR_METRICS_PORT);
+      heartbeats = subscribeWorkerRoster(bus, workers, logger);
       const started = await startPredictionConsumer({
         bus, state, store, logger, snapshotIntervalMs: config.MONITOR_SNAPSHOT_INTERVAL_MS, heartbeatWaitMs: config.MONITOR_HEARTBEAT_WAIT_MS,
       });
@@ -68,10 +76,29 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
     },
     async stop() {
       grpc.setServing(false);
+      heartbeats?.unsubscribe();
+      heartbeats = undefined;
       await consumer?.stop();
       consumer = undefined;
       await http.close();
       await grpc.shutdown(5000);
     },
   };
+}
+
+function workersPrometheus(workers: WorkerRoster): string {
+  const out = new PrometheusText();
+  workers.writePrometheus(out);
+  return out.toString();
+}
+
+/** Every heartbeat into the roster; the first one refused for a full roster is logged (the counter tells how many after). */
+function subscribeWorkerRoster(bus: Bus, workers: WorkerRoster, logger: Logger): { unsubscribe(): void } {
+  let warned = false;
+  return bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => {
+    if (workers.observe(message) === 'roster_full' && !warned) {
+      warned = true;
+      logger.warn({ max_workers: workers.maxWorkers, worker_id: message.workerId.slice(0, 128) }, 'the worker roster is full; heartbeats of further workers are not listed');
+    }
+  });
 }

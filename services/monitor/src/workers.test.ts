@@ -1,0 +1,105 @@
+/** The worker roster: the latest heartbeat per worker, forgotten after 5 s of silence, bounded whatever arrives. */
+import { describe, expect, it } from 'vitest';
+import type { WorkerHeartbeat__Output } from '@infermesh/contracts';
+import { PrometheusText } from './prometheus-text.js';
+import { WorkerRoster } from './workers.js';
+
+type Heartbeat = Parameters<WorkerRoster['observe']>[0];
+
+function heartbeat(overrides: Partial<Heartbeat> & { models?: { name: string; version: string; ready: boolean }[] } = {}): Heartbeat {
+  const models = (overrides.models ?? [{ name: 'iris', version: '1', ready: true }]) as WorkerHeartbeat__Output['models'];
+  return { workerId: 'worker-a', device: 'cpu', executionProvider: 'cpu', queueDepth: 0, inFlight: 0, draining: false, ...overrides, models };
+}
+
+function clock(start = 1_000_000) {
+  const c = { ms: start, now: () => c.ms };
+  return c;
+}
+
+describe('WorkerRoster', () => {
+  it('keeps the latest heartbeat of each worker: device, provider, models, queue depth, in-flight, last seen', () => {
+    const time = clock();
+    const roster = new WorkerRoster({ now: time.now });
+    roster.observe(heartbeat({ queueDepth: 1 }));
+    time.ms += 1000;
+    roster.observe(heartbeat({ queueDepth: 7, inFlight: 2, device: 'gpu0', executionProvider: 'cuda' }));
+    expect(roster.workers()).toEqual([{
+      id: 'worker-a', device: 'gpu0', provider: 'cuda', models: [{ name: 'iris', version: '1', ready: true }],
+      queueDepth: 7, inFlight: 2, draining: false, lastSeenMs: time.ms,
+    }]);
+  });
+
+  it('forgets a worker silent for 5 s', () => {
+    const time = clock();
+    const roster = new WorkerRoster({ now: time.now });
+    roster.observe(heartbeat());
+    time.ms += 4999;
+    expect(roster.workers()).toHaveLength(1);
+    time.ms += 1;
+    expect(roster.workers()).toEqual([]);
+    expect(roster.servingWorkers('iris')).toBe(0);
+  });
+
+  it('counts as serving a model only the fresh workers with a ready version of it that are not draining', () => {
+    const roster = new WorkerRoster();
+    roster.observe(heartbeat({ workerId: 'a' }));
+    roster.observe(heartbeat({ workerId: 'b', models: [{ name: 'iris', version: '1', ready: true }, { name: 'iris', version: '2', ready: true }] }));
+    roster.observe(heartbeat({ workerId: 'loading', models: [{ name: 'iris', version: '1', ready: false }] }));
+    roster.observe(heartbeat({ workerId: 'leaving', draining: true }));
+    expect(roster.servingWorkers('iris')).toBe(2);
+    expect(roster.servingWorkers('resnet')).toBe(0);
+    expect(roster.workers().find((w) => w.id === 'leaving')?.draining).toBe(true);
+  });
+
+  it('holds at most maxWorkers workers, taking a new one once a listed one has gone silent', () => {
+    const time = clock();
+    const roster = new WorkerRoster({ maxWorkers: 2, now: time.now });
+    expect(roster.observe(heartbeat({ workerId: 'a' }))).toBe('taken');
+    expect(roster.observe(heartbeat({ workerId: 'b' }))).toBe('taken');
+    expect(roster.observe(heartbeat({ workerId: 'c' }))).toBe('roster_full');
+    expect(roster.observe(heartbeat({ workerId: 'a', queueDepth: 3 }))).toBe('taken');
+    time.ms += 5000;
+    expect(roster.observe(heartbeat({ workerId: 'c' }))).toBe('taken');
+    expect(roster.workers().map((w) => w.id)).toEqual(['c']);
+    expect(roster.ignoredCounts()).toEqual({ roster_full: 1, bad_id: 0 });
+  });
+
+  it('takes no worker id that cannot be a label, nor model names longer than one, and cuts long device names', () => {
+    const roster = new WorkerRoster({ maxModelsPerWorker: 2 });
+    expect(roster.observe(heartbeat({ workerId: '' }))).toBe('bad_id');
+    expect(roster.observe(heartbeat({ workerId: 'w'.repeat(129) }))).toBe('bad_id');
+    roster.observe(heartbeat({
+      device: 'd'.repeat(1000),
+      models: [{ name: 'm'.repeat(129), version: '1', ready: true }, { name: 'a', version: '1', ready: true }, { name: 'b', version: '1', ready: true }, { name: 'c', version: '1', ready: true }],
+    }));
+    const [worker] = roster.workers();
+    expect(worker.models.map((m) => m.name)).toEqual(['a', 'b']);
+    expect(worker.device).toHaveLength(64);
+  });
+
+  it('writes the gauges an autoscaler reads, and a model whose workers left as serving 0', () => {
+    const time = clock();
+    const roster = new WorkerRoster({ now: time.now });
+    roster.observe(heartbeat({ workerId: 'gone', models: [{ name: 'resnet', version: '3', ready: true }] }));
+    time.ms += 3000;
+    roster.observe(heartbeat({ workerId: 'w"1', device: 'gpu0', executionProvider: 'cuda', queueDepth: 4, inFlight: 2 }));
+    time.ms += 3000;
+    const out = new PrometheusText();
+    roster.writePrometheus(out);
+    const text = out.toString();
+    expect(text).toContain('infermesh_worker_up{worker="w\\"1",device="gpu0",provider="cuda"} 1\n');
+    expect(text).toContain('infermesh_worker_queue_depth{worker="w\\"1",device="gpu0"} 4\n');
+    expect(text).toContain('infermesh_worker_in_flight{worker="w\\"1",device="gpu0"} 2\n');
+    expect(text).toContain('infermesh_model_serving_workers{model="iris"} 1\n');
+    expect(text).toContain('infermesh_model_serving_workers{model="resnet"} 0\n');
+    expect(text).not.toContain('worker="gone"');
+  });
+
+  it('writes a draining worker as down', () => {
+    const roster = new WorkerRoster();
+    roster.observe(heartbeat({ draining: true }));
+    const out = new PrometheusText();
+    roster.writePrometheus(out);
+    expect(out.toString()).toContain('infermesh_worker_up{worker="worker-a",device="cpu",provider="cpu"} 0\n');
+  });
+});
