@@ -197,6 +197,18 @@ describe('readInferBatchResponse', () => {
     expect(parts[1]).toMatchObject({ statusCode: 3, errorMessage: "input 'row': row 0 is not valid JSON", response: Buffer.alloc(0) });
   });
 
+  it('gives what each answer tells for the prediction record: drift bins, profile, predicted labels and the request id', () => {
+    const response: InferBatchResponse = {
+      responses: [
+        { response: answer, driftBins: Buffer.from([0, 3, 1, 2]), profileId: 'p-1', predictedLabels: ['setosa', 'virginica'], requestId: '0190-assigned' },
+        { statusCode: 3, errorMessage: 'bad row' },
+      ],
+    };
+    const [told, failed] = readInferBatchResponse(batchMethod().responseSerialize(response)).answers;
+    expect({ ...told, driftBins: [...told.driftBins] }).toMatchObject({ driftBins: [0, 3, 1, 2], profileId: 'p-1', predictedLabels: ['setosa', 'virginica'], requestId: '0190-assigned' });
+    expect(failed).toMatchObject({ driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '' });
+  });
+
   it('reads a batch refused as a whole: its id, status and message, and no answers', () => {
     const read = readInferBatchResponse(batchMethod().responseSerialize({ batchId: 9, statusCode: 14, errorMessage: 'worker w1 is shutting down' } satisfies InferBatchResponse));
     expect(read).toEqual({ batchId: 9, statusCode: 14, errorMessage: 'worker w1 is shutting down', answers: [] });

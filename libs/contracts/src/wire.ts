@@ -351,6 +351,12 @@ export interface BatchedResponseParts {
   queueUs: number;
   computeUs: number;
   batchSize: number;
+  /** For the prediction record (see infermesh.v1.BatchedResponse): a view into the response, like `response`. */
+  driftBins: Buffer;
+  profileId: string;
+  predictedLabels: string[];
+  /** The id the response carries ('' when the worker did not say). */
+  requestId: string;
 }
 
 /** A worker's infermesh.v1.InferBatchResponse: the batch it answers, and each request's answer. */
@@ -390,7 +396,9 @@ export function readInferBatchResponse(bytes: Uint8Array): InferBatchResponsePar
     }
     const [start, end] = reader.delimited();
     const item = new Reader(buf, start, end);
-    const answer: BatchedResponseParts = { response: EMPTY, statusCode: 0, errorMessage: '', preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0 };
+    const answer: BatchedResponseParts = {
+      response: EMPTY, statusCode: 0, errorMessage: '', preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, driftBins: EMPTY, profileId: '', predictedLabels: [], requestId: '',
+    };
     while (!item.done) {
       const { field: f, type: t } = item.tag();
       if (f === 1 && t === LEN) answer.response = item.bytes();
@@ -400,12 +408,19 @@ export function readInferBatchResponse(bytes: Uint8Array): InferBatchResponsePar
       else if (f === 5 && t === VARINT) answer.queueUs = item.varint();
       else if (f === 6 && t === VARINT) answer.computeUs = item.varint();
       else if (f === 7 && t === VARINT) answer.batchSize = item.varint();
+      else if (f === 8 && t === LEN) answer.driftBins = item.bytes();
+      else if (f === 9 && t === LEN) answer.profileId = item.string();
+      else if (f === 10 && t === LEN) answer.predictedLabels.push(item.string());
+      else if (f === 11 && t === LEN) answer.requestId = item.string();
       else item.skip(t);
     }
     answers.push(answer);
   }
   return parts;
 }
+
+/** The reader behind the readers here, for a service's own reader of a message it takes as bytes (the router's FeedbackRequest). */
+export { Reader as WireReader };
 
 /** A ModelStreamInferResponse whose `infer_response` (field 2) is the given encoded ModelInferResponse. */
 export function encodeStreamInferResponse(inferResponse: Uint8Array): Buffer {
