@@ -1,5 +1,4 @@
 /** The monitor as a pure factory: tests build one in-process, main.ts runs one. */
-import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createGrpcServer, http2LimitsOf, meshServerCredentials, meshTlsFromConfig, type GrpcServer } from '@infermesh/grpc';
 import { monitorService } from '@infermesh/contracts';
 import { events, snapshotStore, type Bus } from '@infermesh/bus';
@@ -10,6 +9,7 @@ import { startPredictionConsumer, type PredictionConsumer } from './prediction-c
 import { createMetricsHttpServer } from './metrics-http.js';
 import { PrometheusText } from './prometheus-text.js';
 import { WorkerRoster } from './workers.js';
+import { processMetricsRegistry } from './process-metrics.js';
 import type { MonitorConfig } from './config.js';
 
 export interface Monitor {
@@ -40,9 +40,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   await bus.ensureStreams();
   const state = new MonitorState({ maxSeries: config.MONITOR_MAX_SERIES, maxClients: config.MONITOR_MAX_CLIENTS, maxClientSeries: config.MONITOR_MAX_CLIENT_SERIES });
   const store = await snapshotStore(bus, config.MONITOR_SNAPSHOT_KEY);
-  // Process metrics (CPU, memory, event loop lag), in a private registry so several monitors can run in one process.
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  const registry = processMetricsRegistry();
   const workers = new WorkerRoster();
   const http = createMetricsHttpServer(async () => state.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger);
   const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });

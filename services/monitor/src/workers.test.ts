@@ -1,14 +1,10 @@
 /** The worker roster: the latest heartbeat per worker, forgotten after 5 s of silence, bounded whatever arrives. */
 import { describe, expect, it } from 'vitest';
-import type { WorkerHeartbeat__Output } from '@infermesh/contracts';
 import { PrometheusText } from './prometheus-text.js';
-import { WorkerRoster } from './workers.js';
+import { WorkerRoster, type RosterHeartbeat } from './workers.js';
 
-type Heartbeat = Parameters<WorkerRoster['observe']>[0];
-
-function heartbeat(overrides: Partial<Heartbeat> & { models?: { name: string; version: string; ready: boolean }[] } = {}): Heartbeat {
-  const models = (overrides.models ?? [{ name: 'iris', version: '1', ready: true }]) as WorkerHeartbeat__Output['models'];
-  return { workerId: 'worker-a', device: 'cpu', executionProvider: 'cpu', queueDepth: 0, inFlight: 0, draining: false, ...overrides, models };
+function heartbeat(overrides: Partial<RosterHeartbeat> = {}): RosterHeartbeat {
+  return { workerId: 'worker-a', device: 'cpu', executionProvider: 'cpu', queueDepth: 0, inFlight: 0, draining: false, models: [{ name: 'iris', version: '1', ready: true }], ...overrides };
 }
 
 function clock(start = 1_000_000) {

@@ -8,7 +8,7 @@
  * are not taken. A worker silent for `staleMs` is gone; one that said it drains stays
  * listed (flagged) until then, but serves nothing.
  */
-import type { WorkerHeartbeat__Output } from '@infermesh/contracts';
+import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
 import { MAX_LABEL_LENGTH } from './known-models.js';
 import type { PrometheusText } from './prometheus-text.js';
 
@@ -46,7 +46,10 @@ export interface WorkerRosterOptions {
   now?: () => number;
 }
 
-type Heartbeat = Pick<WorkerHeartbeat__Output, 'workerId' | 'device' | 'executionProvider' | 'models' | 'queueDepth' | 'inFlight' | 'draining'>;
+/** What the roster reads of a heartbeat. */
+export type RosterHeartbeat = Pick<WorkerHeartbeat__Output, 'workerId' | 'device' | 'executionProvider' | 'queueDepth' | 'inFlight' | 'draining'> & {
+  models: readonly Pick<ModelStatus__Output, 'name' | 'version' | 'ready'>[];
+};
 
 export class WorkerRoster {
   private readonly entries = new Map<string, WorkerEntry>();
@@ -68,7 +71,7 @@ export class WorkerRoster {
   }
 
   /** Takes a heartbeat as the worker's latest state; says why when it is not taken. */
-  observe(heartbeat: Heartbeat): HeartbeatOutcome {
+  observe(heartbeat: RosterHeartbeat): HeartbeatOutcome {
     const id = heartbeat.workerId;
     if (id.length === 0 || id.length > MAX_LABEL_LENGTH) return this.ignore('bad_id');
     const now = this.now();

@@ -1,0 +1,92 @@
+/**
+ * What the monitor serves on /metrics passes `promtool check metrics` (Prometheus's own
+ * linter: HELP and TYPE for every family, `_total` only on counters, no family twice,
+ * units in names), with data in every family a running mesh fills.
+ *
+ * promtool is required, as nats-server is: the test fails when it is missing (CI installs
+ * Debian's `prometheus` package, which ships /usr/bin/promtool; PROMTOOL names another).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { connectBus, type Bus } from '@infermesh/bus';
+import { createLogger } from '@infermesh/log';
+import { startNatsServer, type NatsServer } from '@infermesh/testing';
+import { createMonitor, monitorConfig, type Monitor } from './index.js';
+import { record } from './records.fixture.js';
+
+const logger = createLogger('prometheus-check-test', { level: 'silent' });
+
+let nats: NatsServer;
+let bus: Bus;
+let monitor: Monitor;
+let metricsUrl: string;
+
+function promtoolBinary(): string {
+  const candidates = [process.env.PROMTOOL, ...(process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'promtool')), '/usr/bin/promtool'];
+  const found = candidates.find((candidate) => candidate && existsSync(candidate));
+  if (!found) throw new Error('promtool was not found: install it (Debian: apt-get install prometheus) or set PROMTOOL');
+  return found;
+}
+
+/** promtool's verdict on an exposition text: its exit code and what it printed. */
+function promtoolCheck(text: string): { status: number | null; output: string } {
+  const result = spawnSync(promtoolBinary(), ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
+  if (result.error) throw result.error;
+  return { status: result.status, output: `${result.stdout}${result.stderr}`.trim() };
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  bus = await connectBus({ url: nats.url, name: 'prometheus-check-test', prefix: 'infermesh', logger });
+  const config = monitorConfig({
+    NATS_URL: nats.url, MONITOR_HOST: '127.0.0.1', MONITOR_PORT: '0', MONITOR_METRICS_PORT: '0', MONITOR_HEARTBEAT_WAIT_MS: '0',
+  });
+  monitor = await createMonitor({ config, logger, bus });
+  const { metricsPort } = await monitor.start();
+  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  fillWithData(monitor);
+}, 60_000);
+
+afterAll(async () => {
+  await monitor?.stop();
+  await bus?.drain();
+  await nats?.stop();
+});
+
+/** Several models and versions, errors, clients, an unknown model, workers (one draining): every family has samples. */
+function fillWithData(m: Monitor): void {
+  const now = Date.now();
+  const models = [{ name: 'iris', version: '1', ready: true }, { name: 'iris', version: '2', ready: true }, { name: 'text-direction', version: '1', ready: true }];
+  m.workers.observe({ workerId: 'worker-cpu0', device: 'cpu', executionProvider: 'cpu', models, queueDepth: 3, inFlight: 1, draining: false });
+  m.workers.observe({ workerId: 'worker-gpu0', device: 'gpu0', executionProvider: 'cuda', models: models.slice(2), queueDepth: 0, inFlight: 0, draining: true });
+  for (const { name, version } of models) m.state.known.add(name, version);
+  for (let i = 0; i < 20; i++) {
+    const model = models[i % models.length];
+    m.state.count(record({
+      model: model.name, version: model.version, timestampMs: String(now - i), latencyUs: String(500 + i * 300), items: 1 + (i % 4), batchSize: 1 + (i % 8),
+      statusCode: i % 7 === 0 ? 3 : 0, clientId: i % 2 === 0 ? 'key-a' : '',
+    }));
+  }
+  m.state.count(record({ model: 'not-announced', timestampMs: String(now) }));
+  m.state.count(record({ model: '', timestampMs: String(now) }));
+}
+
+describe('/metrics', () => {
+  it('passes promtool check metrics', async () => {
+    const response = await fetch(metricsUrl);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    // The data is there, so promtool checks real samples, not only HELP and TYPE lines.
+    expect(text).toMatch(/^infermesh_request_duration_seconds_bucket\{le="\+Inf",model="iris",version="1"\} \d+$/m);
+    expect(text).toMatch(/^infermesh_worker_queue_depth\{worker="worker-cpu0",device="cpu"\} 3$/m);
+    expect(promtoolCheck(text)).toEqual({ status: 0, output: '' });
+  });
+
+  it('is checked by a promtool that does reject a gauge named as a counter', () => {
+    const verdict = promtoolCheck('# HELP queue_total Not a counter.\n# TYPE queue_total gauge\nqueue_total 1\n');
+    expect(verdict.status).not.toBe(0);
+    expect(verdict.output).toContain('non-counter metrics should not have "_total" suffix');
+  });
+});
