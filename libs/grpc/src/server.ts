@@ -41,9 +41,11 @@ export interface CallContext {
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 export type BidiHandler<Req, Res> = (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>;
+/** One request, a stream of answers: the handler writes to `call` and resolves when done (the stream then ends OK). */
+export type ServerStreamHandler<Req, Res> = (request: Req, call: grpc.ServerWritableStream<Req, Res>, ctx: CallContext) => Promise<void>;
 
 export interface ServiceHandlers {
-  [method: string]: UnaryHandler<never, unknown> | { bidi: BidiHandler<never, unknown> };
+  [method: string]: UnaryHandler<never, unknown> | { bidi: BidiHandler<never, unknown> } | { serverStream: ServerStreamHandler<never, unknown> };
 }
 
 export interface GrpcServerOptions {
@@ -126,7 +128,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
    */
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
-  function track(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): void {
+  /** What track and callContext read of a call, whatever its kind. */
+  type AnyCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'cancelled' | 'metadata' | 'getDeadline' | 'getPeer' | 'getAuthContext'> & {
+    once(event: 'cancelled', listener: () => void): unknown;
+    off(event: 'cancelled', listener: () => void): unknown;
+  };
+  function track(call: AnyCall): void {
     if (call.cancelled) return;
     inFlight++;
     call.once('cancelled', () => {
@@ -139,7 +146,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
    * grpc-js reports every call as cancelled when its stream closes, answered or not, so
    * only a cancel before the answer aborts the handler's signal.
    */
-  function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, span: Span): { ctx: CallContext; finish: () => void } {
+  function callContext(call: AnyCall, span: Span): { ctx: CallContext; finish: () => void } {
     track(call);
     const controller = new AbortController();
     const deadline = call.getDeadline();
@@ -204,11 +211,22 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   }
 
   function wrapBidi(serviceName: string, method: string, handler: BidiHandler<never, unknown>, traced: boolean, allowed?: readonly Role[]): grpc.handleBidiStreamingCall<unknown, unknown> {
-    const run = (call: grpc.ServerDuplexStream<unknown, unknown>, span: Span) => {
+    return wrapStream(serviceName, method, (call, ctx) => handler(call as never, ctx), traced, allowed);
+  }
+
+  function wrapServerStream(serviceName: string, method: string, handler: ServerStreamHandler<never, unknown>, traced: boolean, allowed?: readonly Role[]): grpc.handleServerStreamingCall<unknown, unknown> {
+    return wrapStream(serviceName, method, (call, ctx) => handler(call.request as never, call as never, ctx), traced, allowed);
+  }
+
+  /** A streaming call: the handler's promise ends the stream, OK when it resolves, with the mapped status when it rejects. */
+  function wrapStream<Call extends grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>>(
+    serviceName: string, method: string, handler: (call: Call, ctx: CallContext) => Promise<void>, traced: boolean, allowed?: readonly Role[],
+  ): (call: Call) => void {
+    const run = (call: Call, span: Span) => {
       const { ctx, finish } = callContext(call, span);
       Promise.resolve().then(() => {
         admit(serviceName, allowed, ctx);
-        return handler(call as never, ctx);
+        return handler(call, ctx);
       }).then(
         () => {
           finish();
@@ -240,7 +258,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         const traced = !addOptions.untraced?.includes(method);
         implementation[method] = typeof handler === 'function'
           ? wrapUnary(serviceName, method, handler, traced, addOptions.callers)
-          : wrapBidi(serviceName, method, handler.bidi, traced, addOptions.callers);
+          : 'bidi' in handler
+            ? wrapBidi(serviceName, method, handler.bidi, traced, addOptions.callers)
+            : wrapServerStream(serviceName, method, handler.serverStream, traced, addOptions.callers);
       }
       // A stream's message that does not decode reaches serveStream, instead of grpc-js ending the call with INTERNAL.
       const streams = Object.keys(handlers).filter((method) => typeof handlers[method] !== 'function');
