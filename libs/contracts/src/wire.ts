@@ -271,14 +271,16 @@ export const BATCHED_REQUEST_OVERHEAD_BYTES = 128;
 export const PREPROCESS_ERROR_BYTES = 1024;
 /** What a PreprocessResult's own framing adds at most: its tag and length, the pixels', the count. */
 const PREPROCESS_RESULT_FRAMING_BYTES = 32;
+/** One image's ImageStatistics in a PreprocessResult at most: tag and length, two varints, two doubles. */
+const IMAGE_STATISTICS_BYTES = 32;
 
 /**
  * The most bytes a PreprocessResult for `images` images of `frameBytes` each can take in the
- * answer: its frames or its error message, and its framing. The worker packs its calls with
- * it and the preprocessor refuses calls by it, so the two agree on what fits.
+ * answer: its frames and their statistics, or its error message, and its framing. The worker
+ * packs its calls with it and the preprocessor refuses calls by it, so the two agree on what fits.
  */
 export function preprocessResultBytes(images: number, frameBytes: number): number {
-  return Math.max(images * frameBytes, PREPROCESS_ERROR_BYTES) + PREPROCESS_RESULT_FRAMING_BYTES;
+  return Math.max(images * (frameBytes + IMAGE_STATISTICS_BYTES), PREPROCESS_ERROR_BYTES) + PREPROCESS_RESULT_FRAMING_BYTES;
 }
 
 /** One client request as a router hands it to a worker (infermesh.v1.BatchedRequest). */

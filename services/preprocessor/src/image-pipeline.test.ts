@@ -2,13 +2,13 @@
  * The image pipeline on small synthetic images encoded by real sharp: decoding, EXIF
  * orientation, the three resize modes with exact pixel placement, padding, and frames of
  * UINT8 RGB pixels [N, H, W, 3] (normalization, layout and channel order are the model
- * graph's work: services/worker/src/graph-prelude.test.ts).
+ * graph's work: services/worker/src/graph-prelude.test.ts), and each image's statistics.
  */
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output } from '@infermesh/contracts';
-import { MAX_FRAME_SIDE, checkPipeline, imagesToPixels, padPixel } from './image-pipeline.js';
+import { MAX_FRAME_SIDE, checkPipeline, imagesToPixels, padPixel, preprocessImages } from './image-pipeline.js';
 
 type Rgb = readonly [number, number, number];
 
@@ -231,5 +231,35 @@ describe('padding after EXIF orientation and in UINT8', () => {
     expect(Array.from(data.subarray(0, 3))).toEqual([114, 114, 114]);
     expect(Array.from(data.subarray(3, 6))).toEqual([...A]);
     expect(Array.from(data.subarray(9, 12))).toEqual([114, 114, 114]);
+  });
+});
+
+describe('statistics of each image', () => {
+  const luma = ([r, g, b]: Rgb) => 0.299 * r + 0.587 * g + 0.114 * b;
+
+  it('gives one per image, in order, with the size each image was sent at', async () => {
+    const { statistics } = await preprocessImages(spec({ width: 2, height: 2 }), 'image', [await png(['AAA']), await png(['B', 'B'])]);
+    expect(statistics.map((s) => [s.width, s.height])).toEqual([[3, 1], [1, 2]]);
+  });
+
+  it('takes the size after EXIF orientation, as the image is shown', async () => {
+    // Stored 4 x 2, orientation 6: shown 2 x 4.
+    const stored = await image(['AABB', 'AABB']).withMetadata({ orientation: 6 }).png().toBuffer();
+    const { statistics } = await preprocessImages(spec({ width: 4, height: 4, resize: 'pad' }), 'image', [stored]);
+    expect([statistics[0].width, statistics[0].height]).toEqual([2, 4]);
+  });
+
+  it('reads brightness and contrast from the resized image, leaving the padding out', async () => {
+    // A uniform image padded with 114s on both sides: the padding would add contrast and pull the mean.
+    const { pixels, statistics } = await preprocessImages(spec({ width: 4, height: 2, resize: 'pad', padValue: 114 }), 'image', [await png(['AA', 'AA'])]);
+    expect(Array.from(pixels.subarray(0, 3))).toEqual([114, 114, 114]);
+    expect(statistics[0].brightness).toBeCloseTo(luma(A), 10);
+    expect(statistics[0].contrast).toBe(0);
+  });
+
+  it('measures the spread of the pixels the model sees', async () => {
+    const { statistics } = await preprocessImages(spec({ width: 2, height: 1 }), 'image', [await png(['AB'])]);
+    expect(statistics[0].brightness).toBeCloseTo((luma(A) + luma(B)) / 2, 10);
+    expect(statistics[0].contrast).toBeCloseTo(Math.abs(luma(A) - luma(B)) / 2, 10);
   });
 });

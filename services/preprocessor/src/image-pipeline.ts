@@ -1,14 +1,16 @@
 /**
  * Encoded images → UINT8 pixels in the model's frame: decode (sharp: PNG, JPEG, EXIF
  * orientation), resize with OpenCV's bilinear interpolation (resize.ts, what the models
- * were trained with), place and pad. Normalization, channel order, layout and dtype are not
+ * were trained with), place and pad; and each image's statistics for drift, read from the
+ * pixels the resize wrote (image-statistics.ts). Normalization, channel order, layout and dtype are not
  * done here: the worker prepends them to the model graph, so a quarter of the bytes cross
  * between processes and onnxruntime does the arithmetic.
  */
 import sharp from 'sharp';
 import { TensorError } from '@infermesh/tensor';
-import type { ImagePipeline__Output } from '@infermesh/contracts';
+import type { ImagePipeline__Output, ImageStatistics__Output } from '@infermesh/contracts';
 import { resizeBilinear } from './resize.js';
+import { lumaStatistics } from './image-statistics.js';
 import { Slots } from './slots.js';
 import { checkDeclaredPixels, checkImageCount, DEFAULT_PREPROCESS_LIMITS, type PreprocessLimits } from './image-limits.js';
 /**
@@ -99,15 +101,24 @@ async function decode(bytes: Buffer, maxPixels: number): Promise<{ data: Buffer;
   return { data, width: info.width, height: info.height };
 }
 
+/** The images of one request in their frames, and the statistics of each (infermesh.v1.PreprocessResult). */
+export interface PreprocessedImages {
+  /** UINT8 [count, height, width, 3], RGB. */
+  pixels: Buffer;
+  /** Per image, in order: its size as sent (after EXIF orientation), its resized luma mean and spread. */
+  statistics: ImageStatistics__Output[];
+}
+
 /**
- * The images of one request as UINT8 [count, height, width, 3] RGB. Throws a TensorError
- * naming the input and the element when an image cannot be read, or when the request is
- * over `limits` (checked from the count and the images' headers before anything is
- * decoded or allocated). Each image is resized into its frame as soon as it is decoded,
- * and its decoded pixels are let go. When `signal` aborts, images not yet decoding are not
- * decoded and the call rejects with its reason.
+ * The images of one request as UINT8 [count, height, width, 3] RGB, with each image's
+ * statistics. Throws a TensorError naming the input and the element when an image cannot be
+ * read, or when the request is over `limits` (checked from the count and the images' headers
+ * before anything is decoded or allocated). Each image is resized into its frame as soon as it
+ * is decoded, its statistics are read from the pixels just written (padding excluded), and its
+ * decoded pixels are let go. When `signal` aborts, images not yet decoding are not decoded and
+ * the call rejects with its reason.
  */
-export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[], signal?: AbortSignal, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): Promise<Buffer> {
+export async function preprocessImages(spec: ImagePipeline__Output, name: string, images: readonly Buffer[], signal?: AbortSignal, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): Promise<PreprocessedImages> {
   if (images.length === 0) throw new TensorError(`input '${name}': no images`);
   const { width, height } = spec;
   checkImageCount(limits, name, images.length);
@@ -115,6 +126,7 @@ export async function imagesToPixels(spec: ImagePipeline__Output, name: string, 
   signal?.throwIfAborted();
   const frame = width * height * 3;
   const out = Buffer.allocUnsafe(frame * images.length);
+  const statistics = new Array<ImageStatistics__Output>(images.length);
   const pad = padPixel(spec);
   if (spec.resize !== 'stretch') {
     if (pad[0] === pad[1] && pad[1] === pad[2]) out.fill(pad[0]);
@@ -126,8 +138,14 @@ export async function imagesToPixels(spec: ImagePipeline__Output, name: string, 
       throw new TensorError(`input '${name}': element ${n} is not an image that can be decoded (PNG or JPEG expected): ${error.message}`);
     }), signal);
     const place = placement(spec, image.width, image.height);
-    const target = out.subarray(n * frame, (n + 1) * frame);
-    resizeBilinear({ data: image.data, width: image.width, height: image.height, channels: 3 }, { data: target, width, height, channels: 3 }, place);
+    const target = { data: out.subarray(n * frame, (n + 1) * frame), width, height, channels: 3 };
+    resizeBilinear({ data: image.data, width: image.width, height: image.height, channels: 3 }, target, place);
+    statistics[n] = { width: image.width, height: image.height, ...lumaStatistics(target, place) };
   }));
-  return out;
+  return { pixels: out, statistics };
+}
+
+/** The pixels of `preprocessImages` alone (tests, benchmarks). */
+export async function imagesToPixels(spec: ImagePipeline__Output, name: string, images: readonly Buffer[], signal?: AbortSignal, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): Promise<Buffer> {
+  return (await preprocessImages(spec, name, images, signal, limits)).pixels;
 }

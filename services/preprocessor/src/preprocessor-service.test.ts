@@ -33,6 +33,13 @@ describe('preprocess', () => {
     expect(Array.from((two.pixels as Buffer).subarray(24, 27))).toEqual([70, 80, 90]);
   });
 
+  it('answers each image\'s statistics with its item, in order', async () => {
+    const response = await preprocess(request([[await solid(10, 20, 30)], [await solid(200, 200, 200), await solid(0, 0, 0)]]));
+    const [one, two] = response.results!;
+    expect(one.statistics).toEqual([{ width: 3, height: 3, brightness: expect.closeTo(0.299 * 10 + 0.587 * 20 + 0.114 * 30, 10), contrast: 0 }]);
+    expect(two.statistics!.map((s) => [s.width, s.brightness])).toEqual([[3, expect.closeTo(200, 10)], [3, 0]]);
+  });
+
   it('fails only the item whose image cannot be read, naming the element', async () => {
     const response = await preprocess(request([[await solid(1, 2, 3)], [await solid(4, 5, 6), Buffer.from('not an image')], [await solid(7, 8, 9)]]));
     expect(response.results!.map((r) => r.error ?? '')).toEqual(['', expect.stringMatching(/input 'image': element 1 is not a known image format/), '']);
@@ -62,6 +69,16 @@ describe('preprocess', () => {
     const fits = await preprocess(request([[await solid(1, 2, 3)], [await solid(4, 5, 6)], [await solid(7, 8, 9)]]), limit);
     expect(fits.results!.map((r) => r.count)).toEqual([1, 1, 1]);
     expect(preprocessResponseBytes(fits)).toBeLessThanOrEqual(limit);
+  });
+
+  it('answers within the size worker and preprocessor agree on, statistics included', async () => {
+    // Frames far larger than an error message: the bound is the pixels, their framing and each image's statistics.
+    const large = { ...pipeline, width: 100, height: 100 };
+    const images = [await solid(1, 2, 3), await solid(4, 5, 6)];
+    const limit = preprocessResultBytes(images.length, 100 * 100 * 3);
+    const response = await preprocess(request([images], { pipeline: large }), limit);
+    expect(response.results![0].statistics).toHaveLength(2);
+    expect(preprocessResponseBytes(response)).toBeLessThanOrEqual(limit);
   });
 
   it('stops decoding the images of a call that ended', async () => {

@@ -7,7 +7,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } from '@ope
 import { decodeBytesElements, TensorError } from '@infermesh/tensor';
 import { PREPROCESS_ERROR_BYTES, preprocessResultBytes, type PreprocessRequest__Output, type PreprocessResponse, type PreprocessResult } from '@infermesh/contracts';
 import { boundedDetails, resourceExhausted, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
-import { checkPipeline, imagesToPixels } from './image-pipeline.js';
+import { checkPipeline, preprocessImages } from './image-pipeline.js';
 import { DEFAULT_PREPROCESS_LIMITS, type PreprocessLimits } from './image-limits.js';
 
 const tracer = trace.getTracer('infermesh-preprocessor');
@@ -39,7 +39,8 @@ export async function preprocess(request: PreprocessRequest__Output, maxMessageB
     try {
       if (unreadable || !images) throw unreadable;
       span.setAttribute('infermesh.images', images.length);
-      return { pixels: await imagesToPixels(spec, spec.input, images, signal, limits), count: images.length };
+      const { pixels, statistics } = await preprocessImages(spec, spec.input, images, signal, limits);
+      return { pixels, count: images.length, statistics };
     } catch (error) {
       if (!(error instanceof TensorError)) throw error;
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
