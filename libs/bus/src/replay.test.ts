@@ -100,6 +100,30 @@ describe('replayStream', () => {
     await replay.stop();
   });
 
+  it('hands over the next message only once the promise a handler returned for the last one settles', async () => {
+    const b = await bus();
+    await publish(b, 'a', 'b');
+    const order: string[] = [];
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const r = recorder();
+    const replay = await replayStream(b, 'PREDICTIONS', events.prediction, { afterSequence: 0 }, {
+      ...r.handlers,
+      message: (d: Delivery<PredictionRecord__Output>) => {
+        order.push(`start ${d.message.requestId}`);
+        r.handlers.message(d);
+        return d.message.requestId === 'a' ? held.then(() => void order.push('released a')) : undefined;
+      },
+    });
+    await r.next(1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(order).toEqual(['start a']);
+    release();
+    await r.next(2);
+    expect(order).toEqual(['start a', 'released a', 'start b']);
+    await replay.stop();
+  });
+
   it('starts at the first message stored at or after a time', async () => {
     const b = await bus();
     await publish(b, 'old');

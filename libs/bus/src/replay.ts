@@ -32,8 +32,12 @@ export interface Delivery<T> extends Received<T> {
 }
 
 export interface ReplayHandlers<T> {
-  /** Called for each decoded message, in stream order; a throw is the handler's failure to count (the replay goes on). */
-  message(delivery: Delivery<T>): void;
+  /**
+   * Called for each decoded message, in stream order; a throw (or a rejection) is the
+   * handler's failure to count (the replay goes on). When it returns a promise, the next
+   * message waits for it: a handler that starts writes of its own holds the reading back.
+   */
+  message(delivery: Delivery<T>): void | Promise<void>;
   /** A message that does not decode: it is skipped, and the replay goes on. */
   undecodable(streamSequence: number, subject: string, error: unknown): void;
   /** The handler threw for this message: it is skipped, and the replay goes on. */
@@ -121,7 +125,7 @@ export async function replayStream<T>(bus: Bus, stream: StreamKind, codec: Messa
         continue;
       }
       try {
-        handlers.message({ subject: msg.subject, message, context: traceContextOf(msg.headers), streamSequence: msg.seq });
+        await handlers.message({ subject: msg.subject, message, context: traceContextOf(msg.headers), streamSequence: msg.seq });
       } catch (error) {
         handlers.failed(msg.seq, msg.subject, error);
       }
