@@ -13,6 +13,7 @@ import { ModelMetrics, type ModelMetricsOptions } from './model-metrics.js';
 import { ClientUsage } from './client-usage.js';
 import { PrometheusText } from './prometheus-text.js';
 import { checkRecord } from './record-checks.js';
+import { Timeline } from './timeline.js';
 
 export type RecordOutcome = 'counted' | 'invalid';
 
@@ -54,6 +55,8 @@ export class MonitorState {
   readonly known: KnownModels;
   readonly models: ModelMetrics;
   readonly clients: ClientUsage;
+  /** The last hour in 5 s buckets, for alert windows and the status page; not in the snapshot (see timeline.ts). */
+  readonly timeline: Timeline;
   mark: StreamMark = { sequence: 0, streamCreated: '' };
   private readonly dropped = { invalid: 0, failed: 0, undecodable: 0 };
   private readonly now: () => number;
@@ -63,6 +66,7 @@ export class MonitorState {
     this.models = new ModelMetrics(options);
     this.known = new KnownModels(this.models.maxSeries);
     this.clients = new ClientUsage({ maxClients: options.maxClients, maxSeries: options.maxClientSeries });
+    this.timeline = new Timeline({ maxSeries: this.models.maxSeries, now: this.now });
   }
 
   /** Counts one request once. */
@@ -75,13 +79,18 @@ export class MonitorState {
     const labels = this.known.labelsOf(record.model, record.version);
     this.models.record(labels, checked.observation);
     this.clients.record(record.clientId, labels.model, checked.observation.statusCode === Status.OK, checked.observation.items);
+    this.timeline.observe(labels, checked.observation.atMs, checked.observation.latencyUs, checked.observation.statusCode === Status.OK, checked.observation.items);
     return 'counted';
   }
 
   /** Puts a record counted before the snapshot back into the percentile windows (see ModelMetrics.recall). */
   recall(record: PredictionRecord__Output): void {
     const checked = checkRecord(record, this.now());
-    if (checked.valid) this.models.recall(this.known.labelsOf(record.model, record.version), checked.observation);
+    if (!checked.valid) return;
+    const labels = this.known.labelsOf(record.model, record.version);
+    this.models.recall(labels, checked.observation);
+    // The timeline is not in the snapshot: records read again to refill the windows refill it too.
+    this.timeline.observe(labels, checked.observation.atMs, checked.observation.latencyUs, checked.observation.statusCode === Status.OK, checked.observation.items);
   }
 
   drop(reason: DropReason, records = 1): void {
