@@ -36,7 +36,10 @@ export interface PendingRequest {
   arrivedNs: bigint;
 }
 
-/** A worker's answer to one request. */
+/**
+ * A worker's answer to one request: the response bytes for the client, and what the
+ * prediction record takes from it (timings, drift bins, predicted labels, the request id).
+ */
 export interface WorkerAnswer extends BatchedResponseParts {
   workerId: string;
 }
@@ -190,7 +193,9 @@ export class Coalescer {
 }
 
 function failedAnswer(statusCode: number, errorMessage: string): WorkerAnswer {
-  return { response: Buffer.alloc(0), statusCode, errorMessage, preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, workerId: '' };
+  return {
+    response: Buffer.alloc(0), statusCode, errorMessage, preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', workerId: '',
+  };
 }
 
 function key(model: string, version: string): string {

@@ -19,6 +19,7 @@ import type { PredictionPublisher } from './prediction-publisher.js';
 import { encodeStreamError, type RawInferRequest } from './raw-inference.js';
 import { openAccess, type AccessControl, type Caller } from './auth/index.js';
 import { mergeStatistics } from './statistics.js';
+import { ToldFieldsReader } from './worker-told.js';
 
 export interface InferenceDeps {
   table: RoutingTable;
@@ -57,8 +58,15 @@ export function quote(name: string): string {
   return name.length <= MAX_QUOTED ? `'${name}'` : `'${name.slice(0, MAX_QUOTED)}…' (${name.length} characters)`;
 }
 
+/** NOT_FOUND for a model name no worker has announced, naming the models that were. */
+export function modelNotServed(table: RoutingTable, name: string): ServiceError {
+  const models = table.knownModels();
+  const listed = models.length > MAX_LISTED ? `${models.slice(0, MAX_LISTED).join(', ')}, … (${models.length} in all)` : models.join(', ');
+  return notFound(`model ${quote(name)} is not served by this mesh (models: ${listed || 'none yet'})`);
+}
+
 /** The W3C traceparent of a span, formatted directly (no propagator round trip on the hot path). */
-function traceparentOf(span: Span): string {
+export function traceparentOf(span: Span): string {
   const context = span.spanContext();
   if (!trace.isSpanContextValid(context)) return '';
   return `00-${context.traceId}-${context.spanId}-${context.traceFlags & 1 ? '01' : '00'}`;
@@ -69,6 +77,7 @@ type Generated = grpc.MethodDefinition<object, object>;
 export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
   const { table, logger } = deps;
   const access = deps.access ?? openAccess;
+  const told = new ToldFieldsReader(logger);
 
   /** The per-method check: the call's key, refused here before the handler does any work. */
   function guarded<Req, Res>(method: string, handler: (request: Req, ctx: CallContext, caller: Caller) => Promise<Res>) {
@@ -81,11 +90,7 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     if (status) return status;
     // Just started: a model missing here may not be announced yet. NOT_FOUND would be final to clients.
     if (!table.filled) throw unavailable('routing table not yet filled: the router has just started; retry');
-    if (!table.isKnown(name)) {
-      const models = table.knownModels();
-      const listed = models.length > MAX_LISTED ? `${models.slice(0, MAX_LISTED).join(', ')}, … (${models.length} in all)` : models.join(', ');
-      throw notFound(`model ${quote(name)} is not served by this mesh (models: ${listed || 'none yet'})`);
-    }
+    if (!table.isKnown(name)) throw modelNotServed(table, name);
     if (version && table.holders(name).length > 0) {
       throw notFound(`model ${quote(name)} has no version ${quote(version)} (versions: ${table.versions(name).join(', ')})`);
     }
@@ -130,8 +135,11 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     // only, so refused requests cannot grow the monitor's series without bound.
     const model = table.isKnown(header.modelName) ? header.modelName : UNKNOWN;
     const knownVersion = model !== UNKNOWN && (!version || table.hasVersion(model, version));
+    const items = itemsOf(header);
+    const fromWorker = told.read(answer, items);
     const record: PredictionRecord = {
-      requestId: bounded(header.id, MAX_RECORDED_ID),
+      // The id the client was answered with: its own, or the one the worker assigned.
+      requestId: fromWorker.requestId || bounded(header.id, MAX_RECORDED_ID),
       model,
       version: knownVersion ? version : UNKNOWN,
       workerId: answer?.workerId ?? '',
@@ -144,9 +152,12 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       batchSize: answer?.batchSize ?? 0,
       traceId: traceparent.slice(3, 35),
       timestampMs: String(Date.now()),
-      items: itemsOf(header),
+      items,
       traceparent,
       clientId,
+      driftBins: fromWorker.driftBins,
+      profileId: fromWorker.profileId,
+      predictedLabels: fromWorker.predictedLabels,
     };
     deps.publisher.publish(record);
   }
