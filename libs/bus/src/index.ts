@@ -5,3 +5,4 @@ export { natsConnectOptions, describeNatsAuth, NatsAuthError, type NatsAuthSetti
 export { natsAuthorization, rolePermissions, NATS_ROLES, type NatsRole, type Permissions } from '@infermesh/contracts';
 export { replayStream, streamPosition, streamSequenceAt, type Delivery, type ReplayStart, type ReplayHandlers, type StreamReplay, type StreamPosition } from './replay.js';
 export { snapshotStore, snapshotBucket, snapshotSubject, SnapshotTooLargeError, type SnapshotStore } from './snapshot.js';
+export { expiringBucket, type ExpiringBucket } from './key-value.js';
