@@ -28,6 +28,8 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
       /** Client ids (API key ids) counted apart at most, and (client, model) pairs; the rest count under `_other`. */
       MONITOR_MAX_CLIENTS: setting.positiveInt(1000),
       MONITOR_MAX_CLIENT_SERIES: setting.positiveInt(10_000),
+      /** Browsers following the status page live (Server-Sent Events) at once; more are answered 503 and poll instead. */
+      MONITOR_STATUS_MAX_CLIENTS: setting.positiveInt(100),
     },
     env,
   );

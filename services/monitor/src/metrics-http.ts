@@ -1,5 +1,5 @@
-/** The plain HTTP side: Prometheus scrapes /metrics, probes hit /healthz. */
-import { createServer, type Server } from 'node:http';
+/** The plain HTTP side: Prometheus scrapes /metrics, probes hit /healthz, people open the status page. */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@infermesh/log';
 
@@ -10,8 +10,11 @@ export interface MetricsHttpServer {
   close(): Promise<void>;
 }
 
-/** `collect` writes the whole exposition text, of type `contentType`. */
-export function createMetricsHttpServer(collect: () => Promise<string>, contentType: string, logger: Logger): MetricsHttpServer {
+/** Answers a request for a path it serves (with `path` parsed from the target); false, writing nothing, for any other. */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+
+/** `collect` writes the whole exposition text, of type `contentType`; `routes` serve other paths (the status page). */
+export function createMetricsHttpServer(collect: () => Promise<string>, contentType: string, logger: Logger, routes: readonly HttpRoute[] = []): MetricsHttpServer {
   const server = createServer((req, res) => {
     const path = pathOf(req.url);
     if (path === undefined) {
@@ -35,7 +38,7 @@ export function createMetricsHttpServer(collect: () => Promise<string>, contentT
     } else if (req.method === 'GET' && path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('ok\n');
-    } else {
+    } else if (!routed(routes, req, res, path, logger)) {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('not found\n');
     }
@@ -61,6 +64,17 @@ export function createMetricsHttpServer(collect: () => Promise<string>, contentT
       });
     },
   };
+}
+
+function routed(routes: readonly HttpRoute[], req: IncomingMessage, res: ServerResponse, path: string, logger: Logger): boolean {
+  try {
+    return routes.some((route) => route(req, res, path));
+  } catch (error) {
+    logger.error({ err: error, path: path.slice(0, 256) }, 'an HTTP route failed');
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end();
+    return true;
+  }
 }
 
 function pathOf(url: string | undefined): string | undefined {

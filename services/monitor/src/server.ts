@@ -10,6 +10,8 @@ import { createMetricsHttpServer } from './metrics-http.js';
 import { PrometheusText } from './prometheus-text.js';
 import { WorkerRoster } from './workers.js';
 import { processMetricsRegistry } from './process-metrics.js';
+import { createStatusPage, type StatusPage } from './status-page/status-page.js';
+import { TIMELINE_BUCKET_MS } from './timeline.js';
 import type { MonitorConfig } from './config.js';
 
 export interface Monitor {
@@ -42,7 +44,11 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   const store = await snapshotStore(bus, config.MONITOR_SNAPSHOT_KEY);
   const registry = processMetricsRegistry();
   const workers = new WorkerRoster();
-  const http = createMetricsHttpServer(async () => state.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger);
+  const statusPage: StatusPage = createStatusPage({
+    sources: { counts: state.models, workers, timeline: state.timeline },
+    logger, maxClients: config.MONITOR_STATUS_MAX_CLIENTS, timelineStepMs: TIMELINE_BUCKET_MS,
+  });
+  const http = createMetricsHttpServer(async () => state.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger, [statusPage.handle]);
   const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });
   grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(state), { callers: ['operator'] });
   let consumer: PredictionConsumer | undefined;
@@ -59,6 +65,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       const grpcPort = await grpc.listen(config.MONITOR_HOST, config.MONITOR_PORT);
       const metricsPort = await http.listen(config.MONITOR_HOST, config.MONITOR_METRICS_PORT);
       heartbeats = subscribeWorkerRoster(bus, workers, logger);
+      statusPage.start();
       const started = await startPredictionConsumer({
         bus, state, store, logger, snapshotIntervalMs: config.MONITOR_SNAPSHOT_INTERVAL_MS, heartbeatWaitMs: config.MONITOR_HEARTBEAT_WAIT_MS,
       });
@@ -76,6 +83,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       grpc.setServing(false);
       heartbeats?.unsubscribe();
       heartbeats = undefined;
+      statusPage.stop();
       await consumer?.stop();
       consumer = undefined;
       await http.close();

@@ -1,0 +1,99 @@
+/**
+ * What the status page reads, as small interfaces: the monitor's parts (model counts, the
+ * timeline, drift, accuracy, alerts, the worker roster) each satisfy one, and tests give
+ * fakes. Only the model counts and the roster are required; a page without a source says
+ * so instead of showing empty charts.
+ */
+import type { Alert__Output } from '@infermesh/contracts';
+import type { VersionStats } from '../model-metrics.js';
+import type { SeriesLabels } from '../known-models.js';
+import type { WorkerEntry } from '../workers.js';
+
+/** One step of a model version's traffic: requests answered in [atMs, atMs + step), and the latency then. */
+export interface TimelinePoint {
+  atMs: number;
+  requests: number;
+  errors: number;
+  items: number;
+  p50Ms?: number;
+  p99Ms?: number;
+}
+
+export interface TimelineSource {
+  /** The model versions it has points for. */
+  series(): SeriesLabels[];
+  /** The points of one version since `sinceMs`, oldest first. */
+  points(labels: SeriesLabels, sinceMs: number): TimelinePoint[];
+}
+
+export interface FeatureDriftReading {
+  feature: string;
+  psi: number;
+  observed: number[];
+  expected: number[];
+}
+
+export interface DriftReading {
+  model: string;
+  version: string;
+  windowInputs: number;
+  windowMs: number;
+  /** False while the window holds too few inputs for the PSI to mean anything. */
+  enoughInputs: boolean;
+  features: FeatureDriftReading[];
+  maxPsi: number;
+  profileId: string;
+}
+
+export interface DriftSource {
+  readings(): DriftReading[];
+}
+
+export interface FeedbackCounts {
+  applied: number;
+  unknown: number;
+  expired: number;
+  mismatched: number;
+}
+
+export interface AccuracyReading {
+  model: string;
+  version: string;
+  labelled: number;
+  correct: number;
+  recentAccuracy: number;
+  recentLabelled: number;
+  confusion: { actual: string; predicted: string; count: number }[];
+  feedback: FeedbackCounts;
+}
+
+export interface AccuracySource {
+  readings(): AccuracyReading[];
+}
+
+export interface AlertSource {
+  /** The alerts firing now. */
+  firing(): Alert__Output[];
+  /** Calls `listener` on each transition (firing or resolved); returns how to stop. */
+  onTransition(listener: (alert: Alert__Output) => void): () => void;
+}
+
+export interface ModelCountsSource {
+  /** Every model with records, sorted. */
+  models(): string[];
+  /** The versions of a model with records, sorted. */
+  stats(model: string): VersionStats[];
+}
+
+export interface WorkerSource {
+  workers(): WorkerEntry[];
+}
+
+export interface StatusSources {
+  counts: ModelCountsSource;
+  workers: WorkerSource;
+  timeline?: TimelineSource;
+  drift?: DriftSource;
+  accuracy?: AccuracySource;
+  alerts?: AlertSource;
+}
