@@ -35,7 +35,7 @@ function alert(overrides: Partial<Alert__Output>): Alert__Output {
 }
 
 describe('chartPoints', () => {
-  it('keeps the timeline\'s 5 s steps over 15 minutes, as requests per second, from the first step with traffic to now', () => {
+  it('keeps the timeline\'s 5 s steps over 15 minutes, as requests per second, from the first step with traffic to the last complete one', () => {
     const start = Math.floor((NOW - 60_000) / 5000) * 5000;
     const raw: TimelinePoint[] = [
       { atMs: start, requests: 10, errors: 1, items: 10, p50Ms: 2, p99Ms: 9 },
@@ -47,7 +47,8 @@ describe('chartPoints', () => {
     // The steps between had no requests: 0 req/s and no latency, not a line drawn across them.
     expect(points[1]).toEqual({ atMs: start + 5000, requestsPerS: 0, errorRate: null, p50Ms: null, p99Ms: null });
     expect(points[3].requestsPerS).toBe(1);
-    expect(points.at(-1)!.atMs).toBe(Math.floor(NOW / 5000) * 5000);
+    expect(points.at(-1)!.atMs).toBe(Math.floor(NOW / 5000) * 5000 - 5000);
+    expect(chartPoints([{ atMs: NOW, requests: 4, errors: 0, items: 4 }], SINCE, NOW + 4999, 5000).points).toEqual([]);
   });
 
   it('merges steps when there would be more than 180 points: requests add up, p50 weighted by requests, p99 the largest', () => {

@@ -182,20 +182,20 @@ function alertView(a: Alert__Output): AlertView {
 
 /**
  * The timeline's points merged into at most MAX_POINTS steps over [sinceMs, nowMs], from
- * the first step with traffic on; a step without points had no requests (0 req/s, no
+ * the first step with traffic to the last complete one (the step running now would read
+ * low: its records are still coming); a step without points had no requests (0 req/s, no
  * latency). Merged latencies: p50 weighted by requests, p99 the largest (a percentile of a
  * merged step cannot be had from the steps' percentiles; the largest never hides a spike).
  */
 export function chartPoints(raw: readonly TimelinePoint[], sinceMs: number, nowMs: number, timelineStepMs?: number): { stepMs: number; points: ChartPoint[] } {
   const nativeStep = timelineStepMs ?? smallestGap(raw) ?? DEFAULT_STEP_MS;
   const stepMs = Math.max(nativeStep, Math.ceil((nowMs - sinceMs) / MAX_POINTS / nativeStep) * nativeStep);
-  const inWindow = raw.filter((p) => p.atMs >= sinceMs && p.atMs <= nowMs);
+  const last = slotOf(nowMs, stepMs) - 1;
+  const inWindow = raw.filter((p) => p.atMs >= sinceMs && slotOf(p.atMs, stepMs) <= last);
   if (inWindow.length === 0) return { stepMs, points: [] };
-  // Steps on multiples of stepMs, not from sinceMs: the same points fall in the same steps from one update to the next.
-  const slot = (atMs: number) => Math.floor(atMs / stepMs);
   const merged = new Map<number, { requests: number; errors: number; p50Weighted: number; p50Requests: number; p99: number | null }>();
   for (const p of inWindow) {
-    const s = slot(p.atMs);
+    const s = slotOf(p.atMs, stepMs);
     const m = merged.get(s) ?? { requests: 0, errors: 0, p50Weighted: 0, p50Requests: 0, p99: null };
     m.requests += p.requests;
     m.errors += p.errors;
@@ -207,20 +207,22 @@ export function chartPoints(raw: readonly TimelinePoint[], sinceMs: number, nowM
     merged.set(s, m);
   }
   const points: ChartPoint[] = [];
-  for (let s = slot(inWindow[0].atMs); s <= slot(nowMs); s++) {
-    const atMs = s * stepMs;
+  for (let s = slotOf(inWindow[0].atMs, stepMs); s <= last; s++) {
     const m = merged.get(s);
-    // The step now running has lasted less than a step: its rate is over the time it has run.
-    const seconds = Math.max(nativeStep, Math.min(stepMs, nowMs - atMs)) / 1000;
     points.push({
-      atMs,
-      requestsPerS: (m?.requests ?? 0) / seconds,
+      atMs: s * stepMs,
+      requestsPerS: (m?.requests ?? 0) / (stepMs / 1000),
       errorRate: m && m.requests > 0 ? m.errors / m.requests : null,
       p50Ms: m && m.p50Requests > 0 ? m.p50Weighted / m.p50Requests : null,
       p99Ms: m?.p99 ?? null,
     });
   }
   return { stepMs, points };
+}
+
+/** Steps on multiples of stepMs, not from sinceMs: the same points fall in the same steps from one update to the next. */
+function slotOf(atMs: number, stepMs: number): number {
+  return Math.floor(atMs / stepMs);
 }
 
 function smallestGap(points: readonly TimelinePoint[]): number | undefined {

@@ -89,9 +89,13 @@
     const y = (v) => CHART.top + plotH - (Math.min(v, top) / top) * plotH;
 
     root.append(svg('rect', { class: 'plot', x: CHART.left, y: CHART.top, width: plotW, height: plotH }));
+    let labelledAt = Infinity;
     for (const g of guides || []) {
       if (g.value > top) continue;
       root.append(svg('line', { class: 'guide', x1: CHART.left, x2: CHART.left + plotW, y1: y(g.value), y2: y(g.value) }));
+      // Guides squeezed together by a tall axis keep their lines; their labels would overlap.
+      if (Math.abs(labelledAt - y(g.value)) < 10) continue;
+      labelledAt = y(g.value);
       root.append(svg('text', { class: 'guide-label', x: CHART.left + plotW - 2, y: y(g.value) - 2, 'text-anchor': 'end' }, g.label));
     }
     root.append(svg('text', { class: 'axis', x: CHART.left - 4, y: CHART.top + 8, 'text-anchor': 'end' }, format(top)));
