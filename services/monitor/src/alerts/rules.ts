@@ -90,6 +90,7 @@ function duration(max: number, min = 0) {
 }
 
 export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
   if (ms >= 3600_000 && ms % 3600_000 === 0) return `${ms / 3600_000}h`;
   if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms >= 1000 && ms % 1000 === 0) return `${ms / 1000}s`;
