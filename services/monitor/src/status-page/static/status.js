@@ -154,7 +154,7 @@
         el('td', null, a.model + (a.version ? ' ' + a.version : ''), a.feature ? el('div', { class: 'muted' }, a.feature) : null),
         el('td', { class: 'num' }, num(a.value) + ' / ' + num(a.threshold)),
         el('td', null, a.summary),
-        el('td', null, a.startedMs > 0 ? ago(data.nowMs - a.startedMs) : '–'),
+        el('td', { class: 'nowrap' }, a.startedMs > 0 ? ago(data.nowMs - a.startedMs) : '–'),
       ));
     }
     const more = data.alertsOmitted > 0 ? el('p', { class: 'muted' }, `${data.alertsOmitted} more not shown`) : null;
@@ -260,8 +260,8 @@
         el('td', null, models),
         el('td', { class: 'num' }, num(w.queueDepth)),
         el('td', { class: 'num' }, num(w.inFlight)),
-        el('td', null, w.draining ? 'draining' : 'serving'),
-        el('td', null, ago(data.nowMs - w.lastSeenMs)),
+        el('td', { class: 'nowrap' }, w.draining ? 'draining' : 'serving'),
+        el('td', { class: 'nowrap' }, ago(data.nowMs - w.lastSeenMs)),
       ));
     }
     const more = data.workersOmitted > 0 ? el('p', { class: 'muted' }, `${data.workersOmitted} more not shown`) : null;
