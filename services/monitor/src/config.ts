@@ -28,6 +28,24 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
       /** Client ids (API key ids) counted apart at most, and (client, model) pairs; the rest count under `_other`. */
       MONITOR_MAX_CLIENTS: setting.positiveInt(1000),
       MONITOR_MAX_CLIENT_SERIES: setting.positiveInt(10_000),
+      /** Data drift is measured over the inputs of the records stamped within this long (in 5 s buckets). */
+      MONITOR_DRIFT_WINDOW_MS: z.coerce.number().int().min(5000).max(24 * 3600 * 1000).default(60_000),
+      /** Inputs the drift window needs before its PSI counts (GetDrift enough_inputs, the PSI gauge, drift alerts). */
+      MONITOR_DRIFT_MIN_INPUTS: setting.positiveInt(50),
+      /**
+       * How long predictions are kept for feedback (the max age of the `<prefix>_predictions`
+       * bucket when the monitor creates it; an existing bucket keeps its own, logged). Feedback
+       * for a UUIDv7 request id older than this counts as expired.
+       */
+      MONITOR_FEEDBACK_RETENTION_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
+      /**
+       * How long feedback whose prediction is not kept yet waits for it (records reach the
+       * monitor after the answer: routers batch them, and spool them while NATS is down),
+       * counted from when the router took the feedback. Later feedback waits behind it.
+       */
+      MONITOR_FEEDBACK_GRACE_MS: z.coerce.number().int().min(0).max(3600 * 1000).default(30_000),
+      /** Labelled inputs the recent accuracy is taken over (GetAccuracy recent_accuracy, accuracy alerts). */
+      MONITOR_ACCURACY_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(1000),
       /** Browsers following the status page live (Server-Sent Events) at once; more are answered 503 and poll instead. */
       MONITOR_STATUS_MAX_CLIENTS: setting.positiveInt(100),
     },

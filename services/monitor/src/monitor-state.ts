@@ -2,10 +2,11 @@
  * Everything the monitor has counted, and the PREDICTIONS stream sequence it has counted
  * through: the unit the snapshot saves and a restart restores. Every record enters here,
  * is checked, gets bounded labels, and is counted in the model series and the client
- * usage, or counted as invalid.
+ * usage, or counted as invalid. Beside them: the drift windows (from the records' bins),
+ * and the accuracy from feedback with the FEEDBACK stream sequence it covers.
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { PredictionRecord__Output } from '@infermesh/contracts';
+import type { PredictionRecord__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
 import { Status } from '@infermesh/grpc';
 import { z } from '@infermesh/config';
 import { KnownModels } from './known-models.js';
@@ -13,6 +14,8 @@ import { ModelMetrics, type ModelMetricsOptions } from './model-metrics.js';
 import { ClientUsage } from './client-usage.js';
 import { PrometheusText } from './prometheus-text.js';
 import { checkRecord } from './record-checks.js';
+import { DriftTracker, type LearnOutcome } from './drift.js';
+import { AccuracyTracker, FEEDBACK_OUTCOMES } from './accuracy.js';
 import { Timeline } from './timeline.js';
 
 export type RecordOutcome = 'counted' | 'invalid';
@@ -23,6 +26,17 @@ export type DropReason = 'invalid' | 'failed';
 export interface MonitorStateOptions extends ModelMetricsOptions {
   maxClients?: number;
   maxClientSeries?: number;
+  /** The drift window (MONITOR_DRIFT_WINDOW_MS) and the inputs it needs for a reading (MONITOR_DRIFT_MIN_INPUTS). */
+  driftWindowMs?: number;
+  driftMinInputs?: number;
+  /** Labelled inputs the recent accuracy is taken over (MONITOR_ACCURACY_WINDOW). */
+  accuracyWindow?: number;
+}
+
+/** What a heartbeat taught: model versions new to the monitor, and drift references taken or refused. */
+export interface Announced {
+  added: number;
+  references: { model: string; version: string; profileId: string; outcome: LearnOutcome }[];
 }
 
 /** Where the counts stand in the stream: a snapshot covers the records of messages up to `sequence`. */
@@ -37,10 +51,11 @@ const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 
 const histogram = z.object({ counts: z.array(z.number().nonnegative()), sum: z.number() });
 const samples = z.array(z.number());
+const streamMark = z.object({ sequence: z.number().int().nonnegative(), streamCreated: z.string() });
 const snapshotSchema = z.object({
   format: z.literal(1),
   savedAtMs: z.number(),
-  mark: z.object({ sequence: z.number().int().nonnegative(), streamCreated: z.string() }),
+  mark: streamMark,
   known: z.array(z.tuple([z.string(), z.string()])),
   series: z.array(z.object({
     model: z.string(), version: z.string(), requests: z.number(), errors: z.number(), items: z.number(), lastRequestMs: z.number(),
@@ -49,6 +64,25 @@ const snapshotSchema = z.object({
   })),
   clients: z.array(z.object({ clientId: z.string(), model: z.string(), requests: z.number(), errors: z.number(), items: z.number() })),
   dropped: z.object({ invalid: z.number(), failed: z.number(), undecodable: z.number() }),
+  // Added with drift and feedback: a snapshot saved before them has none, and loads with empty ones.
+  feedbackMark: streamMark.optional(),
+  drift: z.object({
+    series: z.array(z.object({
+      model: z.string(), version: z.string(), profileId: z.string(),
+      features: z.array(z.object({ name: z.string(), expected: z.array(z.number()) })),
+      buckets: z.array(z.object({ index: z.number().int(), inputs: z.number().nonnegative(), counts: z.array(z.number().int().nonnegative()) })),
+    })),
+    dropped: z.object({ no_reference: z.number(), profile_mismatch: z.number(), malformed: z.number() }),
+  }).optional(),
+  accuracy: z.object({
+    classes: z.array(z.tuple([z.string(), z.string(), z.array(z.string())])),
+    series: z.array(z.object({
+      model: z.string(), version: z.string(), labelled: z.number().nonnegative(), correct: z.number().nonnegative(), recent: z.string().regex(/^[01]*$/),
+      confusion: z.array(z.tuple([z.string(), z.string(), z.number().nonnegative()])),
+      feedback: z.object(Object.fromEntries(FEEDBACK_OUTCOMES.map((o) => [o, z.number().nonnegative()])) as Record<(typeof FEEDBACK_OUTCOMES)[number], z.ZodNumber>),
+    })),
+    dropped: z.object({ undecodable: z.number(), failed: z.number() }),
+  }).optional(),
 });
 
 export class MonitorState {
@@ -57,7 +91,13 @@ export class MonitorState {
   readonly clients: ClientUsage;
   /** The last hour in 5 s buckets, for alert windows and the status page; not in the snapshot (see timeline.ts). */
   readonly timeline: Timeline;
+  /** Data drift per model version, from the records' bins against the references heartbeats announce. */
+  readonly drift: DriftTracker;
+  /** Accuracy per model version, from feedback joined with kept predictions. */
+  readonly accuracy: AccuracyTracker;
   mark: StreamMark = { sequence: 0, streamCreated: '' };
+  /** Where the accuracy stands in the FEEDBACK stream: it covers the feedback of messages up to `sequence`. */
+  feedbackMark: StreamMark = { sequence: 0, streamCreated: '' };
   private readonly dropped = { invalid: 0, failed: 0, undecodable: 0 };
   private readonly now: () => number;
 
@@ -66,7 +106,21 @@ export class MonitorState {
     this.models = new ModelMetrics(options);
     this.known = new KnownModels(this.models.maxSeries);
     this.clients = new ClientUsage({ maxClients: options.maxClients, maxSeries: options.maxClientSeries });
+    this.drift = new DriftTracker({ known: this.known, windowMs: options.driftWindowMs, minInputs: options.driftMinInputs, now: this.now });
+    this.accuracy = new AccuracyTracker({ known: this.known, window: options.accuracyWindow });
     this.timeline = new Timeline({ maxSeries: this.models.maxSeries, now: this.now });
+  }
+
+  /** Learns the model versions of a heartbeat, and their drift references and class labels. */
+  announce(heartbeat: Pick<WorkerHeartbeat__Output, 'models'>): Announced {
+    const added = this.known.announce(heartbeat);
+    const references: Announced['references'] = [];
+    for (const m of heartbeat.models) {
+      const outcome = this.drift.learn(m.name, m.version, m.driftReference ?? null);
+      if (outcome !== 'same' && outcome !== 'none' && outcome !== 'not_known') references.push({ model: m.name, version: m.version, profileId: m.driftReference?.profileId ?? '', outcome });
+      this.accuracy.learnClasses(m.name, m.version, m.classLabels ?? []);
+    }
+    return { added, references };
   }
 
   /** Counts one request once. */
@@ -80,6 +134,7 @@ export class MonitorState {
     this.models.record(labels, checked.observation);
     this.clients.record(record.clientId, labels.model, checked.observation.statusCode === Status.OK, checked.observation.items);
     this.timeline.observe(labels, checked.observation.atMs, checked.observation.latencyUs, checked.observation.statusCode === Status.OK, checked.observation.items);
+    this.drift.observe(record, checked.observation.atMs);
     return 'counted';
   }
 
@@ -119,6 +174,10 @@ export class MonitorState {
     out.sample('infermesh_monitor_stream_sequence', [], this.mark.sequence);
     out.family('infermesh_monitor_known_model_versions', 'gauge', 'Model versions announced in worker heartbeats (the labels the monitor accepts).');
     out.sample('infermesh_monitor_known_model_versions', [], this.known.size);
+    this.drift.writePrometheus(out);
+    this.accuracy.writePrometheus(out);
+    out.family('infermesh_monitor_feedback_stream_sequence', 'gauge', 'The FEEDBACK stream sequence the accuracy covers.');
+    out.sample('infermesh_monitor_feedback_stream_sequence', [], this.feedbackMark.sequence);
     return out.toString();
   }
 
@@ -136,6 +195,9 @@ export class MonitorState {
       series: this.models.save(windows, savedAtMs),
       clients: this.clients.toJSON(),
       dropped: { ...this.dropped },
+      feedbackMark: this.feedbackMark,
+      drift: this.drift.save(),
+      accuracy: this.accuracy.save(),
     };
     return gzipSync(JSON.stringify(saved));
   }
@@ -158,6 +220,9 @@ export class MonitorState {
     this.clients.restore(saved.clients);
     Object.assign(this.dropped, saved.dropped);
     this.mark = saved.mark;
+    if (saved.drift) this.drift.restore(saved.drift);
+    if (saved.accuracy) this.accuracy.restore(saved.accuracy);
+    this.feedbackMark = saved.feedbackMark ?? { sequence: 0, streamCreated: '' };
     return { windows };
   }
 }

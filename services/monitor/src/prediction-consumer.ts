@@ -10,12 +10,17 @@
  * is handled once per process (an ordered consumer has no redeliveries), and a snapshot
  * is taken between messages, so it covers whole messages and a restart neither counts a
  * record twice nor misses one. See docs/architecture.md, "Monitor state across restarts".
+ *
+ * Each counted record feedback can label is kept (kept-predictions.ts); a snapshot is saved
+ * only once the puts of the records it covers are done, and reading waits while too many
+ * puts are in flight.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Context, type Span } from '@opentelemetry/api';
 import { events, replayStream, streamPosition, streamSequenceAt, type Bus, type Delivery, type SnapshotStore, type StreamReplay } from '@infermesh/bus';
 import type { PredictionBatch__Output, PredictionRecord__Output } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 import type { MonitorState } from './monitor-state.js';
+import type { KeptPredictions } from './kept-predictions.js';
 
 export const CONSUME_SPAN_NAME = 'infermesh.predictions consume';
 /** Records are stored a little after the router stamps them (it batches for up to 50 ms, and retries): read from a minute earlier. */
@@ -28,6 +33,8 @@ export interface PredictionConsumerOptions {
   logger: Logger;
   snapshotIntervalMs: number;
   heartbeatWaitMs: number;
+  /** Where the predictions feedback joins are kept; none: nothing is kept (accuracy then counts every feedback unknown). */
+  kept?: KeptPredictions;
 }
 
 export interface PredictionConsumer {
@@ -37,10 +44,16 @@ export interface PredictionConsumer {
   stop(): Promise<void>;
 }
 
-export async function startPredictionConsumer({ bus, state, store, logger, snapshotIntervalMs, heartbeatWaitMs }: PredictionConsumerOptions): Promise<PredictionConsumer> {
+export async function startPredictionConsumer({ bus, state, store, logger, snapshotIntervalMs, heartbeatWaitMs, kept }: PredictionConsumerOptions): Promise<PredictionConsumer> {
   const heartbeats = bus.subscribe(bus.subjects.heartbeats, events.heartbeat, ({ message }) => {
-    const added = state.known.announce(message);
-    if (added > 0) logger.info({ worker_id: message.workerId.slice(0, 128), added, known: state.known.size }, 'learned model versions from a heartbeat');
+    const { added, references } = state.announce(message);
+    const worker = message.workerId.slice(0, 128);
+    if (added > 0) logger.info({ worker_id: worker, added, known: state.known.size }, 'learned model versions from a heartbeat');
+    for (const r of references) {
+      const fields = { worker_id: worker, model: r.model, version: r.version, profile_id: r.profileId.slice(0, 128) };
+      if (r.outcome === 'learned') logger.info(fields, 'learned a drift reference from a heartbeat');
+      else if (typeof r.outcome === 'object') logger.warn({ ...fields, why: r.outcome.rejected }, 'refused the drift reference of a heartbeat');
+    }
   });
   await bus.ensureStreams();
   const position = await streamPosition(bus, 'PREDICTIONS');
@@ -63,7 +76,7 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
   // while it holds nothing): no message would ever reach the target, so the start is caught up.
   const nothingToRead = Math.max(from + 1, position.firstSequence) > target;
   const caughtUp = nothingToRead ? Promise.resolve() : new Promise<void>((resolve) => (reachedTarget = resolve));
-  const handleRecords = recordsHandler(state, logger);
+  const handleRecords = recordsHandler(state, logger, kept);
   const handled = (sequence: number) => {
     if (sequence > covered) state.mark = { ...state.mark, sequence };
     if (sequence >= target) reachedTarget();
@@ -79,6 +92,8 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
       } finally {
         handled(delivery.streamSequence);
       }
+      // Counted already: the next message waits while too many kept predictions are being stored.
+      return kept?.room();
     },
     undecodable(sequence, subject, error) {
       // One read again to refill the windows was counted before the snapshot.
@@ -96,21 +111,24 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
   });
   void caughtUp.then(() => logger.info({ sequence: state.mark.sequence }, 'prediction records counted up to the start'));
 
-  let saved = state.mark.sequence;
+  let saved = { sequence: state.mark.sequence, feedback: state.feedbackMark.sequence };
   let saving: Promise<void> = Promise.resolve();
   const save = () => {
     saving = saving.then(async () => {
-      if (state.mark.sequence === saved) return;
-      // Encoded at once, between two messages: the snapshot covers whole messages up to its sequence.
-      const sequence = state.mark.sequence;
+      if (state.mark.sequence === saved.sequence && state.feedbackMark.sequence === saved.feedback) return;
+      // Encoded at once, between two messages (of either stream): the snapshot covers whole messages up to its sequences.
+      const covers = { sequence: state.mark.sequence, feedback: state.feedbackMark.sequence };
       const { bytes, windows } = state.encodeWithin(store.maxBytes);
+      // Not saved before the predictions of the records it covers are stored: after it, they are never put again.
+      const puts = kept?.settled();
       try {
+        await puts;
         await store.save(bytes);
-        saved = sequence;
-        logger.debug({ sequence, bytes: bytes.length, windows }, 'saved a snapshot');
+        saved = covers;
+        logger.debug({ sequence: covers.sequence, feedback_sequence: covers.feedback, bytes: bytes.length, windows }, 'saved a snapshot');
       } catch (error) {
         // The previous snapshot stays valid: a restart then reads more of the stream again.
-        logger.warn({ err: error, sequence, bytes: bytes.length, windows }, 'saving a snapshot failed');
+        logger.warn({ err: error, sequence: covers.sequence, feedback_sequence: covers.feedback, bytes: bytes.length, windows }, 'saving a snapshot failed');
       }
     });
     return saving;
@@ -152,7 +170,7 @@ async function loadSnapshot(state: MonitorState, store: SnapshotStore, logger: L
  * that cannot be counted is counted as failed and skipped: no record can hold back the
  * ones after it. One log line per message, whatever it holds.
  */
-export function recordsHandler(state: MonitorState, logger: Logger): (delivery: Delivery<PredictionBatch__Output>, traced?: boolean) => void {
+export function recordsHandler(state: MonitorState, logger: Logger, kept?: Pick<KeptPredictions, 'keep'>): (delivery: Delivery<PredictionBatch__Output>, traced?: boolean) => void {
   const tracer = trace.getTracer('infermesh-monitor');
   return (delivery, traced = true) => {
     let invalid = 0;
@@ -163,6 +181,7 @@ export function recordsHandler(state: MonitorState, logger: Logger): (delivery: 
         const outcome = state.count(record);
         span?.setAttribute('infermesh.record.outcome', outcome);
         if (outcome === 'invalid') invalid += 1;
+        else kept?.keep(record);
       } catch (error) {
         state.drop('failed');
         failed += 1;

@@ -32,11 +32,19 @@ export function checkRecord(record: PredictionRecord__Output, nowMs: number): Ch
   const computeUs = micros(record.computeUs, 'compute time');
   if (typeof computeUs === 'string') return { valid: false, why: computeUs };
   if (record.items > MAX_ITEMS) return { valid: false, why: `items over ${MAX_ITEMS}` };
-  const stamped = Number(record.timestampMs);
-  // A record from the future (a skewed or forged clock) would stay in the windows and be the "last request" for ever.
-  const atMs = Number.isFinite(stamped) && stamped > 0 ? Math.min(stamped, nowMs) : nowMs;
+  const atMs = recordTime(record, nowMs);
   return {
     valid: true,
     observation: { statusCode: record.statusCode, items: record.items, latencyUs, queueUs, computeUs, batchSize: record.batchSize, atMs },
   };
+}
+
+/**
+ * When the router answered, as the monitor takes it: never later than now (a record from
+ * the future, a skewed or forged clock, would stay in the windows and be the "last
+ * request" for ever), and now when the record has no time.
+ */
+export function recordTime(record: Pick<PredictionRecord__Output, 'timestampMs'>, nowMs: number): number {
+  const stamped = Number(record.timestampMs);
+  return Number.isFinite(stamped) && stamped > 0 ? Math.min(stamped, nowMs) : nowMs;
 }

@@ -19,6 +19,9 @@ export function record(overrides: Partial<PredictionRecord__Output> = {}): Predi
     items: 1,
     traceparent: '',
     clientId: '',
+    driftBins: Buffer.alloc(0),
+    profileId: '',
+    predictedLabels: [],
     ...overrides,
   };
 }

@@ -6,6 +6,8 @@ import type { Logger } from '@infermesh/log';
 import { MonitorState } from './monitor-state.js';
 import { monitorHandlers } from './monitor-service.js';
 import { startPredictionConsumer, type PredictionConsumer } from './prediction-consumer.js';
+import { openKeptPredictions } from './kept-predictions.js';
+import { startFeedbackConsumer, type FeedbackConsumer } from './feedback-consumer.js';
 import { createMetricsHttpServer } from './metrics-http.js';
 import { PrometheusText } from './prometheus-text.js';
 import { WorkerRoster } from './workers.js';
@@ -40,18 +42,23 @@ export interface MonitorDeps {
 export async function createMonitor({ config, logger, bus }: MonitorDeps): Promise<Monitor> {
   // The monitor may start before any router: the stream must exist to read it.
   await bus.ensureStreams();
-  const state = new MonitorState({ maxSeries: config.MONITOR_MAX_SERIES, maxClients: config.MONITOR_MAX_CLIENTS, maxClientSeries: config.MONITOR_MAX_CLIENT_SERIES });
+  const state = new MonitorState({
+    maxSeries: config.MONITOR_MAX_SERIES, maxClients: config.MONITOR_MAX_CLIENTS, maxClientSeries: config.MONITOR_MAX_CLIENT_SERIES,
+    driftWindowMs: config.MONITOR_DRIFT_WINDOW_MS, driftMinInputs: config.MONITOR_DRIFT_MIN_INPUTS, accuracyWindow: config.MONITOR_ACCURACY_WINDOW,
+  });
   const store = await snapshotStore(bus, config.MONITOR_SNAPSHOT_KEY);
+  const kept = await openKeptPredictions({ bus, retentionMs: config.MONITOR_FEEDBACK_RETENTION_MS, logger });
   const registry = processMetricsRegistry();
   const workers = new WorkerRoster();
   const statusPage: StatusPage = createStatusPage({
     sources: { counts: state.models, workers, timeline: state.timeline },
     logger, maxClients: config.MONITOR_STATUS_MAX_CLIENTS, timelineStepMs: TIMELINE_BUCKET_MS,
   });
-  const http = createMetricsHttpServer(async () => state.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger, [statusPage.handle]);
+  const http = createMetricsHttpServer(async () => state.prometheus() + kept.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger, [statusPage.handle]);
   const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });
   grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(state), { callers: ['operator'] });
   let consumer: PredictionConsumer | undefined;
+  let feedback: Promise<FeedbackConsumer | undefined> | undefined;
   let heartbeats: { unsubscribe(): void } | undefined;
   let caughtUp: () => void = () => undefined;
   const serving = new Promise<void>((resolve) => (caughtUp = resolve));
@@ -67,14 +74,21 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       heartbeats = subscribeWorkerRoster(bus, workers, logger);
       statusPage.start();
       const started = await startPredictionConsumer({
-        bus, state, store, logger, snapshotIntervalMs: config.MONITOR_SNAPSHOT_INTERVAL_MS, heartbeatWaitMs: config.MONITOR_HEARTBEAT_WAIT_MS,
+        bus, state, store, logger, snapshotIntervalMs: config.MONITOR_SNAPSHOT_INTERVAL_MS, heartbeatWaitMs: config.MONITOR_HEARTBEAT_WAIT_MS, kept,
       });
       consumer = started;
-      void started.caughtUp.then(() => {
+      void started.caughtUp.then(async () => {
         if (consumer !== started) return;
         grpc.setServing(true);
         caughtUp();
         logger.info({ sequence: state.mark.sequence }, 'monitor caught up');
+        // Feedback sent while the monitor was down finds the predictions of the records just counted.
+        await kept.settled();
+        if (consumer !== started) return;
+        feedback = startFeedbackConsumer({ bus, state, kept, logger, graceMs: config.MONITOR_FEEDBACK_GRACE_MS }).catch((error: unknown) => {
+          logger.error({ err: error }, 'reading the FEEDBACK stream could not start; accuracy stays as it is');
+          return undefined;
+        });
       });
       logger.info({ grpc_port: grpcPort, metrics_port: metricsPort, snapshot_key: config.MONITOR_SNAPSHOT_KEY }, 'monitor serving');
       return { grpcPort, metricsPort };
@@ -84,8 +98,13 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       heartbeats?.unsubscribe();
       heartbeats = undefined;
       statusPage.stop();
-      await consumer?.stop();
+      // Cleared first: a catch-up that ends now starts no feedback consumer.
+      const stopping = consumer;
       consumer = undefined;
+      // Before the last snapshot: it covers the feedback joined up to here.
+      await (await feedback)?.stop();
+      feedback = undefined;
+      await stopping?.stop();
       await http.close();
       await grpc.shutdown(5000);
     },

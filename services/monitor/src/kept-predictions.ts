@@ -1,0 +1,141 @@
+/**
+ * The predictions feedback can be joined with: for each counted record of a successful
+ * request with a request id and predicted labels, its model, version and labels, in the
+ * key-value bucket `keptPredictionsBucket(prefix)` for MONITOR_FEEDBACK_RETENTION_MS.
+ *
+ * Why a bucket and not memory: feedback comes hours later, the monitor restarts in
+ * between, and a day of predictions does not fit a snapshot. The bucket's max age is the
+ * retention, so JetStream forgets them on its own.
+ *
+ * The key is the hex SHA-256 of client id, model and request id joined by NUL, the digest
+ * the router gives a Feedback as its msgId: both come from clients (any characters, any
+ * length), so they are never used raw as keys, and a client reaches only its own
+ * predictions. The bucket is laid out as JetStream key-value buckets are (stream
+ * `KV_<bucket>`, subjects `$KV.<bucket>.<key>`, one message per key), like the snapshots.
+ *
+ * Puts are asynchronous; `settled()` says when every put started so far is done, so a
+ * snapshot never covers a record whose prediction is not stored yet (after a crash the
+ * records after the snapshot are read again and put again: a put is idempotent). At most
+ * `maxInFlight` puts are in flight (plus one message's worth); `room()` holds the reader back.
+ */
+import { createHash } from 'node:crypto';
+import { events, expiringBucket, keptPredictionsBucket, type Bus } from '@infermesh/bus';
+import type { KeptPrediction__Output, PredictionRecord__Output } from '@infermesh/contracts';
+import { Status } from '@infermesh/grpc';
+import type { Logger } from '@infermesh/log';
+import { MAX_LABEL_LENGTH } from './known-models.js';
+import { PrometheusText } from './prometheus-text.js';
+import { recordTime } from './record-checks.js';
+
+/** Predicted labels kept per record at most (a KeptPrediction stays well under NATS max_payload). */
+export const MAX_KEPT_LABELS = 4096;
+const PUT_ATTEMPTS = 5;
+
+/** The bucket key of a prediction: hex SHA-256 of client id, model and request id joined by NUL. */
+export function keptPredictionKey(clientId: string, model: string, requestId: string): string {
+  return createHash('sha256').update(`${clientId}\u0000${model}\u0000${requestId}`).digest('hex');
+}
+
+export type KeepOutcome = 'stored' | 'failed' | 'too_large';
+
+export interface KeptPredictions {
+  /** How long predictions are kept: the bucket's max age (an existing bucket's, when it differs from the setting). */
+  readonly retentionMs: number;
+  /** Starts storing the record's prediction when it is one feedback can label; whether it did. */
+  keep(record: PredictionRecord__Output): boolean;
+  /** Undefined while fewer than maxInFlight puts are in flight; else resolves once there are. */
+  room(): Promise<void> | undefined;
+  /** Resolves once every put started before the call has finished (stored or given up). */
+  settled(): Promise<void>;
+  /** The kept prediction under `key`; undefined when none (never kept, or older than the retention). Throws when NATS cannot answer. */
+  get(key: string): Promise<KeptPrediction__Output | undefined>;
+  prometheus(): string;
+}
+
+export interface KeptPredictionsOptions {
+  bus: Bus;
+  retentionMs: number;
+  logger: Logger;
+  maxInFlight?: number;
+  /** Wait before the n-th retry of a failed put (tests shorten it). */
+  retryDelayMs?: (attempt: number) => number;
+  now?: () => number;
+}
+
+export async function openKeptPredictions({ bus, retentionMs, logger, maxInFlight = 512, retryDelayMs = (n) => 250 * 2 ** n, now = Date.now }: KeptPredictionsOptions): Promise<KeptPredictions> {
+  const bucket = await expiringBucket(bus, keptPredictionsBucket(bus.prefix), { maxAgeMs: retentionMs });
+  // 0 is "no limit": predictions stay, and feedback is still called expired after the setting.
+  const effectiveRetentionMs = bucket.maxAgeMs > 0 ? bucket.maxAgeMs : retentionMs;
+  if (bucket.maxAgeMs !== retentionMs) {
+    logger.warn({ bucket: bucket.bucket, bucket_max_age_ms: bucket.maxAgeMs, retention_ms: retentionMs }, 'the kept predictions bucket exists with another max age; keeping predictions as long as it says');
+  }
+  const pending = new Set<Promise<void>>();
+  const outcomes: Record<KeepOutcome, number> = { stored: 0, failed: 0, too_large: 0 };
+  let waiters: (() => void)[] = [];
+  let failingSince = 0;
+
+  async function put(key: string, data: Uint8Array): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await bucket.put(key, data);
+        outcomes.stored += 1;
+        if (failingSince) logger.info({ failed_for_ms: now() - failingSince }, 'storing kept predictions works again');
+        failingSince = 0;
+        return;
+      } catch (error) {
+        if (attempt >= PUT_ATTEMPTS) {
+          outcomes.failed += 1;
+          // Feedback for it will count as unknown; one line per outage, not per record.
+          if (!failingSince) logger.warn({ err: error, attempts: attempt }, 'storing a kept prediction failed; its feedback will count as unknown');
+          failingSince ||= now();
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, retryDelayMs(attempt)));
+      }
+    }
+  }
+
+  return {
+    retentionMs: effectiveRetentionMs,
+    keep(record) {
+      if (record.statusCode !== Status.OK || !record.requestId || !record.model || record.predictedLabels.length === 0) return false;
+      const atMs = recordTime(record, now());
+      // Older than the retention already (a first start reading days of records): feedback for it counts as expired anyway.
+      if (atMs < now() - effectiveRetentionMs) return false;
+      if (record.predictedLabels.length > MAX_KEPT_LABELS || record.predictedLabels.some((l) => l.length > MAX_LABEL_LENGTH)) {
+        outcomes.too_large += 1;
+        return false;
+      }
+      const data = events.keptPrediction.encode({ model: record.model, version: record.version, predictedLabels: record.predictedLabels, timestampMs: atMs });
+      const done: Promise<void> = put(keptPredictionKey(record.clientId, record.model, record.requestId), data).finally(() => {
+        pending.delete(done);
+        if (pending.size < maxInFlight && waiters.length > 0) {
+          const woken = waiters;
+          waiters = [];
+          for (const wake of woken) wake();
+        }
+      });
+      pending.add(done);
+      return true;
+    },
+    room() {
+      if (pending.size < maxInFlight) return undefined;
+      return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    async settled() {
+      await Promise.all([...pending]);
+    },
+    async get(key) {
+      const stored = await bucket.get(key);
+      return stored && events.keptPrediction.decode(stored);
+    },
+    prometheus() {
+      const out = new PrometheusText();
+      out.family('infermesh_monitor_kept_predictions_total', 'counter', 'Predictions kept for feedback to join (since this monitor started): stored, failed (NATS refused them), too_large (too many or too long labels).');
+      for (const outcome of ['stored', 'failed', 'too_large'] as const) out.sample('infermesh_monitor_kept_predictions_total', [['outcome', outcome]], outcomes[outcome]);
+      out.family('infermesh_monitor_kept_predictions_in_flight', 'gauge', 'Kept predictions being stored now.');
+      out.sample('infermesh_monitor_kept_predictions_in_flight', [], pending.size);
+      return out.toString();
+    },
+  };
+}
