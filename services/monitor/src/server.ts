@@ -51,7 +51,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   const registry = processMetricsRegistry();
   const workers = new WorkerRoster();
   const statusPage: StatusPage = createStatusPage({
-    sources: { counts: state.models, workers, timeline: state.timeline },
+    sources: { counts: state.models, workers, timeline: state.timeline, drift: state.drift, accuracy: state.accuracy },
     logger, maxClients: config.MONITOR_STATUS_MAX_CLIENTS, timelineStepMs: TIMELINE_BUCKET_MS,
   });
   const http = createMetricsHttpServer(async () => state.prometheus() + kept.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger, [statusPage.handle]);

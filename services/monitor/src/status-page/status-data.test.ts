@@ -98,6 +98,22 @@ describe('buildStatusData', () => {
     expect(data.measured.drift).toBe(true);
   });
 
+  it('gives a version\'s accuracy with its history, and the model\'s feedback outcomes with those that joined no version', () => {
+    const h = history();
+    const feedback = (applied: number, unknown: number) => ({ applied, unknown, expired: 0, mismatched: 0 });
+    const readings = [
+      { model: 'iris', version: '', labelled: 0, correct: 0, recentAccuracy: 0, recentLabelled: 0, confusion: [], feedback: feedback(0, 4) },
+      { model: 'iris', version: '1', labelled: 10, correct: 9, recentAccuracy: 0.9, recentLabelled: 10, confusion: [], feedback: feedback(10, 0) },
+    ];
+    h.accuracy.add(readings[1], { atMs: NOW - 5000, recentAccuracy: 1, recentLabelled: 5 });
+    const data = buildStatusData({ counts: countsOf(['iris', '1', 1]), workers: { workers: () => [] }, accuracy: { readings: () => readings } }, h, NOW);
+    expect(data.models.map((m) => m.version)).toEqual(['1']);
+    expect(data.models[0].accuracy).toEqual({
+      labelled: 10, correct: 9, recentAccuracy: 0.9, recentLabelled: 10, feedback: feedback(10, 0), history: [{ atMs: NOW - 5000, recentAccuracy: 1, recentLabelled: 5 }],
+    });
+    expect(data.models[0].modelFeedback).toEqual(feedback(10, 4));
+  });
+
   it('lists the alerts firing, oldest first', () => {
     const firing = [alert({ fingerprint: 'new', startedMs: String(NOW - 1000) }), alert({ fingerprint: 'old', rule: 'iris-errors', kind: 'error_rate' })];
     const data = buildStatusData({ counts: countsOf(), workers: { workers: () => [] }, alerts: { firing: () => firing, onTransition: () => () => undefined } }, history(), NOW);

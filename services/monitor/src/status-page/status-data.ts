@@ -75,6 +75,8 @@ export interface ModelView {
   points: ChartPoint[];
   drift: DriftView | null;
   accuracy: AccuracyView | null;
+  /** What became of the feedback for this model, all versions together (feedback naming no kept prediction has no version). */
+  modelFeedback: FeedbackCounts | null;
 }
 
 export interface AlertView {
@@ -125,7 +127,10 @@ export function accuracySample(reading: AccuracyReading, atMs: number): Accuracy
 export function buildStatusData(sources: StatusSources, history: StatusHistory, nowMs: number, timelineStepMs?: number): StatusData {
   const sinceMs = nowMs - PAGE_WINDOW_MS;
   const drift = new Map((sources.drift?.readings() ?? []).map((r) => [key(r), r]));
-  const accuracy = new Map((sources.accuracy?.readings() ?? []).map((r) => [key(r), r]));
+  const accuracyReadings = sources.accuracy?.readings() ?? [];
+  const modelFeedback = feedbackByModel(accuracyReadings);
+  // A reading without a version counts feedback that joined no prediction: it has no chart of its own.
+  const accuracy = new Map(accuracyReadings.filter((r) => r.version !== '').map((r) => [key(r), r]));
   const counted = sources.counts.models().flatMap((model) => sources.counts.stats(model));
   const countedByKey = new Map(counted.map((s) => [key(s), s]));
 
@@ -155,6 +160,7 @@ export function buildStatusData(sources: StatusSources, history: StatusHistory, 
         labelled: a.labelled, correct: a.correct, recentAccuracy: a.recentAccuracy, recentLabelled: a.recentLabelled, feedback: { ...a.feedback },
         history: history.accuracy.since(labels, sinceMs),
       } : null,
+      modelFeedback: modelFeedback.get(labels.model) ?? null,
     };
   });
 
@@ -171,6 +177,19 @@ export function buildStatusData(sources: StatusSources, history: StatusHistory, 
     alerts: alerts.slice(0, MAX_PAGE_ALERTS),
     alertsOmitted: Math.max(0, alerts.length - MAX_PAGE_ALERTS),
   };
+}
+
+function feedbackByModel(readings: readonly AccuracyReading[]): Map<string, FeedbackCounts> {
+  const sums = new Map<string, FeedbackCounts>();
+  for (const r of readings) {
+    const sum = sums.get(r.model) ?? { applied: 0, unknown: 0, expired: 0, mismatched: 0 };
+    sum.applied += r.feedback.applied;
+    sum.unknown += r.feedback.unknown;
+    sum.expired += r.feedback.expired;
+    sum.mismatched += r.feedback.mismatched;
+    sums.set(r.model, sum);
+  }
+  return sums;
 }
 
 function alertView(a: Alert__Output): AlertView {

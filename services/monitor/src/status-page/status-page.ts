@@ -114,7 +114,7 @@ export function createStatusPage(options: StatusPageOptions): StatusPage {
     const at = now();
     try {
       for (const reading of sources.drift?.readings() ?? []) history.drift.add(reading, driftSample(reading, at));
-      for (const reading of sources.accuracy?.readings() ?? []) history.accuracy.add(reading, accuracySample(reading, at));
+      for (const reading of sources.accuracy?.readings() ?? []) if (reading.version !== '') history.accuracy.add(reading, accuracySample(reading, at));
       history.drift.forgetOld(at);
       history.accuracy.forgetOld(at);
     } catch (error) {

@@ -237,13 +237,16 @@
       parts.append(el('table', { class: 'features' }, el('caption', null, `drift over the last ${Math.round(m.drift.windowMs / 60000)} min (${num(m.drift.windowInputs)} inputs)`),
         el('tbody', null, ...rows)));
     }
+    const lines = [];
     if (m.accuracy) {
       const a = m.accuracy;
-      const f = a.feedback;
-      parts.append(el('p', { class: 'feedback' },
-        `${num(a.correct)} of ${num(a.labelled)} labelled correct (${fmt.percent(a.labelled > 0 ? a.correct / a.labelled : null)} in all) · feedback: `
-          + `${num(f.applied)} applied, ${num(f.unknown)} unknown, ${num(f.expired)} expired, ${num(f.mismatched)} mismatched`));
+      lines.push(`${num(a.correct)} of ${num(a.labelled)} labelled inputs correct (${fmt.percent(a.labelled > 0 ? a.correct / a.labelled : null)} in all)`);
     }
+    if (m.modelFeedback) {
+      const f = m.modelFeedback;
+      lines.push(`feedback for ${m.model}: ${num(f.applied)} applied, ${num(f.unknown)} unknown, ${num(f.expired)} expired, ${num(f.mismatched)} mismatched`);
+    }
+    if (lines.length > 0) parts.append(el('div', { class: 'feedback' }, ...lines.map((line) => el('p', null, line))));
     return parts;
   }
 
