@@ -40,6 +40,9 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
           ? { preferredBatchSize: batching.preferred_batch_size, maxQueueDelayUs: String(batching.max_queue_delay_microseconds), maxQueueSize: batching.max_queue_size }
           : null,
         instances: m.config.instance_group.count,
+        // Built once when the model loaded; the monitor compares records' bins with it.
+        driftReference: m.drift?.reference ?? null,
+        classLabels: m.classifier ? [...m.classifier.labels] : [],
       };
     }),
   };

@@ -61,7 +61,12 @@ export interface WorkerHandlers {
 export function workerHandlers(registry: ModelRegistry, runner: RequestRunner, state: WorkerState, version: string, logger: Logger): WorkerHandlers {
   function answer(outcome: RunOutcome): BatchedResponse {
     const timings = { preprocessUs: us(outcome.preprocessNs), queueUs: us(outcome.queueNs), computeUs: us(outcome.computeNs), batchSize: outcome.batchSize };
-    if (outcome.response) return { response: outcome.response, statusCode: 0, ...timings };
+    if (outcome.response) {
+      return {
+        response: outcome.response, statusCode: 0, ...timings,
+        requestId: outcome.requestId, driftBins: outcome.driftBins, profileId: outcome.profileId, predictedLabels: outcome.predictedLabels,
+      };
+    }
     const status = statusOf(outcome.error);
     if (status.internal) logger.error({ err: outcome.error }, 'request failed');
     return { statusCode: status.code, errorMessage: status.details, ...timings };

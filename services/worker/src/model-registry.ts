@@ -5,7 +5,9 @@ import type { Logger } from '@infermesh/log';
 import { notFound } from '@infermesh/grpc';
 import { scanRepository, type RepositoryModel } from './repository.js';
 import { createSession, type ExecutionProvider } from './runtime.js';
-import { ServedModel } from './served-model.js';
+import { ServedModel, type ModelMonitoring } from './served-model.js';
+import { DriftProfileError, loadDriftProfile } from './drift-profile.js';
+import { classifierOutput } from './predicted-labels.js';
 import { imagePipeline, tabularPipeline, type ModelConfig } from './model-config.js';
 import { prependFeaturePrelude, prependImagePrelude } from './graph-prelude.js';
 
@@ -82,7 +84,8 @@ export class ModelRegistry {
           await session.release();
           throw new Error(`config names tensors the model does not have: ${[...missing, ...missingOut].join(', ')} (model inputs: ${session.inputNames.join(', ')}; outputs: ${session.outputNames.join(', ')})`);
         }
-        loaded.push({ name, version, state: 'READY', reason: '', model: new ServedModel(model.config, version, session, provider) });
+        const monitoring = await this.monitoringOf(model, version);
+        loaded.push({ name, version, state: 'READY', reason: '', model: new ServedModel(model.config, version, session, provider, monitoring) });
         logger.info({ model: name, version, provider }, 'model loaded');
       } catch (error) {
         loaded.push({ name, version, state: 'FAILED', reason: (error as Error).message });
@@ -90,6 +93,29 @@ export class ModelRegistry {
       }
     }
     this.entries.set(model.config.name, loaded);
+  }
+
+  /**
+   * The reference profile and classifier output of a model version. Neither keeps a model from
+   * serving: a profile that cannot be used is logged (the file and what is wrong) and the
+   * version is served without drift, as without a profile; so is a labelled output that
+   * cannot name classes, without predicted labels.
+   */
+  private async monitoringOf(model: RepositoryModel, version: string): Promise<ModelMonitoring> {
+    const { logger } = this.options;
+    const name = model.config.name;
+    const monitoring: ModelMonitoring = {};
+    try {
+      monitoring.profile = await loadDriftProfile(model.path, version, model.config);
+      if (monitoring.profile) logger.info({ model: name, version, profile: monitoring.profile.file, profileId: monitoring.profile.profileId, features: monitoring.profile.profile.features.length }, 'drift profile loaded');
+    } catch (error) {
+      if (!(error instanceof DriftProfileError)) throw error;
+      logger.warn({ model: name, version, reason: error.message }, 'drift profile not used: the model is served without drift');
+    }
+    const { classifier, problem } = classifierOutput(model.config);
+    if (problem) logger.warn({ model: name, version, reason: problem }, 'class labels not used: the model is served without predicted labels');
+    monitoring.classifier = classifier;
+    return monitoring;
   }
 
   list(): ModelEntry[] {

@@ -7,16 +7,21 @@
  *
  * Every request gets one span in its own trace (`infer <model>`), with `queue` and
  * `compute` children; the preprocessor adds its span under it.
+ *
+ * An answered request also carries what its prediction record needs: its id (the client's, or
+ * a UUIDv7 made here), its inputs' drift bins (from the feature tensor, or the preprocessor's
+ * image statistics) and its predicted class labels.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { decodeInputs, encodeBytesElements, encodeRaw, formatShape, TensorError, type Tensor } from '@infermesh/tensor';
-import { preprocessResultBytes, type ModelInferRequest__Output, type ModelInferResponse } from '@infermesh/contracts';
+import { preprocessResultBytes, type ImageStatistics__Output, type ModelInferRequest__Output, type ModelInferResponse } from '@infermesh/contracts';
 import { packWithin } from '@infermesh/batching';
 import { deadlineExceeded, statusOf } from '@infermesh/grpc';
 import type { ServedModel } from './served-model.js';
 import type { PreprocessorClient } from './preprocessor-client.js';
 import { imagePipeline, imagePipelineMessage, tabularPipeline, type ImagePipelineConfig } from './model-config.js';
 import { checkFeatureTensor, rowsToTensor } from './tabular-rows.js';
+import { requestIdOf } from './request-id.js';
 
 /** One request to run. */
 export interface RunItem {
@@ -42,6 +47,14 @@ export interface RunOutcome {
   queueNs: number;
   computeNs: number;
   batchSize: number;
+  /** Answered requests: the id recorded for the request ('' when the client's is too long to record). */
+  requestId?: string;
+  /** Answered requests of a model with a profile: one byte per input and feature (see PredictionRecord.drift_bins). */
+  driftBins?: Buffer;
+  /** The profile the bins were computed with; '' without bins. */
+  profileId?: string;
+  /** Answered requests of a classifier: each input's predicted label. */
+  predictedLabels?: string[];
 }
 
 export interface RunnerDeps {
@@ -56,6 +69,8 @@ interface InFlight {
   item: RunItem;
   span: Span;
   tensors?: Tensor[];
+  /** Per image, from the preprocessor: what an image model's drift bins are computed from. */
+  statistics?: ImageStatistics__Output[];
   error?: unknown;
   preprocessNs: number;
 }
@@ -223,6 +238,7 @@ export class RequestRunner {
           flight.tensors = undefined;
           return;
         }
+        if (result.statistics.length === result.count) flight.statistics = result.statistics;
         const pixels = new Uint8Array(result.pixels.buffer, result.pixels.byteOffset, result.pixels.byteLength);
         const tensor: Tensor = { name: spec.output, datatype: 'UINT8', shape: [result.count, spec.height, spec.width, 3], data: pixels };
         flight.tensors = flight.tensors!.map((t) => (t.name === spec.input ? tensor : t));
@@ -244,14 +260,17 @@ export class RequestRunner {
       span.end();
       return { error: result.reason, preprocessNs: flight.preprocessNs, queueNs: 0, computeNs: 0, batchSize: 0 };
     }
-    const { outputs, queueNs, computeNs, batchSize } = result.value;
+    const { outputs, queueNs, computeNs, batchSize, predictedLabels } = result.value;
+    const { responseId, recordedId } = requestIdOf(item.request!.id);
+    if (responseId !== item.request!.id) span.setAttribute('infermesh.request_id', responseId);
     recordQueueAndCompute(span, queueNs, computeNs, batchSize);
     span.end();
+    const driftBins = driftBinsOf(model, flight);
     return {
       response: {
         modelName: model.name,
         modelVersion: model.version,
-        id: item.request!.id,
+        id: responseId,
         outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(String) })),
         rawOutputContents: outputs.map((o) => encodeRaw(o.data)),
       },
@@ -259,8 +278,29 @@ export class RequestRunner {
       queueNs,
       computeNs,
       batchSize,
+      requestId: recordedId,
+      driftBins,
+      profileId: driftBins ? model.drift!.profileId : '',
+      predictedLabels,
     };
   }
+}
+
+/**
+ * The drift bins of an answered request: from the preprocessor's statistics of its images, or
+ * from its feature tensor (parsed rows, or the tensor the client sent: the same raw units).
+ * None for a model without a profile, or for an image model sent its pixel tensor directly
+ * (the images as sent are unknown then). At most the model's batch of inputs is binned.
+ */
+function driftBinsOf(model: ServedModel, flight: InFlight): Buffer | undefined {
+  const drift = model.drift;
+  if (!drift) return undefined;
+  const most = Math.max(1, model.config.max_batch_size);
+  if (flight.statistics) return flight.statistics.length <= most ? drift.binImages(flight.statistics) : undefined;
+  const tabular = tabularPipeline(model.config);
+  const features = tabular && flight.tensors?.find((t) => t.name === tabular.output);
+  if (!features || features.shape.length === 0 || features.shape[0] > most) return undefined;
+  return drift.binRows(features);
 }
 
 /** Queue and compute as children of the request's span, with their measured times. */

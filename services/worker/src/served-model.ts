@@ -2,7 +2,9 @@
  * One model version loaded into onnxruntime, behind its dynamic batcher. The session runs
  * the repository's model with its pipeline's arithmetic prepended (graph-prelude.ts), so
  * requests are checked against the served inputs (pixels, raw feature values), and
- * ModelMetadata shows what a client sends (clientInputs).
+ * ModelMetadata shows what a client sends (clientInputs). A model with a reference profile
+ * bins its inputs for drift (`drift`); one with a classifier output names each input's
+ * predicted class (`classifier`).
  */
 import type * as ort from 'onnxruntime-node';
 import { ARRAY_TYPE, TensorError, elementCount, formatShape, shapeMatches, type NumericArray, type Tensor } from '@infermesh/tensor';
@@ -12,6 +14,9 @@ import { clientInputs, fullShape, servedInputs, type ModelConfig, type TensorCon
 import { fromOrtTensor, toOrtTensor, type ExecutionProvider } from './runtime.js';
 import { ModelStats } from './model-stats.js';
 import { applyClassification } from './classification.js';
+import { DriftBinner } from './drift-bins.js';
+import type { LoadedProfile } from './drift-profile.js';
+import { predictedLabels, type ClassifierOutput } from './predicted-labels.js';
 
 /** An output a request asks for, with its parameters (Triton's `classification`). */
 export type RequestedOutput = Pick<ModelInferRequest_InferRequestedOutputTensor__Output, 'name' | 'parameters'>;
@@ -30,6 +35,14 @@ export interface InferResult {
   queueNs: number;
   computeNs: number;
   batchSize: number;
+  /** The predicted class label of each input; empty for a model without a classifier output. */
+  predictedLabels: string[];
+}
+
+/** What a model is watched with: its reference profile (checked against its config) and its classifier output. */
+export interface ModelMonitoring {
+  profile?: LoadedProfile;
+  classifier?: ClassifierOutput;
 }
 
 interface Job {
@@ -42,6 +55,10 @@ export class ServedModel {
   readonly stats = new ModelStats();
   /** The tensors the session takes (the pipeline's output as pixels or raw values). */
   readonly inputs: TensorConfig[];
+  /** Bins inputs with the model's reference profile; absent when it has none. */
+  readonly drift?: DriftBinner;
+  /** The output whose highest score is the predicted class; absent when no output has labels. */
+  readonly classifier?: ClassifierOutput;
   private readonly batcher: DynamicBatcher<Job, Tensor[]>;
   private readonly outputNames: string[];
 
@@ -50,9 +67,12 @@ export class ServedModel {
     readonly version: string,
     private readonly session: ort.InferenceSession,
     readonly provider: ExecutionProvider,
+    monitoring: ModelMonitoring = {},
   ) {
     this.outputNames = config.outputs.map((o) => o.name);
     this.inputs = servedInputs(config);
+    this.drift = monitoring.profile ? new DriftBinner(monitoring.profile, config) : undefined;
+    this.classifier = monitoring.classifier;
     const dynamic = config.dynamic_batching;
     this.batcher = new DynamicBatcher<Job, Tensor[]>(
       {
@@ -136,18 +156,25 @@ export class ServedModel {
    */
   async infer(tensors: readonly Tensor[], requested: readonly RequestedOutput[], options: InferOptions = {}): Promise<InferResult> {
     const items = this.validate(tensors, requested.map((r) => r.name));
-    const job: Job = { tensors: new Map(tensors.map((t) => [t.name, t])), items, outputs: requested.length ? requested.map((r) => r.name) : this.outputNames };
+    const answered = requested.length ? requested.map((r) => r.name) : this.outputNames;
+    // The classifier's scores are computed for the predicted labels even when the client asked only for other outputs.
+    const classifier = this.classifier?.name;
+    const extra = classifier !== undefined && !answered.includes(classifier);
+    const job: Job = { tensors: new Map(tensors.map((t) => [t.name, t])), items, outputs: extra ? [...answered, classifier] : answered };
     let result: BatchResult<Tensor[]>;
     let outputs: Tensor[];
+    let labels: string[] = [];
     try {
       result = await this.batcher.submit(job, items, { signal: options.signal, queuedNs: options.queuedNs, deadline: options.deadlineNs });
-      outputs = applyClassification(this.config, requested, result.output);
+      const scores = classifier === undefined ? undefined : result.output.find((o) => o.name === classifier);
+      if (scores) labels = predictedLabels(this.classifier!, scores, this.config.max_batch_size > 0);
+      outputs = applyClassification(this.config, requested, extra ? result.output.filter((o) => o.name !== classifier) : result.output);
     } catch (error) {
       this.stats.recordFailure();
       throw error;
     }
     this.stats.recordSuccess(items, result.queueNs, result.computeNs);
-    return { outputs, queueNs: result.queueNs, computeNs: result.computeNs, batchSize: result.batchSize };
+    return { outputs, queueNs: result.queueNs, computeNs: result.computeNs, batchSize: result.batchSize, predictedLabels: labels };
   }
 
   /** Waits for queued and running work to finish. */

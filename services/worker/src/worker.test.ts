@@ -1,18 +1,21 @@
 /**
  * A worker in-process with real gRPC (port 0), a real nats-server and real onnxruntime on
- * tiny models: queueing, batching, statistics and the ModelStreamInfer stream.
+ * tiny models: queueing, batching, statistics, the ModelStreamInfer stream, and what a
+ * watched model adds (its heartbeat's profile and labels, each answer's bins, labels and id).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { buildAddModel, buildIdentityModel, buildMatMulChainModel, startNatsServer, writeModelRepository, type NatsServer } from '@infermesh/testing';
-import { connectBus, type Bus } from '@infermesh/bus';
+import { buildAddModel, buildIdentityModel, buildLinearSoftmaxModel, buildMatMulChainModel, startNatsServer, writeModelRepository, type NatsServer } from '@infermesh/testing';
+import { connectBus, events, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
 import {
   contracts, inferenceService, workerService,
   type BatchedRequest, type GRPCInferenceServiceClient, type InferBatchRequest, type InferBatchResponse__Output, type ModelInferRequest, type ModelStreamInferResponse__Output, type ModelStatisticsResponse__Output,
+  type WorkerHeartbeat__Output,
 } from '@infermesh/contracts';
 import { createWorker, workerConfig, type Worker } from './index.js';
 import { STREAM_WINDOW } from './inference-service.js';
@@ -26,6 +29,33 @@ let worker: Worker;
 let client: GRPCInferenceServiceClient;
 let workerClient: grpc.Client;
 let repository: string;
+
+/**
+ * A watched model: rows of a (number), color (categorical) and b; a classifier whose 'large'
+ * score is a and 'small' score is -a; and a reference profile in its version folder.
+ */
+const FLOWERS = {
+  name: 'flowers',
+  version: '1',
+  onnx: buildLinearSoftmaxModel({ inputName: 'x', outputName: 'probabilities', labelName: 'label', weights: [[-1, 0, 0, 0, 0], [1, 0, 0, 0, 0]], bias: [0, 0] }),
+  config: {
+    max_batch_size: 8,
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [5] }],
+    outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [2], labels: ['small', 'large'] }, { name: 'label', datatype: 'INT64', shape: [] }],
+    dynamic_batching: { max_queue_delay_microseconds: 0 },
+    preprocess: { tabular: { input: 'row', output: 'x', features: [{ name: 'a' }, { name: 'color', categories: ['red', 'green', 'blue'] }, { name: 'b' }] } },
+  },
+};
+/** Features in another order than the pipeline's: b, a, color. */
+const FLOWERS_PROFILE = JSON.stringify({
+  format: 1, kind: 'tabular', rows: 10, source: 'hand-made', created: '2026-11-27T00:00:00.000Z',
+  features: [
+    { name: 'b', edges: [5], expected: [0.5, 0.5] },
+    { name: 'a', edges: [0, 10], expected: [0.3, 0.4, 0.3] },
+    { name: 'color', edges: [0.5, 1.5], expected: [0.2, 0.3, 0.5] },
+  ],
+});
+const FLOWERS_PROFILE_ID = createHash('sha256').update(FLOWERS_PROFILE).digest('hex').slice(0, 16);
 
 function addRequest(rows: number, id = ''): ModelInferRequest {
   const data = new Float32Array(rows * 4).map((_, i) => i);
@@ -78,7 +108,9 @@ beforeAll(async () => {
       onnx: buildMatMulChainModel({ width: WIDTH, layers: 8 }),
       config: { max_batch_size: 64, inputs: [{ name: 'x', datatype: 'FP32', shape: [WIDTH] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [WIDTH] }], dynamic_batching: { max_queue_size: 100_000 } },
     },
+    FLOWERS,
   ]);
+  await writeFile(join(repository, 'flowers', '1', 'profile.json'), FLOWERS_PROFILE);
   const config = workerConfig({ NATS_URL: nats.url, MODEL_REPOSITORY: repository, WORKER_ID: 'test-worker', WORKER_HOST: '127.0.0.1', WORKER_PORT: '0', WORKER_INTRA_OP_THREADS: '1' });
   worker = await createWorker({ config, logger, bus });
   const address = await worker.start();
@@ -357,5 +389,118 @@ describe('a worker that stops', () => {
     await expect(late).rejects.toThrow('the stream ended before this batch was answered');
     await stopped;
     raw.close();
+  });
+});
+
+describe('a watched model', () => {
+  const flowerRows = (id: string, ...rows: object[]): ModelInferRequest => ({ ...rowRequest(id, ...rows), modelName: 'flowers' });
+  const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  function nextHeartbeat(): Promise<WorkerHeartbeat__Output> {
+    return new Promise((resolve) => {
+      const subscription = bus.subscribe(bus.subjects.heartbeat('test-worker'), events.heartbeat, ({ message }) => {
+        subscription.unsubscribe();
+        resolve(message);
+      });
+    });
+  }
+
+  it('announces its reference profile and class labels in the heartbeat', async () => {
+    const flowers = (await nextHeartbeat()).models.find((m) => m.name === 'flowers')!;
+    expect(flowers.classLabels).toEqual(['small', 'large']);
+    expect(flowers.driftReference).toEqual({
+      profileId: FLOWERS_PROFILE_ID,
+      rows: '10',
+      features: [
+        { name: 'b', edges: [5], expected: [0.5, 0.5] },
+        { name: 'a', edges: [0, 10], expected: [0.3, 0.4, 0.3] },
+        { name: 'color', edges: [0.5, 1.5], expected: [0.2, 0.3, 0.5] },
+      ],
+    });
+  });
+
+  it('announces neither for a model without a profile or labels', async () => {
+    const rows = (await nextHeartbeat()).models.find((m) => m.name === 'rows')!;
+    expect(rows.driftReference).toBeNull();
+    expect(rows.classLabels).toEqual([]);
+  });
+
+  it('answers each request with its inputs\' bins, row-major in profile order, and the profile they were binned with', async () => {
+    const response = await inferBatch({
+      modelName: 'flowers', modelVersion: '1',
+      requests: [
+        // b 5 → 1, a -3 → 0, blue → 2; then b 4.9 → 0, a 10 → 2, red → 0.
+        { request: flowerRows('two', { a: -3, b: 5, color: 'blue' }, { a: 10, b: 4.9, color: 'red' }) },
+        // b 7 → 1, a 0.5 → 1, green → 1.
+        { request: flowerRows('one', { a: 0.5, b: 7, color: 'green' }) },
+      ],
+    });
+    const [two, one] = response.responses;
+    expect([two.statusCode, one.statusCode]).toEqual([0, 0]);
+    expect(Array.from(two.driftBins)).toEqual([1, 0, 2, 0, 2, 0]);
+    expect(Array.from(one.driftBins)).toEqual([1, 1, 1]);
+    expect([two.profileId, one.profileId]).toEqual([FLOWERS_PROFILE_ID, FLOWERS_PROFILE_ID]);
+  });
+
+  it('bins the feature tensor a client sends as it bins rows: it holds the same raw values', async () => {
+    const tensor: ModelInferRequest = {
+      id: 't', modelName: 'flowers',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: ['2', '5'] }],
+      // a, red/green/blue, b
+      rawInputContents: [Buffer.from(Float32Array.from([-3, 0, 0, 1, 5, 10, 1, 0, 0, 4.9]).buffer)],
+    };
+    const response = await inferBatch({ modelName: 'flowers', modelVersion: '1', requests: [{ request: tensor }] });
+    expect(Array.from(response.responses[0].driftBins)).toEqual([1, 0, 2, 0, 2, 0]);
+  });
+
+  it('answers each request with the predicted label of each input', async () => {
+    const response = await inferBatch({
+      modelName: 'flowers', modelVersion: '1',
+      requests: [{ request: flowerRows('p', { a: -3, b: 0, color: 'red' }, { a: 2, b: 0, color: 'red' }) }, { request: flowerRows('q', { a: 10, b: 0, color: 'red' }) }],
+    });
+    expect(response.responses.map((r) => r.predictedLabels)).toEqual([['small', 'large'], ['large']]);
+  });
+
+  it('predicts labels even when the client asks only for another output, and answers only that output', async () => {
+    const request = { ...flowerRows('only-label', { a: -1, b: 0, color: 'red' }), outputs: [{ name: 'label' }] };
+    const [answer] = (await inferBatch({ modelName: 'flowers', modelVersion: '1', requests: [{ request }] })).responses;
+    expect(answer.predictedLabels).toEqual(['small']);
+    expect(answer.response!.outputs.map((o) => o.name)).toEqual(['label']);
+  });
+
+  it('records the client\'s id as the request id, echoed in the response', async () => {
+    const [answer] = (await inferBatch({ modelName: 'flowers', modelVersion: '1', requests: [{ request: flowerRows('client-7', { a: 1, b: 1, color: 'red' }) }] })).responses;
+    expect(answer.requestId).toBe('client-7');
+    expect(answer.response!.id).toBe('client-7');
+  });
+
+  it('makes a UUIDv7 for a request without an id, and answers the client with it', async () => {
+    const [first, second] = (await inferBatch({
+      modelName: 'flowers', modelVersion: '1',
+      requests: [{ request: flowerRows('', { a: 1, b: 1, color: 'red' }) }, { request: flowerRows('', { a: 1, b: 1, color: 'red' }) }],
+    })).responses;
+    expect(first.requestId).toMatch(UUID_V7);
+    expect(first.response!.id).toBe(first.requestId);
+    expect(second.requestId).not.toBe(first.requestId);
+  });
+
+  it('gives a direct caller without an id the made id too', async () => {
+    const answer = (await infer(flowerRows('', { a: 1, b: 1, color: 'red' }))) as { id: string };
+    expect(answer.id).toMatch(UUID_V7);
+  });
+
+  it('adds no bins, profile or labels for a model without a profile or labels, but still the request id', async () => {
+    const [answer] = (await inferBatch({ modelName: 'rows', modelVersion: '1', requests: [{ request: rowRequest('plain', { a: 12, b: 3 }) }] })).responses;
+    expect(answer.statusCode).toBe(0);
+    expect(answer.driftBins).toHaveLength(0);
+    expect(answer.profileId).toBe('');
+    expect(answer.predictedLabels).toEqual([]);
+    expect(answer.requestId).toBe('plain');
+  });
+
+  it('adds nothing to a request that failed', async () => {
+    const [answer] = (await inferBatch({ modelName: 'flowers', modelVersion: '1', requests: [{ request: flowerRows('bad', { a: 'x', b: 1, color: 'red' }) }] })).responses;
+    expect(answer.statusCode).toBe(grpc.status.INVALID_ARGUMENT);
+    expect([answer.driftBins.length, answer.profileId, answer.predictedLabels, answer.requestId]).toEqual([0, '', [], '']);
   });
 });
