@@ -1,7 +1,7 @@
 /** Binning a request's inputs with its model's profile: rows of the feature tensor, and image statistics. */
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '@infermesh/tensor';
-import { DriftBinner, driftReferenceOf, tabularFeatureValues } from './drift-bins.js';
+import { DriftBinner, driftReferenceOf, imageFeatureValues, tabularFeatureValues } from './drift-bins.js';
 import { parseDriftProfile } from './drift-profile.js';
 import { modelConfigSchema, tabularPipeline } from './model-config.js';
 
@@ -75,6 +75,13 @@ describe('tabularFeatureValues', () => {
   it('reads each named feature\'s column, a categorical one as its category index', () => {
     const values = tabularFeatureValues(tabularPipeline(tabularModel)!, ['b', 'color'], features([[1, 0, 0, 1, 4], [2, 0, 1, 0, 5]]));
     expect(values.map((v) => Array.from(v))).toEqual([[4, 5], [2, 1]]);
+  });
+});
+
+describe('imageFeatureValues', () => {
+  it('reads each named statistic of each image, the aspect ratio being width / height', () => {
+    const values = imageFeatureValues(['image.aspect_ratio', 'image.contrast'], [{ width: 96, height: 48, brightness: 1, contrast: 7 }, { width: 10, height: 40, brightness: 2, contrast: 3 }]);
+    expect(values.map((v) => Array.from(v))).toEqual([[2, 0.25], [7, 3]]);
   });
 });
 

@@ -9,7 +9,7 @@
  */
 import type { Tensor } from '@infermesh/tensor';
 import type { DriftReference, ImageStatistics__Output } from '@infermesh/contracts';
-import { binIndex, IMAGE_FEATURES, isImageFeature, type LoadedProfile } from './drift-profile.js';
+import { binIndex, IMAGE_FEATURES, isImageFeature, type ImageFeatureName, type LoadedProfile } from './drift-profile.js';
 import { featureWidth } from './tabular-rows.js';
 import { tabularPipeline, type ModelConfig, type TabularPipelineConfig } from './model-config.js';
 
@@ -59,6 +59,11 @@ export function tabularFeatureValues(spec: TabularPipelineConfig, names: readonl
     for (let r = 0; r < rows; r++) values[r] = valueAt(data, r * rowWidth, columns);
     return values;
   });
+}
+
+/** Each named statistic's values over images' statistics (what `infermesh profile` profiles). */
+export function imageFeatureValues(names: readonly ImageFeatureName[], statistics: readonly ImageStatistics__Output[]): Float64Array[] {
+  return names.map((name) => Float64Array.from(statistics, IMAGE_FEATURES[name]));
 }
 
 /** The profile as the heartbeat announces it (infermesh.v1.DriftReference). */

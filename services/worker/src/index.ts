@@ -12,4 +12,4 @@ export {
   IMAGE_FEATURES, IMAGE_FEATURE_NAMES, MAX_PROFILE_FEATURES, MAX_PROFILE_BINS, PROFILE_FILE, type DriftProfile, type LoadedProfile, type ImageFeatureName,
 } from './drift-profile.js';
 export { buildDriftProfile, featureReference, serializeDriftProfile, ProfileBuildError, DEFAULT_PROFILE_BINS, type FeatureValues, type FeatureSummary, type ProfileInput } from './profile-builder.js';
-export { tabularFeatureValues } from './drift-bins.js';
+export { tabularFeatureValues, imageFeatureValues } from './drift-bins.js';

@@ -17,6 +17,11 @@ describe('quantileEdges', () => {
     expect(quantileEdges(values, 10)).toEqual([1.5, 4.5]);
   });
 
+  it('writes an edge between FP32 values with few digits', () => {
+    const values = Float64Array.from([4.9, 5, 5, 5.1].map(Math.fround));
+    expect(quantileEdges(values, 4)).toEqual([4.95, 5.05]);
+  });
+
   it('gives a constant feature no edges: one bin', () => {
     expect(quantileEdges(Float64Array.from(new Array(20).fill(3)), 10)).toEqual([]);
   });

@@ -8,7 +8,8 @@
  * value lies between the two), but a live value equal to a reference value then never sits on
  * an edge, so rounding it (a row's 5.1 becomes 5.0999999 as FP32) cannot move it to the
  * bin below. A feature with few distinct values gets fewer bins: equal edges are dropped, and
- * every bin holds some reference values.
+ * every bin holds some reference values. The midpoint is written with the fewest digits that
+ * keep it within a thousandth of the gap (4.95, not 4.949999809265137 between two FP32 values).
  */
 import { binIndex, driftProfileSchema, MAX_PROFILE_BINS, MAX_PROFILE_FEATURES, PROFILE_FORMAT, type DriftProfile, type FeatureReferenceJson } from './drift-profile.js';
 
@@ -64,6 +65,18 @@ function firstIndexOf(sorted: Float64Array, value: number): number {
   return low;
 }
 
+/** The midpoint of `below` < `above` with the fewest significant digits within a thousandth of their gap. */
+function roundedMidpoint(below: number, above: number): number {
+  // Halved separately: (a + b) / 2 overflows for values near the largest double.
+  const middle = below / 2 + above / 2;
+  const tolerance = (above - below) * 1e-3;
+  for (let digits = 1; digits < 17; digits++) {
+    const rounded = Number(middle.toPrecision(digits));
+    if (rounded > below && rounded < above && Math.abs(rounded - middle) <= tolerance) return rounded;
+  }
+  return middle;
+}
+
 /** Inner edges from the quantiles of ascending `sorted`: at most `bins - 1`, strictly ascending. */
 export function quantileEdges(sorted: Float64Array, bins: number): number[] {
   const edges: number[] = [];
@@ -73,8 +86,7 @@ export function quantileEdges(sorted: Float64Array, bins: number): number[] {
     const first = firstIndexOf(sorted, quantile);
     if (first === 0) continue; // the smallest value: an edge below it would leave its bin empty
     const below = sorted[first - 1];
-    // Halved separately: (a + b) / 2 overflows for values near the largest double.
-    let edge = below / 2 + quantile / 2;
+    let edge = roundedMidpoint(below, quantile);
     if (!(edge > below)) edge = quantile; // adjacent doubles: no value lies between them
     if (edges.length === 0 || edge > edges[edges.length - 1]) edges.push(edge);
   }
