@@ -7,6 +7,17 @@ import { describe, expect, it } from 'vitest';
 import type { PredictionRecord__Output } from '@infermesh/contracts';
 import { MonitorState, type MonitorStateOptions } from './monitor-state.js';
 import { record as fixture } from './records.fixture.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { ModelStatus__Output } from '@infermesh/contracts';
+
+/** A model as a worker's heartbeat announces it: with a two-feature drift profile `p1` and iris's classes. */
+function heartbeatModel(name: string, version: string): ModelStatus__Output {
+  return {
+    name, version, ready: true, platform: 'onnxruntime', inputs: [], outputs: [], maxBatchSize: 0, reason: '', dynamicBatching: null, instances: 1,
+    driftReference: { profileId: 'p1', rows: '150', features: [0, 1].map((i) => ({ name: `f${i}`, edges: [0.5], expected: [0.5, 0.5] })) },
+    classLabels: ['setosa', 'versicolor', 'virginica'],
+  };
+}
 
 function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRecord__Output {
   return fixture({ timestampMs: String(Date.now()), ...overrides });
@@ -40,6 +51,23 @@ describe('labels', () => {
     state.known.announce({ models: [{ name: 'resnet', version: '3' }] as never });
     state.count(record({ model: 'resnet', version: '3' }));
     expect(state.models.stats('resnet')[0].requestCount).toBe(1);
+  });
+
+  it('learns a version\'s drift reference and class labels from the heartbeat that announces it', () => {
+    const state = new MonitorState();
+    const { added, references } = state.announce({ models: [heartbeatModel('iris', '1')] });
+    expect(added).toBe(1);
+    expect(references).toEqual([{ model: 'iris', version: '1', profileId: 'p1', outcome: 'learned' }]);
+    expect(state.announce({ models: [heartbeatModel('iris', '1')] })).toEqual({ added: 0, references: [] });
+    state.accuracy.apply({ model: 'iris', version: '1', predictedLabels: ['virginica'] }, ['virginica']);
+    expect(state.accuracy.readings()[0].confusion).toEqual([{ actual: 'virginica', predicted: 'virginica', count: 1 }]);
+  });
+
+  it('counts the drift bins of a counted record', () => {
+    const state = new MonitorState();
+    state.announce({ models: [heartbeatModel('iris', '1')] });
+    state.count(record({ items: 3, driftBins: Buffer.from([0, 1, 1, 1, 0, 0]), profileId: 'p1' }));
+    expect(state.drift.reading('iris', '1')?.features.map((f) => f.observed)).toEqual([[2 / 3, 1 / 3], [1 / 3, 2 / 3]]);
   });
 
   it('keeps at most maxSeries model versions, also when heartbeats announce more; the rest count under _unknown', () => {
@@ -194,6 +222,38 @@ describe('snapshot', () => {
     restored.restore(state.encode());
     expect(restored.prometheus()).toBe(state.prometheus());
     expect(restored.models.stats('_unknown')[0].requestCount).toBe(2);
+  });
+
+  it('restores the drift windows, the accuracy and the FEEDBACK mark it was taken with', () => {
+    const now = Date.now();
+    const state = monitorState({ now: () => now });
+    state.announce({ models: [heartbeatModel('iris', '1')] });
+    state.count(record({ items: 2, driftBins: Buffer.from([0, 1, 1, 1]), profileId: 'p1', timestampMs: String(now) }));
+    state.accuracy.apply({ model: 'iris', version: '1', predictedLabels: ['setosa', 'virginica'] }, ['setosa', 'setosa']);
+    state.accuracy.unjoined('iris', 'unknown');
+    state.feedbackMark = { sequence: 12, streamCreated: '2026-01-02T00:00:00Z' };
+
+    const restored = new MonitorState({ now: () => now });
+    restored.restore(state.encode());
+    expect(restored.drift.readings()).toEqual(state.drift.readings());
+    expect(restored.drift.reading('iris', '1')?.windowInputs).toBe(2);
+    expect(restored.accuracy.readings()).toEqual(state.accuracy.readings());
+    expect(restored.feedbackMark).toEqual({ sequence: 12, streamCreated: '2026-01-02T00:00:00Z' });
+    expect(restored.prometheus()).toBe(state.prometheus());
+  });
+
+  it('loads a snapshot saved before drift and feedback, with none of either', () => {
+    const state = monitorState();
+    state.count(record());
+    const saved = JSON.parse(gunzipSync(state.encode()).toString('utf8')) as Record<string, unknown>;
+    delete saved.drift;
+    delete saved.accuracy;
+    delete saved.feedbackMark;
+    const restored = new MonitorState();
+    restored.restore(gzipSync(JSON.stringify(saved)));
+    expect(restored.models.stats('iris')[0].requestCount).toBe(1);
+    expect(restored.accuracy.readings()).toEqual([]);
+    expect(restored.feedbackMark).toEqual({ sequence: 0, streamCreated: '' });
   });
 
   it('refuses bytes that are not a snapshot and keeps its state', () => {
