@@ -139,7 +139,7 @@ describe('the status page', () => {
     }
     expect((await forged.locator('td').allTextContents()).slice(0, 2)).toEqual([FORGED, FORGED]);
     expect(await page.locator('#workers img').count()).toBe(0);
-    expect(await page.evaluate(() => document.body.dataset.injected)).toBeUndefined();
+    expect(await page.locator('body').getAttribute('data-injected')).toBeNull();
   });
 
   it('ran without a script error', () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { connectBus, type Bus } from '@infermesh/bus';
+import { connectBus, events, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
 import { startNatsServer, type NatsServer } from '@infermesh/testing';
 import { createMonitor, monitorConfig, type Monitor } from './index.js';
@@ -55,22 +55,37 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-/** Several models and versions, errors, clients, an unknown model, workers (one draining): every family has samples. */
+/** A reference profile of two features, two bins each. */
+const REFERENCE = {
+  profileId: 'profile-1', rows: '100',
+  features: [{ name: 'sepal_length', edges: [5.8], expected: [0.5, 0.5] }, { name: 'petal_width', edges: [1.3], expected: [0.5, 0.5] }],
+};
+
+/**
+ * Several models and versions, errors, clients, an unknown model, drift with enough inputs,
+ * accuracy from feedback (joined and not), workers (one draining): every family has samples.
+ */
 function fillWithData(m: Monitor): void {
   const now = Date.now();
   const models = [{ name: 'iris', version: '1', ready: true }, { name: 'iris', version: '2', ready: true }, { name: 'text-direction', version: '1', ready: true }];
   m.workers.observe({ workerId: 'worker-cpu0', device: 'cpu', executionProvider: 'cpu', models, queueDepth: 3, inFlight: 1, draining: false });
   m.workers.observe({ workerId: 'worker-gpu0', device: 'gpu0', executionProvider: 'cuda', models: models.slice(2), queueDepth: 0, inFlight: 0, draining: true });
-  for (const { name, version } of models) m.state.known.add(name, version);
-  for (let i = 0; i < 20; i++) {
+  // Through the codec, as a heartbeat arrives: every field of the message present.
+  const announced = models.map((model) => ({ ...model, driftReference: model.name === 'iris' ? REFERENCE : null, classLabels: ['setosa', 'versicolor', 'virginica'] }));
+  m.state.announce(events.heartbeat.decode(events.heartbeat.encode({ workerId: 'worker-cpu0', models: announced })));
+  for (let i = 0; i < 200; i++) {
     const model = models[i % models.length];
     m.state.count(record({
-      model: model.name, version: model.version, timestampMs: String(now - i), latencyUs: String(500 + i * 300), items: 1 + (i % 4), batchSize: 1 + (i % 8),
+      model: model.name, version: model.version, timestampMs: String(now - i), latencyUs: String(500 + i * 300), items: 1, batchSize: 1 + (i % 8),
       statusCode: i % 7 === 0 ? 3 : 0, clientId: i % 2 === 0 ? 'key-a' : '',
+      ...(model.name === 'iris' ? { driftBins: Buffer.from([i % 2, 1]), profileId: REFERENCE.profileId } : {}),
     }));
   }
   m.state.count(record({ model: 'not-announced', timestampMs: String(now) }));
   m.state.count(record({ model: '', timestampMs: String(now) }));
+  m.state.accuracy.apply({ model: 'iris', version: '1', predictedLabels: ['setosa', 'virginica'] }, ['setosa', 'versicolor']);
+  m.state.accuracy.apply({ model: 'iris', version: '1', predictedLabels: ['setosa'] }, ['setosa', 'setosa']);
+  m.state.accuracy.unjoined('iris', 'unknown');
 }
 
 describe('/metrics', () => {
@@ -81,6 +96,8 @@ describe('/metrics', () => {
     // The data is there, so promtool checks real samples, not only HELP and TYPE lines.
     expect(text).toMatch(/^infermesh_request_duration_seconds_bucket\{le="\+Inf",model="iris",version="1"\} \d+$/m);
     expect(text).toMatch(/^infermesh_worker_queue_depth\{worker="worker-cpu0",device="cpu"\} 3$/m);
+    expect(text).toMatch(/^infermesh_model_drift_psi\{model="iris",version="1",feature="petal_width"\} [\d.e-]+$/m);
+    expect(text).toMatch(/^infermesh_model_accuracy_recent\{model="iris",version="1"\} 0\.5$/m);
     expect(promtoolCheck(text)).toEqual({ status: 0, output: '' });
   });
 
