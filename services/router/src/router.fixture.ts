@@ -61,6 +61,8 @@ export async function standInWorker(answer: { current: Answer }): Promise<{ addr
 export interface RouterUnderTest {
   nats: NatsServer;
   router: Router;
+  /** The router's own NATS connection. */
+  bus: Bus;
   address: string;
   /** A connection of its own, to read the streams. */
   reader: Bus;
@@ -116,7 +118,7 @@ export async function startRouter(options: RouterOptions = {}): Promise<RouterUn
     })],
   });
   return {
-    nats, router, address, reader, answer, keys,
+    nats, router, bus, address, reader, answer, keys,
     serve(models) {
       router.table.update({ workerId: 'w1', address: worker.address, device: 'cpu', models, queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu' });
       router.table.markFilled();
@@ -131,14 +133,17 @@ export async function startRouter(options: RouterOptions = {}): Promise<RouterUn
       clients.push(client);
       return client;
     },
-    async stored(kind, decode) {
+    async stored<T>(kind: StreamKind, decode: (data: Uint8Array) => T): Promise<T[]> {
       const jsm = await reader.js.jetstreamManager();
       const name = streamName(PREFIX, kind);
-      const info = await jsm.streams.info(name);
-      const messages = [];
-      for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-        const stored = await jsm.streams.getMessage(name, { seq });
-        if (stored) messages.push(decode(stored.data));
+      const { state } = await jsm.streams.info(name);
+      const messages: T[] = [];
+      if (state.messages === 0) return messages;
+      // An ordered consumer: the whole stream in a few round trips, not one per message.
+      const consumer = await reader.js.consumers.get(name);
+      for await (const message of await consumer.fetch({ max_messages: state.messages, expires: 5000 })) {
+        messages.push(decode(message.data));
+        if (message.seq >= state.last_seq) break;
       }
       return messages;
     },

@@ -10,6 +10,9 @@ import { PredictionPublisher } from './prediction-publisher.js';
 import { RecordSpool, defaultSpoolDir } from './record-spool.js';
 import { inferenceHandlers } from './inference-service.js';
 import { rawInferenceService } from './raw-inference.js';
+import { feedbackServiceDefinition } from './feedback-request.js';
+import { feedbackHandlers } from './feedback-service.js';
+import { FeedbackStore } from './feedback-store.js';
 import type { RouterConfig } from './config.js';
 import { accessControlFor } from './auth/index.js';
 
@@ -52,6 +55,8 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
     rawInferenceService(),
     inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access }),
   );
+  // True labels of earlier requests, on the same port and with the same keys as inference.
+  grpc.addService('infermesh.v1.FeedbackService', feedbackServiceDefinition(), feedbackHandlers({ table, store: new FeedbackStore(bus, logger), logger, access }));
   const probe = new WorkerProbe({
     table, pool, logger, checkTimeoutMs: WORKER_CHECK_TIMEOUT_MS, outageCheckMs: config.ROUTER_WORKER_CHECK_MS, retryRefusedMs: REFUSED_RETRY_MS, fillMs: config.ROUTER_TABLE_FILL_MS,
   });

@@ -1,5 +1,5 @@
 /**
- * Who may call the public GRPCInferenceService, and how much. A call's key is read from its
+ * Who may call the public GRPCInferenceService and FeedbackService, and how much. A call's key is read from its
  * metadata (`authorization: Bearer <key>` or `x-api-key: <key>`) and checked against the
  * keys file's digests; each inference request is then checked against the key's models,
  * rate and quota before any work is done for it. Refusals name the key id, never the key.
@@ -16,7 +16,11 @@ import { TokenBucket, type Clock } from './token-bucket.js';
 export const PROBE_METHODS: ReadonlySet<string> = new Set(['ServerLive', 'ServerReady']);
 /** Calls that describe the whole mesh (and, later, change it): admin keys only. */
 export const ADMIN_METHODS: ReadonlySet<string> = new Set(['ModelStatistics', 'RepositoryIndex']);
-/** Methods whose requests each take from the rate and quota (admitInference), not the call. */
+/**
+ * Methods whose requests each take from the rate and quota (admitInference), not the call.
+ * Every other method (Feedback among them, however many items it carries) takes one token
+ * of the rate per call, and nothing from the quota.
+ */
 const INFERENCE_METHODS: ReadonlySet<string> = new Set(['ModelInfer', 'ModelStreamInfer']);
 
 const MISSING = "missing API key: send 'authorization: Bearer <key>'";
@@ -208,7 +212,7 @@ export class ApiKeyAccess implements AccessControl {
  */
 export async function accessControlFor(keysFile: string | undefined, logger: Logger): Promise<AccessControl> {
   if (!keysFile) {
-    logger.warn('the API is open: ROUTER_API_KEYS_FILE is not set, so every inference.GRPCInferenceService call is served without an API key');
+    logger.warn('the API is open: ROUTER_API_KEYS_FILE is not set, so every inference.GRPCInferenceService and infermesh.v1.FeedbackService call is served without an API key');
     return openAccess;
   }
   const access = new ApiKeyAccess(await loadKeysFile(keysFile));
