@@ -33,6 +33,8 @@ export interface IrisTraining {
   weights: number[][];
   bias: number[];
   trainRows: number;
+  /** The training rows as clients send them (cm): the reference data of the model's drift profile. */
+  trainFeatures: IrisRow[];
   trainAccuracy: number;
   heldOut: { features: number[][]; labels: number[] };
   onnx: Uint8Array;
@@ -136,6 +138,7 @@ export function trainIris(): IrisTraining {
     weights,
     bias,
     trainRows: train.length,
+    trainFeatures: train.map((i) => Object.fromEntries(IRIS_FEATURES.map((name, f) => [name, numbers[i][f]])) as IrisRow),
     trainAccuracy,
     heldOut: { features: test.map((i) => standardize(numbers[i], stats)), labels: test.map((i) => labels[i]) },
     onnx,

@@ -14,6 +14,11 @@ export function modelFile(name: string, version: number | string = 1): string {
   return join(MODEL_REPOSITORY_DIR, name, String(version), 'model.onnx');
 }
 
+/** `models/<name>/<version>/profile.json`: the model's drift reference profile. */
+export function modelProfileFile(name: string, version: number | string = 1): string {
+  return join(MODEL_REPOSITORY_DIR, name, String(version), 'profile.json');
+}
+
 /** `models/<name>/config.yaml`. */
 export function modelConfigFile(name: string): string {
   return join(MODEL_REPOSITORY_DIR, name, 'config.yaml');
