@@ -48,6 +48,15 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
       MONITOR_ACCURACY_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(1000),
       /** Browsers following the status page live (Server-Sent Events) at once; more are answered 503 and poll instead. */
       MONITOR_STATUS_MAX_CLIENTS: setting.positiveInt(100),
+      /** The alert rules (YAML, see deploy/alerts/rules.example.yaml), checked at start: a wrong rule stops the monitor. Unset: no alerts. */
+      MONITOR_ALERT_RULES_FILE: z.string().min(1).optional(),
+      /** How often the alert rules are evaluated. */
+      MONITOR_ALERT_INTERVAL_MS: setting.positiveInt(1000),
+      /** Each alert transition is POSTed here in Alertmanager's v2 shape (e.g. http://alertmanager:9093/api/v2/alerts). Unset: none. */
+      MONITOR_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional(),
+      MONITOR_ALERT_WEBHOOK_TIMEOUT_MS: setting.positiveInt(5000),
+      /** The generatorURL of webhook alerts, where a person reads more (default: the status page, http://MONITOR_HOST:MONITOR_METRICS_PORT/status). */
+      MONITOR_ALERT_GENERATOR_URL: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional(),
     },
     env,
   );

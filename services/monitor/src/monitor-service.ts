@@ -10,6 +10,8 @@ import type { VersionStats } from './model-metrics.js';
 import type { Percentiles } from './sliding-window.js';
 import type { DriftReading } from './drift.js';
 import type { AccuracyReading } from './accuracy.js';
+import { alertHandlers, type AlertHandlers } from './alerts/alert-api.js';
+import type { Alerting } from './alerts/alerting.js';
 
 // A type alias, not an interface, so it stays assignable to ServiceHandlers' index signature.
 export type MonitorHandlers = {
@@ -17,16 +19,17 @@ export type MonitorHandlers = {
   GetClientUsage: UnaryHandler<GetClientUsageRequest__Output, GetClientUsageResponse>;
   GetDrift: UnaryHandler<GetDriftRequest__Output, GetDriftResponse>;
   GetAccuracy: UnaryHandler<GetAccuracyRequest__Output, GetAccuracyResponse>;
-};
+} & AlertHandlers;
 
 /** A name longer than any label is named by its length only: messages never echo client strings unbounded. */
 function quoted(name: string): string {
   return name.length <= MAX_LABEL_LENGTH ? `"${name}"` : `of ${name.length} characters`;
 }
 
-export function monitorHandlers(state: MonitorState): MonitorHandlers {
+export function monitorHandlers(state: MonitorState, alerting: Alerting): MonitorHandlers {
   const metrics = state.models;
   return {
+    ...alertHandlers(alerting),
     async GetModelStats({ model, version }) {
       if (!model) {
         if (version) throw invalidArgument('version needs a model: set model too, or leave both empty for every model');

@@ -14,6 +14,10 @@ import { WorkerRoster } from './workers.js';
 import { processMetricsRegistry } from './process-metrics.js';
 import { createStatusPage, type StatusPage } from './status-page/status-page.js';
 import { TIMELINE_BUCKET_MS } from './timeline.js';
+import { loadAlertRules } from './alerts/rules.js';
+import { Alerting } from './alerts/alerting.js';
+import { monitorAlertSignals } from './alerts/signals.js';
+import { AlertWebhook } from './alerts/webhook.js';
 import type { MonitorConfig } from './config.js';
 
 export interface Monitor {
@@ -40,6 +44,8 @@ export interface MonitorDeps {
 }
 
 export async function createMonitor({ config, logger, bus }: MonitorDeps): Promise<Monitor> {
+  // First: a wrong alert rule stops the monitor before it binds or reads anything.
+  const rules = config.MONITOR_ALERT_RULES_FILE ? await loadAlertRules(config.MONITOR_ALERT_RULES_FILE, { accuracyWindow: config.MONITOR_ACCURACY_WINDOW }) : [];
   // The monitor may start before any router: the stream must exist to read it.
   await bus.ensureStreams();
   const state = new MonitorState({
@@ -50,13 +56,21 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   const kept = await openKeptPredictions({ bus, retentionMs: config.MONITOR_FEEDBACK_RETENTION_MS, logger });
   const registry = processMetricsRegistry();
   const workers = new WorkerRoster();
+  const alerting = new Alerting({
+    rules, logger, bus, intervalMs: config.MONITOR_ALERT_INTERVAL_MS,
+    signals: monitorAlertSignals({ timeline: state.timeline, workers, drift: state.drift, accuracy: state.accuracy }),
+    webhook: config.MONITOR_ALERT_WEBHOOK_URL === undefined ? undefined : new AlertWebhook({
+      url: config.MONITOR_ALERT_WEBHOOK_URL, timeoutMs: config.MONITOR_ALERT_WEBHOOK_TIMEOUT_MS, logger,
+      generatorUrl: config.MONITOR_ALERT_GENERATOR_URL ?? `http://${config.MONITOR_HOST}:${config.MONITOR_METRICS_PORT}/status`,
+    }),
+  });
   const statusPage: StatusPage = createStatusPage({
-    sources: { counts: state.models, workers, timeline: state.timeline, drift: state.drift, accuracy: state.accuracy },
+    sources: { counts: state.models, workers, timeline: state.timeline, drift: state.drift, accuracy: state.accuracy, alerts: alerting },
     logger, maxClients: config.MONITOR_STATUS_MAX_CLIENTS, timelineStepMs: TIMELINE_BUCKET_MS,
   });
-  const http = createMetricsHttpServer(async () => state.prometheus() + kept.prometheus() + workersPrometheus(workers) + (await registry.metrics()), registry.contentType, logger, [statusPage.handle]);
+  const http = createMetricsHttpServer(async () => state.prometheus() + kept.prometheus() + workersPrometheus(workers) + alertingPrometheus(alerting) + (await registry.metrics()), registry.contentType, logger, [statusPage.handle]);
   const grpc = createGrpcServer({ name: 'infermesh-monitor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });
-  grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(state), { callers: ['operator'] });
+  grpc.addService('infermesh.v1.Monitor', monitorService(), monitorHandlers(state, alerting), { callers: ['operator'] });
   let consumer: PredictionConsumer | undefined;
   let feedback: Promise<FeedbackConsumer | undefined> | undefined;
   let heartbeats: { unsubscribe(): void } | undefined;
@@ -82,6 +96,9 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
         grpc.setServing(true);
         caughtUp();
         logger.info({ sequence: state.mark.sequence }, 'monitor caught up');
+        // Once the records stored before the start are counted: rules read whole windows, not a replay half done.
+        alerting.start();
+        if (rules.length > 0) logger.info({ rules: rules.length, file: config.MONITOR_ALERT_RULES_FILE, interval_ms: config.MONITOR_ALERT_INTERVAL_MS }, 'evaluating alert rules');
         // Feedback sent while the monitor was down finds the predictions of the records just counted.
         await kept.settled();
         if (consumer !== started) return;
@@ -98,6 +115,8 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       heartbeats?.unsubscribe();
       heartbeats = undefined;
       statusPage.stop();
+      // Ends every WatchAlerts stream (OK), so the gRPC shutdown below does not wait for them.
+      await alerting.stop();
       // Cleared first: a catch-up that ends now starts no feedback consumer.
       const stopping = consumer;
       consumer = undefined;
@@ -109,6 +128,12 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       await grpc.shutdown(5000);
     },
   };
+}
+
+function alertingPrometheus(alerting: Alerting): string {
+  const out = new PrometheusText();
+  alerting.writePrometheus(out);
+  return out.toString();
 }
 
 function workersPrometheus(workers: WorkerRoster): string {

@@ -87,6 +87,14 @@ describe('alert rules file', () => {
     expect(refusal([{ name: 's', kind: 'drift', threshold: 0.2, severity: 'page' }])).toBe("rules.yaml rule 1 ('s'): severity: must be warning or critical");
   });
 
+  it('refuses an accuracy rule over more labels than the monitor keeps', () => {
+    const text = stringify({ rules: [{ name: 'acc', kind: 'accuracy', threshold: 0.9, last: 2000 }] });
+    expect(thrownBy(() => parseAlertRules(text, 'rules.yaml', { accuracyWindow: 1000 }), AlertRulesError).message).toBe(
+      "rules.yaml rule 1 ('acc'): last (2000) is more labelled predictions than the monitor keeps (MONITOR_ACCURACY_WINDOW=1000); the rule would never fire",
+    );
+    expect(parseAlertRules(text, 'rules.yaml', { accuracyWindow: 2000 })).toHaveLength(1);
+  });
+
   it('refuses a summary naming a placeholder there is not', () => {
     expect(refusal([{ name: 's', kind: 'drift', threshold: 0.2, summary: 'drift {{ feature }} of {{modle}}' }])).toContain('summary: names {{modle}}; a summary may name {{rule}}, {{model}}');
   });

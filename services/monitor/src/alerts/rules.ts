@@ -159,8 +159,13 @@ function describe(error: z.ZodError, kind: AlertKind, raw: object): string {
     .join('; ');
 }
 
+/** What the monitor's settings allow a rule: an accuracy rule reads at most the labels the tracker keeps (MONITOR_ACCURACY_WINDOW). */
+export interface AlertRuleLimits {
+  accuracyWindow?: number;
+}
+
 /** The rules of a rules file's text; `source` names the file in errors. */
-export function parseAlertRules(text: string, source: string): AlertRule[] {
+export function parseAlertRules(text: string, source: string, limits: AlertRuleLimits = {}): AlertRule[] {
   let document: unknown;
   try {
     document = parse(text);
@@ -182,6 +187,9 @@ export function parseAlertRules(text: string, source: string): AlertRule[] {
       throw new AlertRulesError(`${named}: kind: unknown kind ${JSON.stringify(String(kind).slice(0, 64))} (one of ${ALERT_KINDS.join(', ')})`);
     }
     const rule = toRule(kind as AlertKind, raw, named);
+    if (rule.lastLabelled !== undefined && limits.accuracyWindow !== undefined && rule.lastLabelled > limits.accuracyWindow) {
+      throw new AlertRulesError(`${named}: last (${rule.lastLabelled}) is more labelled predictions than the monitor keeps (MONITOR_ACCURACY_WINDOW=${limits.accuracyWindow}); the rule would never fire`);
+    }
     if (seen.has(rule.name)) throw new AlertRulesError(`${named}: the name '${rule.name}' is used by an earlier rule`);
     seen.add(rule.name);
     return rule;
@@ -222,12 +230,12 @@ function toRule(kind: AlertKind, raw: object, named: string): AlertRule {
   }
 }
 
-export async function loadAlertRules(path: string): Promise<AlertRule[]> {
+export async function loadAlertRules(path: string, limits: AlertRuleLimits = {}): Promise<AlertRule[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     throw new AlertRulesError(`cannot read the alert rules file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  return parseAlertRules(text, path);
+  return parseAlertRules(text, path, limits);
 }
