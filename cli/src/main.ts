@@ -37,6 +37,9 @@ commands:
               create --id ID [--models a,b] [--admin] [--rate N] [--burst N]
                      [--quota-requests N] [--quota-items N] [--quota-period day] [--file PATH]
               hash             the SHA-256 of a key read on stdin
+  profile   a model's drift reference profile, written beside the model (profile.json)
+              <model> --data FILE.csv|FILE.jsonl|FOLDER  [--repository DIR] [--version V]
+              [--out FILE] [--bins N]                     (infermesh profile --help)
 
 common options:
   --address HOST:PORT   the router (default ${DEFAULT_ROUTER}, or INFERMESH_ADDRESS)
@@ -54,6 +57,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'keys') {
     const { keys } = await import('./commands/keys.js');
     return keys(rest);
+  }
+  if (command === 'profile') {
+    const { profile } = await import('./commands/profile.js');
+    return profile(rest);
   }
   const { values } = parseArgs({
     args: rest,

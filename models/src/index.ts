@@ -2,3 +2,4 @@ export * from './text-image.js';
 export * from './paths.js';
 export { ImageValues, TabularValues, ProfileDataError, referenceValuesFor, type ReferenceValues, type ProfileOptions } from './profile-data.js';
 export { describeSummaries } from './profiles.js';
+export { trainIris, IRIS_FEATURES, type IrisRow } from './iris.js';
