@@ -14,7 +14,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import * as grpc from '@grpc/grpc-js';
 import { connectBus, events, type Bus } from '@infermesh/bus';
+import { contracts, type FeedbackItem, type FeedbackResponse__Output } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
 import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
 import { bytesTensor, inferenceClient, type InferenceClient } from './helpers/client.js';
@@ -26,6 +28,7 @@ const FORGED = '<img src=x onerror="document.body.dataset.injected=1">';
 
 let mesh: Mesh;
 let client: InferenceClient;
+let feedback: InstanceType<ReturnType<typeof contracts>['infermesh']['v1']['FeedbackService']>;
 let bus: Bus;
 let browser: Browser;
 let page: Page;
@@ -50,6 +53,12 @@ function chromiumBinary(): string {
 
 const IRIS_ROW = { sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 };
 
+function sendFeedback(items: FeedbackItem[]): Promise<FeedbackResponse__Output> {
+  return new Promise((resolve, reject) => {
+    feedback.Feedback({ items }, { deadline: Date.now() + 20_000 }, (error, response) => (error ? reject(error) : resolve(response!)));
+  });
+}
+
 function irisRequest(i: number) {
   return { model_name: 'iris', id: `status-${i}`, inputs: [{ name: 'row', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from(JSON.stringify(IRIS_ROW))] } }] };
 }
@@ -67,8 +76,11 @@ async function waitForAttribute(selector: string, attribute: string, accept: (va
 
 beforeAll(async () => {
   const executablePath = chromiumBinary();
-  mesh = await startMesh({ traces: false });
+  // Drift judged from 20 inputs (the default 50 would need more requests than the test makes); feedback naming
+  // no kept prediction counted unknown after 2 s (the default waits 30 s for a late record).
+  mesh = await startMesh({ traces: false, env: { MONITOR_DRIFT_MIN_INPUTS: '20', MONITOR_FEEDBACK_GRACE_MS: '2000' } });
   client = inferenceClient(mesh.routerAddress);
+  feedback = new (contracts().infermesh.v1.FeedbackService)(mesh.routerAddress, grpc.credentials.createInsecure());
   bus = await connectBus({ url: mesh.nats.url, name: 'status-page-e2e', prefix: 'infermesh', logger });
   statusUrl = mesh.metricsUrl.replace(/\/metrics$/, '/status');
   // Chromium refuses its sandbox to root (CI runs as root); the page is the test's own.
@@ -95,6 +107,7 @@ afterAll(async () => {
   }
   await browser?.close();
   client?.close();
+  feedback?.close();
   await bus?.drain();
   await mesh?.stop();
 });
@@ -127,6 +140,34 @@ describe('the status page', () => {
     expect(await page.locator(`${iris} [data-chart="throughput"] svg path.line`).count()).toBe(1);
     await waitForAttribute('[data-model="text-direction"] [data-chart="throughput"] svg', 'data-points', (n) => Number(n) > 0);
   });
+
+  it('shows the drift of inputs unlike the reference: every feature\'s PSI, the largest over time', async () => {
+    // Thirty times the same virginica row against the profile of 120 training rows of three species: a large shift.
+    const iris = '[data-model="iris"][data-version="1"]';
+    await waitForAttribute(`${iris} [data-chart="drift"] svg`, 'data-points', (n) => Number(n) > 0, 60_000);
+    const features = await page.locator(`${iris} table.features tr`).evaluateAll((rows) => rows.map((row) => row.getAttribute('data-feature')));
+    expect([...features].sort()).toEqual(['petal_length', 'petal_width', 'sepal_length', 'sepal_width']);
+    const largest = await page.locator(`${iris} [data-chart="drift"] .legend li`).first().textContent();
+    expect(largest).toMatch(/^max PSI (\d+\.\d{3})$/);
+    expect(Number(/(\d+\.\d{3})$/.exec(largest!)![1])).toBeGreaterThan(0.25);
+    expect(await page.locator(`${iris} table.features td.bar span.large`).count()).toBeGreaterThan(0);
+  });
+
+  it('shows the accuracy the feedback on those predictions gives, and what became of the feedback', async () => {
+    // IRIS_ROW is a virginica: eight labels agree with the model, two do not, and one names a request never made.
+    const labels = ['virginica', 'virginica', 'virginica', 'virginica', 'virginica', 'virginica', 'virginica', 'virginica', 'setosa', 'setosa'];
+    const items = labels.map((label, i) => ({ modelName: 'iris', requestId: `status-${i}`, labels: [label] }));
+    const { results } = await sendFeedback([...items, { modelName: 'iris', requestId: 'never-made', labels: ['setosa'] }]);
+    expect(results.map((r) => r.statusCode)).toEqual(new Array(11).fill(0));
+    const iris = '[data-model="iris"][data-version="1"]';
+    // Sampled every 5 s into the page's own history.
+    await waitForAttribute(`${iris} [data-chart="accuracy"] svg`, 'data-points', (n) => Number(n) > 0, 60_000);
+    const details = page.locator(`${iris} .feedback`);
+    await details.filter({ hasText: '1 unknown' }).waitFor({ timeout: 30_000 });
+    expect(await details.textContent()).toContain('8 of 10 labelled inputs correct (80.0% in all)');
+    expect(await details.textContent()).toContain('feedback for iris: 10 applied, 1 unknown, 0 expired, 0 mismatched');
+    expect(await page.locator(`${iris} [data-chart="accuracy"] .legend b`).textContent()).toBe('80.0%');
+  }, 90_000);
 
   it('shows a name from a forged heartbeat as text, never as markup', async () => {
     const heartbeat = {

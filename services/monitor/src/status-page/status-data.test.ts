@@ -114,6 +114,13 @@ describe('buildStatusData', () => {
     expect(data.models[0].modelFeedback).toEqual(feedback(10, 4));
   });
 
+  it('lists no version that only has a profile or classes announced, so an idle mesh shows no predictions yet', () => {
+    const idle = { ...drift('iris', '1', { sepal_length: 0 }), windowInputs: 0, enoughInputs: false };
+    const noFeedback = { model: 'iris', version: '1', labelled: 0, correct: 0, recentAccuracy: 0, recentLabelled: 0, confusion: [], feedback: { applied: 0, unknown: 0, expired: 0, mismatched: 0 } };
+    const sources: StatusSources = { counts: countsOf(), workers: { workers: () => [] }, drift: { readings: () => [idle] }, accuracy: { readings: () => [noFeedback] } };
+    expect(buildStatusData(sources, history(), NOW).models).toEqual([]);
+  });
+
   it('lists the alerts firing, oldest first', () => {
     const firing = [alert({ fingerprint: 'new', startedMs: String(NOW - 1000) }), alert({ fingerprint: 'old', rule: 'iris-errors', kind: 'error_rate' })];
     const data = buildStatusData({ counts: countsOf(), workers: { workers: () => [] }, alerts: { firing: () => firing, onTransition: () => () => undefined } }, history(), NOW);

@@ -134,9 +134,12 @@ export function buildStatusData(sources: StatusSources, history: StatusHistory, 
   const counted = sources.counts.models().flatMap((model) => sources.counts.stats(model));
   const countedByKey = new Map(counted.map((s) => [key(s), s]));
 
-  // Every version with records, drift or accuracy: a version may be measured before its first record is counted.
+  // Every version with records, drift inputs or feedback (a version may be measured before its first record is
+  // counted); not one whose profile or classes alone are known: a page of empty cards would hide "no predictions yet".
   const all = new Map<string, SeriesLabels>();
-  for (const labels of [...counted, ...drift.values(), ...accuracy.values()]) all.set(key(labels), { model: labels.model, version: labels.version });
+  const measured = [...drift.values()].filter((r) => r.windowInputs > 0);
+  const judged = [...accuracy.values()].filter((r) => r.labelled > 0 || Object.values(r.feedback).some((n) => n > 0));
+  for (const labels of [...counted, ...measured, ...judged]) all.set(key(labels), { model: labels.model, version: labels.version });
   const shown = [...all.values()].sort(byLabels).slice(0, MAX_PAGE_SERIES);
 
   const models = shown.map((labels): ModelView => {
