@@ -104,6 +104,8 @@ describe('the status page', () => {
     expect((await fetch(`${url}/status/status.css`)).status).toBe(200);
     expect((await fetch(`${url}/status/../package.json`)).status).toBe(404);
     expect((await fetch(`${url}/status/nothing`)).status).toBe(404);
+    const slash = await fetch(`${url}/status/`, { redirect: 'manual' });
+    expect([slash.status, slash.headers.get('location')]).toEqual([301, '../status']);
   });
 
   it('answers /status/data with the models, workers and what it measures', async () => {

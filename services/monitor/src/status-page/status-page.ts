@@ -132,6 +132,12 @@ export function createStatusPage(options: StatusPageOptions): StatusPage {
         res.end(asset.body);
         return true;
       }
+      if (path === '/status/') {
+        // The page's links are relative to /status; relative here too, so a proxy's path prefix is kept.
+        res.writeHead(301, { location: '../status' });
+        res.end();
+        return true;
+      }
       if (path === '/status/data') {
         const body = json();
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
