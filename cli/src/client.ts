@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { contracts, type GRPCInferenceServiceClient, type MonitorClient } from '@infermesh/contracts';
+import { contracts, type FeedbackServiceClient, type GRPCInferenceServiceClient, type MonitorClient } from '@infermesh/contracts';
 import { loadMeshTls, meshChannelCredentials, meshTlsFromConfig, MESH_CHANNEL_OPTIONS, type MeshTls } from '@infermesh/grpc';
 
 export const DEFAULT_ROUTER = process.env.INFERMESH_ADDRESS ?? '127.0.0.1:8001';
@@ -24,6 +24,12 @@ function sendingApiKey(key: string): grpc.Interceptor {
 export function routerClient(address: string): GRPCInferenceServiceClient {
   const key = process.env.INFERMESH_API_KEY?.trim();
   return new (contracts().inference.GRPCInferenceService)(address, grpc.credentials.createInsecure(), key ? { ...options, interceptors: [sendingApiKey(key)] } : options);
+}
+
+/** The router's FeedbackService (same address and API key as inference). */
+export function feedbackClient(address: string): FeedbackServiceClient {
+  const key = process.env.INFERMESH_API_KEY?.trim();
+  return new (contracts().infermesh.v1.FeedbackService)(address, grpc.credentials.createInsecure(), key ? { ...options, interceptors: [sendingApiKey(key)] } : options);
 }
 
 /** Written by `infermesh up` while it runs: where its monitor is and the operator's certificate for it. */

@@ -26,6 +26,10 @@ commands:
               --concurrency 1,4,16 | --rate 100,200   (default concurrency 1,2,4,8,16)
               --duration S     seconds per level (default 10)   --requests N  per level
               --warmup S       (default 1)   --output FILE.json|.csv   --chart FILE.svg
+  feedback  the true labels of earlier requests, for the monitor's accuracy (FeedbackService)
+              --file FILE      .jsonl lines {"id": "...", "label": "setosa"} or {"id": "...",
+                               "labels": [...]}, each with an optional "model"
+              --model NAME     the model of lines without one
   models    the models the mesh serves and their tensors
   stats     request counts and latency per model, from the monitor  [--model NAME]
   workers   the workers announcing themselves on NATS (device, provider, models, load)
@@ -71,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
       version: { type: 'string', default: '' },
       image: { type: 'string', multiple: true, default: [] },
       input: { type: 'string' },
+      file: { type: 'string' },
       row: { type: 'string', multiple: true, default: [] },
       'input-name': { type: 'string' },
       top: { type: 'string', default: '2' },
@@ -139,6 +144,11 @@ async function main(argv: string[]): Promise<number> {
         output: values.output, chart: values.chart,
       });
       return results.some((r) => r.errors > 0) ? 3 : 0;
+    }
+    case 'feedback': {
+      if (!values.file) throw new Error('--file is required (a .jsonl file of {"id": ..., "label": ...} lines)');
+      const { feedback } = await import('./commands/feedback.js');
+      return feedback({ address: values.address, file: values.file, model: values.model, json: values.json });
     }
     case 'models': {
       const { listModels } = await import('./commands/models.js');
