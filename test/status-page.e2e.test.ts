@@ -10,7 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -51,6 +52,16 @@ function chromiumBinary(): string {
   throw new Error('chromium was not found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH');
 }
 
+/** A drift rule the test's inputs break at once. */
+const RULES = `rules:
+  - name: iris-drift
+    kind: drift
+    model: iris
+    threshold: 0.25
+    severity: critical
+    summary: "PSI of {{feature}} for {{model}} {{version}} is {{value}}"
+`;
+
 const IRIS_ROW = { sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 };
 
 function sendFeedback(items: FeedbackItem[]): Promise<FeedbackResponse__Output> {
@@ -78,7 +89,12 @@ beforeAll(async () => {
   const executablePath = chromiumBinary();
   // Drift judged from 20 inputs (the default 50 would need more requests than the test makes); feedback naming
   // no kept prediction counted unknown after 2 s (the default waits 30 s for a late record).
-  mesh = await startMesh({ traces: false, env: { MONITOR_DRIFT_MIN_INPUTS: '20', MONITOR_FEEDBACK_GRACE_MS: '2000' } });
+  const rules = join(mkdtempSync(join(tmpdir(), 'infermesh-status-page-')), 'rules.yaml');
+  writeFileSync(rules, RULES);
+  mesh = await startMesh({
+    traces: false,
+    env: { MONITOR_DRIFT_MIN_INPUTS: '20', MONITOR_FEEDBACK_GRACE_MS: '2000', MONITOR_ALERT_RULES_FILE: rules, MONITOR_ALERT_INTERVAL_MS: '500' },
+  });
   client = inferenceClient(mesh.routerAddress);
   feedback = new (contracts().infermesh.v1.FeedbackService)(mesh.routerAddress, grpc.credentials.createInsecure());
   bus = await connectBus({ url: mesh.nats.url, name: 'status-page-e2e', prefix: 'infermesh', logger });
@@ -151,6 +167,17 @@ describe('the status page', () => {
     expect(largest).toMatch(/^max PSI (\d+\.\d{3})$/);
     expect(Number(/(\d+\.\d{3})$/.exec(largest!)![1])).toBeGreaterThan(0.25);
     expect(await page.locator(`${iris} table.features td.bar span.large`).count()).toBeGreaterThan(0);
+  });
+
+  it('lists the drift alert as it fires, with its severity, model, feature and summary', async () => {
+    const rows = page.locator('#alerts tr[data-alert-rule="iris-drift"]');
+    await rows.first().waitFor({ timeout: 30_000 });
+    const cells = await rows.first().locator('td').allTextContents();
+    expect(cells[0]).toBe('critical');
+    expect(cells[1]).toBe('iris-driftdrift');
+    expect(cells[2]).toMatch(/^iris 1(sepal_length|sepal_width|petal_length|petal_width)$/);
+    expect(cells[4]).toMatch(/^PSI of \w+ for iris 1 is \d/);
+    expect(await rows.first().getAttribute('class')).toBe('alert critical');
   });
 
   it('shows the accuracy the feedback on those predictions gives, and what became of the feedback', async () => {
