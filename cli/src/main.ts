@@ -32,6 +32,8 @@ commands:
               --model NAME     the model of lines without one
   models    the models the mesh serves and their tensors
   stats     request counts and latency per model, from the monitor  [--model NAME]
+  alerts    the monitor's alerts firing now  [--all: and the last resolved]
+              --follow         then each transition as it happens, until Ctrl-C
   workers   the workers announcing themselves on NATS (device, provider, models, load)
               --nats URL       (default NATS_URL, else the NATS of the mesh "up" runs here
                                with its operator user, else nats://127.0.0.1:4222)
@@ -94,6 +96,8 @@ async function main(argv: string[]): Promise<number> {
       nats: { type: 'string' },
       logs: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      follow: { type: 'boolean', default: false },
+      all: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: false,
@@ -158,6 +162,13 @@ async function main(argv: string[]): Promise<number> {
     case 'stats': {
       const { showStats } = await import('./commands/stats.js');
       await showStats(values.monitor, values.model ?? '', values.json);
+      return 0;
+    }
+    case 'alerts': {
+      const { alerts } = await import('./commands/alerts.js');
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      await alerts({ address: values.monitor, all: values.all, follow: values.follow, json: values.json, signal: stop.signal });
       return 0;
     }
     case 'workers': {
