@@ -225,7 +225,9 @@ describe('Feedback with API keys', () => {
   let keyed: RouterUnderTest & { keys: Record<string, string> };
 
   beforeAll(async () => {
-    keyed = await startRouter({ keys: [{ id: 'reports', models: ['iris'] }, { id: 'anything', models: '*' }] });
+    keyed = await startRouter({
+      keys: [{ id: 'reports', models: ['iris'] }, { id: 'anything', models: '*' }, { id: 'slow', models: '*', rate: { per_second: 0.001, burst: 2 } }],
+    });
     keyed.serve(MODELS);
   });
 
@@ -252,6 +254,14 @@ describe('Feedback with API keys', () => {
   it('answers PERMISSION_DENIED, not NOT_FOUND, for a model the key may not call that the mesh does not serve either', async () => {
     const response = await feedback({ items: [{ modelName: 'resnet', requestId: fresh(), labels: ['cat'] }] }, keyed.feedbackClient(keyed.keys.reports));
     expect(response.results[0].statusCode).toBe(Status.PERMISSION_DENIED);
+  });
+
+  it('takes one token of the key\'s rate per call, however many items it carries', async () => {
+    const call = () => feedback({ items: Array.from({ length: 5 }, () => ({ modelName: 'iris', requestId: fresh(), labels: ['setosa'] })) }, keyed.feedbackClient(keyed.keys.slow));
+    expect((await call()).results.filter((r) => r.statusCode === Status.OK)).toHaveLength(5);
+    expect((await call()).results.filter((r) => r.statusCode === Status.OK)).toHaveLength(5);
+    const error = await thrownBy(call());
+    expect([error.code, error.details]).toEqual([Status.RESOURCE_EXHAUSTED, 'key slow is over its rate limit of 0.001 requests/s']);
   });
 
   it('keeps each key\'s labels of one request id apart: a request id is labelled once per client', async () => {

@@ -78,8 +78,8 @@ export interface RouterUnderTest {
 }
 
 export interface RouterOptions {
-  /** Keys file entries: { id, models } each; the keys are returned by id. */
-  keys?: { id: string; models: '*' | string[] }[];
+  /** Keys file entries; the keys are returned by id. */
+  keys?: { id: string; models: '*' | string[]; rate?: { per_second: number; burst: number } }[];
 }
 
 export async function startRouter(options: RouterOptions = {}): Promise<RouterUnderTest & { keys: Record<string, string> }> {
@@ -92,10 +92,10 @@ export async function startRouter(options: RouterOptions = {}): Promise<RouterUn
     ROUTER_TABLE_FILL_MS: '600000', WORKER_STALE_MS: '600000', ROUTER_SHUTDOWN_GRACE_MS: '1000',
   };
   if (options.keys) {
-    const entries = options.keys.map(({ id, models }) => {
+    const entries = options.keys.map(({ id, models, rate }) => {
       const { key, sha256 } = createApiKey(id);
       keys[id] = key;
-      return { id, sha256, models };
+      return { id, sha256, models, ...(rate ? { rate } : {}) };
     });
     env.ROUTER_API_KEYS_FILE = join(dir, 'keys.json');
     writeFileSync(env.ROUTER_API_KEYS_FILE, JSON.stringify({ keys: entries }));
