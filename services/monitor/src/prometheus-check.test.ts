@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { connectBus, events, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
@@ -40,13 +41,18 @@ function promtoolCheck(text: string): { status: number | null; output: string } 
 beforeAll(async () => {
   nats = await startNatsServer();
   bus = await connectBus({ url: nats.url, name: 'prometheus-check-test', prefix: 'infermesh', logger });
+  // Rules the data below breaks at once, so alert series are linted too.
+  const rules = join(mkdtempSync(join(tmpdir(), 'infermesh-promtool-')), 'rules.yaml');
+  writeFileSync(rules, 'rules:\n  - {name: slow, kind: latency_p99, threshold: 0.1, window: 1m}\n  - {name: drifting, kind: drift, threshold: 0.25, severity: critical}\n');
   const config = monitorConfig({
     NATS_URL: nats.url, MONITOR_HOST: '127.0.0.1', MONITOR_PORT: '0', MONITOR_METRICS_PORT: '0', MONITOR_HEARTBEAT_WAIT_MS: '0',
+    MONITOR_ALERT_RULES_FILE: rules, MONITOR_ALERT_INTERVAL_MS: '50',
   });
   monitor = await createMonitor({ config, logger, bus });
   const { metricsPort } = await monitor.start();
   metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   fillWithData(monitor);
+  await monitor.caughtUp;
 }, 60_000);
 
 afterAll(async () => {
@@ -90,9 +96,16 @@ function fillWithData(m: Monitor): void {
 
 describe('/metrics', () => {
   it('passes promtool check metrics', async () => {
-    const response = await fetch(metricsUrl);
-    expect(response.status).toBe(200);
-    const text = await response.text();
+    let text = '';
+    // The alert rules are evaluated every 50 ms once the monitor has caught up.
+    for (let i = 0; i < 100 && !/^infermesh_alert_firing\{alertname="drifting"/m.test(text); i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      const response = await fetch(metricsUrl);
+      expect(response.status).toBe(200);
+      text = await response.text();
+    }
+    expect(text).toMatch(/^infermesh_alert_firing\{alertname="slow",severity="warning",model="iris",version="1"\} 1$/m);
+    expect(text).toMatch(/^infermesh_alert_firing\{alertname="drifting",severity="critical",model="iris",version="1"\} 1$/m);
     // The data is there, so promtool checks real samples, not only HELP and TYPE lines.
     expect(text).toMatch(/^infermesh_request_duration_seconds_bucket\{le="\+Inf",model="iris",version="1"\} \d+$/m);
     expect(text).toMatch(/^infermesh_worker_queue_depth\{worker="worker-cpu0",device="cpu"\} 3$/m);
