@@ -1,0 +1,94 @@
+/**
+ * Kept predictions against a real nats-server: what is kept (successful requests with an
+ * id and predicted labels), under which key (a digest, never the client's strings), for how
+ * long (the bucket's max age), and that `settled` waits for every put started.
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus, keptPredictionsBucket, type Bus } from '@infermesh/bus';
+import type { PredictionRecord__Output } from '@infermesh/contracts';
+import { createLogger } from '@infermesh/log';
+import { startNatsServer, type NatsServer } from '@infermesh/testing';
+import { keptPredictionKey, MAX_KEPT_LABELS, openKeptPredictions } from './kept-predictions.js';
+import { record as fixture } from './records.fixture.js';
+
+const logger = createLogger('kept-predictions-test', { level: 'silent' });
+let nats: NatsServer;
+const buses: Bus[] = [];
+let prefixes = 0;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+}, 30_000);
+
+afterAll(async () => {
+  for (const bus of buses) await bus.drain();
+  await nats?.stop();
+}, 30_000);
+
+/** A bus under a prefix of its own: a bucket of its own. */
+async function bus(): Promise<Bus> {
+  const connected = await connectBus({ url: nats.url, name: 'kept-predictions-test', prefix: `kept${++prefixes}`, logger });
+  buses.push(connected);
+  return connected;
+}
+
+function record(overrides: Partial<PredictionRecord__Output> = {}): PredictionRecord__Output {
+  return fixture({ requestId: 'r1', clientId: 'key-a', predictedLabels: ['setosa', 'virginica'], timestampMs: String(Date.now()), ...overrides });
+}
+
+describe('kept predictions', () => {
+  it('are keyed by the hex SHA-256 of client id, model and request id joined by NUL', () => {
+    const key = keptPredictionKey('key-a', 'iris', 'r/1 ü');
+    expect(key).toBe(createHash('sha256').update('key-a\0iris\0r/1 ü').digest('hex'));
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(keptPredictionKey('key-b', 'iris', 'r/1 ü')).not.toBe(key);
+  });
+
+  it('keep the model, version, predicted labels and time of a successful request, under its key', async () => {
+    const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
+    const r = record();
+    expect(kept.keep(r)).toBe(true);
+    await kept.settled();
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', 'r1'))).toEqual({ model: 'iris', version: '1', predictedLabels: ['setosa', 'virginica'], timestampMs: r.timestampMs });
+    expect(await kept.get(keptPredictionKey('key-b', 'iris', 'r1'))).toBeUndefined();
+  });
+
+  const notKept: [string, Partial<PredictionRecord__Output>][] = [
+    ['a failed request', { statusCode: 14 }],
+    ['a request without an id', { requestId: '' }],
+    ['a request without predicted labels', { predictedLabels: [] }],
+    ['a request older than the retention', { timestampMs: String(Date.now() - 7_200_000) }],
+  ];
+  for (const [what, overrides] of notKept) {
+    it(`do not keep ${what}`, async () => {
+      const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
+      expect(kept.keep(record(overrides))).toBe(false);
+      await kept.settled();
+      expect(await kept.get(keptPredictionKey('key-a', 'iris', overrides.requestId ?? 'r1'))).toBeUndefined();
+    });
+  }
+
+  it('do not keep more labels than a kept prediction holds, and count it', async () => {
+    const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
+    expect(kept.keep(record({ predictedLabels: Array.from({ length: MAX_KEPT_LABELS + 1 }, () => 'a') }))).toBe(false);
+    expect(kept.prometheus()).toContain('infermesh_monitor_kept_predictions_total{outcome="too_large"} 1');
+  });
+
+  it('settle once every put started is stored', async () => {
+    const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
+    for (let i = 0; i < 200; i++) kept.keep(record({ requestId: `r${i}` }));
+    await kept.settled();
+    expect(kept.prometheus()).toContain('infermesh_monitor_kept_predictions_total{outcome="stored"} 200');
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', 'r199'))).toBeDefined();
+  });
+
+  it('are kept as long as an existing bucket says when it was made with another max age', async () => {
+    const b = await bus();
+    await openKeptPredictions({ bus: b, retentionMs: 7_200_000, logger });
+    const reopened = await openKeptPredictions({ bus: b, retentionMs: 3_600_000, logger });
+    expect(reopened.retentionMs).toBe(7_200_000);
+    const info = await (await b.js.jetstreamManager()).streams.info(`KV_${keptPredictionsBucket(b.prefix)}`);
+    expect(info.config.max_age).toBe(7_200_000 * 1e6);
+  });
+});
