@@ -16,7 +16,9 @@ import { createLogger } from '@infermesh/log';
 import { startNatsServer, type NatsServer } from '@infermesh/testing';
 import { createMonitor, monitorConfig, type Monitor } from './index.js';
 import { keptPredictionKey } from './kept-predictions.js';
-import { uuidV7Time } from './feedback-consumer.js';
+import { startFeedbackConsumer, uuidV7Time } from './feedback-consumer.js';
+import { MonitorState } from './monitor-state.js';
+import type { KeptPredictions } from './kept-predictions.js';
 
 const logger = createLogger('feedback-test', { level: 'silent' });
 /** Long enough for a record published just after its feedback to be counted on a busy machine; the unknown-id test waits it out. */
@@ -265,5 +267,61 @@ describe('GetDrift', () => {
     }
     expect(((await getDrift({ model: 'never-seen' }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
     expect(((await getAccuracy({ model: 'never-seen' }).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+  });
+});
+
+describe('startFeedbackConsumer', () => {
+  /** A mesh of its own (prefix), so the FEEDBACK stream holds only this test's messages. */
+  async function direct(prefix: string, kept: Pick<KeptPredictions, 'get' | 'retentionMs'>) {
+    const bus = await connectBus({ url: nats.url, name: `feedback-direct-${prefix}`, prefix, logger });
+    await bus.ensureStreams();
+    const state = new MonitorState();
+    state.known.add('iris', '1');
+    const consumer = await startFeedbackConsumer({ bus, state, kept, logger, graceMs: 60_000, lookupRetryMs: 20 });
+    const send = (requestId: string) => bus.publishDurable(bus.subjects.feedback('iris'), events.feedback, { model: 'iris', requestId, labels: ['setosa'], clientId: 'k', receivedMs: Date.now() });
+    return { bus, state, consumer, send };
+  }
+
+  it('leaves a feedback waiting for its prediction uncovered when stopped, to be joined after the next start', async () => {
+    let kept = false;
+    const lookup = { retentionMs: 86_400_000, get: async () => (kept ? { model: 'iris', version: '1', predictedLabels: ['setosa'], timestampMs: '0' } : undefined) };
+    const { bus, state, consumer, send } = await direct('stopped', lookup);
+    try {
+      await send('not-yet');
+      // Within the 60 s grace: it waits. Once it is in hand, stop.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await consumer.stop();
+      expect(state.feedbackMark.sequence).toBe(0);
+      expect(state.accuracy.readings()).toEqual([]);
+      expect(state.accuracy.droppedCounts()).toEqual({ undecodable: 0, failed: 0 });
+
+      kept = true;
+      const again = await startFeedbackConsumer({ bus, state, kept: lookup, logger, graceMs: 60_000 });
+      await eventually(() => expect(state.accuracy.readings()[0]?.feedback.applied).toBe(1));
+      await again.stop();
+      expect(state.feedbackMark.sequence).toBe(1);
+    } finally {
+      await bus.drain();
+    }
+  });
+
+  it('looks a prediction up again while NATS fails to answer, instead of counting the feedback unknown', async () => {
+    let failures = 0;
+    const kept = {
+      retentionMs: 86_400_000,
+      get: async () => {
+        if (failures++ < 3) throw new Error('no responders');
+        return { model: 'iris', version: '1', predictedLabels: ['setosa'], timestampMs: '0' };
+      },
+    };
+    const { bus, state, consumer, send } = await direct('lookup-retry', kept);
+    try {
+      await send('r1');
+      await eventually(() => expect(state.accuracy.readings()[0]?.feedback).toEqual({ applied: 1, unknown: 0, expired: 0, mismatched: 0 }));
+      expect(state.feedbackMark.sequence).toBe(1);
+    } finally {
+      await consumer.stop();
+      await bus.drain();
+    }
   });
 });
