@@ -55,7 +55,7 @@ function publish(overrides: PredictionRecord): Promise<void> {
 /** One PredictionBatch message, as a router publishes the records it has gathered. */
 function publishBatch(records: PredictionRecord[]): Promise<void> {
   const batch = records.map(withDefaults);
-  return publisher.publishDurable(publisher.subjects.prediction(batch[0].model ?? ''), events.predictionBatch, { records: batch });
+  return publisher.publishDurable(publisher.subjects.prediction(batch[0].model ?? ''), events.predictionBatch, { records: batch }).then(() => undefined);
 }
 
 function withDefaults(overrides: PredictionRecord): PredictionRecord {
