@@ -28,7 +28,7 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
       /** Client ids (API key ids) counted apart at most, and (client, model) pairs; the rest count under `_other`. */
       MONITOR_MAX_CLIENTS: setting.positiveInt(1000),
       MONITOR_MAX_CLIENT_SERIES: setting.positiveInt(10_000),
-      /** Data drift is measured over the inputs of the records stamped within this long (in 5 s buckets). */
+      /** Data drift is measured over the inputs of the records stamped within this long (in 5 s buckets; longer ones past 10 minutes, 120 per window). */
       MONITOR_DRIFT_WINDOW_MS: z.coerce.number().int().min(5000).max(24 * 3600 * 1000).default(60_000),
       /** Inputs the drift window needs before its PSI counts (GetDrift enough_inputs, the PSI gauge, drift alerts). */
       MONITOR_DRIFT_MIN_INPUTS: setting.positiveInt(50),
@@ -45,7 +45,7 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
        */
       MONITOR_FEEDBACK_GRACE_MS: z.coerce.number().int().min(0).max(3600 * 1000).default(30_000),
       /** Labelled inputs the recent accuracy is taken over (GetAccuracy recent_accuracy, accuracy alerts). */
-      MONITOR_ACCURACY_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+      MONITOR_ACCURACY_WINDOW: z.coerce.number().int().min(1).max(100_000).default(1000),
       /** Browsers following the status page live (Server-Sent Events) at once; more are answered 503 and poll instead. */
       MONITOR_STATUS_MAX_CLIENTS: setting.positiveInt(100),
       /** The alert rules (YAML, see deploy/alerts/rules.example.yaml), checked at start: a wrong rule stops the monitor. Unset: no alerts. */

@@ -131,6 +131,13 @@ describe('the window', () => {
     expect(drift.reading('iris', '1')?.windowInputs).toBe(0);
   });
 
+  it('keeps a day-long window in at most 121 buckets', () => {
+    const { drift } = tracker({ windowMs: 24 * 3600 * 1000 });
+    for (let t = T0 - 24 * 3600 * 1000 + 60_000; t <= T0; t += 60_000) drift.observe(binned([[0, 0]]), t);
+    expect(drift.reading('iris', '1')?.windowInputs).toBe(24 * 60);
+    expect(drift.save().series[0].buckets.length).toBeLessThanOrEqual(121);
+  });
+
   it('does not count a record already older than the window', () => {
     const { drift } = tracker({ windowMs: 60_000 });
     expect(drift.observe(binned([[0, 0]]), T0 - 120_000)).toBe('aged');
@@ -178,6 +185,24 @@ describe('snapshot', () => {
     restored.restore(JSON.parse(JSON.stringify(drift.save())) as ReturnType<DriftTracker['save']>);
     expect(restored.readings()).toEqual(drift.readings());
     expect(restored.droppedCounts()).toEqual({ no_reference: 0, profile_mismatch: 1, malformed: 0 });
+  });
+
+  it('puts the saved counts into its own buckets when restarted with another window', () => {
+    const { drift, now, advance } = tracker({ windowMs: 60_000 });
+    drift.observe(binned([[0, 0]]), T0 - 50_000);
+    drift.observe(binned([[1, 1]]), T0 - 20_000);
+    const known = new KnownModels(10);
+    known.add('iris', '1');
+    // A one-hour window has 30 s buckets: the saved 5 s buckets land by their times.
+    const longer = new DriftTracker({ known, windowMs: 3_600_000, minInputs: 4, now });
+    longer.restore(drift.save());
+    expect(longer.reading('iris', '1')?.windowInputs).toBe(2);
+    advance(3_600_000 - 10_000);
+    expect(longer.reading('iris', '1')?.windowInputs).toBe(1);
+    advance(-(3_600_000 - 10_000));
+    const shorter = new DriftTracker({ known, windowMs: 30_000, minInputs: 4, now });
+    shorter.restore(drift.save());
+    expect(shorter.reading('iris', '1')?.windowInputs).toBe(1);
   });
 
   it('keeps a reference announced since the start over an older saved one, and drops the saved counts', () => {

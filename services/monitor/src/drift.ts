@@ -32,6 +32,8 @@ export const MAX_BINS = 256;
 /** Feature-bin counters per reference: each time bucket of each series holds this many numbers at most. */
 export const MAX_CELLS = 4096;
 export const DEFAULT_BUCKET_MS = 5000;
+/** A long window gets longer buckets: at most this many per window (a day-long window: 12-minute buckets). */
+export const MAX_BUCKETS_PER_WINDOW = 120;
 
 /**
  * Smoothing of the observed shares: 0.5 is added to each bin's count before taking
@@ -76,7 +78,7 @@ interface Reference {
 }
 
 interface Bucket {
-  /** Start of the bucket / bucket length: the bucket's number since the epoch. */
+  /** The bucket's number since the epoch (start time / bucket length). */
   index: number;
   inputs: number;
   counts: Uint32Array;
@@ -96,7 +98,8 @@ export interface SavedDriftSeries {
   version: string;
   profileId: string;
   features: { name: string; expected: number[] }[];
-  buckets: { index: number; inputs: number; counts: number[] }[];
+  /** Times, not bucket numbers: a monitor restarted with another window (so other buckets) puts them in its own. */
+  buckets: { startMs: number; inputs: number; counts: number[] }[];
 }
 
 export interface SavedDrift {
@@ -110,6 +113,7 @@ export interface DriftTrackerOptions {
   windowMs?: number;
   /** Inputs in the window below which a reading says `enoughInputs: false`. */
   minInputs?: number;
+  /** Default: 5 s, longer for a window of more than 120 of them. */
   bucketMs?: number;
   now?: () => number;
 }
@@ -133,7 +137,7 @@ export class DriftTracker {
     this.known = options.known;
     this.windowMs = options.windowMs ?? 60_000;
     this.minInputs = options.minInputs ?? 50;
-    this.bucketMs = options.bucketMs ?? DEFAULT_BUCKET_MS;
+    this.bucketMs = options.bucketMs ?? Math.max(DEFAULT_BUCKET_MS, Math.ceil(this.windowMs / MAX_BUCKETS_PER_WINDOW));
     this.now = options.now ?? Date.now;
   }
 
@@ -225,7 +229,7 @@ export class DriftTracker {
           version: s.version,
           profileId: s.reference.profileId,
           features: s.reference.features.map((f) => ({ name: f.name, expected: [...f.expected] })),
-          buckets: s.buckets.map((b) => ({ index: b.index, inputs: b.inputs, counts: [...b.counts] })),
+          buckets: s.buckets.map((b) => ({ startMs: b.index * this.bucketMs, inputs: b.inputs, counts: [...b.counts] })),
         };
       }),
       dropped: { ...this.dropped },
@@ -251,8 +255,10 @@ export class DriftTracker {
         this.series.set(k, series);
       } else if (series.reference.profileId !== s.profileId) continue;
       for (const b of s.buckets) {
-        if (b.counts.length !== series.reference.cells || !Number.isInteger(b.index)) continue;
-        const bucket = this.bucketOf(series, b.index);
+        if (b.counts.length !== series.reference.cells || !Number.isFinite(b.startMs)) continue;
+        const index = Math.floor(b.startMs / this.bucketMs);
+        if (!this.inWindow(index, this.now())) continue;
+        const bucket = this.bucketOf(series, index);
         b.counts.forEach((c, i) => (bucket.counts[i] += c));
         bucket.inputs += b.inputs;
       }

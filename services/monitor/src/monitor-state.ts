@@ -70,7 +70,7 @@ const snapshotSchema = z.object({
     series: z.array(z.object({
       model: z.string(), version: z.string(), profileId: z.string(),
       features: z.array(z.object({ name: z.string(), expected: z.array(z.number()) })),
-      buckets: z.array(z.object({ index: z.number().int(), inputs: z.number().nonnegative(), counts: z.array(z.number().int().nonnegative()) })),
+      buckets: z.array(z.object({ startMs: z.number(), inputs: z.number().nonnegative(), counts: z.array(z.number().int().nonnegative()) })),
     })),
     dropped: z.object({ no_reference: z.number(), profile_mismatch: z.number(), malformed: z.number() }),
   }).optional(),
