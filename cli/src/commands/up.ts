@@ -178,7 +178,9 @@ export async function up(options: UpOptions): Promise<void> {
     operatorTls: { caFile: operator.MESH_TLS_CA_FILE, certFile: operator.MESH_TLS_CERT_FILE, keyFile: operator.MESH_TLS_KEY_FILE },
   };
   writeFileSync(RUNNING_MESH_FILE, JSON.stringify(running, null, 2));
-  start('monitor', process.execPath, service('monitor'), { ...common, ...tls('monitor'), ...natsSettings('monitor'), OTEL_SERVICE_NAME: 'infermesh-monitor' });
+  // The shipped rules for the shipped models, unless the user names a file of their own.
+  const alertRules = process.env.MONITOR_ALERT_RULES_FILE ?? join(ROOT, 'deploy', 'alerts', 'local.yaml');
+  start('monitor', process.execPath, service('monitor'), { ...common, ...tls('monitor'), ...natsSettings('monitor'), OTEL_SERVICE_NAME: 'infermesh-monitor', MONITOR_ALERT_RULES_FILE: alertRules });
   start('preprocessor', process.execPath, service('preprocessor'), { ...common, ...tls('preprocessor'), OTEL_SERVICE_NAME: 'infermesh-preprocessor' });
   // The supervisor starts one worker per GPU it finds, else --workers CPU workers sharing the cores.
   start('workers', process.execPath, ['--import', '@infermesh/telemetry/register', join(ROOT, 'services', 'worker', 'dist', 'supervisor-main.js')], {
@@ -214,6 +216,8 @@ export async function up(options: UpOptions): Promise<void> {
 infermesh is up
   router    ${address}  (Open Inference Protocol / KServe v2 gRPC, reflection on)
   monitor   gRPC 127.0.0.1:${monitorPort}, Prometheus http://127.0.0.1:${metricsPort}/metrics
+  status    http://127.0.0.1:${metricsPort}/  (live status page: throughput, latency, errors, drift, accuracy, workers, alerts)
+  alerts    rules from ${relative(process.cwd(), alertRules)}  (npx infermesh alerts --follow)
   workers   ${summarize(await collectWorkers(natsUrl, 1500, natsConnectOptions(natsSettings('operator'))))}
   NATS      ${natsUrl} (${natsNote})
   security  between services: mutual TLS (${relative(process.cwd(), certs.dir)}, from \`infermesh certs\`), each service its own NATS user
@@ -225,6 +229,8 @@ Try it, in another terminal:
   npx infermesh predict --model text-direction --image ${sample}
   npx infermesh predict --model iris --row '{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}'
   npx infermesh models
+  npx infermesh stats
+  npx infermesh alerts --follow
   npx buf curl --protocol grpc --http2-prior-knowledge --reflect --list-methods http://${address}
   npx buf curl --protocol grpc --http2-prior-knowledge -d '{"name":"iris"}' http://${address}/inference.GRPCInferenceService/ModelMetadata
 

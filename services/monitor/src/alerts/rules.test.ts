@@ -117,4 +117,10 @@ describe('alert rules file', () => {
     const rules = parseAlertRules(readFileSync(path, 'utf8'), path);
     expect(new Set(rules.map((r) => r.kind))).toEqual(new Set(['latency_p99', 'error_rate', 'drift', 'accuracy', 'no_worker']));
   });
+
+  it('accepts the rules `infermesh up` gives the local mesh (deploy/alerts/local.yaml)', () => {
+    const path = fileURLToPath(new URL('../../../../deploy/alerts/local.yaml', import.meta.url));
+    const rules = parseAlertRules(readFileSync(path, 'utf8'), path, { accuracyWindow: 1000 });
+    expect(new Set(rules.map((r) => r.kind))).toEqual(new Set(['latency_p99', 'error_rate', 'drift', 'accuracy', 'no_worker']));
+  });
 });
