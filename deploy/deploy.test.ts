@@ -426,6 +426,17 @@ describe('Kubernetes manifests', () => {
     expect(nats.spec.volumeClaimTemplates.map((v: Obj) => v.metadata.name)).toContain(mount.name);
   });
 
+  it('the monitor reads its alert rules from ConfigMap monitor-alerts, a copy of deploy/alerts/rules.example.yaml', () => {
+    const rules: string = byKindName('ConfigMap', 'monitor-alerts')!.data['rules.yaml'];
+    expect(rules).toBe(readFileSync(join(deployDir, 'alerts', 'rules.example.yaml'), 'utf8'));
+    const pod = byKindName('Deployment', 'monitor')!.spec.template.spec;
+    const container = pod.containers[0];
+    const mount = container.volumeMounts.find((m: Obj) => m.name === 'alerts');
+    const rulesFile = container.env.find((e: Obj) => e.name === 'MONITOR_ALERT_RULES_FILE');
+    expect(rulesFile?.value).toBe(`${mount.mountPath}/rules.yaml`);
+    expect(pod.volumes.find((v: Obj) => v.name === 'alerts').configMap.name).toBe('monitor-alerts');
+  });
+
   it('Jaeger exposes OTLP gRPC 4317, OTLP HTTP 4318 and the UI on 16686', () => {
     const ports = byKindName('Service', 'jaeger')!.spec.ports.map((p: Obj) => p.port);
     expect(ports).toEqual(expect.arrayContaining([4317, 4318, 16686]));
