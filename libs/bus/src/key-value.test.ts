@@ -34,6 +34,29 @@ describe('expiringBucket', () => {
     expect([created.maxAgeMs, again.maxAgeMs, info.config.max_age]).toEqual([3_600_000, 3_600_000, 3_600_000 * 1e6]);
   });
 
+  it('creates a value only under a key that holds none, leaving the one there', async () => {
+    const bucket = await expiringBucket(bus, 'kv_create', { maxAgeMs: 60_000 });
+    expect(await bucket.create('k', Uint8Array.of(1))).toBe(true);
+    expect(await bucket.create('k', Uint8Array.of(2))).toBe(false);
+    expect(await bucket.get('k')).toEqual(Uint8Array.of(1));
+  });
+
+  it('lets one of two creates of a key racing each other win', async () => {
+    const bucket = await expiringBucket(bus, 'kv_race', { maxAgeMs: 60_000 });
+    const won = await Promise.all([1, 2, 3, 4].map((n) => bucket.create('k', Uint8Array.of(n))));
+    expect(won.filter(Boolean)).toHaveLength(1);
+    expect(await bucket.get('k')).toEqual(Uint8Array.of(won.indexOf(true) + 1));
+  });
+
+  it('creates a value again under a key whose value expired', async () => {
+    const bucket = await expiringBucket(bus, 'kv_recreate', { maxAgeMs: 1000 });
+    expect(await bucket.create('k', Uint8Array.of(1))).toBe(true);
+    const until = Date.now() + 15_000;
+    while ((await bucket.get('k')) !== undefined && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await bucket.create('k', Uint8Array.of(2))).toBe(true);
+    expect(await bucket.get('k')).toEqual(Uint8Array.of(2));
+  });
+
   it('forgets a value once it is older than the max age', async () => {
     const bucket = await expiringBucket(bus, 'kv_expiry', { maxAgeMs: 1000 });
     await bucket.put('k', Uint8Array.of(7));

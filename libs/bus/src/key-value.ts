@@ -16,6 +16,12 @@ export interface ExpiringBucket {
   get(key: string): Promise<Uint8Array | undefined>;
   /** Resolves once the server has stored it. */
   put(key: string, value: Uint8Array): Promise<void>;
+  /**
+   * Stores `value` only when `key` holds none (never put, or expired): true once stored,
+   * false when a value is there (left as it is). Atomic on the server: of two creates of
+   * one key, one wins.
+   */
+  create(key: string, value: Uint8Array): Promise<boolean>;
 }
 
 /** JetStream's key-value buckets remember a message id two minutes, never longer than their max age. */
@@ -23,6 +29,11 @@ const DUPLICATE_WINDOW_MS = 120_000;
 
 function isStreamNotFound(error: unknown): boolean {
   return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
+}
+
+/** The server refused a publish that expected the subject to hold no message (it holds one). */
+function isWrongLastSequence(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence;
 }
 
 /**
@@ -71,6 +82,16 @@ export async function expiringBucket(bus: Bus, bucket: string, { maxAgeMs }: { m
     },
     async put(key, value) {
       await bus.js.publish(subject(key), value);
+    },
+    async create(key, value) {
+      try {
+        // Last sequence 0 for the subject: it holds no message (an expired one no longer counts).
+        await bus.js.publish(subject(key), value, { expect: { lastSubjectSequence: 0 } });
+        return true;
+      } catch (error) {
+        if (isWrongLastSequence(error)) return false;
+        throw error;
+      }
     },
   };
 }
