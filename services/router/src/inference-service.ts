@@ -138,8 +138,9 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     const items = itemsOf(header);
     const fromWorker = told.read(answer, items);
     const record: PredictionRecord = {
-      // The id the client was answered with: its own, or the one the worker assigned.
-      requestId: fromWorker.requestId || bounded(header.id, MAX_RECORDED_ID),
+      // The id the client was answered with: the one the worker assigned, or the client's own
+      // (whole: readInferRequestHeader refused one over 256 bytes, so feedback can name any).
+      requestId: fromWorker.requestId || header.id,
       model,
       version: knownVersion ? version : UNKNOWN,
       workerId: answer?.workerId ?? '',

@@ -62,6 +62,25 @@ describe('prediction records', () => {
     expect([record.predictedLabels, record.driftBins.length, record.profileId]).toEqual([[], 0, '']);
   });
 
+  it.each([
+    ['over 256 characters', 'x'.repeat(300)],
+    ['256 characters or fewer but over 256 bytes', 'é'.repeat(200)],
+  ])('are not filed for a client id %s: the request is refused before any work, so no record holds an id feedback could not name', async (_, id) => {
+    let reached = 0;
+    mesh.answer.current = (request) => {
+      reached++;
+      return { ...echo(request), requestId: request.id };
+    };
+    await expect(unary(mesh.inferenceClient(), 'ModelInfer', twoRows(id))).rejects.toMatchObject({
+      code: 3, details: `id is ${Buffer.byteLength(id)} bytes, over the limit of 256`,
+    });
+    // A request after it: once its record is stored, any record of the refused one would be too.
+    await unary(mesh.inferenceClient(), 'ModelInfer', twoRows(`after-${Buffer.byteLength(id)}`));
+    await recordOf(`after-${Buffer.byteLength(id)}`);
+    const records = (await mesh.stored('PREDICTIONS', (data) => events.predictionBatch.decode(data))).flatMap((batch) => batch.records);
+    expect({ reached, filed: records.filter((r) => r.requestId.startsWith(id.slice(0, 8))).length }).toEqual({ reached: 1, filed: 0 });
+  });
+
   it('keep at most one predicted label per input, whatever the worker sends', async () => {
     mesh.answer.current = (request) => ({ ...echo(request), predictedLabels: ['a', 'b', 'c', 'd'], requestId: request.id });
     await unary(mesh.inferenceClient(), 'ModelInfer', twoRows('too-many-labels'));

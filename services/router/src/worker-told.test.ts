@@ -36,10 +36,16 @@ describe('ToldFieldsReader', () => {
     expect(new ToldFieldsReader(logger).read(answer({ predictedLabels: ['a', 'b', 'c'] }), 2).predictedLabels).toEqual(['a', 'b']);
   });
 
-  it('cuts a predicted label, profile id or request id to 256 bytes', () => {
+  it('cuts a predicted label or profile id to 256 bytes', () => {
     const long = 'é'.repeat(200); // 400 bytes
-    const told = new ToldFieldsReader(logger).read(answer({ predictedLabels: [long], profileId: long, requestId: long }), 1);
-    expect([told.predictedLabels[0], told.profileId, told.requestId].map((s) => Buffer.byteLength(s))).toEqual([256, 256, 256]);
+    const told = new ToldFieldsReader(logger).read(answer({ predictedLabels: [long], profileId: long }), 1);
+    expect([told.predictedLabels[0], told.profileId].map((s) => Buffer.byteLength(s))).toEqual([256, 256]);
+  });
+
+  it('tells no request id for one over 256 bytes: cut, no feedback could name it (the record falls back to the client\'s id)', () => {
+    const reader = new ToldFieldsReader(logger);
+    expect(reader.read(answer({ requestId: 'é'.repeat(129) }), 1).requestId).toBe('');
+    expect(reader.read(answer({ requestId: 'é'.repeat(128) }), 1).requestId).toBe('é'.repeat(128));
   });
 
   it('tells nothing without an answer (a request refused before it reached a worker)', () => {

@@ -11,7 +11,11 @@ import type { WorkerAnswer } from './coalescer.js';
 
 /** Drift bins kept per record at most (one byte per input and feature); more are dropped, not cut, so rows stay whole. */
 export const MAX_DRIFT_BINS_BYTES = 64 * 1024;
-/** A predicted label, a profile id or a request id kept at most this long (UTF-8 bytes; longer ones are cut). */
+/**
+ * A predicted label or a profile id kept at most this long (UTF-8 bytes; longer ones are cut);
+ * a longer request id is not kept at all: cut, it is an id no feedback can name (feedback's ids
+ * are at most 256 bytes too).
+ */
 export const MAX_TOLD_STRING_BYTES = 256;
 /** A worker answer with oversized drift bins is logged the first time, then once per this many. */
 const LOG_EVERY = 1000;
@@ -20,7 +24,7 @@ export interface ToldFields {
   driftBins: Buffer;
   profileId: string;
   predictedLabels: string[];
-  /** '' when the worker did not say. */
+  /** '' when the worker did not say (or said one over MAX_TOLD_STRING_BYTES). */
   requestId: string;
 }
 
@@ -60,7 +64,7 @@ export class ToldFieldsReader {
       profileId: cutUtf8(answer.profileId, MAX_TOLD_STRING_BYTES),
       // One label per input at most: the record's `items` is what feedback is compared with.
       predictedLabels: answer.predictedLabels.slice(0, Math.max(0, items)).map((label) => cutUtf8(label, MAX_TOLD_STRING_BYTES)),
-      requestId: cutUtf8(answer.requestId, MAX_TOLD_STRING_BYTES),
+      requestId: Buffer.byteLength(answer.requestId) <= MAX_TOLD_STRING_BYTES ? answer.requestId : '',
     };
   }
 }
