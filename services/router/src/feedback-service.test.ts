@@ -316,6 +316,26 @@ describe('Feedback when JetStream does not take it', () => {
   });
 });
 
+describe('Feedback larger than the NATS server takes in one message', () => {
+  it('answers the item RESOURCE_EXHAUSTED naming the sizes (sending it again cannot help), and stores the others', async () => {
+    const small = await startRouter();
+    try {
+      small.serve([modelStatus('wide', { maxBatchSize: 1024 })]);
+      // As a server configured with max_payload of 64 KiB says in its INFO (this connection's view of it).
+      Object.assign(small.bus.nc.info!, { max_payload: 64 * 1024 });
+      const labels = Array.from({ length: 1024 }, (_, i) => `${i}`.padEnd(256, 'x'));
+      const response = await feedback({
+        items: [{ modelName: 'wide', requestId: 'too-big', labels }, { modelName: 'wide', requestId: 'fits', labels: labels.slice(0, 8) }],
+      }, small.feedbackClient());
+      expect(response.results.map((r) => r.statusCode)).toEqual([Status.RESOURCE_EXHAUSTED, Status.OK]);
+      expect(response.results[0].errorMessage).toMatch(/^feedback of \d+ bytes is larger than the NATS server takes in one message \(max_payload 65536 bytes\): send fewer or shorter labels$/);
+      expect((await small.stored('FEEDBACK', (data) => events.feedback.decode(data))).map((f) => f.requestId)).toEqual(['fits']);
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 /** Sends `items` until the router stores them (it reconnects to NATS meanwhile); expects `count` stored. */
 async function waitForStored(on: RouterUnderTest, items: FeedbackItem[], count: number): Promise<void> {
   for (let attempt = 0; ; attempt++) {

@@ -30,6 +30,12 @@ export function feedbackMessageId(clientId: string, model: string, requestId: st
   return createHash('sha256').update(`${clientId}\0${model}\0${requestId}`).digest('hex');
 }
 
+/**
+ * Thrown by a publish larger than the server's max_payload (its INFO): with the defaults (1 MiB)
+ * the largest item (1024 labels of 256 bytes, about 265 KB) fits; a server set lower may not.
+ */
+const isTooLarge = (error: unknown) => /max_payload/i.test((error as Error)?.message ?? '');
+
 const STORED: FeedbackResult = { statusCode: Status.OK, errorMessage: '' };
 const RETRY = 'sending it again is safe: a request is labelled once';
 
@@ -53,6 +59,14 @@ export class FeedbackStore {
       if (ack.duplicate) return { statusCode: Status.ALREADY_EXISTS, errorMessage: `request ${quote(requestId)} of model ${quote(model)} was already labelled` };
       return STORED;
     } catch (error) {
+      // Refused by the client before anything is sent: the same bytes would be refused again.
+      if (isTooLarge(error)) {
+        const maxPayload = this.bus.nc.info?.max_payload ?? 0;
+        return {
+          statusCode: Status.RESOURCE_EXHAUSTED,
+          errorMessage: `feedback of ${events.feedback.encode(event).length} bytes is larger than the NATS server takes in one message (max_payload ${maxPayload} bytes): send fewer or shorter labels`,
+        };
+      }
       // A timeout (the connection dropped with the publish on its way), no stream, a closed
       // connection. Logged by the caller once per call (counts), not once per item.
       return unavailable(`feedback not stored, JetStream did not take it (${(error as Error).message.slice(0, 200)}); ${RETRY}`);
