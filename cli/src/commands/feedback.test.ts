@@ -1,8 +1,11 @@
 /** How `infermesh feedback` reads a line of the labels file, and what it counts as a failure. */
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import type { FeedbackRequest, FeedbackResponse__Output, FeedbackServiceClient } from '@infermesh/contracts';
-import { Tally, formatSummary, outcomeOf, parseLabelLine, send } from './feedback.js';
+import { feedbackService, type FeedbackRequest, type FeedbackRequest__Output, type FeedbackResponse, type FeedbackResponse__Output, type FeedbackServiceClient } from '@infermesh/contracts';
+import { MAX_CALL_BYTES, Tally, feedback, formatSummary, outcomeOf, parseLabelLine, send, type FeedbackSummary } from './feedback.js';
 
 describe('parseLabelLine', () => {
   it('reads one label as the labels of a one-input request', () => {
@@ -92,5 +95,81 @@ describe('send', () => {
     expect(calls).toHaveLength(2);
     const unknownKey = Object.assign(new Error('unknown API key'), { code: grpc.status.UNAUTHENTICATED, details: 'unknown API key', metadata: new grpc.Metadata() });
     await expect(send(router([() => unknownKey]).client, lines, new Tally())).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+  });
+});
+
+describe('feedback, against a FeedbackService on real gRPC', () => {
+  let server: grpc.Server;
+  let address: string;
+  let dir: string;
+  /** Each call the service took: its items' request ids and labels, and its size on the wire. */
+  const calls: { items: FeedbackRequest__Output['items']; bytes: number }[] = [];
+  const method = feedbackService().Feedback as unknown as grpc.MethodDefinition<FeedbackRequest, FeedbackResponse>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'feedback-command-'));
+    server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+    server.addService(feedbackService(), {
+      Feedback: (call: grpc.ServerUnaryCall<FeedbackRequest__Output, FeedbackResponse>, callback: grpc.sendUnaryData<FeedbackResponse>) => {
+        calls.push({ items: call.request.items, bytes: method.requestSerialize(call.request).length });
+        callback(null, { results: call.request.items.map(() => ({ statusCode: 0, errorMessage: '' })) });
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    address = `127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    server?.forceShutdown();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the command on a file of `content`; its exit code and its --json summary. */
+  async function run(name: string, content: string | Buffer): Promise<{ code: number; summary: FeedbackSummary }> {
+    const file = join(dir, name);
+    await writeFile(file, content);
+    calls.length = 0;
+    const printed = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      const code = await feedback({ address, file, model: 'iris', json: true });
+      return { code, summary: JSON.parse(String(printed.mock.calls.at(-1)?.[0])) as FeedbackSummary };
+    } finally {
+      printed.mockRestore();
+    }
+  }
+
+  it('reads a labels file written on Windows (a byte order mark, CRLF line endings): every line is sent', async () => {
+    const { code, summary } = await run('windows.jsonl', `\uFEFF{"id": "w1", "label": "setosa"}\r\n{"id": "w2", "label": "virginica"}\r\n`);
+    expect({ code, stored: summary.counts.stored, invalid: summary.counts.invalid }).toEqual({ code: 0, stored: 2, invalid: 0 });
+    expect(calls.flatMap((c) => c.items.map((i) => [i.requestId, i.labels]))).toEqual([['w1', ['setosa']], ['w2', ['virginica']]]);
+  });
+
+  it(`sends calls of at most ${MAX_CALL_BYTES} bytes: lines of many long labels go in more calls than 500 items would make`, async () => {
+    const labels = Array.from({ length: 64 }, (_, i) => `${i}`.padEnd(250, 'x'));
+    const lines = Array.from({ length: 500 }, (_, i) => JSON.stringify({ id: `wide-${i}`, labels }));
+    const { code, summary } = await run('wide.jsonl', `${lines.join('\n')}\n`);
+    expect({ code, stored: summary.counts.stored }).toEqual({ code: 0, stored: 500 });
+    expect(calls.length).toBeGreaterThan(1);
+    expect(Math.max(...calls.map((c) => c.bytes))).toBeLessThanOrEqual(MAX_CALL_BYTES);
+  });
+
+  it('reports a line over the limit, and one not in UTF-8, by number, and sends the lines around them', async () => {
+    const { code, summary } = await run('mixed.jsonl', Buffer.concat([
+      Buffer.from(`{"id": "m1", "label": "setosa"}\n{"id": "m2", "label": "${'x'.repeat(600 * 1024)}"}\n{"id": "m3", "label": "caf`),
+      Buffer.from([0xe9]),
+      Buffer.from('"}\n{"id": "m4", "label": "setosa"}\n'),
+    ]));
+    expect({ code, stored: summary.counts.stored }).toEqual({ code: 3, stored: 2 });
+    expect(summary.examples.invalid?.map((e) => e.line)).toEqual([2, 3]);
+    expect(summary.examples.invalid?.[0].message).toMatch(/^the line is 614\d{3} bytes, over the limit of 524288$/);
+    expect(summary.examples.invalid?.[1].message).toMatch(/^the line is not valid UTF-8/);
+  });
+
+  it('shows the control characters of a binary file\'s line escaped in the summary, never raw on the terminal', async () => {
+    const { summary } = await run('binary.jsonl', Buffer.from('\x1b]0;title\x07\x1b[31m\x00\x01\n'));
+    const text = formatSummary(summary);
+    expect(text).toContain('line 1: not JSON');
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+    expect(text).toContain('\\u001b');
   });
 });

@@ -3,9 +3,10 @@
  * router's FeedbackService. Each line is `{"id": "...", "label": "setosa"}` or
  * `{"id": "...", "labels": [...]}`, with an optional `"model"` (else --model).
  *
- * The file is read as a stream (millions of lines are fine): lines go in calls of up to
- * ITEMS_PER_CALL items, CALLS_IN_FLIGHT calls at once. A line that cannot be read is
- * reported with its number and the rest go on. Items the router could not store now
+ * The file is read as a stream of UTF-8 lines (millions of lines are fine; CRLF and a byte
+ * order mark too; feedback-lines.ts): lines go in calls of up to ITEMS_PER_CALL items and
+ * MAX_CALL_BYTES, CALLS_IN_FLIGHT calls at once. A line that cannot be read (over the limit,
+ * not UTF-8, not a label line) is reported with its number and the rest go on. Items the router could not store now
  * (UNAVAILABLE) are sent again a few times; sending again is always safe, since the router
  * stores a request's labels once, so a re-run of the same file answers the lines stored
  * before as "already labelled", which is not a failure.
@@ -15,11 +16,11 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import type { FeedbackItem, FeedbackResponse__Output, FeedbackServiceClient } from '@infermesh/contracts';
 import { call, feedbackClient } from '../client.js';
 import { Progress } from '../progress.js';
+import { readLines } from './feedback-lines.js';
 
 export const ITEMS_PER_CALL = 500;
 export const CALLS_IN_FLIGHT = 4;
@@ -29,10 +30,18 @@ const FIRST_BACKOFF_MS = 500;
 /** Examples kept of each kind of failure, for the summary. */
 const EXAMPLES = 5;
 /**
- * A line longer than this is refused unread: 1024 labels of 256 bytes (the router's limits)
- * fit well within it, and a call of ITEMS_PER_CALL such lines within a gRPC message.
+ * A line longer than this (UTF-8 bytes) is refused unread, and never held: 1024 labels of 256
+ * bytes (the router's limits) fit well within it.
  */
-const MAX_LINE_CHARS = 512 * 1024;
+const MAX_LINE_BYTES = 512 * 1024;
+/**
+ * A call carries at most this many bytes of items, however few: gRPC's usual limit on a
+ * message, well within the router's (GRPC_MAX_MESSAGE_BYTES, 64 MiB by default). 500 lines of
+ * many long labels would pass it, and the router would refuse the whole call.
+ */
+export const MAX_CALL_BYTES = 4 * 1024 * 1024;
+/** A message in the summary is shown up to this many characters. */
+const MAX_SHOWN = 300;
 
 export interface FeedbackOptions {
   address: string;
@@ -63,7 +72,6 @@ export interface FeedbackSummary {
 /** One line: the item it sends, or why it cannot be sent; undefined for a blank line. */
 export function parseLabelLine(text: string, model?: string): { item: FeedbackItem } | { error: string } | undefined {
   if (!text.trim()) return undefined;
-  if (text.length > MAX_LINE_CHARS) return { error: `the line is ${text.length} characters, over the limit of ${MAX_LINE_CHARS}` };
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -139,6 +147,21 @@ export interface Line {
   item: FeedbackItem;
 }
 
+/**
+ * The most an item takes in a FeedbackRequest: each string's bytes, its tag and length (5 bytes
+ * at most each for these sizes), and the item's own tag and length.
+ */
+export function itemBytes(item: FeedbackItem): number {
+  const strings = [item.modelName ?? '', item.requestId ?? '', ...(item.labels ?? [])];
+  return strings.reduce((sum, text) => sum + Buffer.byteLength(text) + 5, 5);
+}
+
+/** `text` as it may be printed on a terminal: control characters escaped (a binary file's bytes echoed by JSON.parse), and bounded. */
+function printable(text: string): string {
+  const shown = text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}…` : text;
+  return shown.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Whether a failed call may succeed if sent again (sending again is always safe). */
 function retryable(error: unknown): boolean {
   const code = (error as grpc.ServiceError)?.code;
@@ -195,7 +218,7 @@ export function formatSummary(summary: FeedbackSummary): string {
     const examples = summary.examples[outcome];
     if (!examples?.length) continue;
     out.push(`${WORDS[outcome]}${counts[outcome] > examples.length ? ` (first ${examples.length} of ${counts[outcome]})` : ''}:`);
-    for (const { line, message } of examples) out.push(`  line ${line}: ${message}`);
+    for (const { line, message } of examples) out.push(`  line ${line}: ${printable(message)}`);
   }
   return out.join('\n');
 }
@@ -228,26 +251,45 @@ export async function feedback(options: FeedbackOptions): Promise<number> {
     while (inFlight.size >= CALLS_IN_FLIGHT) await Promise.race(inFlight);
   };
 
-  const reader = createInterface({ input: createReadStream(options.file), crlfDelay: Infinity });
+  const input = createReadStream(options.file);
   let number = 0;
   let batch: Line[] = [];
+  let batchBytes = 0;
   try {
-    for await (const text of reader) {
+    for await (const line of readLines(input, MAX_LINE_BYTES)) {
       if (failure !== undefined || interrupted) break;
-      number++;
-      const parsed = parseLabelLine(text, options.model);
-      if (parsed === undefined) tally.blank++;
-      else if ('error' in parsed) tally.add('invalid', number, parsed.error);
-      else batch.push({ number, item: parsed.item });
+      number = line.number;
+      const parsed = 'tooLong' in line
+        ? { error: `the line is ${line.tooLong} bytes, over the limit of ${MAX_LINE_BYTES}` }
+        : 'notUtf8' in line
+          ? { error: 'the line is not valid UTF-8: save the file as UTF-8' }
+          : parseLabelLine(line.text, options.model);
+      if (parsed === undefined) {
+        tally.blank++;
+        continue;
+      }
+      if ('error' in parsed) {
+        tally.add('invalid', number, parsed.error);
+        continue;
+      }
+      const bytes = itemBytes(parsed.item);
+      if (batch.length > 0 && batchBytes + bytes > MAX_CALL_BYTES) {
+        await dispatch(batch);
+        batch = [];
+        batchBytes = 0;
+      }
+      batch.push({ number, item: parsed.item });
+      batchBytes += bytes;
       if (batch.length >= ITEMS_PER_CALL) {
         await dispatch(batch);
         batch = [];
+        batchBytes = 0;
       }
     }
     if (batch.length > 0 && failure === undefined && !interrupted) await dispatch(batch);
     await Promise.all(inFlight);
   } finally {
-    reader.close();
+    input.destroy();
     client.close();
     process.off('SIGINT', onSigint);
   }
