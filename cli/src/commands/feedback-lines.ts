@@ -1,8 +1,9 @@
 /**
- * The lines of a labels file for `infermesh feedback`, read from its bytes with each line
- * bounded: a line longer than the limit is passed over as it streams (its length counted,
- * never held), so a binary file, or one with no newline at all, costs no more memory than one
- * line of the limit. (readline would hold a whole line before anyone could look at its length.)
+ * The lines of a text file (labels for `infermesh feedback`, rows for `infermesh profile`),
+ * read from its bytes with each line bounded: a line longer than the limit is passed over as
+ * it streams (its length counted, never held), so a binary file, or one with no newline at
+ * all, costs no more memory than one line of the limit. (readline holds a whole line before
+ * anyone can look at its length, and dies on one over V8's longest string.)
  *
  * Lines end at LF, and a CR before it is dropped (files written on Windows). A UTF-8 byte
  * order mark at the start of the file is dropped. A line that is not valid UTF-8 is reported,

@@ -84,6 +84,23 @@ describe('infermesh profile, rows', () => {
     expect((await written('iris', '7')).file).toBe(join(repository, 'iris', '7', 'profile.json'));
   });
 
+  it('reads files saved on Windows (a byte order mark, CRLF line endings) as the same rows', async () => {
+    await writeFile(join(data, 'train.csv'), csv(ROWS));
+    await writeFile(join(data, 'excel.csv'), `\uFEFF${csv(ROWS).replaceAll('\n', '\r\n')}\r\n`);
+    await writeFile(join(data, 'windows.jsonl'), `\uFEFF${ROWS.map((r) => JSON.stringify(r)).join('\r\n')}\r\n`);
+    await run('iris', '--data', join(data, 'train.csv'), '--out', join(data, 'plain.json'));
+    await run('iris', '--data', join(data, 'excel.csv'), '--out', join(data, 'excel.json'));
+    await run('iris', '--data', join(data, 'windows.jsonl'), '--out', join(data, 'windows.json'));
+    const features = async (file: string) => (JSON.parse(await readFile(file, 'utf8')) as { features: unknown }).features;
+    const plain = await features(join(data, 'plain.json'));
+    expect([await features(join(data, 'excel.json')), await features(join(data, 'windows.json'))]).toEqual([plain, plain]);
+  });
+
+  it('names a line over the limit of a row instead of holding it (a binary file given as rows)', async () => {
+    await writeFile(join(data, 'binary.jsonl'), Buffer.alloc(8 * 1024 * 1024, 0x01));
+    expect(await failure('iris', '--data', join(data, 'binary.jsonl'))).toBe(`binary.jsonl line 1: ${8 * 1024 * 1024} bytes, over the 4194304-byte limit of a line`);
+  });
+
   it('names a feature column the file lacks, and the columns it has', async () => {
     await writeFile(join(data, 'short.csv'), 'sepal_length,sepal_width\n5.1,3.5\n');
     expect(await failure('iris', '--data', join(data, 'short.csv'))).toBe("short.csv has no column for features 'petal_length', 'petal_width' (columns: sepal_length, sepal_width)");

@@ -7,11 +7,11 @@
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { basename, dirname, extname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeSummaries, ImageValues, MODEL_REPOSITORY_DIR, ProfileDataError, referenceValuesFor, TabularValues } from '@infermesh/models';
 import { DEFAULT_PROFILE_BINS, MAX_PROFILE_BINS, PROFILE_FILE, profileIdOf, readModelConfig, serializeDriftProfile, type ModelConfig } from '@infermesh/worker';
+import { readLines } from './feedback-lines.js';
 
 export const PROFILE_USAGE = `usage: infermesh profile <model> --data FILE|FOLDER [options]
 
@@ -29,6 +29,8 @@ Builds the model's drift reference profile and writes it beside the model.
 export const MAX_PROFILE_INPUTS = 1_000_000;
 /** An image file larger than this is refused before it is read. */
 const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
+/** A line of a rows file longer than this is refused, never held (a CSV header of thousands of columns fits). */
+const MAX_LINE_BYTES = 4 * 1024 * 1024;
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
@@ -55,12 +57,18 @@ export function csvFields(line: string): string[] {
   return fields;
 }
 
+/** The lines of a rows file that are not blank (CRLF and a byte order mark are fine), each bounded. */
 async function* lines(file: string): AsyncGenerator<{ line: string; number: number }> {
-  const reader = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  let number = 0;
-  for await (const line of reader) {
-    number++;
-    if (line.trim()) yield { line, number };
+  const name = basename(file);
+  const input = createReadStream(file);
+  try {
+    for await (const read of readLines(input, MAX_LINE_BYTES)) {
+      if ('tooLong' in read) throw new ProfileDataError(`${name} line ${read.number}: ${read.tooLong} bytes, over the ${MAX_LINE_BYTES}-byte limit of a line`);
+      if ('notUtf8' in read) throw new ProfileDataError(`${name} line ${read.number}: not valid UTF-8 (save the file as UTF-8)`);
+      if (read.text.trim()) yield { line: read.text, number: read.number };
+    }
+  } finally {
+    input.destroy();
   }
 }
 
