@@ -30,7 +30,7 @@ describe('joining feedback with a prediction', () => {
   it('counts each labelled input, and the inputs whose prediction equals the label as correct', () => {
     const { accuracy } = tracker();
     expect(accuracy.apply(iris(['setosa', 'virginica', 'setosa']), ['setosa', 'versicolor', 'setosa'])).toBe('applied');
-    expect(accuracy.readings({ model: 'iris', version: '1' })[0]).toMatchObject({ labelled: 3, correct: 2, recentLabelled: 3, feedback: { applied: 1, unknown: 0, expired: 0, mismatched: 0 } });
+    expect(accuracy.readings({ model: 'iris', version: '1' })[0]).toMatchObject({ labelled: 3, correct: 2, recentLabelled: 3, feedback: { applied: 1, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 } });
     expect(accuracy.readings()[0].recentAccuracy).toBeCloseTo(2 / 3);
   });
 
@@ -98,9 +98,9 @@ describe('feedback that joined nothing', () => {
     accuracy.unjoined('iris', 'expired');
     accuracy.unjoined('made-up', 'unknown');
     expect(accuracy.readings().map((r) => [r.model, r.version, r.feedback])).toEqual([
-      ['_unknown', '', { applied: 0, unknown: 1, expired: 0, mismatched: 0 }],
-      ['iris', '', { applied: 0, unknown: 1, expired: 1, mismatched: 0 }],
-      ['iris', '1', { applied: 1, unknown: 0, expired: 0, mismatched: 0 }],
+      ['_unknown', '', { applied: 0, unknown: 1, expired: 0, mismatched: 0, ambiguous: 0 }],
+      ['iris', '', { applied: 0, unknown: 1, expired: 1, mismatched: 0, ambiguous: 0 }],
+      ['iris', '1', { applied: 1, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 }],
     ]);
     expect(accuracy.readings({ model: 'iris', version: '1' })).toHaveLength(1);
   });

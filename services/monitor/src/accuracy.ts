@@ -5,7 +5,7 @@
  * `window` labelled inputs (recent accuracy), and a confusion matrix over the model's class
  * labels; per model, what became of the feedback.
  *
- * Feedback that joined nothing (`unknown`, `expired`) has no version: it is counted on the
+ * Feedback that joined nothing (`unknown`, `expired`, `ambiguous`) has no version: it is counted on the
  * model, in a series with version "" that holds only those outcomes. Readings list it
  * beside the versions (GetAccuracy with a version leaves it out).
  *
@@ -16,10 +16,13 @@
 import { MAX_LABEL_LENGTH, UNKNOWN, type KnownModels } from './known-models.js';
 import type { PrometheusText } from './prometheus-text.js';
 
-export interface AccuracyReading { model: string; version: string; labelled: number; correct: number; recentAccuracy: number; recentLabelled: number; confusion: { actual: string; predicted: string; count: number }[]; feedback: { applied: number; unknown: number; expired: number; mismatched: number } }
+export interface AccuracyReading { model: string; version: string; labelled: number; correct: number; recentAccuracy: number; recentLabelled: number; confusion: { actual: string; predicted: string; count: number }[]; feedback: Record<FeedbackOutcome, number> }
 
-export type FeedbackOutcome = 'applied' | 'unknown' | 'expired' | 'mismatched';
-export const FEEDBACK_OUTCOMES: readonly FeedbackOutcome[] = ['applied', 'unknown', 'expired', 'mismatched'];
+export type FeedbackOutcome = 'applied' | 'unknown' | 'expired' | 'mismatched' | 'ambiguous';
+export const FEEDBACK_OUTCOMES: readonly FeedbackOutcome[] = ['applied', 'unknown', 'expired', 'mismatched', 'ambiguous'];
+/** Feedback that joined no prediction, so has no version. */
+export type UnjoinedOutcome = 'unknown' | 'expired' | 'ambiguous';
+const noOutcomes = (): Record<FeedbackOutcome, number> => ({ applied: 0, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 });
 /** Feedback messages that were never joined: not a Feedback, or handling it threw. */
 export type FeedbackDropReason = 'undecodable' | 'failed';
 
@@ -55,7 +58,8 @@ export interface SavedAccuracySeries {
   /** The ring's outcomes, oldest first, as '0' and '1'. */
   recent: string;
   confusion: [string, string, number][];
-  feedback: Record<FeedbackOutcome, number>;
+  /** An outcome added later (ambiguous) is absent from an older snapshot. */
+  feedback: Partial<Record<FeedbackOutcome, number>>;
 }
 
 export interface SavedAccuracy {
@@ -119,7 +123,7 @@ export class AccuracyTracker {
   }
 
   /** Feedback that joined no prediction: counted on the model (version ""). */
-  unjoined(model: string, outcome: 'unknown' | 'expired'): void {
+  unjoined(model: string, outcome: UnjoinedOutcome): void {
     this.seriesOf(this.modelLabel(model), '').feedback[outcome] += 1;
   }
 
@@ -178,11 +182,11 @@ export class AccuracyTracker {
     for (const r of versions) if (r.recentLabelled > 0) out.sample('infermesh_model_accuracy_recent', labels(r), r.recentAccuracy);
     const perModel = new Map<string, Record<FeedbackOutcome, number>>();
     for (const s of this.series.values()) {
-      const sums = perModel.get(s.model) ?? { applied: 0, unknown: 0, expired: 0, mismatched: 0 };
+      const sums = perModel.get(s.model) ?? noOutcomes();
       for (const outcome of FEEDBACK_OUTCOMES) sums[outcome] += s.feedback[outcome];
       perModel.set(s.model, sums);
     }
-    out.family('infermesh_feedback_total', 'counter', 'Feedback per model by what became of it: applied, unknown (no such prediction kept), expired (older than the retention), mismatched (label count differs).');
+    out.family('infermesh_feedback_total', 'counter', 'Feedback per model by what became of it: applied, unknown (no such prediction kept), expired (older than the retention), mismatched (label count differs), ambiguous (the request id named more than one prediction).');
     for (const [model, sums] of [...perModel].sort(([a], [b]) => (a < b ? -1 : 1))) {
       for (const outcome of FEEDBACK_OUTCOMES) out.sample('infermesh_feedback_total', [['model', model], ['outcome', outcome]], sums[outcome]);
     }
@@ -237,7 +241,7 @@ export class AccuracyTracker {
         const cell = key(actual, predicted);
         series.confusion.set(cell, (series.confusion.get(cell) ?? 0) + count);
       }
-      for (const outcome of FEEDBACK_OUTCOMES) series.feedback[outcome] += s.feedback[outcome];
+      for (const outcome of FEEDBACK_OUTCOMES) series.feedback[outcome] += s.feedback[outcome] ?? 0;
     }
   }
 
@@ -253,7 +257,7 @@ export class AccuracyTracker {
     if (!series) {
       series = {
         model, version, labelled: 0, correct: 0, ring: new Uint8Array(this.window), next: 0, filled: 0, confusion: new Map(),
-        feedback: { applied: 0, unknown: 0, expired: 0, mismatched: 0 },
+        feedback: noOutcomes(),
       };
       this.series.set(k, series);
     }

@@ -15,7 +15,7 @@ import { connectBus, events, snapshotStore, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
 import { startNatsServer, type NatsServer } from '@infermesh/testing';
 import { createMonitor, monitorConfig, type Monitor } from './index.js';
-import { keptPredictionKey } from './kept-predictions.js';
+import { AMBIGUOUS, keptPredictionKey, openKeptPredictions } from './kept-predictions.js';
 import { startFeedbackConsumer, uuidV7Time } from './feedback-consumer.js';
 import { MonitorState } from './monitor-state.js';
 import type { KeptPredictions } from './kept-predictions.js';
@@ -24,7 +24,7 @@ const logger = createLogger('feedback-test', { level: 'silent' });
 /** Long enough for a record published just after its feedback to be counted on a busy machine; the unknown-id test waits it out. */
 const GRACE_MS = 3000;
 const CLASSES = ['setosa', 'versicolor', 'virginica'];
-const MODELS = ['iris', 'late', 'unknown-ids', 'expired-ids', 'mismatched', 'restarted', 'offline', 'crashed', 'drifting'];
+const MODELS = ['iris', 'late', 'unknown-ids', 'expired-ids', 'mismatched', 'reused', 'restarted', 'offline', 'crashed', 'replayed', 'drifting'];
 
 let nats: NatsServer;
 let publisher: Bus;
@@ -85,14 +85,15 @@ const getAccuracy = (request: GetAccuracyRequest) => call<GetAccuracyRequest, Ge
 const getDrift = (request: GetDriftRequest) => call<GetDriftRequest, GetDriftResponse__Output>('GetDrift', request);
 
 /** The outcomes of feedback for `model`, summed over its versions (unknown and expired are on version ""). */
-async function outcomes(model: string): Promise<{ applied: number; unknown: number; expired: number; mismatched: number; labelled: number; correct: number }> {
+async function outcomes(model: string): Promise<{ applied: number; unknown: number; expired: number; mismatched: number; ambiguous: number; labelled: number; correct: number }> {
   const { models } = await getAccuracy({ model }).catch(() => ({ models: [] }));
-  const sum = { applied: 0, unknown: 0, expired: 0, mismatched: 0, labelled: 0, correct: 0 };
+  const sum = { applied: 0, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0, labelled: 0, correct: 0 };
   for (const m of models) {
     sum.applied += Number(m.feedback?.applied ?? 0);
     sum.unknown += Number(m.feedback?.unknown ?? 0);
     sum.expired += Number(m.feedback?.expired ?? 0);
     sum.mismatched += Number(m.feedback?.mismatched ?? 0);
+    sum.ambiguous += Number(m.feedback?.ambiguous ?? 0);
     sum.labelled += Number(m.labelled);
     sum.correct += Number(m.correct);
   }
@@ -186,6 +187,19 @@ describe('feedback', () => {
   });
 });
 
+describe('feedback for a request id its client used twice', () => {
+  it('is counted ambiguous, joined with neither prediction, in GetAccuracy and on /metrics', async () => {
+    await publishRecords(prediction('reused', '1', ['setosa'], { timestampMs: Date.now() - 1000 }));
+    await publishRecords(prediction('reused', '1', ['virginica']));
+    // Feedback read before the second prediction is kept would join the first: reuse is known from then on.
+    const kept = await openKeptPredictions({ bus: publisher, retentionMs: 86_400_000, logger });
+    await eventually(async () => expect(await kept.get(keptPredictionKey('key-a', 'reused', '1'))).toBe(AMBIGUOUS));
+    await sendFeedback('reused', '1', ['virginica']);
+    await eventually(async () => expect(await outcomes('reused')).toMatchObject({ ambiguous: 1, applied: 0, unknown: 0, labelled: 0 }));
+    expect(monitor.state.prometheus()).toContain('infermesh_feedback_total{model="reused",outcome="ambiguous"} 1');
+  });
+});
+
 describe('feedback across restarts', () => {
   it('is applied once when the monitor restarts between the records and the feedback, and after it', async () => {
     await publishRecords(prediction('restarted', 'r1', ['setosa']), prediction('restarted', 'r2', ['virginica']));
@@ -232,6 +246,20 @@ describe('feedback across restarts', () => {
     await eventually(async () => expect((await outcomes('crashed')).applied).toBe(4));
     expect(await getAccuracy({ model: 'crashed' })).toEqual(before);
     expect(await outcomes('crashed')).toMatchObject({ labelled: 4, correct: 3 });
+  });
+
+  it('is applied to a prediction whose record a restart reads again (not taken for a reused request id)', async () => {
+    // What a monitor killed before it saved a snapshot covering the record leaves behind.
+    await (await snapshotStore(publisher, 'feedback-replay')).save(monitor.state.encode());
+    await publishRecords(prediction('replayed', 'r1', ['setosa']));
+    await eventually(async () => expect(monitor.state.models.stats('replayed')[0]?.requestCount).toBe(1));
+
+    const running = monitor;
+    await startMonitor({ MONITOR_SNAPSHOT_KEY: 'feedback-replay' });
+    await running.stop();
+    expect(monitor.state.models.stats('replayed')[0]?.requestCount).toBe(1);
+    await sendFeedback('replayed', 'r1', ['setosa']);
+    await eventually(async () => expect(await outcomes('replayed')).toMatchObject({ applied: 1, ambiguous: 0, labelled: 1, correct: 1 }));
   });
 
   it('is stored once per client, model and request id: a second feedback is dropped by the stream', async () => {
@@ -317,7 +345,7 @@ describe('startFeedbackConsumer', () => {
     const { bus, state, consumer, send } = await direct('lookup-retry', kept);
     try {
       await send('r1');
-      await eventually(() => expect(state.accuracy.readings()[0]?.feedback).toEqual({ applied: 1, unknown: 0, expired: 0, mismatched: 0 }));
+      await eventually(() => expect(state.accuracy.readings()[0]?.feedback).toEqual({ applied: 1, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 }));
       expect(state.feedbackMark.sequence).toBe(1);
     } finally {
       await consumer.stop();

@@ -15,12 +15,14 @@
  * again; feedback after it waits behind it (order is what makes the stream sequence a
  * mark), so the accuracy lags the feedback by at most the grace. Then it counts as
  * `expired` when its request id is a UUIDv7 older than the retention, else `unknown`.
+ * Feedback for a request id its client used for more than one prediction counts as
+ * `ambiguous` (kept-predictions.ts): joining either could be wrong.
  */
 import { events, replayStream, streamPosition, type Bus, type Delivery, type StreamReplay } from '@infermesh/bus';
 import type { Feedback__Output } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 import type { MonitorState } from './monitor-state.js';
-import { keptPredictionKey, type KeptPredictions } from './kept-predictions.js';
+import { AMBIGUOUS, keptPredictionKey, type KeptPredictions } from './kept-predictions.js';
 
 export interface FeedbackConsumerOptions {
   bus: Bus;
@@ -113,7 +115,10 @@ export async function startFeedbackConsumer({ bus, state, kept, logger, graceMs,
     // Everything below is synchronous: the accuracy and its mark move together, between two snapshots.
     stopped();
     const model = state.accuracy.modelLabel(feedback.model);
-    if (prediction) {
+    if (prediction === AMBIGUOUS) {
+      state.accuracy.unjoined(feedback.model, 'ambiguous');
+      logger.debug({ model, key: key.slice(0, 16) }, 'feedback for a request id used for more than one prediction; not joined');
+    } else if (prediction) {
       const outcome = state.accuracy.apply(prediction, feedback.labels);
       if (outcome === 'mismatched') logger.debug({ model, key: key.slice(0, 16), labels: feedback.labels.length, predicted: prediction.predictedLabels.length }, 'feedback labels do not match the prediction\'s inputs');
     } else {

@@ -9,7 +9,7 @@ import { connectBus, keptPredictionsBucket, type Bus } from '@infermesh/bus';
 import type { PredictionRecord__Output } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
 import { startNatsServer, type NatsServer } from '@infermesh/testing';
-import { keptPredictionKey, MAX_KEPT_LABELS, openKeptPredictions } from './kept-predictions.js';
+import { AMBIGUOUS, keptPredictionKey, MAX_KEPT_LABELS, openKeptPredictions } from './kept-predictions.js';
 import { record as fixture } from './records.fixture.js';
 
 const logger = createLogger('kept-predictions-test', { level: 'silent' });
@@ -81,6 +81,76 @@ describe('kept predictions', () => {
     await kept.settled();
     expect(kept.prometheus()).toContain('infermesh_monitor_kept_predictions_total{outcome="stored"} 200');
     expect(await kept.get(keptPredictionKey('key-a', 'iris', 'r199'))).toBeDefined();
+  });
+
+  it('mark a request id its client used for another prediction as ambiguous: feedback joins neither', async () => {
+    const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
+    kept.keep(record({ requestId: '1', predictedLabels: ['setosa'], timestampMs: String(Date.now() - 2000) }));
+    await kept.settled();
+    kept.keep(record({ requestId: '1', predictedLabels: ['virginica'], timestampMs: String(Date.now() - 1000) }));
+    await kept.settled();
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', '1'))).toBe(AMBIGUOUS);
+    expect(kept.prometheus()).toContain('infermesh_monitor_kept_predictions_total{outcome="ambiguous"} 1');
+  });
+
+  it('mark a request id ambiguous when its predictions differ only in version or time', async () => {
+    const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
+    const at = String(Date.now() - 5000);
+    for (const overrides of [{ requestId: 'v', timestampMs: at }, { requestId: 'v', timestampMs: at, version: '2' }, { requestId: 't', timestampMs: at }, { requestId: 't', timestampMs: String(Date.now()) }]) {
+      kept.keep(record(overrides));
+      await kept.settled();
+    }
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', 'v'))).toBe(AMBIGUOUS);
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', 't'))).toBe(AMBIGUOUS);
+  });
+
+  it('mark a request id ambiguous when its predictions are stored at once', async () => {
+    const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
+    for (let i = 0; i < 20; i++) kept.keep(record({ requestId: '1', predictedLabels: [i % 2 ? 'setosa' : 'virginica'], timestampMs: String(Date.now() - 20_000 + i) }));
+    await kept.settled();
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', '1'))).toBe(AMBIGUOUS);
+  });
+
+  it('put the mark again on each further reuse, so it outlives the last prediction made with the id', async () => {
+    const b = await bus();
+    const kept = await openKeptPredictions({ bus: b, retentionMs: 3_600_000, logger });
+    const jsm = await b.js.jetstreamManager();
+    const stored = async () => (await jsm.streams.getMessage(`KV_${keptPredictionsBucket(b.prefix)}`, { last_by_subj: `$KV.${keptPredictionsBucket(b.prefix)}.${keptPredictionKey('key-a', 'iris', '1')}` }))!;
+    for (const labels of [['a'], ['b']]) {
+      kept.keep(record({ requestId: '1', predictedLabels: labels, timestampMs: String(Date.now()) }));
+      await kept.settled();
+    }
+    const marked = await stored();
+    kept.keep(record({ requestId: '1', predictedLabels: ['c'], timestampMs: String(Date.now() + 1) }));
+    await kept.settled();
+    expect((await stored()).seq).toBeGreaterThan(marked.seq);
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', '1'))).toBe(AMBIGUOUS);
+  });
+
+  it('leave a prediction as it is when its record is read again (a restart, another replica)', async () => {
+    const b = await bus();
+    const r = record();
+    const first = await openKeptPredictions({ bus: b, retentionMs: 3_600_000, logger });
+    first.keep(r);
+    await first.settled();
+    const restarted = await openKeptPredictions({ bus: b, retentionMs: 3_600_000, logger });
+    restarted.keep(r);
+    await restarted.settled();
+    expect(await restarted.get(keptPredictionKey('key-a', 'iris', 'r1'))).toEqual({ model: 'iris', version: '1', predictedLabels: ['setosa', 'virginica'], timestampMs: r.timestampMs });
+    expect(restarted.prometheus()).toContain('infermesh_monitor_kept_predictions_total{outcome="replayed"} 1');
+  });
+
+  it('leave a prediction stamped ahead of the monitor\'s clock as it is when its record is read again later', async () => {
+    const b = await bus();
+    const start = Date.now();
+    const r = record({ timestampMs: String(start + 10_000) });
+    const first = await openKeptPredictions({ bus: b, retentionMs: 3_600_000, logger, now: () => start });
+    first.keep(r);
+    await first.settled();
+    const later = await openKeptPredictions({ bus: b, retentionMs: 3_600_000, logger, now: () => start + 60_000 });
+    later.keep(r);
+    await later.settled();
+    expect(await later.get(keptPredictionKey('key-a', 'iris', 'r1'))).toMatchObject({ predictedLabels: ['setosa', 'virginica'] });
   });
 
   it('are kept as long as an existing bucket says when it was made with another max age', async () => {

@@ -13,10 +13,18 @@
  * predictions. The bucket is laid out as JetStream key-value buckets are (stream
  * `KV_<bucket>`, subjects `$KV.<bucket>.<key>`, one message per key), like the snapshots.
  *
+ * Request ids come from clients too, and many send the same one every time ("1"): a key
+ * is created only when absent, never overwritten. Found holding the same prediction (same
+ * version, labels and record time: the record read again after a restart, or by another
+ * replica), nothing changes. Found holding another, the request id is ambiguous: the key
+ * gets a tombstone (a KeptPrediction without predicted labels; a kept one always has some),
+ * put again on each further reuse so it outlives the last prediction made with the id, and
+ * feedback for it counts as `ambiguous` instead of joining whichever prediction came last.
+ *
  * Puts are asynchronous; `settled()` says when every put started so far is done, so a
  * snapshot never covers a record whose prediction is not stored yet (after a crash the
- * records after the snapshot are read again and put again: a put is idempotent). At most
- * `maxInFlight` puts are in flight (plus one message's worth); `room()` holds the reader back.
+ * records after the snapshot are read again and kept again: a replay changes nothing). At
+ * most `maxInFlight` puts are in flight (plus one message's worth); `room()` holds the reader back.
  */
 import { createHash } from 'node:crypto';
 import { events, expiringBucket, keptPredictionsBucket, type Bus } from '@infermesh/bus';
@@ -36,7 +44,20 @@ export function keptPredictionKey(clientId: string, model: string, requestId: st
   return createHash('sha256').update(`${clientId}\u0000${model}\u0000${requestId}`).digest('hex');
 }
 
-export type KeepOutcome = 'stored' | 'failed' | 'too_large';
+/** What a key holds when its request id named more than one prediction (see above). */
+export const AMBIGUOUS = 'ambiguous';
+
+/** stored: a new key; replayed: the same prediction was there; ambiguous: another one was (or the key was ambiguous already). */
+export type KeepOutcome = 'stored' | 'replayed' | 'ambiguous' | 'failed' | 'too_large';
+const KEEP_OUTCOMES: readonly KeepOutcome[] = ['stored', 'replayed', 'ambiguous', 'failed', 'too_large'];
+
+type Kept = KeptPrediction__Output;
+
+/** The same prediction as a record read again gives it: the key already names client, model and request id. */
+function samePrediction(a: Kept, b: Kept): boolean {
+  return a.version === b.version && String(a.timestampMs) === String(b.timestampMs)
+    && a.predictedLabels.length === b.predictedLabels.length && a.predictedLabels.every((label, i) => label === b.predictedLabels[i]);
+}
 
 export interface KeptPredictions {
   /** How long predictions are kept: the bucket's max age (an existing bucket's, when it differs from the setting). */
@@ -47,8 +68,11 @@ export interface KeptPredictions {
   room(): Promise<void> | undefined;
   /** Resolves once every put started before the call has finished (stored or given up). */
   settled(): Promise<void>;
-  /** The kept prediction under `key`; undefined when none (never kept, or older than the retention). Throws when NATS cannot answer. */
-  get(key: string): Promise<KeptPrediction__Output | undefined>;
+  /**
+   * The kept prediction under `key`; AMBIGUOUS when its request id named more than one;
+   * undefined when none (never kept, or older than the retention). Throws when NATS cannot answer.
+   */
+  get(key: string): Promise<KeptPrediction__Output | typeof AMBIGUOUS | undefined>;
   prometheus(): string;
 }
 
@@ -70,15 +94,27 @@ export async function openKeptPredictions({ bus, retentionMs, logger, maxInFligh
     logger.warn({ bucket: bucket.bucket, bucket_max_age_ms: bucket.maxAgeMs, retention_ms: retentionMs }, 'the kept predictions bucket exists with another max age; keeping predictions as long as it says');
   }
   const pending = new Set<Promise<void>>();
-  const outcomes: Record<KeepOutcome, number> = { stored: 0, failed: 0, too_large: 0 };
+  const outcomes: Record<KeepOutcome, number> = { stored: 0, replayed: 0, ambiguous: 0, failed: 0, too_large: 0 };
   let waiters: (() => void)[] = [];
   let failingSince = 0;
 
-  async function put(key: string, data: Uint8Array): Promise<void> {
+  /** Creates the key, or finds it taken: by the same prediction (a replay), else the request id is ambiguous. */
+  async function store(key: string, prediction: Kept): Promise<'stored' | 'replayed' | 'ambiguous'> {
+    if (await bucket.create(key, events.keptPrediction.encode(prediction))) return 'stored';
+    const there = await bucket.get(key);
+    // Expired between the create and the get: try again (a failure is retried by the caller).
+    if (!there) throw new Error('a kept prediction expired while it was compared');
+    const held = events.keptPrediction.decode(there);
+    if (held.predictedLabels.length > 0 && samePrediction(held, prediction)) return 'replayed';
+    // Put on each reuse, even over a tombstone: it expires a retention after the last prediction made with the id.
+    await bucket.put(key, events.keptPrediction.encode({ model: prediction.model, timestampMs: prediction.timestampMs }));
+    return 'ambiguous';
+  }
+
+  async function keepOne(key: string, prediction: Kept): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await bucket.put(key, data);
-        outcomes.stored += 1;
+        outcomes[await store(key, prediction)] += 1;
         if (failingSince) logger.info({ failed_for_ms: now() - failingSince }, 'storing kept predictions works again');
         failingSince = 0;
         return;
@@ -106,8 +142,9 @@ export async function openKeptPredictions({ bus, retentionMs, logger, maxInFligh
         outcomes.too_large += 1;
         return false;
       }
-      const data = events.keptPrediction.encode({ model: record.model, version: record.version, predictedLabels: record.predictedLabels, timestampMs: atMs });
-      const done: Promise<void> = put(keptPredictionKey(record.clientId, record.model, record.requestId), data).finally(() => {
+      // The record's own time, not atMs: a record stamped ahead of this monitor's clock must compare equal when read again.
+      const prediction: Kept = { model: record.model, version: record.version, predictedLabels: record.predictedLabels, timestampMs: record.timestampMs };
+      const done: Promise<void> = keepOne(keptPredictionKey(record.clientId, record.model, record.requestId), prediction).finally(() => {
         pending.delete(done);
         if (pending.size < maxInFlight && waiters.length > 0) {
           const woken = waiters;
@@ -127,12 +164,14 @@ export async function openKeptPredictions({ bus, retentionMs, logger, maxInFligh
     },
     async get(key) {
       const stored = await bucket.get(key);
-      return stored && events.keptPrediction.decode(stored);
+      if (!stored) return undefined;
+      const kept = events.keptPrediction.decode(stored);
+      return kept.predictedLabels.length === 0 ? AMBIGUOUS : kept;
     },
     prometheus() {
       const out = new PrometheusText();
-      out.family('infermesh_monitor_kept_predictions_total', 'counter', 'Predictions kept for feedback to join (since this monitor started): stored, failed (NATS refused them), too_large (too many or too long labels).');
-      for (const outcome of ['stored', 'failed', 'too_large'] as const) out.sample('infermesh_monitor_kept_predictions_total', [['outcome', outcome]], outcomes[outcome]);
+      out.family('infermesh_monitor_kept_predictions_total', 'counter', 'Predictions kept for feedback to join (since this monitor started): stored, replayed (the same prediction was kept already), ambiguous (its client used the request id for another prediction), failed (NATS refused them), too_large (too many or too long labels).');
+      for (const outcome of KEEP_OUTCOMES) out.sample('infermesh_monitor_kept_predictions_total', [['outcome', outcome]], outcomes[outcome]);
       out.family('infermesh_monitor_kept_predictions_in_flight', 'gauge', 'Kept predictions being stored now.');
       out.sample('infermesh_monitor_kept_predictions_in_flight', [], pending.size);
       return out.toString();

@@ -256,6 +256,20 @@ describe('snapshot', () => {
     expect(restored.feedbackMark).toEqual({ sequence: 0, streamCreated: '' });
   });
 
+  it('loads a snapshot saved before the ambiguous feedback outcome, with its other outcomes', () => {
+    const state = monitorState();
+    state.accuracy.apply({ model: 'iris', version: '1', predictedLabels: ['setosa'] }, ['setosa']);
+    state.accuracy.unjoined('iris', 'unknown');
+    const saved = JSON.parse(gunzipSync(state.encode()).toString('utf8')) as { accuracy: { series: { feedback: Record<string, number> }[] } };
+    for (const series of saved.accuracy.series) delete series.feedback.ambiguous;
+    const restored = new MonitorState();
+    restored.restore(gzipSync(JSON.stringify(saved)));
+    expect(restored.accuracy.readings().map((r) => r.feedback)).toEqual([
+      { applied: 0, unknown: 1, expired: 0, mismatched: 0, ambiguous: 0 },
+      { applied: 1, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 },
+    ]);
+  });
+
   it('refuses bytes that are not a snapshot and keeps its state', () => {
     const state = monitorState();
     state.count(record());

@@ -79,7 +79,8 @@ const snapshotSchema = z.object({
     series: z.array(z.object({
       model: z.string(), version: z.string(), labelled: z.number().nonnegative(), correct: z.number().nonnegative(), recent: z.string().regex(/^[01]*$/),
       confusion: z.array(z.tuple([z.string(), z.string(), z.number().nonnegative()])),
-      feedback: z.object(Object.fromEntries(FEEDBACK_OUTCOMES.map((o) => [o, z.number().nonnegative()])) as Record<(typeof FEEDBACK_OUTCOMES)[number], z.ZodNumber>),
+      // Optional each: a snapshot saved before an outcome was added (ambiguous) has none of it.
+      feedback: z.object(Object.fromEntries(FEEDBACK_OUTCOMES.map((o) => [o, z.number().nonnegative().optional()])) as Record<(typeof FEEDBACK_OUTCOMES)[number], z.ZodOptional<z.ZodNumber>>),
     })),
     dropped: z.object({ undecodable: z.number(), failed: z.number() }),
   }).optional(),

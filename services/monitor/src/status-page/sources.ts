@@ -54,6 +54,7 @@ export interface FeedbackCounts {
   unknown: number;
   expired: number;
   mismatched: number;
+  ambiguous: number;
 }
 
 export interface AccuracyReading {

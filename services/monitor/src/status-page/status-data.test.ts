@@ -100,7 +100,7 @@ describe('buildStatusData', () => {
 
   it('gives a version\'s accuracy with its history, and the model\'s feedback outcomes with those that joined no version', () => {
     const h = history();
-    const feedback = (applied: number, unknown: number) => ({ applied, unknown, expired: 0, mismatched: 0 });
+    const feedback = (applied: number, unknown: number) => ({ applied, unknown, expired: 0, mismatched: 0, ambiguous: 0 });
     const readings = [
       { model: 'iris', version: '', labelled: 0, correct: 0, recentAccuracy: 0, recentLabelled: 0, confusion: [], feedback: feedback(0, 4) },
       { model: 'iris', version: '1', labelled: 10, correct: 9, recentAccuracy: 0.9, recentLabelled: 10, confusion: [], feedback: feedback(10, 0) },
@@ -116,7 +116,7 @@ describe('buildStatusData', () => {
 
   it('lists no version that only has a profile or classes announced, so an idle mesh shows no predictions yet', () => {
     const idle = { ...drift('iris', '1', { sepal_length: 0 }), windowInputs: 0, enoughInputs: false };
-    const noFeedback = { model: 'iris', version: '1', labelled: 0, correct: 0, recentAccuracy: 0, recentLabelled: 0, confusion: [], feedback: { applied: 0, unknown: 0, expired: 0, mismatched: 0 } };
+    const noFeedback = { model: 'iris', version: '1', labelled: 0, correct: 0, recentAccuracy: 0, recentLabelled: 0, confusion: [], feedback: { applied: 0, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 } };
     const sources: StatusSources = { counts: countsOf(), workers: { workers: () => [] }, drift: { readings: () => [idle] }, accuracy: { readings: () => [noFeedback] } };
     expect(buildStatusData(sources, history(), NOW).models).toEqual([]);
   });

@@ -185,11 +185,12 @@ export function buildStatusData(sources: StatusSources, history: StatusHistory, 
 function feedbackByModel(readings: readonly AccuracyReading[]): Map<string, FeedbackCounts> {
   const sums = new Map<string, FeedbackCounts>();
   for (const r of readings) {
-    const sum = sums.get(r.model) ?? { applied: 0, unknown: 0, expired: 0, mismatched: 0 };
+    const sum = sums.get(r.model) ?? { applied: 0, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 };
     sum.applied += r.feedback.applied;
     sum.unknown += r.feedback.unknown;
     sum.expired += r.feedback.expired;
     sum.mismatched += r.feedback.mismatched;
+    sum.ambiguous += r.feedback.ambiguous;
     sums.set(r.model, sum);
   }
   return sums;

@@ -244,7 +244,7 @@
     }
     if (m.modelFeedback) {
       const f = m.modelFeedback;
-      lines.push(`feedback for ${m.model}: ${num(f.applied)} applied, ${num(f.unknown)} unknown, ${num(f.expired)} expired, ${num(f.mismatched)} mismatched`);
+      lines.push(`feedback for ${m.model}: ${num(f.applied)} applied, ${num(f.unknown)} unknown, ${num(f.expired)} expired, ${num(f.mismatched)} mismatched, ${num(f.ambiguous)} ambiguous`);
     }
     if (lines.length > 0) parts.append(el('div', { class: 'feedback' }, ...lines.map((line) => el('p', null, line))));
     return parts;
