@@ -28,6 +28,19 @@ describe('classifierOutput', () => {
   });
 });
 
+describe('classifierOutput of scores with more than one class axis per input', () => {
+  it('refuses scores per token or per pixel ([T, C], [H, W, C]): one label per input could not be read from them', () => {
+    expect(classifierOutput(config([{ name: 'tags', datatype: 'FP32', shape: [-1, 3], labels: ['a', 'b', 'c'] }])).problem).toBe(
+      "output 'tags' has shape [-1, 3]: a classifier output holds one score per class for each input ([3], or 1s before it)",
+    );
+    expect(classifierOutput(config([{ name: 'mask', datatype: 'FP32', shape: [8, 8, 2], labels: ['bg', 'fg'] }])).problem).toMatch(/^output 'mask' has shape \[8, 8, 2\]/);
+  });
+
+  it('takes scores with 1s before the class axis ([1, C])', () => {
+    expect(classifierOutput(config([{ name: 'p', datatype: 'FP32', shape: [1, 3], labels: ['a', 'b', 'c'] }]))).toEqual({ classifier: { name: 'p', labels: ['a', 'b', 'c'] } });
+  });
+});
+
 describe('predictedLabels', () => {
   const classifier = { name: 'p', labels: ['cat', 'dog', 'bird'] };
 

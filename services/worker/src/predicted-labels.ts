@@ -18,8 +18,9 @@ export interface ClassifierOutput {
 
 /**
  * The model's classifier output: the first output whose config has `labels`. `problem` says
- * why a labelled output cannot serve (no scores, labels over the bounds, a class count that
- * differs from the labels): the model is then served without predicted labels.
+ * why a labelled output cannot serve (no scores, labels over the bounds, scores on more than
+ * one axis per input, a class count that differs from the labels): the model is then served
+ * without predicted labels.
  */
 export function classifierOutput(config: ModelConfig): { classifier?: ClassifierOutput; problem?: string } {
   const output = config.outputs.find((o) => o.labels?.length);
@@ -30,6 +31,10 @@ export function classifierOutput(config: ModelConfig): { classifier?: Classifier
   const long = labels.findIndex((l) => Buffer.byteLength(l) > MAX_CLASS_LABEL_BYTES);
   if (long >= 0) return { problem: `output '${name}' label ${long} is longer than ${MAX_CLASS_LABEL_BYTES} bytes` };
   const classes = output.shape.at(-1);
+  // Scores per token or per pixel: the argmax over all of an input's scores would name no class.
+  if (output.shape.slice(0, -1).some((d) => d !== 1)) {
+    return { problem: `output '${name}' has shape [${output.shape.join(', ')}]: a classifier output holds one score per class for each input ([${classes}], or 1s before it)` };
+  }
   if (classes !== undefined && classes > 0 && classes !== labels.length) return { problem: `output '${name}' has ${classes} classes and ${labels.length} labels` };
   return { classifier: { name, labels } };
 }
