@@ -48,10 +48,41 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
   };
 }
 
-export function startHeartbeat(options: HeartbeatOptions & { onError?: (error: unknown) => void }): { beat(): void; stop(): void } {
+/** Thrown by a publish larger than the server's max_payload (its INFO), before anything is sent. */
+const isTooLarge = (error: unknown) => /max_payload/i.test((error as Error)?.message ?? '');
+
+/** The heartbeat without what watches its models: routers need the rest, the monitor can do without these. */
+function withoutMonitoring(heartbeat: WorkerHeartbeat): WorkerHeartbeat {
+  return { ...heartbeat, models: heartbeat.models?.map((m) => ({ ...m, driftReference: null, classLabels: [] })) };
+}
+
+export interface HeartbeatHooks {
+  /** A beat not sent (the connection closed or closing). */
+  onError?: (error: unknown) => void;
+  /**
+   * The heartbeat (of `bytes`) is larger than the server takes in one message: it goes without
+   * its models' profiles and class labels. Called once, until a whole one fits again.
+   */
+  onTooLarge?: (bytes: number) => void;
+}
+
+export function startHeartbeat(options: HeartbeatOptions & HeartbeatHooks): { beat(): void; stop(): void } {
+  const subject = options.bus.subjects.heartbeat(options.state.workerId);
+  let cut = false;
   const beat = () => {
     try {
-      options.bus.publish(options.bus.subjects.heartbeat(options.state.workerId), events.heartbeat, heartbeatOf(options));
+      const heartbeat = heartbeatOf(options);
+      try {
+        options.bus.publish(subject, events.heartbeat, heartbeat);
+        cut = false;
+      } catch (error) {
+        if (!isTooLarge(error)) throw error;
+        // Profiles and labels (up to 4096 of 128 bytes a model) can outgrow max_payload; the
+        // worker must not vanish from routing for them.
+        options.bus.publish(subject, events.heartbeat, withoutMonitoring(heartbeat));
+        if (!cut) options.onTooLarge?.(events.heartbeat.encode(heartbeat).length);
+        cut = true;
+      }
     } catch (error) {
       // The NATS connection is closed or closing: the next beat tries again; never crash the worker from a timer.
       options.onError?.(error);

@@ -73,6 +73,10 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
       heartbeat = startHeartbeat({
         bus, registry, state, address, device: config.WORKER_DEVICE, intervalMs: config.WORKER_HEARTBEAT_MS,
         onError: (error) => logger.warn({ err: error }, 'heartbeat not sent'),
+        onTooLarge: (bytes) => logger.warn(
+          { bytes, max_payload: bus.nc.info?.max_payload },
+          'heartbeat larger than the NATS server takes: models announced without their drift profiles and class labels (no drift or classes at the monitor)',
+        ),
       });
       logger.info({ address, device: config.WORKER_DEVICE, models: registry.ready().map((m) => `${m.name}:${m.version}`) }, 'worker serving');
       return address;
