@@ -195,7 +195,8 @@ export class AccuracyTracker {
     out.sample('infermesh_monitor_feedback_dropped_total', [['reason', 'failed']], this.dropped.failed);
   }
 
-  save(): SavedAccuracy {
+  /** `recent` false: without the recent outcomes (a snapshot that must be smaller; the totals and confusion stay). */
+  save({ recent: withRecent = true }: { recent?: boolean } = {}): SavedAccuracy {
     return {
       classes: [...this.classes].map(([k, { labels }]): [string, string, string[]] => {
         const [model, version] = k.split('\u0000');
@@ -203,7 +204,7 @@ export class AccuracyTracker {
       }),
       series: [...this.series.values()].map((s) => {
         let recent = '';
-        for (let i = 0; i < s.filled; i++) recent += s.ring[(s.next - s.filled + i + s.ring.length) % s.ring.length] ? '1' : '0';
+        if (withRecent) for (let i = 0; i < s.filled; i++) recent += s.ring[(s.next - s.filled + i + s.ring.length) % s.ring.length] ? '1' : '0';
         return {
           model: s.model,
           version: s.version,

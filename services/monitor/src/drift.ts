@@ -219,7 +219,8 @@ export class DriftTracker {
     for (const reason of DROP_REASONS) out.sample('infermesh_monitor_drift_records_dropped_total', [['reason', reason]], this.dropped[reason]);
   }
 
-  save(): SavedDrift {
+  /** `buckets` false: the references without their window counts (a snapshot that must be smaller; the windows fill again). */
+  save({ buckets = true }: { buckets?: boolean } = {}): SavedDrift {
     const now = this.now();
     return {
       series: [...this.series.values()].map((s) => {
@@ -229,7 +230,7 @@ export class DriftTracker {
           version: s.version,
           profileId: s.reference.profileId,
           features: s.reference.features.map((f) => ({ name: f.name, expected: [...f.expected] })),
-          buckets: s.buckets.map((b) => ({ startMs: b.index * this.bucketMs, inputs: b.inputs, counts: [...b.counts] })),
+          buckets: buckets ? s.buckets.map((b) => ({ startMs: b.index * this.bucketMs, inputs: b.inputs, counts: [...b.counts] })) : [],
         };
       }),
       dropped: { ...this.dropped },

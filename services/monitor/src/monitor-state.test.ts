@@ -202,6 +202,29 @@ describe('snapshot', () => {
     expect(new MonitorState().restore(small.bytes)).toEqual({ windows: false });
   });
 
+  it('leaves the drift windows and recent accuracy out too when even that would not fit one message, keeping every count and mark', () => {
+    const now = 10_000_000;
+    const state = monitorState({ now: () => now, driftWindowMs: 3600_000 });
+    state.announce({ models: [heartbeatModel('iris', '1')] });
+    // Drift counts in many buckets, and recent outcomes: what grows a snapshot beside the counts.
+    for (let i = 0; i < 120; i++) state.count(record({ items: 2, driftBins: Buffer.from([i % 2, 1, 0, i % 3 ? 1 : 0]), profileId: 'p1', timestampMs: String(now - i * 30_000) }));
+    for (let i = 0; i < 500; i++) state.accuracy.apply({ model: 'iris', version: '1', predictedLabels: ['setosa'] }, [i % 3 ? 'setosa' : 'virginica']);
+    state.feedbackMark = { sequence: 7, streamCreated: 'f' };
+    state.mark = { sequence: 9, streamCreated: 'p' };
+    const withoutWindows = state.encode({ windows: false });
+
+    const fitted = state.encodeWithin(withoutWindows.length - 1);
+    expect(fitted.bytes.length).toBeLessThanOrEqual(withoutWindows.length - 1);
+    expect(fitted).toMatchObject({ windows: false, compact: true });
+    const restored = new MonitorState({ now: () => now, driftWindowMs: 3600_000 });
+    restored.restore(fitted.bytes);
+    expect(restored.mark).toEqual(state.mark);
+    expect(restored.feedbackMark).toEqual(state.feedbackMark);
+    expect(restored.models.stats('iris')[0].requestCount).toBe(120);
+    expect(restored.accuracy.readings()[0]).toMatchObject({ labelled: 500, correct: state.accuracy.readings()[0].correct, recentLabelled: 0 });
+    expect(restored.drift.reading('iris', '1')).toMatchObject({ profileId: 'p1', windowInputs: 0 });
+  });
+
   it('refills the percentile windows from records recalled after a restore without them, counting nothing', () => {
     const state = monitorState();
     const records = Array.from({ length: 100 }, (_, i) => record({ latencyUs: String((i + 1) * 1000) }));

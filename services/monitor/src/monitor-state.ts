@@ -184,9 +184,10 @@ export class MonitorState {
 
   /**
    * The state as one compressed message (counts compress well: most are small numbers in
-   * repeated keys); with the percentile windows' samples unless `windows` is false.
+   * repeated keys); with the percentile windows' samples unless `windows` is false, and
+   * with the drift window counts and recent accuracy outcomes unless `compact`.
    */
-  encode({ windows = true }: { windows?: boolean } = {}): Uint8Array {
+  encode({ windows = true, compact = false }: { windows?: boolean; compact?: boolean } = {}): Uint8Array {
     const savedAtMs = this.now();
     const saved: z.infer<typeof snapshotSchema> = {
       format: 1,
@@ -197,17 +198,25 @@ export class MonitorState {
       clients: this.clients.toJSON(),
       dropped: { ...this.dropped },
       feedbackMark: this.feedbackMark,
-      drift: this.drift.save(),
-      accuracy: this.accuracy.save(),
+      drift: this.drift.save({ buckets: !compact }),
+      accuracy: this.accuracy.save({ recent: !compact }),
     };
     return gzipSync(JSON.stringify(saved));
   }
 
-  /** The snapshot with the windows when it fits in `maxBytes` (one NATS message), else without them. */
-  encodeWithin(maxBytes: number | undefined): { bytes: Uint8Array; windows: boolean } {
+  /**
+   * The largest snapshot that fits in `maxBytes` (one NATS message): whole; else without
+   * the percentile windows (refilled from the stream after a restart); else also without
+   * the drift window counts and recent accuracy outcomes (they fill again as records and
+   * feedback come), so the counts and the stream marks are still saved. The last may still
+   * be too large (the store refuses it, and says so).
+   */
+  encodeWithin(maxBytes: number | undefined): { bytes: Uint8Array; windows: boolean; compact: boolean } {
     const bytes = this.encode();
-    if (maxBytes === undefined || bytes.length <= maxBytes) return { bytes, windows: true };
-    return { bytes: this.encode({ windows: false }), windows: false };
+    if (maxBytes === undefined || bytes.length <= maxBytes) return { bytes, windows: true, compact: false };
+    const withoutWindows = this.encode({ windows: false });
+    if (withoutWindows.length <= maxBytes) return { bytes: withoutWindows, windows: false, compact: false };
+    return { bytes: this.encode({ windows: false, compact: true }), windows: false, compact: true };
   }
 
   /**

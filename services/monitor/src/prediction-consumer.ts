@@ -6,7 +6,9 @@
  * sequence S they cover); listen for heartbeats a moment; then read the stream with an
  * ordered consumer from S+1. A snapshot too large for one NATS message is saved without
  * its windows; after it, reading starts at the first message of the percentile window
- * instead, and records of messages up to S refill the windows only. Each message
+ * instead, and records of messages up to S refill the windows only. Still too large, it
+ * is saved without the drift window counts and recent accuracy too (they fill again):
+ * the counts and marks are saved whatever the windows grow to. Each message
  * is handled once per process (an ordered consumer has no redeliveries), and a snapshot
  * is taken between messages, so it covers whole messages and a restart neither counts a
  * record twice nor misses one. See docs/architecture.md, "Monitor state across restarts".
@@ -113,22 +115,27 @@ export async function startPredictionConsumer({ bus, state, store, logger, snaps
 
   let saved = { sequence: state.mark.sequence, feedback: state.feedbackMark.sequence };
   let saving: Promise<void> = Promise.resolve();
+  let savedCompact = false;
   const save = () => {
     saving = saving.then(async () => {
       if (state.mark.sequence === saved.sequence && state.feedbackMark.sequence === saved.feedback) return;
       // Encoded at once, between two messages (of either stream): the snapshot covers whole messages up to its sequences.
       const covers = { sequence: state.mark.sequence, feedback: state.feedbackMark.sequence };
-      const { bytes, windows } = state.encodeWithin(store.maxBytes);
+      const { bytes, windows, compact } = state.encodeWithin(store.maxBytes);
+      if (compact !== savedCompact) {
+        if (compact) logger.warn({ bytes: bytes.length, max_bytes: store.maxBytes }, 'the snapshot is saved without drift windows and recent accuracy: with them it would not fit one NATS message');
+        savedCompact = compact;
+      }
       // Not saved before the predictions of the records it covers are stored: after it, they are never put again.
       const puts = kept?.settled();
       try {
         await puts;
         await store.save(bytes);
         saved = covers;
-        logger.debug({ sequence: covers.sequence, feedback_sequence: covers.feedback, bytes: bytes.length, windows }, 'saved a snapshot');
+        logger.debug({ sequence: covers.sequence, feedback_sequence: covers.feedback, bytes: bytes.length, windows, compact }, 'saved a snapshot');
       } catch (error) {
         // The previous snapshot stays valid: a restart then reads more of the stream again.
-        logger.warn({ err: error, sequence: covers.sequence, feedback_sequence: covers.feedback, bytes: bytes.length, windows }, 'saving a snapshot failed');
+        logger.warn({ err: error, sequence: covers.sequence, feedback_sequence: covers.feedback, bytes: bytes.length, windows, compact }, 'saving a snapshot failed');
       }
     });
     return saving;
