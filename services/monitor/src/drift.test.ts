@@ -75,6 +75,37 @@ describe('references', () => {
     expect(drift.reading('iris', '1')).toMatchObject({ profileId: 'p2', windowInputs: 0 });
   });
 
+  it('keeps each profile\'s window when the workers of a version announce two profiles by turns (a profile rolled out worker by worker)', () => {
+    const { drift } = tracker();
+    drift.observe(binned([[0, 0], [1, 1]]), T0);
+    expect(drift.learn('iris', '1', reference('p2'))).toBe('learned');
+    drift.observe(binned([[2, 2]], { profileId: 'p2' }), T0);
+    expect(drift.learn('iris', '1', reference('p1'))).toBe('switched');
+    expect(drift.reading('iris', '1')).toMatchObject({ profileId: 'p1', windowInputs: 2 });
+    expect(drift.learn('iris', '1', reference('p2'))).toBe('switched');
+    expect(drift.reading('iris', '1')).toMatchObject({ profileId: 'p2', windowInputs: 1 });
+  });
+
+  it('counts a record binned with the profile announced before the current one in that profile\'s window', () => {
+    const { drift } = tracker();
+    drift.learn('iris', '1', reference('p2'));
+    expect(drift.observe(binned([[0, 0]], { profileId: 'p1' }), T0)).toBe('counted');
+    expect(drift.reading('iris', '1')).toMatchObject({ profileId: 'p2', windowInputs: 0 });
+    drift.learn('iris', '1', reference('p1'));
+    expect(drift.reading('iris', '1')).toMatchObject({ profileId: 'p1', windowInputs: 1 });
+    expect(drift.droppedCounts().profile_mismatch).toBe(0);
+  });
+
+  it('forgets the profile before the previous one', () => {
+    const { drift } = tracker();
+    drift.observe(binned([[0, 0]]), T0);
+    drift.learn('iris', '1', reference('p2'));
+    drift.learn('iris', '1', reference('p3'));
+    expect(drift.observe(binned([[0, 0]]), T0)).toBe('profile_mismatch');
+    expect(drift.learn('iris', '1', reference('p1'))).toBe('learned');
+    expect(drift.reading('iris', '1')).toMatchObject({ profileId: 'p1', windowInputs: 0 });
+  });
+
   it('refuses a reference whose expected shares do not match its bins, and says so once', () => {
     const { drift } = tracker();
     const bad: DriftReference__Output = { profileId: 'bad', rows: '1', features: [{ name: 'f0', edges: [1, 2], expected: [0.5, 0.5] }] };

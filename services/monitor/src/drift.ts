@@ -118,12 +118,15 @@ export interface DriftTrackerOptions {
   now?: () => number;
 }
 
-export type LearnOutcome = 'learned' | 'same' | 'none' | 'not_known' | { rejected: string };
+/** switched: back to the profile announced before the current one, with its window as it was. */
+export type LearnOutcome = 'learned' | 'switched' | 'same' | 'none' | 'not_known' | { rejected: string };
 
 const key = (model: string, version: string) => `${model}\u0000${version}`;
 
 export class DriftTracker {
   private readonly series = new Map<string, Series>();
+  /** Per version, the series of the profile announced before the current one (see learn). */
+  private readonly previous = new Map<string, Series>();
   /** The profile id last rejected per series, so a bad profile announced every second is reported once. */
   private readonly rejected = new Map<string, string>();
   private readonly dropped: Record<DriftDropReason, number> = { no_reference: 0, profile_mismatch: 0, malformed: 0 };
@@ -145,6 +148,11 @@ export class DriftTracker {
    * Takes a model version's reference from a heartbeat: only for a version the mesh
    * announced (KnownModels), the latest one per version. A new profile starts the window
    * afresh: counts binned with other edges say nothing against it.
+   *
+   * The series of the profile before is kept beside it: while a new profile is rolled out
+   * worker by worker, heartbeats announce both by turns, and each switch back would
+   * otherwise throw a window away every second (and the records binned with it would be
+   * dropped). Its records keep counting in its own window, read while it is announced.
    */
   learn(model: string, version: string, reference: DriftReference__Output | null): LearnOutcome {
     // A model without a profile; a version that had one keeps it (its records say which profile they used).
@@ -154,12 +162,19 @@ export class DriftTracker {
     const current = this.series.get(k);
     if (current?.reference.profileId === reference.profileId) return 'same';
     if (this.rejected.get(k) === reference.profileId) return 'same';
+    const before = this.previous.get(k);
+    if (current && before?.reference.profileId === reference.profileId) {
+      this.series.set(k, before);
+      this.previous.set(k, current);
+      return 'switched';
+    }
     const checked = checkReference(reference.profileId, reference.features.map((f) => ({ name: f.name, expected: f.expected, bins: f.edges.length + 1 })));
     if (typeof checked === 'string') {
       this.rejected.set(k, reference.profileId);
       return { rejected: checked };
     }
     this.rejected.delete(k);
+    if (current) this.previous.set(k, current);
     this.series.set(k, { model, version, reference: checked, buckets: [] });
     return 'learned';
   }
@@ -170,8 +185,11 @@ export class DriftTracker {
    */
   observe(record: PredictionRecord__Output, atMs: number): 'counted' | 'ignored' | 'aged' | DriftDropReason {
     if (record.statusCode !== Status.OK || record.driftBins.length === 0) return 'ignored';
-    const series = this.series.get(key(record.model, record.version));
-    if (!series) return this.drop('no_reference');
+    const k = key(record.model, record.version);
+    const current = this.series.get(k);
+    if (!current) return this.drop('no_reference');
+    const before = this.previous.get(k);
+    const series = record.profileId !== current.reference.profileId && before?.reference.profileId === record.profileId ? before : current;
     const { reference } = series;
     if (record.profileId !== reference.profileId) return this.drop('profile_mismatch');
     const bins = record.driftBins;
