@@ -111,15 +111,15 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       return { grpcPort, metricsPort };
     },
     async stop() {
+      // Cleared before anything is awaited: a catch-up that ends now says SERVING to no one and starts nothing.
+      const stopping = consumer;
+      consumer = undefined;
       grpc.setServing(false);
       heartbeats?.unsubscribe();
       heartbeats = undefined;
       statusPage.stop();
       // Ends every WatchAlerts stream (OK), so the gRPC shutdown below does not wait for them.
       await alerting.stop();
-      // Cleared first: a catch-up that ends now starts no feedback consumer.
-      const stopping = consumer;
-      consumer = undefined;
       // Before the last snapshot: it covers the feedback joined up to here.
       await (await feedback)?.stop();
       feedback = undefined;

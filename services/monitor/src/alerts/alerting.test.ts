@@ -3,7 +3,7 @@
  * times: ListAlerts and WatchAlerts over real gRPC, transitions published on a real
  * nats-server, the Prometheus series, the status page's listener.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { stringify } from 'yaml';
 import { contracts, monitorService, type Alert__Output, type ListAlertsResponse__Output, type MonitorClient } from '@infermesh/contracts';
@@ -134,6 +134,24 @@ describe('WatchAlerts over gRPC', () => {
     await opened();
     await alerting.stop();
     expect(await watcher.ended).toEqual({ code: grpc.status.OK, details: 'OK' });
+  });
+});
+
+describe('start and stop', () => {
+  it('does not start evaluating once stopped (a catch-up that ends while the monitor stops)', async () => {
+    let reads = 0;
+    const counted: AlertSignals = { ...signals, series: () => (reads++, signals.series()) };
+    const stopped = new Alerting({ rules, signals: counted, logger, intervalMs: 1000 });
+    await stopped.stop();
+    vi.useFakeTimers();
+    try {
+      stopped.start();
+      vi.advanceTimersByTime(5000);
+      expect(reads).toBe(0);
+    } finally {
+      await stopped.stop();
+      vi.useRealTimers();
+    }
   });
 });
 

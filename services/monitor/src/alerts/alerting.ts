@@ -49,6 +49,7 @@ export class Alerting {
   private readonly listeners = new Set<(alert: Alert__Output) => void>();
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private lastResendMs = 0;
 
   constructor(private readonly options: AlertingOptions) {
@@ -71,9 +72,9 @@ export class Alerting {
     return this.options.rules;
   }
 
-  /** Evaluates every `intervalMs` from now on (nothing to do without rules). */
+  /** Evaluates every `intervalMs` from now on (nothing to do without rules, nor once stopped). */
   start(): void {
-    if (this.timer || this.options.rules.length === 0) return;
+    if (this.timer || this.stopped || this.options.rules.length === 0) return;
     this.timer = setInterval(() => this.evaluate(), this.options.intervalMs);
     this.timer.unref();
   }
@@ -133,6 +134,7 @@ export class Alerting {
 
   /** Stops evaluating, ends every WatchAlerts stream (OK) and stops the webhook. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
     this.watchers.close();
