@@ -91,6 +91,31 @@ describe('WorkerRoster', () => {
     expect(text).not.toContain('worker="gone"');
   });
 
+  it('makes room past maxModels for a newly served model by forgetting the one longest without a worker', () => {
+    const time = clock();
+    const roster = new WorkerRoster({ now: time.now, maxModels: 2 });
+    const serving = (workerId: string, name: string) => heartbeat({ workerId, models: [{ name, version: '1', ready: true }] });
+    roster.observe(serving('w1', 'retired'));
+    roster.observe(serving('w2', 'kept'));
+    time.ms += 6000;
+    roster.observe(serving('w2', 'kept'));
+    roster.observe(serving('w3', 'new'));
+    const out = new PrometheusText();
+    roster.writePrometheus(out);
+    const gauge = out.toString().split('\n').filter((line) => line.startsWith('infermesh_model_serving_workers{'));
+    expect(gauge).toEqual(['infermesh_model_serving_workers{model="kept"} 1', 'infermesh_model_serving_workers{model="new"} 1']);
+  });
+
+  it('keeps the models served now when maxModels of them are, and lists no further one', () => {
+    const roster = new WorkerRoster({ maxModels: 1 });
+    roster.observe(heartbeat({ workerId: 'w1', models: [{ name: 'first', version: '1', ready: true }] }));
+    roster.observe(heartbeat({ workerId: 'w2', models: [{ name: 'second', version: '1', ready: true }] }));
+    const out = new PrometheusText();
+    roster.writePrometheus(out);
+    expect(out.toString()).toContain('infermesh_model_serving_workers{model="first"} 1\n');
+    expect(out.toString()).not.toContain('model="second"');
+  });
+
   it('writes a draining worker as down', () => {
     const roster = new WorkerRoster();
     roster.observe(heartbeat({ draining: true }));

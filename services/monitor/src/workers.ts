@@ -40,7 +40,7 @@ export type HeartbeatOutcome = 'taken' | 'roster_full' | 'bad_id';
 export interface WorkerRosterOptions {
   maxWorkers?: number;
   maxModelsPerWorker?: number;
-  /** Model names with a `model_serving_workers` series at most (a model stays listed, at 0, after its workers leave). */
+  /** Model names with a `model_serving_workers` series at most (a model stays listed, at 0, after its workers leave, until a new one needs its place). */
   maxModels?: number;
   staleMs?: number;
   now?: () => number;
@@ -53,8 +53,13 @@ export type RosterHeartbeat = Pick<WorkerHeartbeat__Output, 'workerId' | 'device
 
 export class WorkerRoster {
   private readonly entries = new Map<string, WorkerEntry>();
-  // Insertion-ordered: the models ever served, so a model whose workers all left reads 0, not nothing.
-  private readonly servedModels = new Set<string>();
+  /**
+   * The models served, each with when a heartbeat last announced it, least recently first:
+   * a model whose workers all left reads 0, not nothing. Past maxModels the one longest
+   * without a worker makes room (models come and go over months; a full set must not hide
+   * every new one), never one served now.
+   */
+  private readonly servedModels = new Map<string, number>();
   private readonly ignored: Record<Exclude<HeartbeatOutcome, 'taken'>, number> = { roster_full: 0, bad_id: 0 };
   readonly maxWorkers: number;
   readonly maxModelsPerWorker: number;
@@ -83,7 +88,7 @@ export class WorkerRoster {
       .filter((m) => m.name.length > 0 && m.name.length <= MAX_LABEL_LENGTH && m.version.length <= MAX_LABEL_LENGTH)
       .slice(0, this.maxModelsPerWorker)
       .map((m) => ({ name: m.name, version: m.version, ready: m.ready }));
-    for (const m of models) if (this.servedModels.size < this.maxModels) this.servedModels.add(m.name);
+    for (const m of models) this.served(m.name, now);
     this.entries.set(id, {
       id,
       device: heartbeat.device.slice(0, MAX_SHORT_LABEL_LENGTH),
@@ -128,7 +133,7 @@ export class WorkerRoster {
     for (const w of workers) out.sample('infermesh_worker_in_flight', [['worker', w.id], ['device', w.device]], w.inFlight);
     out.family('infermesh_model_serving_workers', 'gauge', 'Workers that can answer the model now: heard from in the last 5 s, not draining, with a ready version.');
     const serving = this.servingCounts();
-    for (const model of [...this.servedModels].sort()) out.sample('infermesh_model_serving_workers', [['model', model]], serving.get(model) ?? 0);
+    for (const model of [...this.servedModels.keys()].sort()) out.sample('infermesh_model_serving_workers', [['model', model]], serving.get(model) ?? 0);
     out.family('infermesh_monitor_heartbeats_ignored_total', 'counter', 'Worker heartbeats the roster did not take: roster_full (at its bound of workers), bad_id (empty or too long).');
     for (const [reason, n] of Object.entries(this.ignored)) out.sample('infermesh_monitor_heartbeats_ignored_total', [['reason', reason]], n);
   }
@@ -141,6 +146,17 @@ export class WorkerRoster {
       for (const name of new Set(w.models.filter((m) => m.ready).map((m) => m.name))) counts.set(name, (counts.get(name) ?? 0) + 1);
     }
     return counts;
+  }
+
+  private served(model: string, now: number): void {
+    if (this.servedModels.delete(model) || this.servedModels.size < this.maxModels) {
+      this.servedModels.set(model, now);
+      return;
+    }
+    const [oldest, lastMs] = this.servedModels.entries().next().value ?? [];
+    if (oldest === undefined || (lastMs ?? now) > now - this.staleMs) return;
+    this.servedModels.delete(oldest);
+    this.servedModels.set(model, now);
   }
 
   private ignore(reason: Exclude<HeartbeatOutcome, 'taken'>): HeartbeatOutcome {
