@@ -2,28 +2,30 @@
 import { describe, expect, it } from 'vitest';
 import type { MethodDefinition } from '@grpc/grpc-js';
 import { feedbackService, type FeedbackRequest, type FeedbackResponse } from '@infermesh/contracts';
-import { MAX_FEEDBACK_ITEMS, MAX_ITEM_LABELS, readFeedbackRequest } from './feedback-request.js';
+import { MAX_FEEDBACK_ITEMS, MAX_ITEM_LABELS, labelCount, labelOf, readFeedbackItems, readFeedbackRequest, type RawFeedbackItem } from './feedback-request.js';
 
 const codec = feedbackService().Feedback as unknown as MethodDefinition<FeedbackRequest, FeedbackResponse>;
 const encode = (request: FeedbackRequest) => codec.requestSerialize(request);
-const strings = (buffers: Buffer[]) => buffers.map((b) => b.toString('utf8'));
+const labels = (item: RawFeedbackItem) => Array.from({ length: labelCount(item) }, (_, i) => labelOf(item, i).toString('utf8'));
+
+/** The items of `bytes`, read as the handler reads them once the key is checked. */
+function itemsOf(bytes: Buffer): RawFeedbackItem[] {
+  const read = readFeedbackItems(readFeedbackRequest(bytes));
+  if ('malformed' in read) throw new Error(read.malformed);
+  return read.items;
+}
 
 describe('readFeedbackRequest', () => {
-  it('gives each item\'s model, request id and labels as the bytes sent, in order', () => {
-    const read = readFeedbackRequest(encode({ items: [
-      { modelName: 'iris', requestId: 'r1', labels: ['setosa'] },
-      { modelName: 'text-direction', requestId: 'r2', labels: ['upright', 'rotated_180'] },
-    ] }));
-    expect(read.malformed).toBeUndefined();
-    expect(read.items.map((item) => ({ model: item.modelName.toString(), id: item.requestId.toString(), labels: strings(item.labels), count: item.labelCount }))).toEqual([
-      { model: 'iris', id: 'r1', labels: ['setosa'], count: 1 },
-      { model: 'text-direction', id: 'r2', labels: ['upright', 'rotated_180'], count: 2 },
-    ]);
-  });
-
-  it('reads an item with no fields as empty ones (proto3 defaults), for the checks to refuse', () => {
-    const [item] = readFeedbackRequest(encode({ items: [{}] })).items;
-    expect([item.modelName.length, item.requestId.length, item.labelCount]).toEqual([0, 0, 0]);
+  it('finds where each item is and reads none of them (it runs for every caller, before the key is checked)', () => {
+    const items = [{ modelName: 'iris', requestId: 'r1', labels: ['setosa'] }, { modelName: 'iris', requestId: 'r2', labels: Array(5000).fill('x') }];
+    const bytes = encode({ items });
+    const read = readFeedbackRequest(bytes);
+    expect(Object.keys(read).sort()).toEqual(['bytes', 'itemBounds']);
+    // Each item's bounds hold the item's own encoding (the tag and length before it are the request's).
+    expect(read.itemBounds.map(([start, end]) => bytes.subarray(start, end))).toEqual(items.map((item) => {
+      const alone = encode({ items: [item] });
+      return alone.subarray(alone.length - (read.itemBounds[items.indexOf(item)][1] - read.itemBounds[items.indexOf(item)][0]));
+    }));
   });
 
   it('refuses a request without items', () => {
@@ -32,17 +34,43 @@ describe('readFeedbackRequest', () => {
 
   it('refuses a request of more than 1000 items by count, naming it', () => {
     const items = Array.from({ length: MAX_FEEDBACK_ITEMS + 1 }, (_, i) => ({ modelName: 'iris', requestId: `r${i}`, labels: ['setosa'] }));
-    expect(readFeedbackRequest(encode({ items }))).toEqual({ items: [], malformed: 'the request has 1001 items, over the limit of 1000 per call' });
-    expect(readFeedbackRequest(encode({ items: items.slice(0, MAX_FEEDBACK_ITEMS) })).items).toHaveLength(MAX_FEEDBACK_ITEMS);
-  });
-
-  it('keeps no more labels of an item than it takes to refuse it, and counts them all', () => {
-    const [item] = readFeedbackRequest(encode({ items: [{ modelName: 'iris', requestId: 'r1', labels: Array.from({ length: 5000 }, () => 'x') }] })).items;
-    expect([item.labels.length, item.labelCount]).toEqual([MAX_ITEM_LABELS + 1, 5000]);
+    expect(readFeedbackRequest(encode({ items })).malformed).toBe('the request has 1001 items, over the limit of 1000 per call');
+    expect(readFeedbackRequest(encode({ items: items.slice(0, MAX_FEEDBACK_ITEMS) })).itemBounds).toHaveLength(MAX_FEEDBACK_ITEMS);
   });
 
   it('refuses bytes that are not a FeedbackRequest instead of throwing', () => {
     const bytes = encode({ items: [{ modelName: 'iris', requestId: 'r1', labels: ['setosa'] }] });
     expect(readFeedbackRequest(bytes.subarray(0, bytes.length - 2)).malformed).toMatch(/^the request is not a FeedbackRequest: /);
+  });
+});
+
+describe('readFeedbackItems', () => {
+  it('gives each item\'s model, request id and labels as the bytes sent, in order', () => {
+    const items = itemsOf(encode({ items: [
+      { modelName: 'iris', requestId: 'r1', labels: ['setosa'] },
+      { modelName: 'text-direction', requestId: 'r2', labels: ['upright', 'rotated_180'] },
+    ] }));
+    expect(items.map((item) => ({ model: item.modelName.toString(), id: item.requestId.toString(), labels: labels(item), overLimit: item.overLimit }))).toEqual([
+      { model: 'iris', id: 'r1', labels: ['setosa'], overLimit: false },
+      { model: 'text-direction', id: 'r2', labels: ['upright', 'rotated_180'], overLimit: false },
+    ]);
+  });
+
+  it('reads an item with no fields as empty ones (proto3 defaults), for the checks to refuse', () => {
+    const [item] = itemsOf(encode({ items: [{}] }));
+    expect([item.modelName.length, item.requestId.length, labelCount(item)]).toEqual([0, 0, 0]);
+  });
+
+  it('stops reading an item at its 1025th label, and marks it over the limit', () => {
+    const [item, next] = itemsOf(encode({ items: [{ modelName: 'iris', requestId: 'r1', labels: Array.from({ length: 5000 }, () => 'x') }, { modelName: 'iris', requestId: 'r2', labels: ['y'] }] }));
+    expect([labelCount(item), item.overLimit, labels(next)]).toEqual([MAX_ITEM_LABELS, true, ['y']]);
+    const [exactly] = itemsOf(encode({ items: [{ modelName: 'iris', requestId: 'r3', labels: Array(MAX_ITEM_LABELS).fill('z') }] }));
+    expect([labelCount(exactly), exactly.overLimit]).toEqual([MAX_ITEM_LABELS, false]);
+  });
+
+  it('says the request is malformed when an item is not a FeedbackItem', () => {
+    // An item of 3 bytes whose label claims 5.
+    const read = readFeedbackItems(readFeedbackRequest(Buffer.from([0x0a, 0x03, 0x1a, 0x05, 0x41])));
+    expect('malformed' in read && read.malformed).toMatch(/^the request is not a FeedbackRequest: /);
   });
 });

@@ -1,9 +1,11 @@
 /**
  * The router's FeedbackService definition: the generated one, except that a FeedbackRequest
- * is read here at the wire level. Its strings are kept as bytes until they are checked
- * (proto3 requires valid UTF-8; decoded first, a bad label would silently become U+FFFD),
- * and a request with too many items or labels is refused by count, before any of them is
- * decoded.
+ * is read here at the wire level, in two steps. The deserializer, which runs for any caller,
+ * reads only where each item is (work in proportion to the items, 1000 at most, never to the
+ * labels), and refuses a request with too many by count. Its items are read once the call's
+ * key is checked (readFeedbackItems), each label only as its bounds until the item's model is
+ * checked; strings are kept as bytes until they are checked (proto3 requires valid UTF-8;
+ * decoded first, a bad label would silently become U+FFFD).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { feedbackService, WireReader } from '@infermesh/contracts';
@@ -17,14 +19,21 @@ export const MAX_ITEM_LABELS = 1024;
 export interface RawFeedbackItem {
   modelName: Buffer;
   requestId: Buffer;
-  /** At most MAX_ITEM_LABELS + 1 (enough to refuse the item); `labelCount` is the count sent. */
-  labels: Buffer[];
-  labelCount: number;
+  /**
+   * Labels read, at most MAX_ITEM_LABELS (then `overLimit`): their start and end offsets in
+   * `source`, in pairs, so a label costs no Buffer until its item passed the model checks.
+   */
+  labelBounds: number[];
+  /** More than MAX_ITEM_LABELS labels: reading stopped there, and the item is refused. */
+  overLimit: boolean;
+  source: Buffer;
 }
 
-/** A FeedbackRequest: its items, or why it cannot be taken as a whole (INVALID_ARGUMENT). */
+/** A FeedbackRequest as the deserializer leaves it: where its items are, or why it cannot be taken as a whole (INVALID_ARGUMENT). */
 export interface RawFeedbackRequest {
-  items: RawFeedbackItem[];
+  bytes: Buffer;
+  /** Each item's start and end offsets in `bytes`. */
+  itemBounds: [number, number][];
   malformed?: string;
 }
 
@@ -32,29 +41,41 @@ export interface RawFeedbackRequest {
 const LEN = 2;
 const EMPTY = Buffer.alloc(0);
 
+/** The label `index` of `item`, as sent. */
+export function labelOf(item: RawFeedbackItem, index: number): Buffer {
+  return item.source.subarray(item.labelBounds[2 * index], item.labelBounds[2 * index + 1]);
+}
+
+export function labelCount(item: RawFeedbackItem): number {
+  return item.labelBounds.length / 2;
+}
+
 function readItem(buf: Buffer, start: number, end: number): RawFeedbackItem {
   const reader = new WireReader(buf, start, end);
-  const item: RawFeedbackItem = { modelName: EMPTY, requestId: EMPTY, labels: [], labelCount: 0 };
+  const item: RawFeedbackItem = { modelName: EMPTY, requestId: EMPTY, labelBounds: [], overLimit: false, source: buf };
   while (!reader.done) {
     const { field, type } = reader.tag();
     if (type !== LEN || field > 3) {
       reader.skip(type);
       continue;
     }
-    const bytes = reader.bytes();
     // A string field sent twice: the last one counts (proto3).
-    if (field === 1) item.modelName = bytes;
-    else if (field === 2) item.requestId = bytes;
-    else if (item.labelCount++ <= MAX_ITEM_LABELS) item.labels.push(bytes);
+    if (field === 1) item.modelName = reader.bytes();
+    else if (field === 2) item.requestId = reader.bytes();
+    else if (item.labelBounds.length === 2 * MAX_ITEM_LABELS) {
+      // Refused whatever else it holds: the rest is not read.
+      item.overLimit = true;
+      break;
+    } else item.labelBounds.push(...reader.delimited());
   }
   return item;
 }
 
-/** Reads a FeedbackRequest's items without decoding a string; never throws. */
+/** Reads where a FeedbackRequest's items are, not the items; never throws (the deserializer of every call). */
 export function readFeedbackRequest(bytes: Buffer): RawFeedbackRequest {
   try {
     const reader = new WireReader(bytes);
-    const ranges: [number, number][] = [];
+    const itemBounds: [number, number][] = [];
     let count = 0;
     while (!reader.done) {
       const { field, type } = reader.tag();
@@ -62,15 +83,24 @@ export function readFeedbackRequest(bytes: Buffer): RawFeedbackRequest {
         reader.skip(type);
         continue;
       }
-      const range = reader.delimited();
-      if (++count <= MAX_FEEDBACK_ITEMS) ranges.push(range);
+      const bounds = reader.delimited();
+      if (++count <= MAX_FEEDBACK_ITEMS) itemBounds.push(bounds);
     }
-    if (count === 0) return { items: [], malformed: `the request has no items: send 1 to ${MAX_FEEDBACK_ITEMS}` };
-    if (count > MAX_FEEDBACK_ITEMS) return { items: [], malformed: `the request has ${count} items, over the limit of ${MAX_FEEDBACK_ITEMS} per call` };
-    return { items: ranges.map(([start, end]) => readItem(bytes, start, end)) };
+    if (count === 0) return { bytes, itemBounds: [], malformed: `the request has no items: send 1 to ${MAX_FEEDBACK_ITEMS}` };
+    if (count > MAX_FEEDBACK_ITEMS) return { bytes, itemBounds: [], malformed: `the request has ${count} items, over the limit of ${MAX_FEEDBACK_ITEMS} per call` };
+    return { bytes, itemBounds };
   } catch (error) {
     // Never throw from a deserializer: grpc-js would answer INTERNAL without saying what was wrong.
-    return { items: [], malformed: `the request is not a FeedbackRequest: ${(error as Error).message}` };
+    return { bytes, itemBounds: [], malformed: `the request is not a FeedbackRequest: ${(error as Error).message}` };
+  }
+}
+
+/** The items of a request readFeedbackRequest took, or why they cannot be read (a malformed item: the call is refused). */
+export function readFeedbackItems(request: RawFeedbackRequest): { items: RawFeedbackItem[] } | { malformed: string } {
+  try {
+    return { items: request.itemBounds.map(([start, end]) => readItem(request.bytes, start, end)) };
+  } catch (error) {
+    return { malformed: `the request is not a FeedbackRequest: ${(error as Error).message}` };
   }
 }
 

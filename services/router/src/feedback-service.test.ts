@@ -161,7 +161,7 @@ describe('Feedback', () => {
       ['an empty label', (id) => ({ modelName: 'iris', requestId: id, labels: ['setosa', ''] }), Status.INVALID_ARGUMENT, 'label 1 is empty'],
       ['a label over 256 bytes', (id) => ({ modelName: 'iris', requestId: id, labels: [long] }), Status.INVALID_ARGUMENT, 'label 0 is 257 bytes, over the limit of 256'],
       ['more labels than the model\'s max batch size', (id) => ({ modelName: 'iris', requestId: id, labels: Array(9).fill('setosa') }), Status.INVALID_ARGUMENT, '9 labels, but model \'iris\' takes at most 8 inputs per request'],
-      ['more than 1024 labels for a model without a max batch size', (id) => ({ modelName: 'text-direction', requestId: id, labels: Array(1025).fill('upright') }), Status.INVALID_ARGUMENT, '1025 labels, over the limit of 1024'],
+      ['more than 1024 labels for a model without a max batch size', (id) => ({ modelName: 'text-direction', requestId: id, labels: Array(1025).fill('upright') }), Status.INVALID_ARGUMENT, 'more than 1024 labels, over the limit of 1024'],
       ['a model the mesh does not serve', (id) => ({ modelName: 'resnet', requestId: id, labels: ['cat'] }), Status.NOT_FOUND, "model 'resnet' is not served by this mesh (models: iris, text-direction)"],
     ];
     it.each(cases)('%s', async (_what, item, code, message) => {

@@ -15,7 +15,7 @@ import type { FeedbackResponse, FeedbackResult } from '@infermesh/contracts';
 import { Status, boundedDetails, invalidArgument, statusOf, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import type { RoutingTable } from './routing-table.js';
-import { MAX_ITEM_LABELS, type RawFeedbackItem, type RawFeedbackRequest } from './feedback-request.js';
+import { MAX_ITEM_LABELS, labelCount, labelOf, readFeedbackItems, type RawFeedbackItem, type RawFeedbackRequest } from './feedback-request.js';
 import type { FeedbackStore, LabelledRequest } from './feedback-store.js';
 import { modelNotServed, quote, traceparentOf } from './inference-service.js';
 import { openAccess, type AccessControl, type Caller } from './auth/index.js';
@@ -57,19 +57,16 @@ function labelLimit(table: RoutingTable, model: string): number {
   return maxBatch > 0 ? Math.min(maxBatch, MAX_ITEM_LABELS) : MAX_ITEM_LABELS;
 }
 
+/** Checks an item: its strings, its count of labels, its model (the key's, served, its max batch), then each label. */
 function checkItem(item: RawFeedbackItem, caller: Caller, table: RoutingTable): LabelledRequest | ItemRefused {
+  // First: reading it stopped there, so its other fields may not have been read.
+  if (item.overLimit) return refuse(`more than ${MAX_ITEM_LABELS} labels, over the limit of ${MAX_ITEM_LABELS}`);
   const model = text('model_name', item.modelName);
   if (model instanceof ItemRefused) return model;
   const requestId = text('request_id', item.requestId);
   if (requestId instanceof ItemRefused) return requestId;
-  if (item.labelCount === 0) return refuse('labels is empty: send the true label of each input of the request, in order');
-  if (item.labelCount > MAX_ITEM_LABELS) return refuse(`${item.labelCount} labels, over the limit of ${MAX_ITEM_LABELS}`);
-  const labels: string[] = [];
-  for (const [i, bytes] of item.labels.entries()) {
-    const label = text(`label ${i}`, bytes);
-    if (label instanceof ItemRefused) return label;
-    labels.push(label);
-  }
+  const count = labelCount(item);
+  if (count === 0) return refuse('labels is empty: send the true label of each input of the request, in order');
   try {
     // As for inference: a key learns nothing of a model it may not call, not even whether it exists.
     caller.checkModel(model);
@@ -85,7 +82,13 @@ function checkItem(item: RawFeedbackItem, caller: Caller, table: RoutingTable): 
     return new ItemRefused(notFound.code, notFound.message);
   }
   const most = labelLimit(table, model);
-  if (labels.length > most) return refuse(`${labels.length} labels, but model ${quote(model)} takes at most ${most} inputs per request`);
+  if (count > most) return refuse(`${count} labels, but model ${quote(model)} takes at most ${most} inputs per request`);
+  const labels: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const label = text(`label ${i}`, labelOf(item, i));
+    if (label instanceof ItemRefused) return label;
+    labels.push(label);
+  }
   return { model, requestId, labels, clientId: caller.keyId };
 }
 
@@ -117,9 +120,12 @@ export function feedbackHandlers(deps: FeedbackDeps): ServiceHandlers {
   async function feedback(request: RawFeedbackRequest, ctx: CallContext): Promise<FeedbackResponse> {
     const caller = access.authorize('Feedback', ctx.metadata);
     if (request.malformed) throw invalidArgument(request.malformed);
+    // Read only now: a call without a valid key, or over its key's rate, costs no more than finding its items.
+    const read = readFeedbackItems(request);
+    if ('malformed' in read) throw invalidArgument(read.malformed);
     const traceparent = traceparentOf(ctx.span);
-    const results: FeedbackResult[] = new Array(request.items.length);
-    const checked: (LabelledRequest | undefined)[] = request.items.map((item, i) => {
+    const results: FeedbackResult[] = new Array(read.items.length);
+    const checked: (LabelledRequest | undefined)[] = read.items.map((item, i) => {
       const outcome = checkItem(item, caller, table);
       if (outcome instanceof ItemRefused) {
         results[i] = { statusCode: outcome.code, errorMessage: boundedDetails(outcome.message) };
