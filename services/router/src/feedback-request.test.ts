@@ -34,8 +34,14 @@ describe('readFeedbackRequest', () => {
 
   it('refuses a request of more than 1000 items by count, naming it', () => {
     const items = Array.from({ length: MAX_FEEDBACK_ITEMS + 1 }, (_, i) => ({ modelName: 'iris', requestId: `r${i}`, labels: ['setosa'] }));
-    expect(readFeedbackRequest(encode({ items })).malformed).toBe('the request has 1001 items, over the limit of 1000 per call');
+    expect(readFeedbackRequest(encode({ items })).malformed).toBe('the request has more than 1000 items, over the limit of 1000 per call');
     expect(readFeedbackRequest(encode({ items: items.slice(0, MAX_FEEDBACK_ITEMS) })).itemBounds).toHaveLength(MAX_FEEDBACK_ITEMS);
+  });
+
+  it('refuses a request at its 1001st item, without reading on (64 MB of empty items)', () => {
+    const bytes = Buffer.concat([Buffer.alloc(2 * (MAX_FEEDBACK_ITEMS + 1), Buffer.from([0x0a, 0x00])), Buffer.from([0x0a, 0x7f])]);
+    // Read to the end, the last item (127 bytes claimed, none there) would make it "not a FeedbackRequest".
+    expect(readFeedbackRequest(bytes).malformed).toBe('the request has more than 1000 items, over the limit of 1000 per call');
   });
 
   it('refuses bytes that are not a FeedbackRequest instead of throwing', () => {

@@ -76,18 +76,17 @@ export function readFeedbackRequest(bytes: Buffer): RawFeedbackRequest {
   try {
     const reader = new WireReader(bytes);
     const itemBounds: [number, number][] = [];
-    let count = 0;
     while (!reader.done) {
       const { field, type } = reader.tag();
       if (field !== 1 || type !== LEN) {
         reader.skip(type);
         continue;
       }
-      const bounds = reader.delimited();
-      if (++count <= MAX_FEEDBACK_ITEMS) itemBounds.push(bounds);
+      // Refused at the first item over the limit: 64 MB of empty items is not walked to the end.
+      if (itemBounds.length === MAX_FEEDBACK_ITEMS) return { bytes, itemBounds: [], malformed: `the request has more than ${MAX_FEEDBACK_ITEMS} items, over the limit of ${MAX_FEEDBACK_ITEMS} per call` };
+      itemBounds.push(reader.delimited());
     }
-    if (count === 0) return { bytes, itemBounds: [], malformed: `the request has no items: send 1 to ${MAX_FEEDBACK_ITEMS}` };
-    if (count > MAX_FEEDBACK_ITEMS) return { bytes, itemBounds: [], malformed: `the request has ${count} items, over the limit of ${MAX_FEEDBACK_ITEMS} per call` };
+    if (itemBounds.length === 0) return { bytes, itemBounds: [], malformed: `the request has no items: send 1 to ${MAX_FEEDBACK_ITEMS}` };
     return { bytes, itemBounds };
   } catch (error) {
     // Never throw from a deserializer: grpc-js would answer INTERNAL without saying what was wrong.

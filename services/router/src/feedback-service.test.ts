@@ -138,7 +138,7 @@ describe('Feedback', () => {
     const id = fresh('over');
     const items = Array.from({ length: 1001 }, (_, i) => ({ modelName: 'iris', requestId: `${id}-${i}`, labels: ['setosa'] }));
     const error = await thrownBy(feedback({ items }));
-    expect([error.code, error.details]).toEqual([Status.INVALID_ARGUMENT, 'the request has 1001 items, over the limit of 1000 per call']);
+    expect([error.code, error.details]).toEqual([Status.INVALID_ARGUMENT, 'the request has more than 1000 items, over the limit of 1000 per call']);
     expect((await storedFeedback()).filter((f) => f.requestId.startsWith(`${id}-`))).toEqual([]);
   });
 
