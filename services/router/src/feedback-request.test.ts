@@ -44,6 +44,13 @@ describe('readFeedbackRequest', () => {
     expect(readFeedbackRequest(bytes).malformed).toBe('the request has more than 1000 items, over the limit of 1000 per call');
   });
 
+  it('skips a few fields it does not know, and refuses a request of many', () => {
+    const item = encode({ items: [{ modelName: 'iris', requestId: 'r1', labels: ['setosa'] }] });
+    const unknown = (count: number) => Buffer.alloc(2 * count, Buffer.from([0x10, 0x01])); // field 2, varint 1
+    expect(readFeedbackRequest(Buffer.concat([unknown(64), item])).itemBounds).toHaveLength(1);
+    expect(readFeedbackRequest(Buffer.concat([unknown(65), item])).malformed).toBe('the request has more than 64 fields that are not items');
+  });
+
   it('refuses bytes that are not a FeedbackRequest instead of throwing', () => {
     const bytes = encode({ items: [{ modelName: 'iris', requestId: 'r1', labels: ['setosa'] }] });
     expect(readFeedbackRequest(bytes.subarray(0, bytes.length - 2)).malformed).toMatch(/^the request is not a FeedbackRequest: /);

@@ -37,6 +37,8 @@ export interface RawFeedbackRequest {
   malformed?: string;
 }
 
+/** Fields of a request other than its items that are skipped at most (unknown to this router). */
+const MAX_OTHER_FIELDS = 64;
 /** The wire type of length-delimited fields (strings, bytes, messages). */
 const LEN = 2;
 const EMPTY = Buffer.alloc(0);
@@ -76,9 +78,12 @@ export function readFeedbackRequest(bytes: Buffer): RawFeedbackRequest {
   try {
     const reader = new WireReader(bytes);
     const itemBounds: [number, number][] = [];
+    let others = 0;
     while (!reader.done) {
       const { field, type } = reader.tag();
       if (field !== 1 || type !== LEN) {
+        // Fields of a later FeedbackRequest are skipped, a few of them: not 64 MB of them.
+        if (++others > MAX_OTHER_FIELDS) return { bytes, itemBounds: [], malformed: `the request has more than ${MAX_OTHER_FIELDS} fields that are not items` };
         reader.skip(type);
         continue;
       }
