@@ -12,4 +12,10 @@ describe('monitor settings', () => {
     expect(meshTlsFromConfig(monitorConfig({}))).toBeUndefined();
     expect(() => meshTlsFromConfig(monitorConfig({ MESH_TLS_CERT_FILE: '/etc/infermesh/tls.crt' }))).toThrow(TlsConfigError);
   });
+
+  it('keeps predictions for feedback at most as long as FEEDBACK refuses a second label for them (24 h)', () => {
+    expect(monitorConfig({}).MONITOR_FEEDBACK_RETENTION_MS).toBe(24 * 3600 * 1000);
+    expect(monitorConfig({ MONITOR_FEEDBACK_RETENTION_MS: '3600000' }).MONITOR_FEEDBACK_RETENTION_MS).toBe(3600 * 1000);
+    expect(() => monitorConfig({ MONITOR_FEEDBACK_RETENTION_MS: String(48 * 3600 * 1000) })).toThrow(/MONITOR_FEEDBACK_RETENTION_MS.*labelled twice/s);
+  });
 });

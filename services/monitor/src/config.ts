@@ -1,4 +1,5 @@
 import { loadConfig, commonSettings, setting, z } from '@infermesh/config';
+import { FEEDBACK_DUPLICATE_WINDOW_MS } from '@infermesh/bus';
 
 export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
@@ -35,9 +36,13 @@ export function monitorConfig(env: NodeJS.ProcessEnv = process.env) {
       /**
        * How long predictions are kept for feedback (the max age of the `<prefix>_predictions`
        * bucket when the monitor creates it; an existing bucket keeps its own, logged). Feedback
-       * for a UUIDv7 request id older than this counts as expired.
+       * for a UUIDv7 request id older than this counts as expired. At most the FEEDBACK stream's
+       * duplicate window (24 h): within it the stream refuses a second label for a request, past
+       * it nothing would, and a prediction kept longer could be labelled, and counted, twice.
        */
-      MONITOR_FEEDBACK_RETENTION_MS: z.coerce.number().int().min(1000).default(24 * 3600 * 1000),
+      MONITOR_FEEDBACK_RETENTION_MS: z.coerce.number().int().min(1000)
+        .max(FEEDBACK_DUPLICATE_WINDOW_MS, `at most ${FEEDBACK_DUPLICATE_WINDOW_MS} (24 h, the FEEDBACK stream's duplicate window: kept longer, a prediction could be labelled twice)`)
+        .default(FEEDBACK_DUPLICATE_WINDOW_MS),
       /**
        * How long feedback whose prediction is not kept yet waits for it (records reach the
        * monitor after the answer: routers batch them, and spool them while NATS is down),
