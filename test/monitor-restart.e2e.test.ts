@@ -174,6 +174,23 @@ describe('the monitor killed while traffic flows', () => {
   });
 });
 
+describe('the monitor stopped while predictions are made', () => {
+  it('counts the 1,000 predictions made while it was stopped once it starts again; serving never waited on it', async () => {
+    const m = await startServing(true);
+    const before = await send(100, 8);
+    await settle(() => countedByMonitor('iris'), before);
+    let whileDown = 0;
+    await m.restartMonitor('SIGTERM', async () => {
+      whileDown = await send(1000, 8);
+    });
+    await waitForOutput(m.service('monitor'), '"monitor caught up"');
+    const counted = await settle(() => countedByMonitor('iris'), before + whileDown);
+    console.log(`monitor stopped: ${before} predictions before, ${whileDown} of 1000 answered while it was down, counted after its start ${counted}`);
+    expect(whileDown).toBe(1000);
+    expect(counted).toBe(before + whileDown);
+  });
+});
+
 describe('records forged with made-up model names', () => {
   it('count under _unknown and leave /metrics small', async () => {
     const m = await startServing();

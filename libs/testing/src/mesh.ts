@@ -35,8 +35,11 @@ export interface Mesh {
    * restarted at its address), else on a free one. Resolves once it listens.
    */
   startRouter(name: string, router?: { port?: number; env?: Record<string, string> }): Promise<{ service: ServiceProcess; address: string }>;
-  /** Stops the monitor with `signal` (SIGKILL: a crash) and starts it again on the same ports; resolves once it listens. */
-  restartMonitor(signal?: NodeJS.Signals): Promise<ServiceProcess>;
+  /**
+   * Stops the monitor with `signal` (SIGKILL: a crash), runs `whileDown` (traffic made while
+   * no monitor runs), and starts it again on the same ports; resolves once it listens.
+   */
+  restartMonitor(signal?: NodeJS.Signals, whileDown?: () => Promise<unknown>): Promise<ServiceProcess>;
   /** The worker supervisor; resolves once `workers` workers serve. */
   startSupervisor(workers: number, env?: Record<string, string>): Promise<ServiceProcess>;
   service(name: string): ServiceProcess;
@@ -144,9 +147,10 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     services,
     startWorker,
     startRouter,
-    async restartMonitor(signal = 'SIGTERM') {
+    async restartMonitor(signal = 'SIGTERM', whileDown) {
       const index = services.findIndex((s) => s.name === 'monitor');
       await services[index].stop(signal);
+      await whileDown?.();
       services[index] = startMonitor();
       await waitForPort(monitorPort, 60_000);
       return services[index];

@@ -8,16 +8,13 @@ import type { Alert__Output } from '@infermesh/contracts';
 import type { VersionStats } from '../model-metrics.js';
 import type { SeriesLabels } from '../known-models.js';
 import type { WorkerEntry } from '../workers.js';
+import type { TimelinePoint } from '../timeline.js';
+import type { DriftReading } from '../drift.js';
+import type { AccuracyReading, FeedbackOutcome } from '../accuracy.js';
 
-/** One step of a model version's traffic: requests answered in [atMs, atMs + step), and the latency then. */
-export interface TimelinePoint {
-  atMs: number;
-  requests: number;
-  errors: number;
-  items: number;
-  p50Ms?: number;
-  p99Ms?: number;
-}
+export type { TimelinePoint, DriftReading, AccuracyReading };
+/** What became of a model's feedback, by outcome. */
+export type FeedbackCounts = Record<FeedbackOutcome, number>;
 
 export interface TimelineSource {
   /** The model versions it has points for. */
@@ -26,46 +23,8 @@ export interface TimelineSource {
   points(labels: SeriesLabels, sinceMs: number): TimelinePoint[];
 }
 
-export interface FeatureDriftReading {
-  feature: string;
-  psi: number;
-  observed: number[];
-  expected: number[];
-}
-
-export interface DriftReading {
-  model: string;
-  version: string;
-  windowInputs: number;
-  windowMs: number;
-  /** False while the window holds too few inputs for the PSI to mean anything. */
-  enoughInputs: boolean;
-  features: FeatureDriftReading[];
-  maxPsi: number;
-  profileId: string;
-}
-
 export interface DriftSource {
   readings(): DriftReading[];
-}
-
-export interface FeedbackCounts {
-  applied: number;
-  unknown: number;
-  expired: number;
-  mismatched: number;
-  ambiguous: number;
-}
-
-export interface AccuracyReading {
-  model: string;
-  version: string;
-  labelled: number;
-  correct: number;
-  recentAccuracy: number;
-  recentLabelled: number;
-  confusion: { actual: string; predicted: string; count: number }[];
-  feedback: FeedbackCounts;
 }
 
 export interface AccuracySource {
