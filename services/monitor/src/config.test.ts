@@ -18,4 +18,10 @@ describe('monitor settings', () => {
     expect(monitorConfig({ MONITOR_FEEDBACK_RETENTION_MS: '3600000' }).MONITOR_FEEDBACK_RETENTION_MS).toBe(3600 * 1000);
     expect(() => monitorConfig({ MONITOR_FEEDBACK_RETENTION_MS: String(48 * 3600 * 1000) })).toThrow(/MONITOR_FEEDBACK_RETENTION_MS.*labelled twice/s);
   });
+
+  it('keeps the predictions of every model for feedback, or of the models MONITOR_FEEDBACK_MODELS names', () => {
+    expect(monitorConfig({}).MONITOR_FEEDBACK_MODELS).toBeUndefined();
+    expect(monitorConfig({ MONITOR_FEEDBACK_MODELS: 'iris, text-direction' }).MONITOR_FEEDBACK_MODELS).toEqual(new Set(['iris', 'text-direction']));
+    expect(() => monitorConfig({ MONITOR_FEEDBACK_MODELS: ' , ' })).toThrow(/MONITOR_FEEDBACK_MODELS/);
+  });
 });

@@ -69,6 +69,15 @@ describe('kept predictions', () => {
     });
   }
 
+  it('keep only the predictions of the models named, when models are named (MONITOR_FEEDBACK_MODELS)', async () => {
+    const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger, models: new Set(['text-direction']) });
+    expect(kept.keep(record())).toBe(false);
+    expect(kept.keep(record({ model: 'text-direction' }))).toBe(true);
+    await kept.settled();
+    expect(await kept.get(keptPredictionKey('key-a', 'iris', 'r1'))).toBeUndefined();
+    expect(await kept.get(keptPredictionKey('key-a', 'text-direction', 'r1'))).toMatchObject({ model: 'text-direction' });
+  });
+
   it('do not keep more labels than a kept prediction holds, and count it', async () => {
     const kept = await openKeptPredictions({ bus: await bus(), retentionMs: 3_600_000, logger });
     expect(kept.keep(record({ predictedLabels: Array.from({ length: MAX_KEPT_LABELS + 1 }, () => 'a') }))).toBe(false);

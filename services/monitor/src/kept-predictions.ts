@@ -81,12 +81,18 @@ export interface KeptPredictionsOptions {
   retentionMs: number;
   logger: Logger;
   maxInFlight?: number;
+  /**
+   * The models whose predictions are kept (MONITOR_FEEDBACK_MODELS); undefined: every model.
+   * Each kept prediction is a write to JetStream, so a busy model that never gets feedback
+   * should not pay for one.
+   */
+  models?: ReadonlySet<string>;
   /** Wait before the n-th retry of a failed put (tests shorten it). */
   retryDelayMs?: (attempt: number) => number;
   now?: () => number;
 }
 
-export async function openKeptPredictions({ bus, retentionMs, logger, maxInFlight = 512, retryDelayMs = (n) => 250 * 2 ** n, now = Date.now }: KeptPredictionsOptions): Promise<KeptPredictions> {
+export async function openKeptPredictions({ bus, retentionMs, logger, maxInFlight = 512, models, retryDelayMs = (n) => 250 * 2 ** n, now = Date.now }: KeptPredictionsOptions): Promise<KeptPredictions> {
   const bucket = await expiringBucket(bus, keptPredictionsBucket(bus.prefix), { maxAgeMs: retentionMs });
   // 0 is "no limit": predictions stay, and feedback is still called expired after the setting.
   const effectiveRetentionMs = bucket.maxAgeMs > 0 ? bucket.maxAgeMs : retentionMs;
@@ -135,6 +141,7 @@ export async function openKeptPredictions({ bus, retentionMs, logger, maxInFligh
     retentionMs: effectiveRetentionMs,
     keep(record) {
       if (record.statusCode !== Status.OK || !record.requestId || !record.model || record.predictedLabels.length === 0) return false;
+      if (models && !models.has(record.model)) return false;
       const atMs = recordTime(record, now());
       // Older than the retention already (a first start reading days of records): feedback for it counts as expired anyway.
       if (atMs < now() - effectiveRetentionMs) return false;

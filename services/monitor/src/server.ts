@@ -53,7 +53,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
     driftWindowMs: config.MONITOR_DRIFT_WINDOW_MS, driftMinInputs: config.MONITOR_DRIFT_MIN_INPUTS, accuracyWindow: config.MONITOR_ACCURACY_WINDOW,
   });
   const store = await snapshotStore(bus, config.MONITOR_SNAPSHOT_KEY);
-  const kept = await openKeptPredictions({ bus, retentionMs: config.MONITOR_FEEDBACK_RETENTION_MS, logger });
+  const kept = await openKeptPredictions({ bus, retentionMs: config.MONITOR_FEEDBACK_RETENTION_MS, logger, models: config.MONITOR_FEEDBACK_MODELS });
   const registry = processMetricsRegistry();
   const workers = new WorkerRoster();
   const alerting = new Alerting({
