@@ -4,7 +4,7 @@
  * `{"id": "...", "labels": [...]}`, with an optional `"model"` (else --model).
  *
  * The file is read as a stream of UTF-8 lines (millions of lines are fine; CRLF and a byte
- * order mark too; feedback-lines.ts): lines go in calls of up to ITEMS_PER_CALL items and
+ * order mark too; ../lines.ts): lines go in calls of up to ITEMS_PER_CALL items and
  * MAX_CALL_BYTES, CALLS_IN_FLIGHT calls at once. A line that cannot be read (over the limit,
  * not UTF-8, not a label line) is reported with its number and the rest go on. Items the router could not store now
  * (UNAVAILABLE) are sent again a few times; sending again is always safe, since the router
@@ -20,7 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { FeedbackItem, FeedbackResponse__Output, FeedbackServiceClient } from '@infermesh/contracts';
 import { call, feedbackClient } from '../client.js';
 import { Progress } from '../progress.js';
-import { readLines } from './feedback-lines.js';
+import { readLines } from '../lines.js';
 
 export const ITEMS_PER_CALL = 500;
 export const CALLS_IN_FLIGHT = 4;

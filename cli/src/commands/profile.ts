@@ -11,7 +11,7 @@ import { basename, dirname, extname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeSummaries, ImageValues, MODEL_REPOSITORY_DIR, ProfileDataError, referenceValuesFor, TabularValues } from '@infermesh/models';
 import { DEFAULT_PROFILE_BINS, MAX_PROFILE_BINS, PROFILE_FILE, profileIdOf, readModelConfig, serializeDriftProfile, type ModelConfig } from '@infermesh/worker';
-import { readLines } from './feedback-lines.js';
+import { readLines } from '../lines.js';
 
 export const PROFILE_USAGE = `usage: infermesh profile <model> --data FILE|FOLDER [options]
 

@@ -1,6 +1,6 @@
 /** How `infermesh feedback` splits a labels file into lines, whatever the file holds. */
 import { describe, expect, it } from 'vitest';
-import { readLines, type FileLine } from './feedback-lines.js';
+import { readLines, type FileLine } from './lines.js';
 
 /** `bytes` as a stream of chunks of `size` bytes. */
 async function* chunked(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
