@@ -23,6 +23,7 @@ export const PROTO_FILES = [
   'infermesh/v1/events.proto',
   'infermesh/v1/monitor.proto',
   'infermesh/v1/feedback.proto',
+  'infermesh/v1/traffic.proto',
 ] as const;
 
 /** The options every loader in the mesh uses; the generated types assume them. */
