@@ -37,6 +37,8 @@ export interface IrisTraining {
   trainFeatures: IrisRow[];
   trainAccuracy: number;
   heldOut: { features: number[][]; labels: number[] };
+  /** The held-out rows as clients send them (cm), in the order of `heldOut.labels`: the evaluation set. */
+  heldOutRows: IrisRow[];
   onnx: Uint8Array;
 }
 
@@ -141,6 +143,7 @@ export function trainIris(): IrisTraining {
     trainFeatures: train.map((i) => Object.fromEntries(IRIS_FEATURES.map((name, f) => [name, numbers[i][f]])) as IrisRow),
     trainAccuracy,
     heldOut: { features: test.map((i) => standardize(numbers[i], stats)), labels: test.map((i) => labels[i]) },
+    heldOutRows: test.map((i) => Object.fromEntries(IRIS_FEATURES.map((name, f) => [name, numbers[i][f]])) as IrisRow),
     onnx,
   };
 }

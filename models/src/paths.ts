@@ -47,3 +47,8 @@ export function textDirectionSource(): string {
   }
   return join(packageDir, 'assets', TEXT_DIRECTION_ASSET);
 }
+
+/** `models/<name>/evaluation/`: the model's labelled evaluation set (`infermesh evaluate` reads it by default). */
+export function modelEvaluationDir(name: string): string {
+  return join(MODEL_REPOSITORY_DIR, name, 'evaluation');
+}

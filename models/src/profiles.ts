@@ -37,7 +37,8 @@ export function irisProfile(training: IrisTraining, config: ModelConfig): Shippe
   return { text: serializeDriftProfile(profile), summaries };
 }
 
-const WORDS = [
+/** The words generated text lines are made of (drift profile and evaluation set). */
+export const WORDS = [
   'the', 'model', 'repository', 'inference', 'mesh', 'router', 'worker', 'batch', 'queue', 'text', 'line', 'image', 'upright',
   'invoice', 'total', 'date', 'page', 'order', 'number', 'amount', 'paid', 'due', 'name', 'address', 'street', 'city', 'phone',
   'Hello', 'World', 'ONNX', 'Runtime', 'PaddleOCR', 'Quick', 'brown', 'fox', 'Table', 'Report', 'Summary', 'Chapter', 'Note',
