@@ -24,6 +24,7 @@ export const PROTO_FILES = [
   'infermesh/v1/monitor.proto',
   'infermesh/v1/feedback.proto',
   'infermesh/v1/traffic.proto',
+  'infermesh/v1/control.proto',
 ] as const;
 
 /** The options every loader in the mesh uses; the generated types assume them. */
@@ -108,5 +109,5 @@ export function messageCodec<In, Out>(typeName: string): MessageCodec<In, Out> {
 export type * from './generated/index.js';
 export * from './wire.js';
 
-export { subjects, streamName, token, keptPredictionsBucket, type Subjects, type StreamKind } from './subjects.js';
+export { subjects, streamName, token, keptPredictionsBucket, trafficBucket, type Subjects, type StreamKind } from './subjects.js';
 export { natsAuthorization, rolePermissions, inboxPrefixOf, NATS_ROLES, type NatsRole, type NatsPassword, type Permissions } from './nats-permissions.js';

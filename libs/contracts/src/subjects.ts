@@ -15,6 +15,9 @@ export function subjects(prefix: string) {
     feedbacks: `${prefix}.feedback.>`,
     alert: (severity: string) => `${prefix}.alerts.${token(severity)}`,
     alerts: `${prefix}.alerts.>`,
+    /** Repository control of one worker (ControlRequest / ControlResponse, request/reply). */
+    control: (workerId: string) => `${prefix}.control.${token(workerId)}`,
+    controls: `${prefix}.control.>`,
   };
 }
 
@@ -29,6 +32,14 @@ export type StreamKind = 'PREDICTIONS' | 'FEEDBACK';
  */
 export function keptPredictionsBucket(prefix: string): string {
   return `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_predictions`;
+}
+
+/**
+ * The key-value bucket of the models' traffic policies (TrafficPolicy): `<prefix>_traffic`.
+ * Its stream KV_<prefix>_traffic is also the record of each change (libs/bus traffic-policies.ts).
+ */
+export function trafficBucket(prefix: string): string {
+  return `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_traffic`;
 }
 
 /** Stream names: PREDICTIONS for the default prefix, <PREFIX>_PREDICTIONS otherwise, so meshes can share a server. */
