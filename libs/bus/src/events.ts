@@ -1,7 +1,7 @@
 import { messageCodec, type MessageCodec } from '@infermesh/contracts';
 import type {
   WorkerHeartbeat, WorkerHeartbeat__Output, PredictionRecord, PredictionRecord__Output, PredictionBatch, PredictionBatch__Output,
-  Feedback, Feedback__Output, KeptPrediction, KeptPrediction__Output, Alert, Alert__Output,
+  Feedback, Feedback__Output, KeptPrediction, KeptPrediction__Output, Alert, Alert__Output, TrafficPolicy, TrafficPolicy__Output,
 } from '@infermesh/contracts';
 
 /** Protobuf codecs of the events carried on NATS. */
@@ -12,6 +12,7 @@ export const events = {
   feedback: lazy(() => messageCodec<Feedback, Feedback__Output>('infermesh.v1.Feedback')),
   keptPrediction: lazy(() => messageCodec<KeptPrediction, KeptPrediction__Output>('infermesh.v1.KeptPrediction')),
   alert: lazy(() => messageCodec<Alert, Alert__Output>('infermesh.v1.Alert')),
+  trafficPolicy: lazy(() => messageCodec<TrafficPolicy, TrafficPolicy__Output>('infermesh.v1.TrafficPolicy')),
 };
 
 function lazy<In, Out>(make: () => MessageCodec<In, Out>): MessageCodec<In, Out> {

@@ -1,2 +1,2 @@
 /** The mesh's subjects are part of its contracts (libs/contracts), beside who may use them. */
-export { subjects, streamName, token, keptPredictionsBucket, type Subjects, type StreamKind } from '@infermesh/contracts';
+export { subjects, streamName, token, keptPredictionsBucket, trafficBucket, type Subjects, type StreamKind } from '@infermesh/contracts';

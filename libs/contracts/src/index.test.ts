@@ -85,6 +85,7 @@ describe('messageCodec', () => {
       requestId: 'r1', model: 'iris', version: '', workerId: '', statusCode: 0, errorMessage: '',
       latencyUs: '1500', preprocessUs: '0', queueUs: '0', computeUs: '0', batchSize: 4, traceId: '',
       timestampMs: '1767225600000', items: 0, traceparent: '', clientId: '', driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [],
+      shadowOfVersion: '', shadowCompared: false, shadowAgreed: false,
     });
   });
 

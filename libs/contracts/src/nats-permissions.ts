@@ -60,7 +60,7 @@ export function rolePermissions(role: NatsRole, prefix: string, user: string = r
       // The monitor owns the stream's consumers and its own key-value state.
       return { publish: ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.>', `${prefix}.alerts.>`], subscribe: [heartbeats, INBOX] };
     case 'operator':
-      return { publish: [`$JS.API.STREAM.INFO.${traffic}`, `$JS.API.STREAM.CREATE.${traffic}`, `$JS.API.STREAM.MSG.GET.${traffic}`, `$KV.${trafficBucket(prefix)}.>`], subscribe: [heartbeats, INBOX] };
+      return { publish: ['$JS.API.INFO', `$JS.API.STREAM.INFO.${traffic}`, `$JS.API.STREAM.CREATE.${traffic}`, `$JS.API.STREAM.MSG.GET.${traffic}`, `$KV.${trafficBucket(prefix)}.>`], subscribe: [heartbeats, INBOX] };
   }
 }
 
