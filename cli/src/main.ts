@@ -46,6 +46,10 @@ commands:
   profile   a model's drift reference profile, written beside the model (profile.json)
               <model> --data FILE.csv|FILE.jsonl|FOLDER  [--repository DIR] [--version V]
               [--out FILE] [--bins N]                     (infermesh profile --help)
+  evaluate  a model version's accuracy, confusion matrix, latency p50/p99 and size on a
+            labelled set, through the mesh; written beside the version (evaluation.json)
+              <model> [--version V] [--data PATH] [--concurrency N] [--requests N]
+              [--repository DIR] [--json]             (infermesh evaluate --help)
 
 common options:
   --address HOST:PORT   the router (default ${DEFAULT_ROUTER}, or INFERMESH_ADDRESS)
@@ -63,6 +67,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'keys') {
     const { keys } = await import('./commands/keys.js');
     return keys(rest);
+  }
+  if (command === 'evaluate') {
+    const { evaluate } = await import('./commands/evaluate.js');
+    return evaluate(rest);
   }
   if (command === 'profile') {
     const { profile } = await import('./commands/profile.js');
