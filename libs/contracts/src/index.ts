@@ -108,6 +108,7 @@ export function messageCodec<In, Out>(typeName: string): MessageCodec<In, Out> {
 
 export type * from './generated/index.js';
 export * from './wire.js';
+export { controlCodecs, MAX_CONTROL_MESSAGE } from './control.js';
 
 export { subjects, streamName, token, keptPredictionsBucket, trafficBucket, type Subjects, type StreamKind } from './subjects.js';
 export { natsAuthorization, rolePermissions, inboxPrefixOf, NATS_ROLES, type NatsRole, type NatsPassword, type Permissions } from './nats-permissions.js';
