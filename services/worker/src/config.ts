@@ -26,6 +26,14 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env) {
       WORKER_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
       WORKER_HEARTBEAT_MS: setting.positiveInt(1000),
       WORKER_SHUTDOWN_GRACE_MS: setting.positiveInt(25_000),
+      /** How often the model repository is read for new version directories and changed configs; 0: never (loads come from RepositoryModelLoad only). */
+      WORKER_REPOSITORY_POLL_MS: z.coerce.number().int().min(0).default(5000),
+      /**
+       * How long a version being unloaded or replaced keeps answering after it is announced
+       * UNLOADING (routers stop sending to it on that heartbeat; what they sent before still
+       * arrives), before it waits for its requests in flight and is freed.
+       */
+      WORKER_UNLOAD_DELAY_MS: z.coerce.number().int().min(0).default(2000),
     },
     env,
   );

@@ -26,12 +26,19 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
     queueDepth: ready.reduce((sum, m) => sum + m.queueDepth, 0),
     inFlight: ready.reduce((sum, m) => sum + m.inFlight, 0),
     executionProvider: [...new Set(ready.map((m) => m.provider))].join(','),
-    models: ready.map((m) => {
+    // Every version with its state: routers route to the READY ones (and to UNLOADING ones
+    // the requests they pinned before), RepositoryIndex shows them all; a version without a
+    // session is announced by its name, state and reason alone.
+    models: registry.list().map((entry) => {
+      const m = entry.model;
+      if (!m) return { name: entry.name, version: entry.version, ready: false, state: entry.state, reason: entry.reason };
       const batching = m.config.dynamic_batching;
       return {
         name: m.name,
         version: m.version,
-        ready: !state.draining,
+        ready: !state.draining && entry.state === 'READY',
+        state: entry.state,
+        reason: entry.reason,
         platform: m.config.platform,
         inputs: clientInputs(m.config),
         outputs: m.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(m.config, t).map(String) })),

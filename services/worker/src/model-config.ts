@@ -44,11 +44,33 @@ const tabularPipelineSchema = z.object({
     .min(1),
 });
 
+/**
+ * Triton's version_policy: which of the version directories are served. Without one every
+ * version is served (what workers did before version policies, and what tests with several
+ * versions rely on), not Triton's default of the latest one.
+ */
+const versionPolicySchema = z.union([
+  z.object({ latest: z.object({ num_versions: z.number().int().positive().max(1024) }).strict() }).strict(),
+  z.object({ all: z.object({}).strict() }).strict(),
+  z.object({ specific: z.object({ versions: z.array(z.number().int().min(0)).min(1).max(1024) }).strict() }).strict(),
+]);
+
+export type VersionPolicy = z.infer<typeof versionPolicySchema>;
+
+/** The versions of `available` (ascending numbers, as directory names) the policy serves, ascending. */
+export function selectVersions(policy: VersionPolicy | undefined, available: readonly string[]): string[] {
+  if (!policy || 'all' in policy) return [...available];
+  if ('latest' in policy) return available.slice(Math.max(0, available.length - policy.latest.num_versions));
+  const wanted = new Set(policy.specific.versions.map(String));
+  return available.filter((v) => wanted.has(v));
+}
+
 export const modelConfigSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, "-" and "_"'),
     platform: z.literal('onnxruntime_onnx').default('onnxruntime_onnx'),
     description: z.string().optional(),
+    version_policy: versionPolicySchema.optional(),
     max_batch_size: z.number().int().min(0).default(0),
     inputs: z.array(tensorSchema).min(1),
     outputs: z.array(tensorSchema).min(1),

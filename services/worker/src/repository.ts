@@ -37,6 +37,60 @@ export async function readModelConfig(dir: string): Promise<ModelConfig> {
   return parsed.data;
 }
 
+/** The model has no <root>/<name>/config.yaml: not in this repository (NOT_FOUND, not a failure). */
+export class ModelNotInRepositoryError extends ModelRepositoryError {}
+
+/** A model's config text, as read, beside what was parsed from it: a changed text means a changed config. */
+export interface RepositoryModelRead extends RepositoryModel {
+  configText: string;
+}
+
+/** Reads one model of the repository: its config (checked) and its version directories that hold a model.onnx. */
+export async function readRepositoryModel(root: string, name: string): Promise<RepositoryModelRead> {
+  const dir = join(root, name);
+  if (!(await exists(join(dir, 'config.yaml')))) throw new ModelNotInRepositoryError(`model '${name}' is not in the repository ${root} (no ${name}/config.yaml)`);
+  const configText = await readFile(join(dir, 'config.yaml'), 'utf8').catch(() => '');
+  const config = await readModelConfig(dir);
+  if (config.name !== name) throw new ModelRepositoryError(`${dir}/config.yaml names '${config.name}', its folder is '${name}'`);
+  const versions = await versionDirectories(dir);
+  if (versions.length === 0) throw new ModelRepositoryError(`${dir} has no <version>/model.onnx`);
+  return { config, versions, path: dir, configText };
+}
+
+/** Version directory names (digits) holding a model.onnx, ascending by number. */
+async function versionDirectories(dir: string): Promise<string[]> {
+  const versions: string[] = [];
+  for (const v of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (v.isDirectory() && /^\d+$/.test(v.name) && (await exists(join(dir, v.name, 'model.onnx')))) versions.push(v.name);
+  }
+  return versions.sort((a, b) => Number(a) - Number(b));
+}
+
+/** The names of the repository's model directories (those with a config.yaml), at most `most`. */
+export async function modelNames(root: string, most: number): Promise<string[]> {
+  const names: string[] = [];
+  for (const entry of await readdir(root, { withFileTypes: true })) {
+    if (names.length >= most) break;
+    if (entry.isDirectory() && (await exists(join(root, entry.name, 'config.yaml')))) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+/**
+ * What polling compares: the config text and each version's model.onnx size and time of
+ * change. Never throws: a model being copied in gives a fingerprint that changes again once
+ * the copy ends, so a half-written file that failed to load is tried again.
+ */
+export async function modelFingerprint(root: string, name: string): Promise<string> {
+  const dir = join(root, name);
+  const parts = [await readFile(join(dir, 'config.yaml'), 'utf8').catch(() => '\u0000missing')];
+  for (const version of await versionDirectories(dir)) {
+    const info = await stat(join(dir, version, 'model.onnx')).catch(() => undefined);
+    parts.push(`${version}:${info?.size ?? -1}:${info?.mtimeMs ?? -1}`);
+  }
+  return parts.join('\u0000');
+}
+
 export async function scanRepository(root: string, only?: readonly string[]): Promise<{ models: RepositoryModel[]; errors: string[] }> {
   const entries = await readdir(root, { withFileTypes: true }).catch((error: Error) => {
     throw new ModelRepositoryError(`cannot read model repository ${root}: ${error.message}`);

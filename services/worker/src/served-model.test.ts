@@ -147,22 +147,22 @@ describe('infer', () => {
 });
 
 describe('ModelRegistry', () => {
-  it('marks a version whose config names a tensor the ONNX model lacks FAILED, with the reason', () => {
+  it('marks a version whose config names a tensor the ONNX model lacks UNAVAILABLE, with the reason', () => {
     const entry = registry.list().find((e) => e.name === 'add' && e.version === '3');
-    expect(entry?.state).toBe('FAILED');
+    expect(entry?.state).toBe('UNAVAILABLE');
     expect(entry?.model).toBeUndefined();
     expect(entry?.reason).toContain('config names tensors the model does not have: x, y');
   });
 
-  it('marks a model FAILED when its config names an input the ONNX model lacks', () => {
+  it('marks a model UNAVAILABLE when its config names an input the ONNX model lacks', () => {
     const entry = registry.list().find((e) => e.name === 'broken');
-    expect(entry?.state).toBe('FAILED');
+    expect(entry?.state).toBe('UNAVAILABLE');
     expect(entry?.reason).toContain('pixels');
   });
 
   it('keeps the other versions of a model with a failed version READY', () => {
     const states = registry.list().filter((e) => e.name === 'add').map((e) => [e.version, e.state]);
-    expect(states).toEqual([['1', 'READY'], ['2', 'READY'], ['3', 'FAILED']]);
+    expect(states).toEqual([['1', 'READY'], ['2', 'READY'], ['3', 'UNAVAILABLE']]);
   });
 
   it('answers NOT_FOUND with the load failure for a failed version', () => {

@@ -8,6 +8,7 @@ import { workerHandlers, type WorkerState } from './inference-service.js';
 import { RequestRunner } from './request-runner.js';
 import { preprocessorClient } from './preprocessor-client.js';
 import { startHeartbeat } from './heartbeat.js';
+import { serveControl } from './control.js';
 import type { WorkerConfig } from './config.js';
 
 export const VERSION = '0.1.0';
@@ -39,6 +40,7 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
     intraOpThreads: config.WORKER_INTRA_OP_THREADS,
     deviceId,
     logger,
+    unloadDelayMs: config.WORKER_UNLOAD_DELAY_MS,
   });
   await registry.loadAll();
   const state: WorkerState = { workerId: config.WORKER_ID, draining: false, drain: new AbortController() };
@@ -61,6 +63,10 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
   grpc.addService('infermesh.v1.Worker', workerService(), handlers.worker, { untraced: ['InferBatches'], callers: ['router'] });
   grpc.addService('inference.GRPCInferenceService', inferenceService(), handlers.inference, { callers: ['router'] });
   let heartbeat: ReturnType<typeof startHeartbeat> | undefined;
+  let control: ReturnType<typeof serveControl> | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  // A version's state changed (loading, ready, draining): routers hear of it now, not at the next beat.
+  registry.onChange(() => heartbeat?.beat());
 
   return {
     grpc,
@@ -78,11 +84,22 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
           'heartbeat larger than the NATS server takes: models announced without their drift profiles and class labels (no drift or classes at the monitor)',
         ),
       });
+      control = serveControl({ bus, registry, workerId: config.WORKER_ID, logger });
+      if (config.WORKER_REPOSITORY_POLL_MS > 0) {
+        let polling = false;
+        poll = setInterval(() => {
+          if (polling) return;
+          polling = true;
+          registry.poll().catch((error: unknown) => logger.warn({ err: error }, 'model repository poll failed')).finally(() => (polling = false));
+        }, config.WORKER_REPOSITORY_POLL_MS);
+      }
       logger.info({ address, device: config.WORKER_DEVICE, models: registry.ready().map((m) => `${m.name}:${m.version}`) }, 'worker serving');
       return address;
     },
     async stop() {
       state.draining = true;
+      clearInterval(poll);
+      control?.unsubscribe();
       // Health first: a router believes the draining heartbeat once this worker's health agrees.
       grpc.setServing(false);
       heartbeat?.beat(); // tells routers to stop sending here at once
