@@ -209,7 +209,7 @@ export async function evaluateVersion(options: EvaluateOptions): Promise<Evaluat
         throughput: load.latenciesMs.length / (load.elapsedMs / 1000),
       },
       modelBytes,
-      workerMemory: { measured: false, reason: 'the public API (Triton protocol, ModelStatistics, monitor metrics) reports no worker memory, and workers may run on other machines' },
+      workerMemory: { measured: false, reason: 'no memory figure is in the public API (Triton protocol, ModelStatistics, monitor metrics), and workers may run on other machines' },
       mesh: { router: options.address, server: server.name, serverVersion: server.version, cli: CLI_VERSION },
     };
   } finally {
