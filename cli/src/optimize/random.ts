@@ -1,0 +1,14 @@
+/**
+ * mulberry32, a tiny seedable PRNG, so random inputs are the same on every run and machine.
+ * The same function as @infermesh/testing's, which the CLI does not ship with.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
