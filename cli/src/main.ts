@@ -46,6 +46,9 @@ commands:
   profile   a model's drift reference profile, written beside the model (profile.json)
               <model> --data FILE.csv|FILE.jsonl|FOLDER  [--repository DIR] [--version V]
               [--out FILE] [--bins N]                     (infermesh profile --help)
+  optimize  a new, smaller version of a model (graph optimization, int8 weights), compared
+              with the original: size, accuracy, agreement, p50/p99
+              <model> [--from V] [--to V] [--repository DIR] [--graph] [--int8]  (infermesh optimize --help)
   evaluate  a model version's accuracy, confusion matrix, latency p50/p99 and size on a
             labelled set, through the mesh; written beside the version (evaluation.json)
               <model> [--version V] [--data PATH] [--concurrency N] [--requests N]
@@ -75,6 +78,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'profile') {
     const { profile } = await import('./commands/profile.js');
     return profile(rest);
+  }
+  if (command === 'optimize') {
+    const { optimize } = await import('./commands/optimize.js');
+    return optimize(rest);
   }
   const { values } = parseArgs({
     args: rest,
