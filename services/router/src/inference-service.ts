@@ -20,6 +20,8 @@ import { encodeStreamError, type RawInferRequest } from './raw-inference.js';
 import { openAccess, type AccessControl, type Caller } from './auth/index.js';
 import { mergeStatistics } from './statistics.js';
 import { ToldFieldsReader } from './worker-told.js';
+import type { TrafficTable } from './traffic-table.js';
+import type { ShadowTraffic, SettleClient } from './traffic-shadow.js';
 
 export interface InferenceDeps {
   table: RoutingTable;
@@ -31,6 +33,10 @@ export interface InferenceDeps {
   version: string;
   /** API keys; without it every call is served (the open API of `npm start`). */
   access?: AccessControl;
+  /** The models' traffic policies (canary weights, shadow versions); without it the newest version serves every unversioned request. */
+  traffic?: TrafficTable;
+  /** Sends the shadow copies of requests; required for a policy's shadows to get any. */
+  shadows?: ShadowTraffic;
 }
 
 export const EXTENSIONS = ['model_repository', 'statistics', 'streaming', 'classification', 'infermesh_preprocessing'];
@@ -111,13 +117,20 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     const traceparent = traceparentOf(ctx.span);
     let answer: WorkerAnswer | undefined;
     let version = header.modelVersion;
+    let settleShadows: SettleClient | undefined;
     try {
       caller.admitInference(header.modelName, itemsOf(header));
-      // An unversioned request is pinned to the newest version here, so during a rollout
-      // it is preprocessed and run by the same version.
-      const status = resolveModel(header.modelName, header.modelVersion);
+      // An unversioned request is pinned here, so during a rollout it is preprocessed and
+      // run by the same version: the model's traffic policy picks it by weight, else the newest.
+      const weighted = version ? undefined : deps.traffic?.versionFor(header.modelName, (v) => table.hasVersion(header.modelName, v));
+      const status = resolveModel(header.modelName, version || (weighted ?? ''));
       version ||= status.version;
-      const result = await deps.coalescer.submit(status, version, { bytes: request.bytes, deadlineMs: deadlineOf(ctx), traceparent, arrivedNs }, itemsOf(header), ctx.signal);
+      const submitted = deps.coalescer.submit(status, version, { bytes: request.bytes, deadlineMs: deadlineOf(ctx), traceparent, arrivedNs }, itemsOf(header), ctx.signal);
+      const shadows = deps.traffic?.shadowsOf(status.name) ?? [];
+      if (shadows.length > 0 && deps.shadows) {
+        settleShadows = deps.shadows.copy({ header, version, bytes: request.bytes, items: itemsOf(header), traceparent, clientId: caller.keyId }, shadows);
+      }
+      const result = await submitted;
       answer = result.output;
       if (answer.statusCode !== Status.OK) throw new ServiceError(answer.statusCode, answer.errorMessage);
       record(header, version, caller.keyId, Status.OK, '', arrivedNs, traceparent, answer);
@@ -126,6 +139,8 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       const status = statusOf(error);
       record(header, version, caller.keyId, status.code, status.details, arrivedNs, traceparent, answer);
       throw error;
+    } finally {
+      settleShadows?.(answer);
     }
   }
 

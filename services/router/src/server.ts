@@ -1,6 +1,6 @@
 /** The router as a pure factory: tests build one in-process, main.ts runs one. */
 import { createGrpcServer, http2LimitsOf, meshTlsFromConfig, publicServerCredentials, type GrpcServer } from '@infermesh/grpc';
-import { events, type Bus } from '@infermesh/bus';
+import { events, trafficPolicies, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { RoutingTable } from './routing-table.js';
 import { WorkerPool } from './worker-pool.js';
@@ -15,6 +15,8 @@ import { feedbackHandlers } from './feedback-service.js';
 import { FeedbackStore } from './feedback-store.js';
 import type { RouterConfig } from './config.js';
 import { accessControlFor } from './auth/index.js';
+import { TrafficTable } from './traffic-table.js';
+import { ShadowTraffic } from './traffic-shadow.js';
 
 export const VERSION = '0.1.0';
 /** Deadline of one direct health check of a worker (admission, or while NATS is down). */
@@ -49,11 +51,19 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   const publisher = new PredictionPublisher(bus, logger, { capacity: config.ROUTER_RECORD_BUFFER, spool });
   const coalescer = new Coalescer({ table, pool, logger, maxAttempts: config.ROUTER_MAX_ATTEMPTS, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES });
   const credentials = publicServerCredentials({ certFile: config.ROUTER_TLS_CERT_FILE, keyFile: config.ROUTER_TLS_KEY_FILE, clientCaFile: config.ROUTER_TLS_CLIENT_CA_FILE });
+  // Every router applies the policies in the bucket; a router starting reads the current ones before it serves.
+  const traffic = new TrafficTable(logger);
+  const trafficWatch = await (await trafficPolicies(bus)).watch(
+    (policy) => traffic.apply(policy),
+    (subject, error) => logger.warn({ subject, err: error }, 'traffic policy not decodable; ignored'),
+  );
+  await trafficWatch.current;
+  const shadows = new ShadowTraffic({ coalescer, table, publish: (record) => publisher.publish(record), logger, timeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS });
   const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials });
   grpc.addService(
     'inference.GRPCInferenceService',
     rawInferenceService(),
-    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access }),
+    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access, traffic, shadows }),
   );
   // True labels of earlier requests, on the same port and with the same keys as inference.
   grpc.addService('infermesh.v1.FeedbackService', feedbackServiceDefinition(), feedbackHandlers({ table, store: new FeedbackStore(bus, logger), logger, access }));
@@ -86,6 +96,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
       probe.close();
       access.close();
       heartbeats.unsubscribe();
+      await trafficWatch.stop();
       await publisher.flush(5000);
       pool.closeAll();
     },
