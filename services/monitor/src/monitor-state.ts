@@ -17,8 +17,10 @@ import { checkRecord } from './record-checks.js';
 import { DriftTracker, type LearnOutcome } from './drift.js';
 import { AccuracyTracker, FEEDBACK_OUTCOMES } from './accuracy.js';
 import { Timeline } from './timeline.js';
+import { ShadowStats } from './shadow-stats.js';
 
-export type RecordOutcome = 'counted' | 'invalid';
+/** `shadow`: a shadow's record (see shadow-stats.ts), counted in the shadow's figures only. */
+export type RecordOutcome = 'counted' | 'invalid' | 'shadow';
 
 /** Records not counted: `invalid` (a record a router cannot have written), `failed` (counting it threw). */
 export type DropReason = 'invalid' | 'failed';
@@ -96,6 +98,8 @@ export class MonitorState {
   readonly drift: DriftTracker;
   /** Accuracy per model version, from feedback joined with kept predictions. */
   readonly accuracy: AccuracyTracker;
+  /** Shadow versions against the versions they shadow (not in the snapshot). */
+  readonly shadows: ShadowStats;
   mark: StreamMark = { sequence: 0, streamCreated: '' };
   /** Where the accuracy stands in the FEEDBACK stream: it covers the feedback of messages up to `sequence`. */
   feedbackMark: StreamMark = { sequence: 0, streamCreated: '' };
@@ -110,6 +114,7 @@ export class MonitorState {
     this.drift = new DriftTracker({ known: this.known, windowMs: options.driftWindowMs, minInputs: options.driftMinInputs, now: this.now });
     this.accuracy = new AccuracyTracker({ known: this.known, window: options.accuracyWindow });
     this.timeline = new Timeline({ maxSeries: this.models.maxSeries, now: this.now });
+    this.shadows = new ShadowStats(this.known, this.now);
   }
 
   /** Learns the model versions of a heartbeat, and their drift references and class labels. */
@@ -131,6 +136,11 @@ export class MonitorState {
       this.dropped.invalid += 1;
       return 'invalid';
     }
+    // Not a client request: not in the model's counts, usage, timeline or drift.
+    if (record.shadowOfVersion) {
+      this.shadows.record(record, checked.observation.latencyUs, checked.observation.atMs);
+      return 'shadow';
+    }
     const labels = this.known.labelsOf(record.model, record.version);
     this.models.record(labels, checked.observation);
     this.clients.record(record.clientId, labels.model, checked.observation.statusCode === Status.OK, checked.observation.items);
@@ -142,7 +152,7 @@ export class MonitorState {
   /** Puts a record counted before the snapshot back into the percentile windows (see ModelMetrics.recall). */
   recall(record: PredictionRecord__Output): void {
     const checked = checkRecord(record, this.now());
-    if (!checked.valid) return;
+    if (!checked.valid || record.shadowOfVersion) return;
     const labels = this.known.labelsOf(record.model, record.version);
     this.models.recall(labels, checked.observation);
     // The timeline is not in the snapshot: records read again to refill the windows refill it too.
@@ -177,6 +187,7 @@ export class MonitorState {
     out.sample('infermesh_monitor_known_model_versions', [], this.known.size);
     this.drift.writePrometheus(out);
     this.accuracy.writePrometheus(out);
+    this.shadows.writePrometheus(out);
     out.family('infermesh_monitor_feedback_stream_sequence', 'gauge', 'The FEEDBACK stream sequence the accuracy covers.');
     out.sample('infermesh_monitor_feedback_stream_sequence', [], this.feedbackMark.sequence);
     return out.toString();

@@ -188,7 +188,8 @@ export function recordsHandler(state: MonitorState, logger: Logger, kept?: Pick<
         const outcome = state.count(record);
         span?.setAttribute('infermesh.record.outcome', outcome);
         if (outcome === 'invalid') invalid += 1;
-        else kept?.keep(record);
+        // A shadow's record is not the client's answer: feedback is joined with the client's.
+        else if (outcome === 'counted') kept?.keep(record);
       } catch (error) {
         state.drop('failed');
         failed += 1;

@@ -22,6 +22,9 @@ export function record(overrides: Partial<PredictionRecord__Output> = {}): Predi
     driftBins: Buffer.alloc(0),
     profileId: '',
     predictedLabels: [],
+    shadowOfVersion: '',
+    shadowCompared: false,
+    shadowAgreed: false,
     ...overrides,
   };
 }

@@ -65,7 +65,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
     }),
   });
   const statusPage: StatusPage = createStatusPage({
-    sources: { counts: state.models, workers, timeline: state.timeline, drift: state.drift, accuracy: state.accuracy, alerts: alerting },
+    sources: { counts: state.models, workers, timeline: state.timeline, drift: state.drift, accuracy: state.accuracy, alerts: alerting, shadows: state.shadows },
     logger, maxClients: config.MONITOR_STATUS_MAX_CLIENTS, timelineStepMs: TIMELINE_BUCKET_MS,
   });
   const http = createMetricsHttpServer(async () => state.prometheus() + kept.prometheus() + workersPrometheus(workers) + alertingPrometheus(alerting) + (await registry.metrics()), registry.contentType, logger, [statusPage.handle]);

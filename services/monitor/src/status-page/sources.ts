@@ -11,8 +11,9 @@ import type { WorkerEntry } from '../workers.js';
 import type { TimelinePoint } from '../timeline.js';
 import type { DriftReading } from '../drift.js';
 import type { AccuracyReading, FeedbackOutcome } from '../accuracy.js';
+import type { ShadowReading } from '../shadow-stats.js';
 
-export type { TimelinePoint, DriftReading, AccuracyReading };
+export type { TimelinePoint, DriftReading, AccuracyReading, ShadowReading };
 /** What became of a model's feedback, by outcome. */
 export type FeedbackCounts = Record<FeedbackOutcome, number>;
 
@@ -29,6 +30,11 @@ export interface DriftSource {
 
 export interface AccuracySource {
   readings(): AccuracyReading[];
+}
+
+export interface ShadowSource {
+  /** Each shadow version against the version it shadowed. */
+  readings(): ShadowReading[];
 }
 
 export interface AlertSource {
@@ -56,4 +62,5 @@ export interface StatusSources {
   drift?: DriftSource;
   accuracy?: AccuracySource;
   alerts?: AlertSource;
+  shadows?: ShadowSource;
 }

@@ -10,7 +10,7 @@ import type { Alert__Output } from '@infermesh/contracts';
 import type { SeriesLabels } from '../known-models.js';
 import type { WorkerEntry } from '../workers.js';
 import type { ReadingHistory } from './reading-history.js';
-import type { AccuracyReading, DriftReading, FeedbackCounts, StatusSources, TimelinePoint } from './sources.js';
+import type { AccuracyReading, DriftReading, FeedbackCounts, ShadowReading, StatusSources, TimelinePoint } from './sources.js';
 
 export const PAGE_WINDOW_MS = 15 * 60_000;
 export const MAX_PAGE_SERIES = 32;
@@ -77,6 +77,8 @@ export interface ModelView {
   accuracy: AccuracyView | null;
   /** What became of the feedback for this model, all versions together (feedback naming no kept prediction has no version). */
   modelFeedback: FeedbackCounts | null;
+  /** The shadow versions that got copies of this version's requests, and how often they agreed with it. */
+  shadows: ShadowReading[];
 }
 
 export interface AlertView {
@@ -128,6 +130,7 @@ export function buildStatusData(sources: StatusSources, history: StatusHistory, 
   const sinceMs = nowMs - PAGE_WINDOW_MS;
   const drift = new Map((sources.drift?.readings() ?? []).map((r) => [key(r), r]));
   const accuracyReadings = sources.accuracy?.readings() ?? [];
+  const shadows = sources.shadows?.readings() ?? [];
   const modelFeedback = feedbackByModel(accuracyReadings);
   // A reading without a version counts feedback that joined no prediction: it has no chart of its own.
   const accuracy = new Map(accuracyReadings.filter((r) => r.version !== '').map((r) => [key(r), r]));
@@ -164,6 +167,7 @@ export function buildStatusData(sources: StatusSources, history: StatusHistory, 
         history: history.accuracy.since(labels, sinceMs),
       } : null,
       modelFeedback: modelFeedback.get(labels.model) ?? null,
+      shadows: shadows.filter((r) => r.model === labels.model && r.of === labels.version),
     };
   });
 

@@ -246,6 +246,10 @@
       const f = m.modelFeedback;
       lines.push(`feedback for ${m.model}: ${num(f.applied)} applied, ${num(f.unknown)} unknown, ${num(f.expired)} expired, ${num(f.mismatched)} mismatched, ${num(f.ambiguous)} ambiguous`);
     }
+    for (const s of m.shadows ?? []) {
+      const agreement = s.compared > 0 ? `agreed ${fmt.percent(s.agreed / s.compared)} of ${num(s.compared)} compared` : 'agreement unknown (no predicted labels to compare)';
+      lines.push(el('span', { 'data-shadow': s.version }, `shadow version ${s.version}: ${num(s.requests)} copies, ${agreement}, ${num(s.errors)} errors, p50 ${fmt.ms(s.latencyMs.p50)} · p99 ${fmt.ms(s.latencyMs.p99)}`));
+    }
     if (lines.length > 0) parts.append(el('div', { class: 'feedback' }, ...lines.map((line) => el('p', null, line))));
     return parts;
   }
