@@ -13,6 +13,8 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       ROUTER_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
       /** Upper bound for a request without a client deadline. */
       ROUTER_REQUEST_TIMEOUT_MS: setting.positiveInt(30_000),
+      /** How long RepositoryModelLoad / RepositoryModelUnload wait for each worker to load (or drain) and answer. */
+      ROUTER_CONTROL_TIMEOUT_MS: setting.positiveInt(120_000),
       /** A worker silent for this long leaves the routing table (heartbeats come every second). */
       WORKER_STALE_MS: setting.positiveInt(2500),
       /** Attempts per batch of requests on distinct workers when a worker is unreachable. */

@@ -20,6 +20,8 @@ import { encodeStreamError, type RawInferRequest } from './raw-inference.js';
 import { openAccess, type AccessControl, type Caller } from './auth/index.js';
 import { mergeStatistics } from './statistics.js';
 import { ToldFieldsReader } from './worker-told.js';
+import { repositoryHandlers } from './repository-service.js';
+import type { RepositoryControl } from './repository-control.js';
 import type { TrafficTable } from './traffic-table.js';
 import type { ShadowTraffic, SettleClient } from './traffic-shadow.js';
 
@@ -33,6 +35,8 @@ export interface InferenceDeps {
   version: string;
   /** API keys; without it every call is served (the open API of `npm start`). */
   access?: AccessControl;
+  /** Carries RepositoryModelLoad / RepositoryModelUnload to the workers; absent, they answer UNAVAILABLE. */
+  control?: RepositoryControl;
   /** The models' traffic policies (canary weights, shadow versions); without it the newest version serves every unversioned request. */
   traffic?: TrafficTable;
   /** Sends the shadow copies of requests; required for a policy's shadows to get any. */
@@ -229,13 +233,7 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       );
       return { modelStats: mergeStatistics(answers.flat()) };
     }),
-    // The routing table holds only ready models, so `ready: true` and `ready: false` list the same.
-    RepositoryIndex: guarded('RepositoryIndex', async () => {
-      const seen = new Map<string, { name: string; version: string; state: string; reason: string }>();
-      for (const worker of table.list()) {
-        for (const model of worker.models) seen.set(`${model.name}:${model.version}`, { name: model.name, version: model.version, state: 'READY', reason: '' });
-      }
-      return { models: [...seen.values()].sort((a, b) => a.name.localeCompare(b.name) || Number(a.version) - Number(b.version)) };
-    }),
+    // RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload and ModelConfig.
+    ...repositoryHandlers({ table, access, control: deps.control }),
   };
 }

@@ -27,7 +27,13 @@ export interface WorkerEntry {
   id: string;
   address: string;
   device: string;
+  /**
+   * The versions requests may be sent to: READY ones, and UNLOADING ones (draining) for the
+   * requests pinned to them before the worker said so; new requests pick among READY ones.
+   */
   models: ModelStatus__Output[];
+  /** Every version the worker announced, with its state (LOADING, READY, UNLOADING, UNAVAILABLE): RepositoryIndex. */
+  announced: ModelStatus__Output[];
   /** Queue depth + in flight, as the worker last reported. */
   reportedLoad: number;
   lastSeen: number;
@@ -88,6 +94,7 @@ export class RoutingTable {
       this.warnedTooManyModels = true;
       models = models.slice(0, MAX_MODELS_PER_HEARTBEAT);
     }
+    const routable = models.filter((m) => m.ready || m.state === 'UNLOADING');
     for (const model of models) {
       // Deleted first so that the map's order is the order of last announcement.
       this.known.delete(model.name);
@@ -99,7 +106,8 @@ export class RoutingTable {
       id: heartbeat.workerId,
       address: heartbeat.address,
       device: heartbeat.device,
-      models: models.filter((m) => m.ready),
+      models: routable,
+      announced: models,
       reportedLoad: heartbeat.queueDepth + heartbeat.inFlight,
       lastSeen: now,
       executionProvider: heartbeat.executionProvider,
@@ -186,9 +194,9 @@ export class RoutingTable {
     return this.list().filter((w) => w.models.some((m) => m.name === model && (!version || m.version === version)));
   }
 
-  /** Versions of a model served by some worker, ascending. */
+  /** Versions of a model served by some worker (taking new requests: not draining), ascending. */
   versions(model: string): string[] {
-    const versions = new Set(this.list().flatMap((w) => w.models.filter((m) => m.name === model).map((m) => m.version)));
+    const versions = new Set(this.list().flatMap((w) => w.models.filter((m) => m.name === model && m.state !== 'UNLOADING').map((m) => m.version)));
     return [...versions].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
   }
 

@@ -15,6 +15,7 @@ import { feedbackHandlers } from './feedback-service.js';
 import { FeedbackStore } from './feedback-store.js';
 import type { RouterConfig } from './config.js';
 import { accessControlFor } from './auth/index.js';
+import { RepositoryControl } from './repository-control.js';
 import { TrafficTable } from './traffic-table.js';
 import { ShadowTraffic } from './traffic-shadow.js';
 
@@ -63,7 +64,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   grpc.addService(
     'inference.GRPCInferenceService',
     rawInferenceService(),
-    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access, traffic, shadows }),
+    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access, control: new RepositoryControl({ bus, table, logger, timeoutMs: config.ROUTER_CONTROL_TIMEOUT_MS }), traffic, shadows }),
   );
   // True labels of earlier requests, on the same port and with the same keys as inference.
   grpc.addService('infermesh.v1.FeedbackService', feedbackServiceDefinition(), feedbackHandlers({ table, store: new FeedbackStore(bus, logger), logger, access }));

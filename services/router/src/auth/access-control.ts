@@ -14,8 +14,8 @@ import { TokenBucket, type Clock } from './token-bucket.js';
 
 /** Load balancer and orchestrator probes: answered without a key. */
 export const PROBE_METHODS: ReadonlySet<string> = new Set(['ServerLive', 'ServerReady']);
-/** Calls that describe the whole mesh (and, later, change it): admin keys only. */
-export const ADMIN_METHODS: ReadonlySet<string> = new Set(['ModelStatistics', 'RepositoryIndex']);
+/** Calls that describe the whole mesh or change it: admin keys only. */
+export const ADMIN_METHODS: ReadonlySet<string> = new Set(['ModelStatistics', 'RepositoryIndex', 'RepositoryModelLoad', 'RepositoryModelUnload']);
 /**
  * Methods whose requests each take from the rate and quota (admitInference), not the call.
  * Every other method (Feedback among them, however many items it carries) takes one token
