@@ -10,10 +10,15 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { MODEL_REPOSITORY_DIR } from '@infermesh/models';
 import { PROFILE_FILE, readModelConfig } from '@infermesh/worker';
+import { DEFAULT_ROUTER } from '../client.js';
+import { formatSideBySide, type EvaluationReport } from '../evaluate/index.js';
 import { compareModels, DEFAULT_RUNS, DEFAULT_WARMUP, type Comparison } from '../optimize/compare.js';
 import { DEFAULT_GRAPH_LEVEL, GRAPH_LEVELS, isGraphLevel, optimizeGraph, type GraphLevel } from '../optimize/graph.js';
 import { DEFAULT_MIN_ELEMENTS, quantizeWeightsInt8, type QuantizedWeight, type SkippedWeight } from '../optimize/quantize.js';
+import { evaluateThroughMesh } from '../optimize/mesh-evaluation.js';
 import { sampleSet } from '../optimize/samples.js';
+
+const DEFAULT_WAIT_S = 60;
 
 export const OPTIMIZE_USAGE = `usage: infermesh optimize <model> [options]
 
@@ -32,6 +37,10 @@ accuracy on the model's evaluation set, latency p50/p99 at batch 1 and 8.
                       dequantized to FP32 before use (smaller file, FP32 compute)
                       (neither --graph nor --int8: both)
   --runs N            timed runs per version and batch size (default ${DEFAULT_RUNS}, after ${DEFAULT_WARMUP} warm-up runs)
+  --evaluate          then evaluate both versions through the running mesh (infermesh evaluate's
+                      figures side by side), once its workers serve the new version
+  --address HOST:PORT the router, for --evaluate (default ${DEFAULT_ROUTER})
+  --wait S            seconds to wait for the workers to serve the new version (default ${DEFAULT_WAIT_S})
   --json              the result as JSON`;
 
 /** Also written into the new version's folder, so where it came from stays with it. */
@@ -40,6 +49,7 @@ const MODEL_FILE = 'model.onnx';
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const VERSION = /^[1-9]\d{0,8}$/;
 const MAX_RUNS = 10_000;
+const MAX_WAIT_S = 3600;
 
 export class OptimizeError extends Error {
   override name = 'OptimizeError';
@@ -196,6 +206,9 @@ export async function optimize(args: string[], print: (line: string) => void = c
       level: { type: 'string', default: DEFAULT_GRAPH_LEVEL },
       int8: { type: 'boolean', default: false },
       runs: { type: 'string', default: String(DEFAULT_RUNS) },
+      evaluate: { type: 'boolean', default: false },
+      address: { type: 'string', default: DEFAULT_ROUTER },
+      wait: { type: 'string', default: String(DEFAULT_WAIT_S) },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -210,12 +223,19 @@ export async function optimize(args: string[], print: (line: string) => void = c
   if (!isGraphLevel(values.level)) throw new OptimizeError(`--level must be one of ${GRAPH_LEVELS.join(', ')}, got '${values.level.slice(0, 64)}'`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new OptimizeError(`--runs must be a whole number from 1 to ${MAX_RUNS}, got '${values.runs.slice(0, 64)}'`);
+  const wait = Number(values.wait);
+  if (!Number.isFinite(wait) || wait < 0 || wait > MAX_WAIT_S) throw new OptimizeError(`--wait must be seconds from 0 to ${MAX_WAIT_S}, got '${values.wait.slice(0, 64)}'`);
   const both = !values.graph && !values.int8;
   const repository = values.repository ?? process.env.MODEL_REPOSITORY ?? MODEL_REPOSITORY_DIR;
   const result = await optimizeModel({
     repository, model, from: values.from, to: values.to, graph: both || values.graph, level: values.level, int8: both || values.int8, runs,
   });
-  if (values.json) print(JSON.stringify(result, null, 2));
-  else for (const line of formatOptimizeResult(result)) print(line);
+  if (!values.json) for (const line of formatOptimizeResult(result)) print(line);
+  let evaluations: EvaluationReport[] | undefined;
+  if (values.evaluate) {
+    evaluations = await evaluateThroughMesh({ address: values.address, repository, model, versions: [result.from, result.to], waitMs: wait * 1000 });
+    if (!values.json) print(['', `through the mesh at ${values.address} (infermesh evaluate):`, '', ...formatSideBySide(evaluations)].join('\n'));
+  }
+  if (values.json) print(JSON.stringify(evaluations ? { ...result, evaluations } : result, null, 2));
   return 0;
 }
