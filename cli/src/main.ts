@@ -37,6 +37,9 @@ commands:
   workers   the workers announcing themselves on NATS (device, provider, models, load)
               --nats URL       (default NATS_URL, else the NATS of the mesh "up" runs here
                                with its operator user, else nats://127.0.0.1:4222)
+  traffic   a model's traffic policy: weights between versions (canary), shadow versions
+              <model> [--weights 1=90,2=10] [--shadow 2 | none] [--clear] [--by WHO]
+              [--reason TEXT] [--nats URL]                (infermesh traffic --help)
   certs     a development CA and mesh certificates (mutual TLS between services)
               [--dir DIR] [--workers ID,ID] [--fresh]      (infermesh certs --help)
   keys      API keys for the router's keys file (ROUTER_API_KEYS_FILE)
@@ -74,6 +77,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'evaluate') {
     const { evaluate } = await import('./commands/evaluate.js');
     return evaluate(rest);
+  }
+  if (command === 'traffic') {
+    const { traffic } = await import('./commands/traffic.js');
+    return traffic(rest);
   }
   if (command === 'profile') {
     const { profile } = await import('./commands/profile.js');
