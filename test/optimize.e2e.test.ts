@@ -49,4 +49,13 @@ describe('infermesh optimize --evaluate', () => {
     expect(Math.abs(Number(accuracy![2]) - Number(accuracy![4]))).toBeLessThanOrEqual(2);
     console.log(run.stdout);
   }, 240_000);
+
+  it('waits for the workers to serve the new version, and says so when they never do', async () => {
+    // A repository the mesh does not read: its new version is never served.
+    const unserved = join(dir, 'unserved');
+    await cp(join(ROOT, 'models', 'iris'), join(unserved, 'iris'), { recursive: true });
+    const run = await cli(['optimize', 'iris', '--repository', unserved, '--runs', '2', '--evaluate', '--address', mesh.routerAddress, '--wait', '1']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/did not serve version 2 of 'iris' within 1 s/);
+  }, 120_000);
 });
