@@ -7,7 +7,7 @@
  *     - id: reports
  *       sha256: 9f86d0…           # `infermesh keys hash` of the key
  *       models: [iris]            # or "*"
- *       admin: false              # ModelStatistics, RepositoryIndex
+ *       admin: false              # ModelStatistics, RepositoryIndex, RepositoryModelLoad/Unload
  *       rate: { per_second: 100, burst: 200 }
  *       quota: { requests: 100000, items: 1000000, period: day }
  */
