@@ -37,6 +37,8 @@ accuracy on the model's evaluation set, latency p50/p99 at batch 1 and 8.
                       dequantized to FP32 before use (smaller file, FP32 compute)
                       (neither --graph nor --int8: both)
   --runs N            timed runs per version and batch size (default ${DEFAULT_RUNS}, after ${DEFAULT_WARMUP} warm-up runs)
+  --threads N         onnxruntime threads per version while timing (default 1: steadier figures
+                      on a shared machine; 0: onnxruntime's default, every core)
   --evaluate          then evaluate both versions through the running mesh (infermesh evaluate's
                       figures side by side), once its workers serve the new version
   --address HOST:PORT the router, for --evaluate (default ${DEFAULT_ROUTER})
@@ -78,6 +80,7 @@ export interface OptimizeOptions {
   int8: boolean;
   runs?: number;
   warmup?: number;
+  threads?: number;
 }
 
 async function versionsOf(dir: string): Promise<number[]> {
@@ -129,7 +132,7 @@ export async function optimizeModel(options: OptimizeOptions): Promise<OptimizeR
     const quantization = options.int8 ? quantizeWeightsInt8(optimized, { minElements: DEFAULT_MIN_ELEMENTS }) : undefined;
     if (quantization) optimized = quantization.bytes;
 
-    const comparison = await compareModels(config, original, optimized, await sampleSet(config, repository), { runs: options.runs, warmup: options.warmup });
+    const comparison = await compareModels(config, original, optimized, await sampleSet(config, repository), { runs: options.runs, warmup: options.warmup, threads: options.threads });
     const profile = join(modelDir, from, PROFILE_FILE);
     const profileCopied = await exists(profile);
     const result: OptimizeResult = {
@@ -187,7 +190,7 @@ export function formatOptimizeResult(result: OptimizeResult, cwd = process.cwd()
   return [
     `${result.model}: version ${result.from} → ${result.to}: ${steps.join('; ')}`,
     `written: ${shown(result.path, cwd)}${result.profileCopied ? ` (and ${PROFILE_FILE}, ${OPTIMIZE_FILE})` : ` (and ${OPTIMIZE_FILE})`}`,
-    `compared in this process (onnxruntime-node ${result.onnxruntime}, CPU, as the worker serves it; ${c.runs} runs after ${c.warmup} warm-up) on ${c.samples.source}:`,
+    `compared in this process (onnxruntime-node ${result.onnxruntime}, CPU, as the worker serves it; ${c.threads || 'default'} thread${c.threads === 1 ? '' : 's'}, ${c.runs} runs after ${c.warmup} warm-up) on ${c.samples.source}:`,
     '',
     ...table,
     `top class agrees   ${c.agreement.same}/${c.agreement.items} (${(c.agreement.rate * 100).toFixed(1)} %); largest difference in '${c.output}': ${c.maxAbsDifference.toPrecision(3)}`,
@@ -206,6 +209,7 @@ export async function optimize(args: string[], print: (line: string) => void = c
       level: { type: 'string', default: DEFAULT_GRAPH_LEVEL },
       int8: { type: 'boolean', default: false },
       runs: { type: 'string', default: String(DEFAULT_RUNS) },
+      threads: { type: 'string', default: '1' },
       evaluate: { type: 'boolean', default: false },
       address: { type: 'string', default: DEFAULT_ROUTER },
       wait: { type: 'string', default: String(DEFAULT_WAIT_S) },
@@ -223,12 +227,14 @@ export async function optimize(args: string[], print: (line: string) => void = c
   if (!isGraphLevel(values.level)) throw new OptimizeError(`--level must be one of ${GRAPH_LEVELS.join(', ')}, got '${values.level.slice(0, 64)}'`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new OptimizeError(`--runs must be a whole number from 1 to ${MAX_RUNS}, got '${values.runs.slice(0, 64)}'`);
+  const threads = Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new OptimizeError(`--threads must be a whole number from 0 to 256, got '${values.threads.slice(0, 64)}'`);
   const wait = Number(values.wait);
   if (!Number.isFinite(wait) || wait < 0 || wait > MAX_WAIT_S) throw new OptimizeError(`--wait must be seconds from 0 to ${MAX_WAIT_S}, got '${values.wait.slice(0, 64)}'`);
   const both = !values.graph && !values.int8;
   const repository = values.repository ?? process.env.MODEL_REPOSITORY ?? MODEL_REPOSITORY_DIR;
   const result = await optimizeModel({
-    repository, model, from: values.from, to: values.to, graph: both || values.graph, level: values.level, int8: both || values.int8, runs,
+    repository, model, from: values.from, to: values.to, graph: both || values.graph, level: values.level, int8: both || values.int8, runs, threads,
   });
   if (!values.json) for (const line of formatOptimizeResult(result)) print(line);
   let evaluations: EvaluationReport[] | undefined;

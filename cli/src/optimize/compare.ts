@@ -37,6 +37,7 @@ export interface Comparison {
   maxAbsDifference: number;
   runs: number;
   warmup: number;
+  threads: number;
 }
 
 export interface CompareOptions {
@@ -44,6 +45,11 @@ export interface CompareOptions {
   /** Timed runs per model and batch size. */
   runs?: number;
   warmup?: number;
+  /**
+   * onnxruntime's intra-op threads per session. One by default: with the default (every core)
+   * two sessions and whatever else runs on the machine fight for cores, and p99 measures that.
+   */
+  threads?: number;
 }
 
 export const DEFAULT_BATCHES = [1, 8] as const;
@@ -66,8 +72,8 @@ function feedsOf(config: ModelConfig, samples: SampleSet, indices: readonly numb
   return feeds;
 }
 
-async function servedSession(config: ModelConfig, onnx: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(preparedModel(config, onnx), { graphOptimizationLevel: 'all', executionProviders: ['cpu'], logSeverityLevel: 3 });
+async function servedSession(config: ModelConfig, onnx: Uint8Array, threads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(preparedModel(config, onnx), { graphOptimizationLevel: 'all', executionProviders: ['cpu'], intraOpNumThreads: threads, logSeverityLevel: 3 });
 }
 
 function argmax(values: Float32Array, start: number, length: number): number {
@@ -108,12 +114,13 @@ async function latencies(sessions: readonly ort.InferenceSession[], config: Mode
 export async function compareModels(config: ModelConfig, original: Uint8Array, optimized: Uint8Array, samples: SampleSet, options: CompareOptions = {}): Promise<Comparison> {
   const runs = options.runs ?? DEFAULT_RUNS;
   const warmup = options.warmup ?? DEFAULT_WARMUP;
+  const threads = options.threads ?? 1;
   const batches = (options.batches ?? DEFAULT_BATCHES).filter((b) => b === 1 || b <= config.max_batch_size);
   if (samples.count === 0) throw new Error('no sample items to compare on');
   const output = classesOf(config)?.output ?? config.outputs.find((o) => o.datatype === 'FP32')?.name;
   if (!output) throw new Error(`model '${config.name}' has no FP32 output to compare`);
 
-  const sessions = [await servedSession(config, original), await servedSession(config, optimized)];
+  const sessions = [await servedSession(config, original, threads), await servedSession(config, optimized, threads)];
   try {
     const [before, after] = [await outputsOf(sessions[0], config, samples, output), await outputsOf(sessions[1], config, samples, output)];
     let same = 0;
@@ -143,7 +150,7 @@ export async function compareModels(config: ModelConfig, original: Uint8Array, o
     return {
       samples: { source: samples.source, items: samples.count, labelled }, output,
       original: figures(0, original.length), optimized: figures(1, optimized.length),
-      agreement: { same, items: samples.count, rate: same / samples.count }, maxAbsDifference, runs, warmup,
+      agreement: { same, items: samples.count, rate: same / samples.count }, maxAbsDifference, runs, warmup, threads,
     };
   } finally {
     await Promise.all(sessions.map((s) => s.release()));
