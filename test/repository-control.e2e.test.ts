@@ -111,7 +111,8 @@ beforeAll(async () => {
     { id: readerKey.id, sha256: readerKey.sha256, models: '*', admin: false },
   ] }));
   // Polling off: versions change here only when the API asks.
-  mesh = await startMesh({ workers: 2, env: { MODEL_REPOSITORY: repository }, workerEnv: { WORKER_REPOSITORY_POLL_MS: '0', WORKER_UNLOAD_DELAY_MS: '1000' } });
+  // NATS with the mesh's users and permissions: routers may ask workers, workers may only answer.
+  mesh = await startMesh({ workers: 2, natsAuth: true, env: { MODEL_REPOSITORY: repository }, workerEnv: { WORKER_REPOSITORY_POLL_MS: '0', WORKER_UNLOAD_DELAY_MS: '1000' } });
   const keyed = await mesh.startRouter('keyed-router', { env: { ROUTER_API_KEYS_FILE: keysFile } });
   inference = inferenceClient(mesh.routerAddress);
   repositoryApi = repositoryClient(mesh.routerAddress);
