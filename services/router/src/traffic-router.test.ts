@@ -101,7 +101,8 @@ async function records(where: (r: PredictionRecord__Output) => boolean, count: n
 
 describe('traffic policy at the router', () => {
   it('sends unversioned requests to versions by the weights, and applies a changed policy as it is put', async () => {
-    await setPolicy({ '1': 50, '2': 50 }, [], async () => (await infer(`probe-${sequence++}`)).modelVersion === '2' || (await infer(`probe-${sequence++}`)).modelVersion === '2');
+    // Without a policy the newest version (2) answers both; at 50/50, one each.
+    await setPolicy({ '1': 50, '2': 50 }, [], async () => (await versionsOf(2, `p${sequence++}`))['1'] === 1);
     await setPolicy({ '1': 90, '2': 10 }, [], async () => (await versionsOf(20, `p${sequence++}`))['2'] === 2);
     expect(await versionsOf(100, 'split')).toEqual({ '1': 90, '2': 10 });
     await setPolicy({ '2': 100 }, [], async () => (await versionsOf(5, `p${sequence++}`))['2'] === 5);
