@@ -51,7 +51,8 @@ commands:
               [--out FILE] [--bins N]                     (infermesh profile --help)
   optimize  a new, smaller version of a model (graph optimization, int8 weights), compared
               with the original: size, accuracy, agreement, p50/p99
-              <model> [--from V] [--to V] [--repository DIR] [--graph] [--int8]  (infermesh optimize --help)
+              <model> [--from V] [--to V] [--repository DIR] [--graph] [--int8]
+              [--evaluate: then both through the mesh, side by side]  (infermesh optimize --help)
   evaluate  a model version's accuracy, confusion matrix, latency p50/p99 and size on a
             labelled set, through the mesh; written beside the version (evaluation.json)
               <model> [--version V] [--data PATH] [--concurrency N] [--requests N]
