@@ -13,7 +13,7 @@ import type { ModelStatus__Output } from '@infermesh/contracts';
 /** A model as a worker's heartbeat announces it: with a two-feature drift profile `p1` and iris's classes. */
 function heartbeatModel(name: string, version: string): ModelStatus__Output {
   return {
-    name, version, ready: true, platform: 'onnxruntime', inputs: [], outputs: [], maxBatchSize: 0, reason: '', dynamicBatching: null, instances: 1,
+    name, version, ready: true, state: 'READY', platform: 'onnxruntime', inputs: [], outputs: [], maxBatchSize: 0, reason: '', dynamicBatching: null, instances: 1,
     driftReference: { profileId: 'p1', rows: '150', features: [0, 1].map((i) => ({ name: `f${i}`, edges: [0.5], expected: [0.5, 0.5] })) },
     classLabels: ['setosa', 'versicolor', 'virginica'],
   };

@@ -8,7 +8,7 @@ import { MAX_KNOWN_MODELS, MAX_MODELS_PER_HEARTBEAT, RoutingTable, type TableCha
 const STALE_MS = 3000;
 
 function status(name: string, version: string, ready = true): ModelStatus__Output {
-  return { name, version, ready, platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: ready ? '' : 'failed', dynamicBatching: null, instances: 1, driftReference: null, classLabels: [] };
+  return { name, version, ready, state: ready ? 'READY' : 'UNAVAILABLE', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: ready ? '' : 'failed', dynamicBatching: null, instances: 1, driftReference: null, classLabels: [] };
 }
 
 function heartbeat(workerId: string, models: ModelStatus__Output[], overrides: Partial<WorkerHeartbeat__Output> = {}): WorkerHeartbeat__Output {
