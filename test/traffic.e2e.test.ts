@@ -153,5 +153,9 @@ describe('canary and shadow traffic', () => {
     // Rows cycle through the three classes; version 2 swaps two of them: it agrees on a third.
     expect(ratio).toBeCloseTo(1 / 3, 2);
     expect(await clientRequestsOf2()).toBe(answeredBy2);
+    // The status page shows the shadow under the version it shadowed.
+    const page = (await (await fetch(mesh.metricsUrl.replace('/metrics', '/status/data'))).json()) as { models: { version: string; shadows: { version: string; compared: number; agreed: number }[] }[] };
+    const shadows = page.models.find((m) => m.version === '1')?.shadows ?? [];
+    expect(shadows.map((sh) => [sh.version, sh.agreed / sh.compared])).toEqual([['2', ratio]]);
   });
 });
