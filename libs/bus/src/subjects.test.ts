@@ -26,8 +26,13 @@ describe('subjects', () => {
     expect(s.alert('critical')).toBe('infermesh.alerts.critical');
   });
 
-  it('has the heartbeat, prediction, feedback and alert subjects only: others come with the features that read them', () => {
-    expect(Object.keys(s).sort()).toEqual(['alert', 'alerts', 'feedback', 'feedbacks', 'heartbeat', 'heartbeats', 'prediction', 'predictions']);
+  it('has the heartbeat, prediction, feedback, alert and control subjects only: others come with the features that read them', () => {
+    expect(Object.keys(s).sort()).toEqual(['alert', 'alerts', 'control', 'controls', 'feedback', 'feedbacks', 'heartbeat', 'heartbeats', 'prediction', 'predictions']);
+  });
+
+  it("addresses a worker's repository control to that worker alone", () => {
+    expect(s.control('host.a')).toBe('infermesh.control.host_a');
+    expect(s.controls).toBe('infermesh.control.>');
   });
 
   it('has wildcards that match the single subjects', () => {
