@@ -86,6 +86,13 @@ describe('ApiKeyAccess.authorize', () => {
     expect(access.authorize('RepositoryIndex', bearer(admin.key)).keyId).toBe('ops');
   });
 
+  it('lets only admin keys load and unload models', () => {
+    for (const method of ['RepositoryModelLoad', 'RepositoryModelUnload']) {
+      expect(refusal(() => access.authorize(method, bearer(reader.key))).code).toBe('PERMISSION_DENIED');
+      expect(access.authorize(method, bearer(admin.key)).keyId).toBe('ops');
+    }
+  });
+
   it('refuses a model outside the key\'s list, naming the model (bounded) and the key', () => {
     const caller = access.authorize('ModelInfer', bearer(reader.key));
     expect(() => caller.admitInference('iris', 1)).not.toThrow();
