@@ -169,6 +169,11 @@ export class ModelRegistry {
       return { status: 'FAILED', message: `model '${name}' has no version ${missing.join(', ')} in the repository (versions: ${model.versions.join(', ')})`, readyVersions: this.versionsOf(name) };
     }
     const wanted = versions.length ? [...versions] : selectVersions(model.config.version_policy, model.versions);
+    if (wanted.length === 0) {
+      // Unloading everything is an unload's job, not a load's: a policy that selects nothing is refused.
+      this.fingerprints.set(name, fingerprint);
+      return { status: 'FAILED', message: `model '${name}': version_policy selects none of the versions in the repository (${model.versions.join(', ')})`, readyVersions: this.versionsOf(name) };
+    }
     const configChanged = this.loadedConfig.has(name) && this.loadedConfig.get(name) !== model.configText;
     // A model that could not be read before has no versions to keep.
     const entries = (this.entries.get(name) ?? []).filter((e) => e.version !== '');

@@ -95,6 +95,14 @@ describe('loading while serving', () => {
     expect(after.config.max_batch_size).toBe(2);
   });
 
+  it('refuses a version policy that selects no version, the serving version serving', async () => {
+    await writeFile(join(repository, 'add', 'config.yaml'), stringify({ name: 'add', ...addConfig, version_policy: { specific: { versions: [7] } } }));
+    const outcome = await registry.load('add');
+    expect(outcome.status).toBe('FAILED');
+    expect(outcome.message).toContain('selects none of the versions');
+    expect(await addend('1')).toBe(1);
+  });
+
   it('serves what the version policy selects, and drains what it no longer selects', async () => {
     await writeVersion(2, buildAddModel({ addend: 2 }));
     await writeFile(join(repository, 'add', 'config.yaml'), stringify({ name: 'add', ...addConfig, version_policy: { latest: { num_versions: 1 } } }));
