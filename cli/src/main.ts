@@ -40,6 +40,9 @@ commands:
   traffic   a model's traffic policy: weights between versions (canary), shadow versions
               <model> [--weights 1=90,2=10] [--shadow 2 | none] [--clear] [--by WHO]
               [--reason TEXT] [--nats URL]                (infermesh traffic --help)
+  rollout   a candidate version into production behind the evaluation gate of config.yaml
+              <model> --version V --canary 10% | --promote | --shadow; --rollback; no option: status
+              [--force] [--by WHO] [--serving V]          (infermesh rollout --help)
   certs     a development CA and mesh certificates (mutual TLS between services)
               [--dir DIR] [--workers ID,ID] [--fresh]      (infermesh certs --help)
   keys      API keys for the router's keys file (ROUTER_API_KEYS_FILE)
@@ -82,6 +85,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'traffic') {
     const { traffic } = await import('./commands/traffic.js');
     return traffic(rest);
+  }
+  if (command === 'rollout') {
+    const { rollout } = await import('./commands/rollout.js');
+    return rollout(rest);
   }
   if (command === 'profile') {
     const { profile } = await import('./commands/profile.js');
