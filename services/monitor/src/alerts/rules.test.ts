@@ -68,6 +68,21 @@ describe('alert rules file', () => {
     expect(refusal([{ name: 'slow', kind: 'latency_p99', threshold: 1, treshold_ms: 2 }])).toContain("unknown field 'treshold_ms'");
   });
 
+  it('marks error_rate, latency_p99 and accuracy rules that roll a canary back', () => {
+    const rules = parse([
+      { name: 'e', kind: 'error_rate', threshold: 0.1, rollback: true },
+      { name: 'l', kind: 'latency_p99', threshold: 100, rollback: false },
+      { name: 'a', kind: 'accuracy', threshold: 0.8, rollback: true },
+    ]);
+    expect(rules.map((r) => r.rollback)).toEqual([true, undefined, true]);
+  });
+
+  it('refuses rollback on rules that say nothing about one version being worse, and a rollback that is not true or false', () => {
+    expect(refusal([{ name: 'd', kind: 'drift', threshold: 0.2, rollback: true }])).toContain("unknown field 'rollback'");
+    expect(refusal([{ name: 'n', kind: 'no_worker', rollback: true }])).toContain("unknown field 'rollback'");
+    expect(refusal([{ name: 'e', kind: 'error_rate', threshold: 0.1, rollback: 'yes' }])).toContain('rollback: must be true or false');
+  });
+
   it('names a rule without a valid name by its place in the file', () => {
     expect(refusal([{ kind: 'drift', threshold: 0.2 }])).toBe('rules.yaml rule 1: name: is required');
     expect(refusal([{ name: 'has space', kind: 'drift', threshold: 0.2 }])).toMatch(/^rules\.yaml rule 1: name: must be 1 to 64/);

@@ -11,6 +11,8 @@
  *       window: 1m
  *       for: 30s
  *       severity: critical
+ *       rollback: true           # latency_p99, error_rate, accuracy: firing for a canary version
+ *                                # sends the model back to its serving version (rollback.ts)
  */
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
@@ -49,6 +51,8 @@ export interface AlertRule {
   /** accuracy: the last N labelled predictions, and the rule waits until N are labelled. */
   lastLabelled?: number;
   summary?: string;
+  /** Firing for a canary version rolls the model's traffic back to its serving version (rollback.ts). */
+  rollback?: true;
 }
 
 export class AlertRulesError extends Error {
@@ -125,18 +129,20 @@ const common = {
 const window = duration(TIMELINE_KEEP_MS, TIMELINE_BUCKET_MS);
 const positive = z.number({ error: 'must be a number' }).positive('must be above 0');
 const fraction = z.number({ error: 'must be a number' }).gt(0, 'must be a fraction above 0').lt(1, 'must be a fraction below 1');
+// Rules about one version's health; drift and no_worker say nothing about a version being worse.
+const rollback = z.boolean({ error: 'must be true or false' }).optional();
 const count = (fallback: number, max: number) => z.number({ error: 'must be a whole number' }).int('must be a whole number').positive('must be at least 1').max(max, `must be at most ${max}`).default(fallback);
 
 const kindSchemas = {
   latency_p99: z.strictObject({
-    ...common, kind: z.literal('latency_p99'), version: selector.optional(), threshold: positive, window: window.default(300_000), min_requests: count(1, 1_000_000), resolve_below: z.number().nonnegative().optional(),
+    ...common, kind: z.literal('latency_p99'), version: selector.optional(), rollback, threshold: positive, window: window.default(300_000), min_requests: count(1, 1_000_000), resolve_below: z.number().nonnegative().optional(),
   }),
   error_rate: z.strictObject({
-    ...common, kind: z.literal('error_rate'), version: selector.optional(), threshold: fraction, window: window.default(300_000), min_requests: count(20, 1_000_000), resolve_below: z.number().nonnegative().optional(),
+    ...common, kind: z.literal('error_rate'), version: selector.optional(), rollback, threshold: fraction, window: window.default(300_000), min_requests: count(20, 1_000_000), resolve_below: z.number().nonnegative().optional(),
   }),
   drift: z.strictObject({ ...common, kind: z.literal('drift'), version: selector.optional(), threshold: positive, resolve_below: z.number().nonnegative().optional() }),
   accuracy: z.strictObject({
-    ...common, kind: z.literal('accuracy'), version: selector.optional(), threshold: fraction, last: count(200, MAX_LAST_LABELLED),
+    ...common, kind: z.literal('accuracy'), version: selector.optional(), rollback, threshold: fraction, last: count(200, MAX_LAST_LABELLED),
     resolve_above: z.number({ error: 'must be a number' }).max(1, 'must be a fraction, at most 1').optional(),
   }),
   // Workers announce models, not one version each: a no_worker rule watches a model.
@@ -205,6 +211,7 @@ function toRule(kind: AlertKind, raw: object, named: string): AlertRule {
     ...(r.model !== undefined ? { model: r.model } : {}),
     ...('version' in r && r.version !== undefined ? { version: r.version } : {}),
     ...(r.summary !== undefined ? { summary: r.summary } : {}),
+    ...('rollback' in r && r.rollback ? { rollback: true as const } : {}),
   };
   const fail = (message: string): never => {
     throw new AlertRulesError(`${named}: ${message}`);
