@@ -1,7 +1,7 @@
 /** The monitor as a pure factory: tests build one in-process, main.ts runs one. */
 import { createGrpcServer, http2LimitsOf, meshServerCredentials, meshTlsFromConfig, type GrpcServer } from '@infermesh/grpc';
 import { monitorService } from '@infermesh/contracts';
-import { events, snapshotStore, type Bus } from '@infermesh/bus';
+import { events, snapshotStore, trafficPolicies, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { MonitorState } from './monitor-state.js';
 import { monitorHandlers } from './monitor-service.js';
@@ -18,6 +18,7 @@ import { loadAlertRules } from './alerts/rules.js';
 import { Alerting } from './alerts/alerting.js';
 import { monitorAlertSignals } from './alerts/signals.js';
 import { AlertWebhook } from './alerts/webhook.js';
+import { AutomaticRollback } from './rollback.js';
 import type { MonitorConfig } from './config.js';
 
 export interface Monitor {
@@ -64,6 +65,9 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       generatorUrl: config.MONITOR_ALERT_GENERATOR_URL ?? `http://${config.MONITOR_HOST}:${config.MONITOR_METRICS_PORT}/status`,
     }),
   });
+  // Only rules with rollback: true write traffic policies; without one the bucket is never opened.
+  const rollback = rules.some((r) => r.rollback) ? new AutomaticRollback({ rules, policies: await trafficPolicies(bus), logger }) : undefined;
+  const stopRollback = rollback ? alerting.onTransition((alert) => void rollback.handle(alert)) : undefined;
   const statusPage: StatusPage = createStatusPage({
     sources: { counts: state.models, workers, timeline: state.timeline, drift: state.drift, accuracy: state.accuracy, alerts: alerting, shadows: state.shadows },
     logger, maxClients: config.MONITOR_STATUS_MAX_CLIENTS, timelineStepMs: TIMELINE_BUCKET_MS,
@@ -120,6 +124,8 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
       statusPage.stop();
       // Ends every WatchAlerts stream (OK), so the gRPC shutdown below does not wait for them.
       await alerting.stop();
+      stopRollback?.();
+      await rollback?.settled();
       // Before the last snapshot: it covers the feedback joined up to here.
       await (await feedback)?.stop();
       feedback = undefined;
