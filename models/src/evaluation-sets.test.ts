@@ -12,8 +12,9 @@ describe('iris evaluation set', () => {
     const rows = text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(rows).toHaveLength(30);
     expect(Object.keys(rows[0]).sort()).toEqual([...IRIS_FEATURES, 'label'].sort());
-    const perClass = Object.groupBy(rows, (row) => String(row.label));
-    expect(Object.fromEntries(Object.entries(perClass).map(([label, list]) => [label, list!.length]))).toEqual({ setosa: 10, versicolor: 10, virginica: 10 });
+    const perClass: Record<string, number> = {};
+    for (const row of rows) perClass[String(row.label)] = (perClass[String(row.label)] ?? 0) + 1;
+    expect(perClass).toEqual({ setosa: 10, versicolor: 10, virginica: 10 });
   });
 
   it('holds none of the rows the model was trained on', () => {

@@ -68,7 +68,7 @@ describe('shadow statistics', () => {
   it('keeps no shadow record for feedback to join: feedback labels the client\'s answer', () => {
     const state = monitorState();
     const kept: PredictionRecord__Output[] = [];
-    const handle = recordsHandler(state, createLogger('test', { level: 'silent' }), { keep: (r) => void kept.push(r) });
+    const handle = recordsHandler(state, createLogger('test', { level: 'silent' }), { keep: (r) => { kept.push(r); return true; } });
     handle({ subject: 'infermesh.predictions.iris', message: { records: [fixture({ requestId: 'r1', timestampMs: String(NOW) }), shadow({ requestId: 'r1' })] }, context: ROOT_CONTEXT, streamSequence: 1 }, false);
     expect(kept.map((r) => r.version)).toEqual(['1']);
   });
