@@ -59,7 +59,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
   const workers = new WorkerRoster();
   const alerting = new Alerting({
     rules, logger, bus, intervalMs: config.MONITOR_ALERT_INTERVAL_MS,
-    signals: monitorAlertSignals({ timeline: state.timeline, workers, drift: state.drift, accuracy: state.accuracy }),
+    signals: monitorAlertSignals({ timeline: state.timeline, workers, drift: state.drift, accuracy: state.accuracy, shadows: state.shadows }),
     webhook: config.MONITOR_ALERT_WEBHOOK_URL === undefined ? undefined : new AlertWebhook({
       url: config.MONITOR_ALERT_WEBHOOK_URL, timeoutMs: config.MONITOR_ALERT_WEBHOOK_TIMEOUT_MS, logger,
       generatorUrl: config.MONITOR_ALERT_GENERATOR_URL ?? `http://${config.MONITOR_HOST}:${config.MONITOR_METRICS_PORT}/status`,

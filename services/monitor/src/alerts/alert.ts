@@ -41,6 +41,7 @@ export function formatValue(kind: AlertKind, value: number): string {
       return `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
     case 'error_rate':
     case 'accuracy':
+    case 'shadow_agreement':
       return `${(value * 100).toFixed(1)} %`;
     case 'drift':
       return value.toFixed(2);
@@ -62,6 +63,8 @@ function subject(rule: AlertRule, labels: AlertLabels): string {
       return `accuracy of ${of} over the last ${rule.lastLabelled} labelled`;
     case 'no_worker':
       return `workers serving ${of}`;
+    case 'shadow_agreement':
+      return `agreement of shadow ${of} with the serving version (at least ${rule.minCompared} compared)`;
   }
 }
 

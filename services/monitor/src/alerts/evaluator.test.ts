@@ -290,3 +290,19 @@ describe('bounds and failures', () => {
     expect(onProblem.mock.calls.map(([p]) => p.kind)).toEqual(['rule_failed', 'rule_recovered']);
   });
 });
+
+describe('shadow_agreement rules', () => {
+  const shadowing = (compared: number, agreed: number) => Object.assign(new FakeSignals(), { shadowAgreements: () => [{ model: 'iris', version: '2', compared, agreed }] });
+
+  it('fires when a shadow version agrees with the serving version less often than the threshold, with the ratio as value', () => {
+    const { e } = evaluator([{ name: 'agree', kind: 'shadow_agreement', model: 'iris', threshold: 0.9, min_compared: 10 }], shadowing(30, 10));
+    const [event] = e.evaluate(T0);
+    expect(event).toMatchObject({ rule: 'agree', state: 'firing', model: 'iris', version: '2', value: 1 / 3, threshold: 0.9 });
+    expect(event.summary).toBe('agreement of shadow iris 2 with the serving version (at least 10 compared) is 33.3 %, below 90.0 % for 0s');
+  });
+
+  it('says nothing before min_compared copies were compared', () => {
+    const { e } = evaluator([{ name: 'agree', kind: 'shadow_agreement', threshold: 0.9, min_compared: 50 }], shadowing(30, 0));
+    expect(e.evaluate(T0)).toEqual([]);
+  });
+});

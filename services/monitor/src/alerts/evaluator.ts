@@ -113,6 +113,11 @@ export class AlertEvaluator {
       const models = rule.model !== undefined ? [rule.model] : signals.models();
       return models.map((model) => ({ labels: { model, version: '', feature: '' }, value: signals.servingWorkers(model) }));
     }
+    if (rule.kind === 'shadow_agreement') {
+      const shadows = (signals.shadowAgreements?.() ?? []).filter((s) => (rule.model === undefined || s.model === rule.model) && (rule.version === undefined || s.version === rule.version));
+      // Too few compared copies say nothing: no data, as a window with too few requests.
+      return shadows.map((s) => ({ labels: { model: s.model, version: s.version, feature: '' }, value: s.compared >= (rule.minCompared ?? 1) ? s.agreed / s.compared : undefined }));
+    }
     const keys = signals.series().filter((key) => (rule.model === undefined || key.model === rule.model) && (rule.version === undefined || key.version === rule.version));
     return keys.flatMap((key): Reading[] => this.readSeries(rule, key));
   }
@@ -140,6 +145,7 @@ export class AlertEvaluator {
         return [{ labels, value: recent && recent.labelled >= lastN ? recent.accuracy : undefined }];
       }
       case 'no_worker':
+      case 'shadow_agreement':
         return [];
     }
   }

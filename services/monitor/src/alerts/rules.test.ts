@@ -41,7 +41,7 @@ describe('alert rules file', () => {
 
   it('refuses an unknown kind, naming the rule and the kinds there are', () => {
     const message = refusal([{ name: 'ok', kind: 'drift', threshold: 0.2 }, { name: 'cpu', kind: 'cpu_high', threshold: 1 }]);
-    expect(message).toBe("rules.yaml rule 2 ('cpu'): kind: unknown kind \"cpu_high\" (one of latency_p99, error_rate, drift, accuracy, no_worker)");
+    expect(message).toBe("rules.yaml rule 2 ('cpu'): kind: unknown kind \"cpu_high\" (one of latency_p99, error_rate, drift, accuracy, no_worker, shadow_agreement)");
   });
 
   it('refuses a rule without a threshold', () => {
@@ -77,6 +77,14 @@ describe('alert rules file', () => {
     expect(rules.map((r) => r.rollback)).toEqual([true, undefined, true]);
   });
 
+  it('reads a shadow_agreement rule: below its threshold breaches, 50 compared copies by default', () => {
+    const [rule] = parse([{ name: 'agree', kind: 'shadow_agreement', model: 'iris', version: 2, threshold: 0.95, rollback: true }]);
+    expect(rule).toEqual({
+      name: 'agree', kind: 'shadow_agreement', severity: 'warning', model: 'iris', version: '2', threshold: 0.95, direction: 'below', resolveAt: expect.closeTo(0.955, 10),
+      forMs: 0, resolveForMs: 0, minCompared: 50, rollback: true,
+    });
+  });
+
   it('refuses rollback on rules that say nothing about one version being worse, and a rollback that is not true or false', () => {
     expect(refusal([{ name: 'd', kind: 'drift', threshold: 0.2, rollback: true }])).toContain("unknown field 'rollback'");
     expect(refusal([{ name: 'n', kind: 'no_worker', rollback: true }])).toContain("unknown field 'rollback'");
@@ -86,7 +94,7 @@ describe('alert rules file', () => {
   it('names a rule without a valid name by its place in the file', () => {
     expect(refusal([{ kind: 'drift', threshold: 0.2 }])).toBe('rules.yaml rule 1: name: is required');
     expect(refusal([{ name: 'has space', kind: 'drift', threshold: 0.2 }])).toMatch(/^rules\.yaml rule 1: name: must be 1 to 64/);
-    expect(refusal([{ name: 'k', threshold: 0.2 }])).toBe("rules.yaml rule 1 ('k'): kind: is required (one of latency_p99, error_rate, drift, accuracy, no_worker)");
+    expect(refusal([{ name: 'k', threshold: 0.2 }])).toBe("rules.yaml rule 1 ('k'): kind: is required (one of latency_p99, error_rate, drift, accuracy, no_worker, shadow_agreement)");
   });
 
   it('refuses a resolve band that is not clear of the threshold (it would flap)', () => {
@@ -130,7 +138,8 @@ describe('alert rules file', () => {
   it('accepts the example rules file in deploy/alerts', () => {
     const path = fileURLToPath(new URL('../../../../deploy/alerts/rules.example.yaml', import.meta.url));
     const rules = parseAlertRules(readFileSync(path, 'utf8'), path);
-    expect(new Set(rules.map((r) => r.kind))).toEqual(new Set(['latency_p99', 'error_rate', 'drift', 'accuracy', 'no_worker']));
+    expect(new Set(rules.map((r) => r.kind))).toEqual(new Set(['latency_p99', 'error_rate', 'drift', 'accuracy', 'no_worker', 'shadow_agreement']));
+    expect(rules.filter((r) => r.rollback).map((r) => r.name)).toEqual(['canary-errors']);
   });
 
   it('accepts the rules `infermesh up` gives the local mesh (deploy/alerts/local.yaml)', () => {

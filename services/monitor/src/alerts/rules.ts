@@ -5,13 +5,13 @@
  *
  *   rules:
  *     - name: iris-slow
- *       kind: latency_p99        # latency_p99 | error_rate | drift | accuracy | no_worker
+ *       kind: latency_p99        # latency_p99 | error_rate | drift | accuracy | no_worker | shadow_agreement
  *       model: iris              # optional: every model when absent
  *       threshold: 250           # ms for latency_p99
  *       window: 1m
  *       for: 30s
  *       severity: critical
- *       rollback: true           # latency_p99, error_rate, accuracy: firing for a canary version
+ *       rollback: true           # latency_p99, error_rate, accuracy, shadow_agreement: firing for a canary version
  *                                # sends the model back to its serving version (rollback.ts)
  */
 import { readFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { parse } from 'yaml';
 import { z } from '@infermesh/config';
 import { TIMELINE_BUCKET_MS, TIMELINE_KEEP_MS } from '../timeline.js';
 
-export const ALERT_KINDS = ['latency_p99', 'error_rate', 'drift', 'accuracy', 'no_worker'] as const;
+export const ALERT_KINDS = ['latency_p99', 'error_rate', 'drift', 'accuracy', 'no_worker', 'shadow_agreement'] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 export const SEVERITIES = ['warning', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -36,7 +36,8 @@ export interface AlertRule {
   model?: string;
   version?: string;
   /**
-   * The value that breaches: above it for most kinds; below it for `accuracy`, and fewer
+   * The value that breaches: above it for most kinds; below it for `accuracy` and
+   * `shadow_agreement`, and fewer
    * serving workers than it (1) for `no_worker`.
    */
   threshold: number;
@@ -50,6 +51,8 @@ export interface AlertRule {
   minRequests?: number;
   /** accuracy: the last N labelled predictions, and the rule waits until N are labelled. */
   lastLabelled?: number;
+  /** shadow_agreement: the compared copies it needs to say anything. */
+  minCompared?: number;
   summary?: string;
   /** Firing for a canary version rolls the model's traffic back to its serving version (rollback.ts). */
   rollback?: true;
@@ -145,6 +148,11 @@ const kindSchemas = {
     ...common, kind: z.literal('accuracy'), version: selector.optional(), rollback, threshold: fraction, last: count(200, MAX_LAST_LABELLED),
     resolve_above: z.number({ error: 'must be a number' }).max(1, 'must be a fraction, at most 1').optional(),
   }),
+  // Agreement of a shadow version (the rule's `version`) with the versions it shadowed, since the monitor started.
+  shadow_agreement: z.strictObject({
+    ...common, kind: z.literal('shadow_agreement'), version: selector.optional(), threshold: fraction, min_compared: count(50, 1_000_000), rollback,
+    resolve_above: z.number({ error: 'must be a number' }).max(1, 'must be a fraction, at most 1').optional(),
+  }),
   // Workers announce models, not one version each: a no_worker rule watches a model.
   no_worker: z.strictObject({ ...common, kind: z.literal('no_worker') }),
 } satisfies Record<AlertKind, z.ZodType>;
@@ -225,11 +233,12 @@ function toRule(kind: AlertKind, raw: object, named: string): AlertRule {
       if (resolveAt >= r.threshold) fail(`resolve_below (${resolveAt}) must be below the threshold (${r.threshold}), or the alert would flap around it`);
       return { ...base, threshold: r.threshold, direction: 'above', resolveAt, ...('window' in r ? { windowMs: r.window, minRequests: r.min_requests } : {}) };
     }
+    case 'shadow_agreement':
     case 'accuracy': {
       // A tenth of the error allowed: accuracy 0.9 (errors 0.1) resolves at 0.91 (errors 0.09).
       const resolveAt = r.resolve_above ?? r.threshold + (1 - r.threshold) * 0.1;
       if (resolveAt <= r.threshold) fail(`resolve_above (${resolveAt}) must be above the threshold (${r.threshold}), or the alert would flap around it`);
-      return { ...base, threshold: r.threshold, direction: 'below', resolveAt, lastLabelled: r.last };
+      return { ...base, threshold: r.threshold, direction: 'below', resolveAt, ...(r.kind === 'accuracy' ? { lastLabelled: r.last } : { minCompared: r.min_compared }) };
     }
     case 'no_worker':
       // Fewer than one serving worker breaches; one is enough to resolve.

@@ -72,3 +72,13 @@ describe('monitorAlertSignals', () => {
     expect(asked).toEqual([['drift', 'iris', '1'], ['accuracy', 'iris', '1', 50]]);
   });
 });
+
+describe('shadow agreement signals', () => {
+  it('sums a shadow version over every version it shadowed', () => {
+    const signals = monitorAlertSignals({
+      timeline: new Timeline(),
+      shadows: { readings: () => [{ model: 'iris', version: '3', compared: 10, agreed: 9 }, { model: 'iris', version: '3', compared: 30, agreed: 11 }] },
+    });
+    expect(signals.shadowAgreements?.()).toEqual([{ model: 'iris', version: '3', compared: 40, agreed: 20 }]);
+  });
+});

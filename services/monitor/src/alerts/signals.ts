@@ -28,6 +28,21 @@ export interface AlertSignals {
   accuracy(key: SeriesKey, lastN: number): { accuracy: number; labelled: number } | undefined;
   /** Workers that can answer the model now; absent when nothing counts them. */
   servingWorkers(model: string): number | undefined;
+  /** Each shadow version's copies compared with the serving version and how many agreed, since the monitor started; none without shadows. */
+  shadowAgreements?(): readonly ShadowAgreement[];
+}
+
+export interface ShadowAgreement {
+  model: string;
+  /** The shadow version. */
+  version: string;
+  compared: number;
+  agreed: number;
+}
+
+/** What the shadow statistics answer (services/monitor/src/shadow-stats.ts). */
+export interface ShadowReadings {
+  readings(): readonly { model: string; version: string; compared: number; agreed: number }[];
 }
 
 /** What the drift tracker answers (services/monitor/src/drift.ts). */
@@ -51,6 +66,7 @@ export interface MonitorSignalSources {
   workers?: ServingWorkers;
   drift?: DriftReadings;
   accuracy?: RecentAccuracy;
+  shadows?: ShadowReadings;
   now?: () => number;
 }
 
@@ -63,7 +79,7 @@ const MAX_REMEMBERED_MODELS = 1000;
  * still alerts, and one retired an hour ago stops (its alert resolves for lack of data).
  * Without a drift or accuracy tracker, drift and accuracy rules read nothing.
  */
-export function monitorAlertSignals({ timeline, workers, drift, accuracy, now = Date.now }: MonitorSignalSources): AlertSignals {
+export function monitorAlertSignals({ timeline, workers, drift, accuracy, shadows, now = Date.now }: MonitorSignalSources): AlertSignals {
   const lastServedMs = new Map<string, number>();
   return {
     // `_unknown` holds the records of versions past the bound: no rule is about it.
@@ -92,5 +108,17 @@ export function monitorAlertSignals({ timeline, workers, drift, accuracy, now = 
     drift: (key) => drift?.reading(key.model, key.version),
     accuracy: (key, lastN) => accuracy?.recent(key.model, key.version, lastN),
     servingWorkers: (model) => workers?.servingWorkers(model),
+    shadowAgreements() {
+      // One series per version shadowed: a shadow version's agreement is over all of them.
+      const sums = new Map<string, ShadowAgreement>();
+      for (const r of shadows?.readings() ?? []) {
+        const key = `${r.model}\u0000${r.version}`;
+        const sum = sums.get(key) ?? { model: r.model, version: r.version, compared: 0, agreed: 0 };
+        sum.compared += r.compared;
+        sum.agreed += r.agreed;
+        sums.set(key, sum);
+      }
+      return [...sums.values()];
+    },
   };
 }
