@@ -116,11 +116,13 @@ describe('automatic rollback', () => {
     console.log(`after the rollback: ${JSON.stringify(after)}`);
     expect(after).toEqual({ 1: 200 });
 
-    const status = await cli(['rollout', 'iris']);
+    const status = await cli(['rollout', 'iris', '--monitor', mesh.monitorAddress]);
     console.log(status.stdout);
     expect(status.stdout).toContain('iris: version 1 100.0 %');
     expect(status.stdout).toContain(`set by rule:${RULE}`);
     expect(status.stdout).toContain('rolled back from version 2 to 1: error rate of iris 2');
+    expect(status.stdout).toMatch(/version 2: \d+ requests, \d+ errors \(100\.0 %\)/);
+    expect(status.stdout).toContain(`firing: ${RULE}: error rate of iris 2`);
     expect(mesh.service('monitor').output()).toContain('automatic rollback');
   });
 });

@@ -37,7 +37,7 @@ describe('infermesh rollout against NATS, as the operator', () => {
   let lines: string[];
   let warnings: string[];
   const run = (action: RolloutOptions['action'], extra: Partial<RolloutOptions> = {}) =>
-    runRollout({ target, repository, model, action, by: 'bob@host', print: (...l: string[]) => lines.push(...l), warn: (l) => warnings.push(l), ...extra });
+    runRollout({ target, repository, model, action, by: 'bob@host', print: (line) => lines.push(line), warn: (l) => warnings.push(l), ...extra });
 
   beforeAll(async () => {
     nats = await startNatsServer({ auth: true });

@@ -17,8 +17,9 @@ import { parseArgs } from 'node:util';
 import { natsConnectOptions } from '@infermesh/bus';
 import type { TrafficPolicy__Output } from '@infermesh/contracts';
 import { MODEL_REPOSITORY_DIR } from '@infermesh/models';
-import { runningMesh } from '../client.js';
+import { DEFAULT_MONITOR, runningMesh } from '../client.js';
 import { formatSideBySide, type EvaluationReport } from '../evaluate/index.js';
+import { monitorFigures } from '../rollout/monitor-figures.js';
 import { decideGate, failedSummary, formatGate, passedSummary, readEvaluation, readGate, GateError, type GateDecision } from '../rollout/gate.js';
 import {
   candidateOf, canaryWeights, checkVersion, parseCanaryPercent, promotedWeights, repositoryVersions, rolledBackWeights, RolloutError, servingVersionOf, shadowsWith, shadowsWithout,
@@ -26,7 +27,7 @@ import {
 import { applyTraffic, describePolicy, type TrafficChange, type TrafficTarget } from './traffic.js';
 
 export const ROLLOUT_USAGE = `usage: infermesh rollout <model> [--version V] [--canary P% | --promote | --rollback | --shadow]
-                        [--serving V] [--force] [--by WHO] [--repository DIR] [--nats URL]
+                        [--serving V] [--force] [--by WHO] [--repository DIR] [--nats URL] [--monitor HOST:PORT]
 
 Moves a candidate version into production through the model's traffic policy, behind the
 evaluation gate of its config.yaml (gate: {accuracy_drop: 0.01, p99_ms: 50}: the candidate's
@@ -37,7 +38,8 @@ run infermesh evaluate on both versions first).
   --version V --promote    100 % to V (the gate is checked again)
   --rollback               100 % back to the serving version (--version: the candidate, default the newest weighted)
   --version V --shadow     V gets a copy of every request, never answers a client (no gate)
-  (no option)              the policy, the evaluations side by side and the gate's decision
+  (no option)              the policy, the evaluations side by side, the gate's decision, and the
+                           monitor's requests, errors and p99 per version with the alerts firing
   --serving V              the version serving now (default: the other version the policy weighs most,
                            else the newest other version in the repository)
   --force                  past a failed gate; said on stderr and kept in the policy's reason
@@ -54,6 +56,8 @@ export interface RolloutOptions {
   model: string;
   action: { kind: 'canary'; version: string; percent: number } | { kind: 'promote'; version: string } | { kind: 'rollback'; version?: string } | { kind: 'shadow'; version: string } | { kind: 'status' };
   serving?: string;
+  /** The monitor, HOST:PORT, whose figures the status shows; none: no monitor figures. */
+  monitor?: string;
   force?: boolean;
   by: string;
   print?: (line: string) => void;
@@ -73,7 +77,11 @@ async function gateFor(repository: string, model: string, candidate: string, ser
 /** Runs one rollout step; returns the exit code (GATE_REFUSED when the gate refused it). */
 export async function runRollout(options: RolloutOptions): Promise<number> {
   const { target, repository, model, action } = options;
-  const print = options.print ?? console.log;
+  const printLine = options.print ?? console.log;
+  // One call per line: console.log would join the lines of one call with spaces.
+  const print = (...lines: string[]) => {
+    for (const line of lines) printLine(line);
+  };
   const warn = options.warn ?? console.error;
   const by = options.by.slice(0, MAX_BY);
   const current = await applyTraffic(target, model, undefined, by);
@@ -93,6 +101,7 @@ export async function runRollout(options: RolloutOptions): Promise<number> {
       print('', gate instanceof GateError ? `gate: ${gate.message}` : `gate for version ${candidate}:`);
       if (!(gate instanceof GateError)) print(...formatGate(gate.decision, candidate, serving));
     }
+    if (options.monitor) print('', ...(await monitorFigures(options.monitor, model)));
     return 0;
   }
 
@@ -146,7 +155,7 @@ export async function rollout(argv: string[]): Promise<number> {
     options: {
       version: { type: 'string' }, canary: { type: 'string' }, promote: { type: 'boolean', default: false }, rollback: { type: 'boolean', default: false },
       shadow: { type: 'boolean', default: false }, serving: { type: 'string' }, force: { type: 'boolean', default: false }, by: { type: 'string' },
-      repository: { type: 'string' }, nats: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+      repository: { type: 'string' }, nats: { type: 'string' }, monitor: { type: 'string', default: DEFAULT_MONITOR }, help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help || positionals.length !== 1) {
@@ -174,6 +183,7 @@ export async function rollout(argv: string[]): Promise<number> {
     model,
     action,
     serving: values.serving === undefined ? undefined : checkVersion(values.serving, '--serving'),
+    monitor: values.monitor,
     force: values.force,
     by: values.by ?? `${userInfo().username}@${hostname()}`,
   });
