@@ -47,6 +47,9 @@ describe('infermesh optimize --evaluate', () => {
     expect(accuracy).not.toBeNull();
     // int8 weights keep the classifier's answers: at most a couple of the 200 lines change.
     expect(Math.abs(Number(accuracy![2]) - Number(accuracy![4]))).toBeLessThanOrEqual(2);
+    // The decision `infermesh rollout` would take, from text-direction's gate in config.yaml.
+    expect(run.stdout).toMatch(/the gate of text-direction \(config\.yaml\) for version 2: (it may serve traffic|refused)/);
+    expect(run.stdout).toMatch(/^accuracy\s+\d\.\d{4}\s+\d\.\d{4}\s+≥ \d\.\d{4}\s+(passed|FAILED)$/m);
     console.log(run.stdout);
   }, 240_000);
 

@@ -16,6 +16,7 @@ import { compareModels, DEFAULT_RUNS, DEFAULT_WARMUP, type Comparison } from '..
 import { DEFAULT_GRAPH_LEVEL, GRAPH_LEVELS, isGraphLevel, optimizeGraph, type GraphLevel } from '../optimize/graph.js';
 import { DEFAULT_MIN_ELEMENTS, quantizeWeightsInt8, type QuantizedWeight, type SkippedWeight } from '../optimize/quantize.js';
 import { evaluateThroughMesh } from '../optimize/mesh-evaluation.js';
+import { decideGate, formatGate, readGate } from '../rollout/gate.js';
 import { sampleSet } from '../optimize/samples.js';
 
 const DEFAULT_WAIT_S = 60;
@@ -242,6 +243,12 @@ export async function optimize(args: string[], print: (line: string) => void = c
     evaluations = await evaluateThroughMesh({ address: values.address, repository, model, versions: [result.from, result.to], waitMs: wait * 1000 });
     if (!values.json) print(['', `through the mesh at ${values.address} (infermesh evaluate):`, '', ...formatSideBySide(evaluations)].join('\n'));
   }
-  if (values.json) print(JSON.stringify(evaluations ? { ...result, evaluations } : result, null, 2));
+  // The decision `infermesh rollout` would take on the new version, from these evaluations and the model's gate.
+  const gate = evaluations ? decideGate(await readGate(repository, model), evaluations[1], evaluations[0]) : undefined;
+  if (gate && !values.json) {
+    const verdict = gate.checks.length === 0 ? '' : gate.passed ? ': it may serve traffic (infermesh rollout)' : ': refused (infermesh rollout would need --force)';
+    print(['', `the gate of ${model} (config.yaml) for version ${result.to}${verdict}`, ...formatGate(gate, result.to, result.from)].join('\n'));
+  }
+  if (values.json) print(JSON.stringify(evaluations ? { ...result, evaluations, gate } : result, null, 2));
   return 0;
 }
