@@ -39,6 +39,7 @@ describe('alert table and lines', () => {
   it('reads each kind\'s value the way its rule does', () => {
     expect(valueVsThreshold({ kind: 'error_rate', value: 0.12, threshold: 0.05 })).toBe('12.0 % > 5.0 %');
     expect(valueVsThreshold({ kind: 'accuracy', value: 0.81, threshold: 0.9 })).toBe('81.0 % < 90.0 %');
+    expect(valueVsThreshold({ kind: 'shadow_agreement', value: 0.333, threshold: 0.9 })).toBe('33.3 % < 90.0 %');
     expect(valueVsThreshold({ kind: 'no_worker', value: 0, threshold: 1 })).toBe('0 workers');
     expect([ago(5_000), ago(7_530_000)]).toEqual(['5s ago', '2h05m ago']);
   });

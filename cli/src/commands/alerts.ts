@@ -80,6 +80,7 @@ export function valueVsThreshold(a: Pick<Alert__Output, 'kind' | 'value' | 'thre
     case 'drift':
       return `PSI ${a.value.toFixed(2)} ${a.value > a.threshold ? '>' : '<='} ${a.threshold}`;
     case 'accuracy':
+    case 'shadow_agreement':
       return `${percent(a.value)} ${a.value < a.threshold ? '<' : '>='} ${percent(a.threshold)}`;
     case 'no_worker':
       return `${a.value} worker${a.value === 1 ? '' : 's'}`;
