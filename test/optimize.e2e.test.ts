@@ -4,6 +4,7 @@
  * serving, and the original and optimized versions are evaluated side by side through the router.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +48,8 @@ describe('infermesh optimize --evaluate', () => {
     expect(accuracy).not.toBeNull();
     // int8 weights keep the classifier's answers: at most a couple of the 200 lines change.
     expect(Math.abs(Number(accuracy![2]) - Number(accuracy![4]))).toBeLessThanOrEqual(2);
+    // Written where infermesh rollout's gate reads them.
+    for (const version of ['1', '2']) expect(existsSync(join(repository, 'text-direction', version, 'evaluation.json')), `evaluation.json of version ${version}`).toBe(true);
     // The decision `infermesh rollout` would take, from text-direction's gate in config.yaml.
     expect(run.stdout).toMatch(/the gate of text-direction \(config\.yaml\) for version 2: (it may serve traffic|refused)/);
     expect(run.stdout).toMatch(/^accuracy\s+\d\.\d{4}\s+\d\.\d{4}\s+≥ \d\.\d{4}\s+(passed|FAILED)$/m);

@@ -11,7 +11,7 @@ import ort from 'onnxruntime-node';
 import { MODEL_REPOSITORY_DIR } from '@infermesh/models';
 import { PROFILE_FILE, readModelConfig } from '@infermesh/worker';
 import { DEFAULT_ROUTER } from '../client.js';
-import { formatSideBySide, type EvaluationReport } from '../evaluate/index.js';
+import { formatSideBySide, writeEvaluation, type EvaluationReport } from '../evaluate/index.js';
 import { compareModels, DEFAULT_RUNS, DEFAULT_WARMUP, type Comparison } from '../optimize/compare.js';
 import { DEFAULT_GRAPH_LEVEL, GRAPH_LEVELS, isGraphLevel, optimizeGraph, type GraphLevel } from '../optimize/graph.js';
 import { DEFAULT_MIN_ELEMENTS, quantizeWeightsInt8, type QuantizedWeight, type SkippedWeight } from '../optimize/quantize.js';
@@ -241,6 +241,8 @@ export async function optimize(args: string[], print: (line: string) => void = c
   let evaluations: EvaluationReport[] | undefined;
   if (values.evaluate) {
     evaluations = await evaluateThroughMesh({ address: values.address, repository, model, versions: [result.from, result.to], waitMs: wait * 1000 });
+    // As infermesh evaluate does: beside each version, where the gate (infermesh rollout) reads them.
+    for (const report of evaluations) await writeEvaluation(repository, report);
     if (!values.json) print(['', `through the mesh at ${values.address} (infermesh evaluate):`, '', ...formatSideBySide(evaluations)].join('\n'));
   }
   // The decision `infermesh rollout` would take on the new version, from these evaluations and the model's gate.
