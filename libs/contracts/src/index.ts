@@ -17,6 +17,7 @@ export const PROTO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../.
 
 export const PROTO_FILES = [
   'inference/grpc_service.proto',
+  'inference/model_config.proto',
   'infermesh/v1/pipeline.proto',
   'infermesh/v1/preprocessor.proto',
   'infermesh/v1/worker.proto',
