@@ -344,6 +344,8 @@ async function waitForStored(on: RouterUnderTest, items: FeedbackItem[], count: 
     if (attempt > 100) throw new Error(`not stored after NATS came back: ${JSON.stringify(response.results)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const stored = await on.stored('FEEDBACK', (data) => events.feedback.decode(data));
-  expect(stored.map((f) => f.requestId).sort()).toEqual(items.map((i) => i.requestId).sort().slice(0, count));
+  // The test's own reader reconnects on its own schedule after the restart: its first JetStream requests may time out.
+  let stored: Feedback__Output[] | undefined;
+  for (let attempt = 0; !stored && attempt < 20; attempt++) stored = await on.stored('FEEDBACK', (data) => events.feedback.decode(data)).catch(() => undefined);
+  expect(stored?.map((f) => f.requestId).sort()).toEqual(items.map((i) => i.requestId).sort().slice(0, count));
 }
