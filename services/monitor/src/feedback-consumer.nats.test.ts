@@ -333,6 +333,24 @@ describe('startFeedbackConsumer', () => {
     }
   });
 
+  it('asks whether the monitor has read the records stored so far before it calls a feedback unknown (a monitor lagging behind the stream)', async () => {
+    let kept = false;
+    const lookup = { retentionMs: 86_400_000, get: async () => (kept ? { model: 'iris', version: '1', predictedLabels: ['setosa'], timestampMs: '0' } : undefined) };
+    const bus = await connectBus({ url: nats.url, name: 'feedback-lagging', prefix: 'lagging', logger });
+    await bus.ensureStreams();
+    const state = new MonitorState();
+    state.known.add('iris', '1');
+    // No grace: only the lagging reader of records, caught up here, can keep the feedback from being called unknown.
+    const consumer = await startFeedbackConsumer({ bus, state, kept: lookup, logger, graceMs: 0, predictionsRead: async () => { kept = true; } });
+    try {
+      await bus.publishDurable(bus.subjects.feedback('iris'), events.feedback, { model: 'iris', requestId: 'late-record', labels: ['setosa'], clientId: 'k', receivedMs: Date.now() });
+      await eventually(() => expect(state.accuracy.readings()[0]?.feedback).toEqual({ applied: 1, unknown: 0, expired: 0, mismatched: 0, ambiguous: 0 }));
+    } finally {
+      await consumer.stop();
+      await bus.drain();
+    }
+  });
+
   it('looks a prediction up again while NATS fails to answer, instead of counting the feedback unknown', async () => {
     let failures = 0;
     const kept = {

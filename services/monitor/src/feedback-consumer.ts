@@ -34,6 +34,12 @@ export interface FeedbackConsumerOptions {
   now?: () => number;
   /** Wait before looking a prediction up again after NATS failed to answer. */
   lookupRetryMs?: number;
+  /**
+   * Resolves once this monitor has read, and kept, every prediction record stored so far
+   * (see server.ts). Asked before a feedback is called unknown: a busy monitor that lags
+   * behind the PREDICTIONS stream has not kept the prediction yet, however old the feedback.
+   */
+  predictionsRead?: () => Promise<void>;
 }
 
 export interface FeedbackConsumer {
@@ -52,7 +58,7 @@ export function uuidV7Time(id: string): number | undefined {
   return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 }
 
-export async function startFeedbackConsumer({ bus, state, kept, logger, graceMs, now = Date.now, lookupRetryMs = 1000 }: FeedbackConsumerOptions): Promise<FeedbackConsumer> {
+export async function startFeedbackConsumer({ bus, state, kept, logger, graceMs, now = Date.now, lookupRetryMs = 1000, predictionsRead }: FeedbackConsumerOptions): Promise<FeedbackConsumer> {
   await bus.ensureStreams();
   const position = await streamPosition(bus, 'FEEDBACK');
   if (state.feedbackMark.streamCreated !== position.created) {
@@ -109,6 +115,11 @@ export async function startFeedbackConsumer({ bus, state, kept, logger, graceMs,
       const left = receivedMs + graceMs - now();
       if (left > 0) {
         await wait(left);
+        prediction = await lookup(key);
+      }
+      if (!prediction && predictionsRead) {
+        await predictionsRead();
+        stopped();
         prediction = await lookup(key);
       }
     }

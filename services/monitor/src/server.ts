@@ -1,7 +1,7 @@
 /** The monitor as a pure factory: tests build one in-process, main.ts runs one. */
 import { createGrpcServer, http2LimitsOf, meshServerCredentials, meshTlsFromConfig, type GrpcServer } from '@infermesh/grpc';
 import { monitorService } from '@infermesh/contracts';
-import { events, snapshotStore, trafficPolicies, type Bus } from '@infermesh/bus';
+import { events, snapshotStore, streamPosition, trafficPolicies, type Bus } from '@infermesh/bus';
 import type { Logger } from '@infermesh/log';
 import { MonitorState } from './monitor-state.js';
 import { monitorHandlers } from './monitor-service.js';
@@ -106,7 +106,7 @@ export async function createMonitor({ config, logger, bus }: MonitorDeps): Promi
         // Feedback sent while the monitor was down finds the predictions of the records just counted.
         await kept.settled();
         if (consumer !== started) return;
-        feedback = startFeedbackConsumer({ bus, state, kept, logger, graceMs: config.MONITOR_FEEDBACK_GRACE_MS }).catch((error: unknown) => {
+        feedback = startFeedbackConsumer({ bus, state, kept, logger, graceMs: config.MONITOR_FEEDBACK_GRACE_MS, predictionsRead: () => predictionsRead(bus, state, kept, logger) }).catch((error: unknown) => {
           logger.error({ err: error }, 'reading the FEEDBACK stream could not start; accuracy stays as it is');
           return undefined;
         });
@@ -157,4 +157,25 @@ function subscribeWorkerRoster(bus: Bus, workers: WorkerRoster, logger: Logger):
       logger.warn({ max_workers: workers.maxWorkers, worker_id: message.workerId.slice(0, 128) }, 'the worker roster is full; heartbeats of further workers are not listed');
     }
   });
+}
+
+/** The longest a feedback waits for a lagging monitor to read the records stored before it is called unknown. */
+const PREDICTIONS_READ_MAX_WAIT_MS = 120_000;
+
+/**
+ * Resolves once the records stored in PREDICTIONS until now are counted and their
+ * predictions kept, or after PREDICTIONS_READ_MAX_WAIT_MS (a stream whose last message was
+ * deleted is never "reached"), or at once when NATS cannot say where the stream ends.
+ */
+async function predictionsRead(bus: Bus, state: MonitorState, kept: { settled(): Promise<void> }, logger: Logger): Promise<void> {
+  let target: number;
+  try {
+    target = (await streamPosition(bus, 'PREDICTIONS')).lastSequence;
+  } catch (error) {
+    logger.debug({ err: error }, 'the PREDICTIONS stream\'s end is unknown; judging feedback without waiting for the records');
+    return;
+  }
+  const until = Date.now() + PREDICTIONS_READ_MAX_WAIT_MS;
+  while (state.mark.sequence < target && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+  await kept.settled();
 }
