@@ -100,6 +100,7 @@ describe('events over core NATS', () => {
     inFlight: 2,
     sentAtMs: 1767225600123,
     executionProvider: 'cuda',
+    rssBytes: 268435456,
   };
 
   /** The same heartbeat as the generated __Output type describes it: int64 as strings, every default present. */
@@ -130,6 +131,7 @@ describe('events over core NATS', () => {
     sentAtMs: '1767225600123',
     draining: false,
     executionProvider: 'cuda',
+    rssBytes: '268435456',
   };
 
   it('delivers a published heartbeat decoded in the shape of WorkerHeartbeat__Output', async () => {

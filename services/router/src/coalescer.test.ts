@@ -78,7 +78,7 @@ function status(batching: ModelStatus__Output['dynamicBatching'] = { preferredBa
 }
 
 function heartbeat(worker: { id: string; address: string }, model: ModelStatus__Output, queueDepth = 0): WorkerHeartbeat__Output {
-  return { workerId: worker.id, address: worker.address, device: 'cpu', models: [model], queueDepth, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu' };
+  return { workerId: worker.id, address: worker.address, device: 'cpu', models: [model], queueDepth, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu', rssBytes: '0' };
 }
 
 function setup(maxAttempts = 3, maxMessageBytes = 4 * 1024 * 1024) {

@@ -19,7 +19,7 @@ function status(name: string, version: string, state: string, reason = ''): Mode
 }
 
 function heartbeat(workerId: string, models: ModelStatus__Output[], device = 'cpu'): WorkerHeartbeat__Output {
-  return { workerId, address: `${workerId}:1`, device, models, queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu' };
+  return { workerId, address: `${workerId}:1`, device, models, queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu', rssBytes: '0' };
 }
 
 const ctx = {} as CallContext;

@@ -120,7 +120,7 @@ export async function startRouter(options: RouterOptions = {}): Promise<RouterUn
   return {
     nats, router, bus, address, reader, answer, keys,
     serve(models) {
-      router.table.update({ workerId: 'w1', address: worker.address, device: 'cpu', models, queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu' });
+      router.table.update({ workerId: 'w1', address: worker.address, device: 'cpu', models, queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu', rssBytes: '0' });
       router.table.markFilled();
     },
     feedbackClient(key) {

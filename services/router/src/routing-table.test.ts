@@ -14,7 +14,7 @@ function status(name: string, version: string, ready = true): ModelStatus__Outpu
 function heartbeat(workerId: string, models: ModelStatus__Output[], overrides: Partial<WorkerHeartbeat__Output> = {}): WorkerHeartbeat__Output {
   return {
     workerId, address: `${workerId}.local:9000`, device: 'cpu', models, queueDepth: 0, inFlight: 0,
-    sentAtMs: '0', draining: false, executionProvider: 'cpu', ...overrides,
+    sentAtMs: '0', draining: false, executionProvider: 'cpu', rssBytes: '0', ...overrides,
   };
 }
 

@@ -53,7 +53,7 @@ beforeAll(async () => {
   mesh = await startRouter();
   worker = await versionedWorker();
   const models = ['1', '2'].map((version) => modelStatus('iris', { version, maxBatchSize: 8 }));
-  mesh.router.table.update({ workerId: 'versioned', address: worker.address, device: 'cpu', models, queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu' });
+  mesh.router.table.update({ workerId: 'versioned', address: worker.address, device: 'cpu', models, queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu', rssBytes: '0' });
   mesh.router.table.markFilled();
   store = await trafficPolicies(mesh.reader);
   client = mesh.inferenceClient();

@@ -53,6 +53,25 @@ afterAll(async () => {
   if (repository) await rm(repository, { recursive: true, force: true });
 });
 
+describe('heartbeat memory', () => {
+  it('carries the worker process\'s resident set size, as received over NATS', async () => {
+    const received = new Promise<WorkerHeartbeat__Output>((resolve) => {
+      const subscription = reader.subscribe(reader.subjects.heartbeat('big-worker'), events.heartbeat, ({ message }) => {
+        subscription.unsubscribe();
+        resolve(message);
+      });
+    });
+    await reader.nc.flush();
+    const heartbeat = startHeartbeat({ bus: sender, registry, state, address: '127.0.0.1:1', device: 'cpu', intervalMs: 60_000 });
+    try {
+      // uint64 arrives as a decimal string; a Node process with onnxruntime loaded holds megabytes.
+      expect(Number((await received).rssBytes)).toBeGreaterThan(1024 * 1024);
+    } finally {
+      heartbeat.stop();
+    }
+  });
+});
+
 describe('heartbeat larger than the server\'s max_payload', () => {
   it('still announces the worker and its models, without their profiles and class labels, and says so once', async () => {
     const full = events.heartbeat.encode(heartbeatOf({ registry, state, address: '127.0.0.1:1', device: 'cpu' })).length;

@@ -26,6 +26,8 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
     queueDepth: ready.reduce((sum, m) => sum + m.queueDepth, 0),
     inFlight: ready.reduce((sum, m) => sum + m.inFlight, 0),
     executionProvider: [...new Set(ready.map((m) => m.provider))].join(','),
+    // The whole process (runtime, every session it holds), not one model; rss() alone is cheap (no heap walk).
+    rssBytes: String(process.memoryUsage.rss()),
     // Every version with its state: routers route to the READY ones (and to UNLOADING ones
     // the requests they pinned before), RepositoryIndex shows them all; a version without a
     // session is announced by its name, state and reason alone.
