@@ -43,6 +43,17 @@ describe('traffic policies', () => {
     expect(await store.get('never-set')).toBeUndefined();
   });
 
+  it('replaces a policy only at the revision it was read at: a change in between makes it refuse', async () => {
+    const store = await trafficPolicies(operator);
+    const empty = await store.read('cas');
+    expect(empty).toEqual({ revision: 0 });
+    expect(await store.replace(policy('cas', { '1': 90, '2': 10 }), empty.revision)).toBe(true);
+    const read = await store.read('cas');
+    await store.put(policy('cas', { '1': 100 }));
+    expect(await store.replace(policy('cas', { '2': 100 }), read.revision)).toBe(false);
+    expect((await store.get('cas'))?.weights).toEqual([{ version: '1', weight: 100 }]);
+  });
+
   it('a router watching reads the current policy of each model first, then each change as it is put', async () => {
     const store = await trafficPolicies(operator);
     await store.put(policy('watched-a', { '1': 50, '2': 50 }));

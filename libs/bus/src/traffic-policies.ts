@@ -37,6 +37,14 @@ export interface TrafficPolicies {
   get(model: string): Promise<TrafficPolicy__Output | undefined>;
   /** Stores it (the change every router then applies); resolves once the server has it. */
   put(policy: TrafficPolicy): Promise<void>;
+  /** The model's current policy with its revision (the stream sequence; 0 when none was ever set), for `replace`. */
+  read(model: string): Promise<{ policy?: TrafficPolicy__Output; revision: number }>;
+  /**
+   * Stores it only if the model's policy is still the one at `revision`; false (nothing
+   * stored) when someone changed it since. For a change decided from the current policy
+   * (an automatic rollback), so an operator's change in between is never overwritten.
+   */
+  replace(policy: TrafficPolicy, revision: number): Promise<boolean>;
   /**
    * Calls `apply` with the current policy of each model, then with each new one, in the
    * order they were stored; `undecodable` for a value that is not a TrafficPolicy.
@@ -81,6 +89,19 @@ export async function trafficPolicies(bus: Bus): Promise<TrafficPolicies> {
     },
     async put(policy) {
       await bus.js.publish(subject(policy.model ?? ''), events.trafficPolicy.encode(policy));
+    },
+    async read(model) {
+      const stored = await jsm.streams.getMessage(stream, { last_by_subj: subject(model) });
+      return stored ? { policy: events.trafficPolicy.decode(stored.data), revision: stored.seq } : { revision: 0 };
+    },
+    async replace(policy, revision) {
+      try {
+        await bus.js.publish(subject(policy.model ?? ''), events.trafficPolicy.encode(policy), { expect: { lastSubjectSequence: revision } });
+        return true;
+      } catch (error) {
+        if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence) return false;
+        throw error;
+      }
     },
     async watch(apply, undecodable) {
       const consumer = await bus.js.consumers.get(stream, { deliver_policy: DeliverPolicy.LastPerSubject });

@@ -16,16 +16,27 @@ const T0 = 1_700_000_000_000;
 
 class FakePolicies implements PolicyStore {
   readonly stored = new Map<string, TrafficPolicy__Output>();
+  readonly revisions = new Map<string, number>();
   readonly puts: TrafficPolicy[] = [];
-  async get(model: string) {
-    return this.stored.get(model);
+  /** Runs between a read and the replace that follows it (an operator's change landing in between). */
+  beforeReplace: (() => void) | undefined;
+  async read(model: string) {
+    return { policy: this.stored.get(model), revision: this.revisions.get(model) ?? 0 };
   }
-  async put(policy: TrafficPolicy) {
+  async replace(policy: TrafficPolicy, revision: number) {
+    this.beforeReplace?.();
+    this.beforeReplace = undefined;
+    if ((this.revisions.get(policy.model!) ?? 0) !== revision) return false;
     this.puts.push(policy);
-    this.stored.set(policy.model!, policy as TrafficPolicy__Output);
+    this.store(policy.model!, policy as TrafficPolicy__Output);
+    return true;
+  }
+  store(model: string, policy: TrafficPolicy__Output) {
+    this.stored.set(model, policy);
+    this.revisions.set(model, (this.revisions.get(model) ?? 0) + 1);
   }
   set(model: string, weights: [string, number][], shadowVersions: string[] = []) {
-    this.stored.set(model, { model, weights: weights.map(([version, weight]) => ({ version, weight })), shadowVersions, setBy: 'bob@host', setAtMs: '1', reason: 'canary' });
+    this.store(model, { model, weights: weights.map(([version, weight]) => ({ version, weight })), shadowVersions, setBy: 'bob@host', setAtMs: '1', reason: 'canary' });
   }
 }
 
@@ -78,6 +89,16 @@ describe('automatic rollback', () => {
     }]);
   });
 
+  it('reads the policy again when an operator changed it between its read and its write, and never overwrites the change', async () => {
+    policies.set('iris', [['1', 90], ['2', 10]]);
+    errorRates.set('iris/2', 0.5);
+    // The operator ends the canary (version 1 alone) while the rollback is being decided.
+    policies.beforeReplace = () => policies.set('iris', [['1', 100]]);
+    expect((await evaluateAt(0)).map((o) => o.kind)).toEqual(['not_a_canary']);
+    expect(policies.puts).toEqual([]);
+    expect(policies.stored.get('iris')?.setBy).toBe('bob@host');
+  });
+
   it('rolls back once for one firing, however often the alert is seen', async () => {
     policies.set('iris', [['1', 90], ['2', 10]]);
     errorRates.set('iris/2', 0.5);
@@ -126,7 +147,7 @@ describe('automatic rollback', () => {
 
   it('reports a store that fails, leaving the policy as it was', async () => {
     policies.set('iris', [['1', 90], ['2', 10]]);
-    policies.put = async () => {
+    policies.replace = async () => {
       throw new Error('no JetStream');
     };
     errorRates.set('iris/2', 0.5);

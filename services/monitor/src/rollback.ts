@@ -13,10 +13,15 @@ import type { Logger } from '@infermesh/log';
 import type { AlertRule } from './alerts/rules.js';
 
 /** The part of the traffic bucket (TrafficPolicies, @infermesh/bus) a rollback reads and writes. */
+/** The traffic policies as the rollback reads and changes them (libs/bus trafficPolicies). */
 export interface PolicyStore {
-  get(model: string): Promise<TrafficPolicy__Output | undefined>;
-  put(policy: TrafficPolicy): Promise<void>;
+  read(model: string): Promise<{ policy?: TrafficPolicy__Output; revision: number }>;
+  /** False, storing nothing, when the policy changed since `revision`. */
+  replace(policy: TrafficPolicy, revision: number): Promise<boolean>;
 }
+
+/** Times a rollback reads the policy again after someone changed it in between. */
+const REPLACE_ATTEMPTS = 3;
 
 export type RollbackOutcome =
   | { kind: 'rolled_back'; model: string; from: string; to: string; policy: TrafficPolicy }
@@ -94,23 +99,30 @@ export class AutomaticRollback {
     const { model, version } = alert;
     const fields = { alert: rule.name, model, version, value: alert.value, threshold: alert.threshold, fingerprint: alert.fingerprint };
     try {
-      const current = await policies.get(model);
-      const to = rollbackTarget(current, version);
-      if (!current || !to) {
-        logger.info(fields, 'rollback rule fired for a version that is not a canary; the traffic policy is left as it is');
-        return { kind: 'not_a_canary', model, version };
+      // Decided from the policy as read, and stored only if it is still that one: an
+      // operator's change in between is read again, never overwritten.
+      for (let attempt = 1; ; attempt++) {
+        const { policy: current, revision } = await policies.read(model);
+        const to = rollbackTarget(current, version);
+        if (!current || !to) {
+          logger.info(fields, 'rollback rule fired for a version that is not a canary; the traffic policy is left as it is');
+          return { kind: 'not_a_canary', model, version };
+        }
+        const policy: TrafficPolicy = {
+          model,
+          weights: [{ version: to, weight: 100 }],
+          shadowVersions: current.shadowVersions,
+          setBy: `rule:${rule.name}`,
+          setAtMs: String(this.now()),
+          reason: `rolled back from version ${version} to ${to}: ${alert.summary}`.slice(0, MAX_REASON),
+        };
+        if (await policies.replace(policy, revision)) {
+          logger.warn({ ...fields, from: version, to, previous_weights: current.weights.map((w) => `${w.version}=${w.weight}`).join(','), set_by: policy.setBy }, 'automatic rollback: the traffic policy sends every unversioned request to the serving version');
+          return { kind: 'rolled_back', model, from: version, to, policy };
+        }
+        if (attempt >= REPLACE_ATTEMPTS) throw new Error(`the traffic policy of ${model} kept changing while it was rolled back (${attempt} tries)`);
+        logger.info(fields, 'the traffic policy changed while rolling back; reading it again');
       }
-      const policy: TrafficPolicy = {
-        model,
-        weights: [{ version: to, weight: 100 }],
-        shadowVersions: current.shadowVersions,
-        setBy: `rule:${rule.name}`,
-        setAtMs: String(this.now()),
-        reason: `rolled back from version ${version} to ${to}: ${alert.summary}`.slice(0, MAX_REASON),
-      };
-      await policies.put(policy);
-      logger.warn({ ...fields, from: version, to, previous_weights: current.weights.map((w) => `${w.version}=${w.weight}`).join(','), set_by: policy.setBy }, 'automatic rollback: the traffic policy sends every unversioned request to the serving version');
-      return { kind: 'rolled_back', model, from: version, to, policy };
     } catch (error) {
       logger.error({ ...fields, err: error }, 'automatic rollback failed; the traffic policy is as it was');
       return { kind: 'failed', model, error };
