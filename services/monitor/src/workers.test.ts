@@ -21,8 +21,17 @@ describe('WorkerRoster', () => {
     roster.observe(heartbeat({ queueDepth: 7, inFlight: 2, device: 'gpu0', executionProvider: 'cuda' }));
     expect(roster.workers()).toEqual([{
       id: 'worker-a', device: 'gpu0', provider: 'cuda', models: [{ name: 'iris', version: '1', ready: true }],
-      queueDepth: 7, inFlight: 2, draining: false, lastSeenMs: time.ms,
+      queueDepth: 7, inFlight: 2, draining: false, rssBytes: null, lastSeenMs: time.ms,
     }]);
+  });
+
+  it('keeps the resident memory the worker reports, and none where it reports 0, nothing or a figure that is no byte count', () => {
+    const roster = new WorkerRoster();
+    roster.observe(heartbeat({ workerId: 'reports', rssBytes: '222703616' }));
+    roster.observe(heartbeat({ workerId: 'zero', rssBytes: '0' }));
+    roster.observe(heartbeat({ workerId: 'older' }));
+    roster.observe(heartbeat({ workerId: 'absurd', rssBytes: '99999999999999999999' }));
+    expect(Object.fromEntries(roster.workers().map((w) => [w.id, w.rssBytes]))).toEqual({ reports: 222703616, zero: null, older: null, absurd: null });
   });
 
   it('forgets a worker silent for 5 s', () => {
@@ -78,7 +87,7 @@ describe('WorkerRoster', () => {
     const roster = new WorkerRoster({ now: time.now });
     roster.observe(heartbeat({ workerId: 'gone', models: [{ name: 'resnet', version: '3', ready: true }] }));
     time.ms += 3000;
-    roster.observe(heartbeat({ workerId: 'w"1', device: 'gpu0', executionProvider: 'cuda', queueDepth: 4, inFlight: 2 }));
+    roster.observe(heartbeat({ workerId: 'w"1', device: 'gpu0', executionProvider: 'cuda', queueDepth: 4, inFlight: 2, rssBytes: '222703616' }));
     time.ms += 3000;
     const out = new PrometheusText();
     roster.writePrometheus(out);
@@ -86,6 +95,7 @@ describe('WorkerRoster', () => {
     expect(text).toContain('infermesh_worker_up{worker="w\\"1",device="gpu0",provider="cuda"} 1\n');
     expect(text).toContain('infermesh_worker_queue_depth{worker="w\\"1",device="gpu0"} 4\n');
     expect(text).toContain('infermesh_worker_in_flight{worker="w\\"1",device="gpu0"} 2\n');
+    expect(text).toContain('infermesh_worker_resident_memory_bytes{worker="w\\"1",device="gpu0"} 222703616\n');
     expect(text).toContain('infermesh_model_serving_workers{model="iris"} 1\n');
     expect(text).toContain('infermesh_model_serving_workers{model="resnet"} 0\n');
     expect(text).not.toContain('worker="gone"');

@@ -31,6 +31,8 @@ export interface WorkerEntry {
   queueDepth: number;
   inFlight: number;
   draining: boolean;
+  /** Resident set size of the whole worker process (its last heartbeat); null when the worker does not report it (one older than the field). */
+  rssBytes: number | null;
   /** When the monitor last heard from it (the monitor's clock: a worker's own may be off). */
   lastSeenMs: number;
 }
@@ -47,9 +49,19 @@ export interface WorkerRosterOptions {
 }
 
 /** What the roster reads of a heartbeat. */
-export type RosterHeartbeat = Pick<WorkerHeartbeat__Output, 'workerId' | 'device' | 'executionProvider' | 'queueDepth' | 'inFlight' | 'draining'> & {
+export type RosterHeartbeat = Pick<WorkerHeartbeat__Output, 'workerId' | 'device' | 'executionProvider' | 'queueDepth' | 'inFlight' | 'draining'> & Partial<Pick<WorkerHeartbeat__Output, 'rssBytes'>> & {
   models: readonly Pick<ModelStatus__Output, 'name' | 'version' | 'ready'>[];
 };
+
+/** Beyond any machine's memory (1 PiB): a figure past it is a bad claim, not a reading. */
+const MAX_RSS_BYTES = 2 ** 50;
+
+/** A heartbeat's rss_bytes (uint64, a decimal string) as a number; 0, absent or absurd is null (not reported). */
+function residentBytes(value: string | undefined): number | null {
+  if (value === undefined || !/^\d{1,16}$/.test(value)) return null;
+  const n = Number(value);
+  return n > 0 && n <= MAX_RSS_BYTES ? n : null;
+}
 
 export class WorkerRoster {
   private readonly entries = new Map<string, WorkerEntry>();
@@ -97,6 +109,7 @@ export class WorkerRoster {
       queueDepth: heartbeat.queueDepth,
       inFlight: heartbeat.inFlight,
       draining: heartbeat.draining,
+      rssBytes: residentBytes(heartbeat.rssBytes),
       lastSeenMs: now,
     });
     return 'taken';
@@ -131,6 +144,8 @@ export class WorkerRoster {
     for (const w of workers) out.sample('infermesh_worker_queue_depth', [['worker', w.id], ['device', w.device]], w.queueDepth);
     out.family('infermesh_worker_in_flight', 'gauge', 'Requests the worker is running now (its last heartbeat).');
     for (const w of workers) out.sample('infermesh_worker_in_flight', [['worker', w.id], ['device', w.device]], w.inFlight);
+    out.family('infermesh_worker_resident_memory_bytes', 'gauge', 'Resident set size of the whole worker process, every model it holds (its last heartbeat).');
+    for (const w of workers) if (w.rssBytes !== null) out.sample('infermesh_worker_resident_memory_bytes', [['worker', w.id], ['device', w.device]], w.rssBytes);
     out.family('infermesh_model_serving_workers', 'gauge', 'Workers that can answer the model now: heard from in the last 5 s, not draining, with a ready version.');
     const serving = this.servingCounts();
     for (const model of [...this.servedModels.keys()].sort()) out.sample('infermesh_model_serving_workers', [['model', model]], serving.get(model) ?? 0);

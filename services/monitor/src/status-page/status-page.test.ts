@@ -112,13 +112,13 @@ describe('the status page', () => {
     const counts = new ModelMetrics();
     counts.record({ model: 'iris', version: '1' }, { statusCode: 0, items: 2, latencyUs: 1500, queueUs: 0, computeUs: 0, batchSize: 1, atMs: Date.now() });
     const workers = new WorkerRoster();
-    workers.observe({ workerId: 'worker-0', device: 'cpu', executionProvider: 'cpu', models: [{ name: 'iris', version: '1', ready: true }], queueDepth: 2, inFlight: 1, draining: false });
+    workers.observe({ workerId: 'worker-0', device: 'cpu', executionProvider: 'cpu', models: [{ name: 'iris', version: '1', ready: true }], queueDepth: 2, inFlight: 1, draining: false, rssBytes: '222703616' });
     const url = await serve({ counts, workers });
     const response = await fetch(`${url}/status/data`);
     expect(response.headers.get('content-type')).toBe('application/json; charset=utf-8');
     const data = (await response.json()) as StatusData;
     expect(data.models).toMatchObject([{ model: 'iris', version: '1', totals: { requests: 1, items: 2 } }]);
-    expect(data.workers).toMatchObject([{ id: 'worker-0', device: 'cpu', provider: 'cpu', queueDepth: 2, inFlight: 1 }]);
+    expect(data.workers).toMatchObject([{ id: 'worker-0', device: 'cpu', provider: 'cpu', queueDepth: 2, inFlight: 1, rssBytes: 222703616 }]);
     expect(data.measured).toEqual({ timeline: false, drift: false, accuracy: false, alerts: false });
   });
 

@@ -267,13 +267,14 @@
         el('td', null, models),
         el('td', { class: 'num' }, num(w.queueDepth)),
         el('td', { class: 'num' }, num(w.inFlight)),
+        el('td', { class: 'num nowrap', title: 'resident memory of the whole worker process, every model it holds' }, w.rssBytes == null ? '–' : `${(w.rssBytes / 1024 / 1024).toFixed(1)} MiB`),
         el('td', { class: 'nowrap' }, w.draining ? 'draining' : 'serving'),
         el('td', { class: 'nowrap' }, ago(data.nowMs - w.lastSeenMs)),
       ));
     }
     const more = data.workersOmitted > 0 ? el('p', { class: 'muted' }, `${data.workersOmitted} more not shown`) : null;
     box.replaceChildren(el('table', null,
-      el('thead', null, el('tr', null, ...['worker', 'device', 'provider', 'models', 'queue', 'in flight', 'state', 'last seen'].map((h) => el('th', null, h)))),
+      el('thead', null, el('tr', null, ...['worker', 'device', 'provider', 'models', 'queue', 'in flight', 'memory', 'state', 'last seen'].map((h) => el('th', null, h)))),
       body), ...(more ? [more] : []));
   }
 
