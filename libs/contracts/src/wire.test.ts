@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MethodDefinition } from '@grpc/grpc-js';
 import {
-  encodeInferBatchRequest, encodeStreamInferResponse, inferenceService, itemsOf, readInferBatchResponse, readInferRequestHeader, workerService, WireFormatError, RequestLimitError, REQUEST_LIMITS,
+  encodeInferBatchRequest, encodeStreamInferResponse, inferenceService, itemsOf, readInferBatchResponse, readInferRequestHeader, workerService, WireFormatError, OUTPUT_SAMPLE_VALUES, RequestLimitError, REQUEST_LIMITS,
   type InferBatchRequest__Output, type InferBatchResponse, type ModelInferRequest, type ModelInferResponse, type ModelStreamInferResponse__Output,
 } from './index.js';
 
@@ -166,6 +166,14 @@ describe('encodeInferBatchRequest', () => {
     expect(decoded.requests).toEqual([]);
   });
 
+  it('asks for output samples on the requests that want them, and only those', () => {
+    const decoded = batchMethod().requestDeserialize(encodeInferBatchRequest('m', '1', [
+      { request: Buffer.from([1]), queuedUs: 0, timeoutUs: 5, traceparent: '', sampleOutputs: true },
+      { request: Buffer.from([2]), queuedUs: 0, timeoutUs: 5, traceparent: '' },
+    ])) as InferBatchRequest__Output;
+    expect(decoded.requests.map((r) => r.sampleOutputs)).toEqual([true, false]);
+  });
+
   it('keeps an empty request as an item', () => {
     const decoded = batchMethod().requestDeserialize(encodeInferBatchRequest('m', '1', [{ request: Buffer.alloc(0), queuedUs: 0, timeoutUs: 0, traceparent: '' }])) as InferBatchRequest__Output;
     expect(decoded.requests).toHaveLength(1);
@@ -207,6 +215,20 @@ describe('readInferBatchResponse', () => {
     const [told, failed] = readInferBatchResponse(batchMethod().responseSerialize(response)).answers;
     expect({ ...told, driftBins: [...told.driftBins] }).toMatchObject({ driftBins: [0, 3, 1, 2], profileId: 'p-1', predictedLabels: ['setosa', 'virginica'], requestId: '0190-assigned' });
     expect(failed).toMatchObject({ driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '' });
+  });
+
+  it('gives each answer\'s output sample as the worker sent it, as FP32 values', () => {
+    const response: InferBatchResponse = { responses: [{ response: answer, outputSample: [0.5, -2, 1e-7] }, { response: answer }] };
+    const [sampled, unsampled] = readInferBatchResponse(batchMethod().responseSerialize(response)).answers;
+    expect(sampled.outputSample).toEqual([...new Float32Array([0.5, -2, 1e-7])]);
+    expect(unsampled.outputSample).toEqual([]);
+  });
+
+  it('keeps at most OUTPUT_SAMPLE_VALUES values of an output sample', () => {
+    const values = Array.from({ length: OUTPUT_SAMPLE_VALUES + 10 }, (_, i) => i);
+    const [read] = readInferBatchResponse(batchMethod().responseSerialize({ responses: [{ outputSample: values, requestId: 'after' }] } satisfies InferBatchResponse)).answers;
+    expect(read.outputSample).toEqual(values.slice(0, OUTPUT_SAMPLE_VALUES));
+    expect(read.requestId).toBe('after');
   });
 
   it('reads a batch refused as a whole: its id, status and message, and no answers', () => {

@@ -290,7 +290,15 @@ export interface BatchedRequestParts {
   queuedUs: number;
   timeoutUs: number;
   traceparent: string;
+  /** Ask the worker for the answer's output sample (BatchedRequest.sample_outputs): the router compares this answer with a shadow's. */
+  sampleOutputs?: boolean;
 }
+
+/**
+ * Values of an output sample (BatchedResponse.output_sample) at most: enough to tell two
+ * versions' numbers apart, small enough for every answer the router compares.
+ */
+export const OUTPUT_SAMPLE_VALUES = 64;
 
 /** Encodes an infermesh.v1.InferBatchRequest around the clients' request bytes (copied once, never decoded). */
 export function encodeInferBatchRequest(modelName: string, modelVersion: string, requests: readonly BatchedRequestParts[], batchId = 0): Buffer {
@@ -303,6 +311,7 @@ export function encodeInferBatchRequest(modelName: string, modelVersion: string,
       + (r.queuedUs > 0 ? 1 + varintSize(r.queuedUs) : 0)
       + (r.timeoutUs > 0 ? 1 + varintSize(r.timeoutUs) : 0)
       + (traceLength > 0 ? lenField(4, traceLength) : 0)
+      + (r.sampleOutputs ? 2 : 0)
     );
   });
   let total = (nameLength ? lenField(1, nameLength) : 0) + (versionLength ? lenField(2, versionLength) : 0) + (batchId > 0 ? 1 + varintSize(batchId) : 0);
@@ -334,6 +343,10 @@ export function encodeInferBatchRequest(modelName: string, modelVersion: string,
       pos = writeTagLength(out, pos, 4, r.traceparent.length);
       pos += out.write(r.traceparent, pos, 'latin1');
     }
+    if (r.sampleOutputs) {
+      out[pos++] = (5 << 3) | VARINT;
+      out[pos++] = 1;
+    }
   });
   if (batchId > 0) {
     out[pos++] = (4 << 3) | VARINT;
@@ -359,6 +372,8 @@ export interface BatchedResponseParts {
   predictedLabels: string[];
   /** The id the response carries ('' when the worker did not say). */
   requestId: string;
+  /** The first values of the answer's first output, when asked for and the model has no labels; at most OUTPUT_SAMPLE_VALUES kept. */
+  outputSample: number[];
 }
 
 /** A worker's infermesh.v1.InferBatchResponse: the batch it answers, and each request's answer. */
@@ -399,7 +414,7 @@ export function readInferBatchResponse(bytes: Uint8Array): InferBatchResponsePar
     const [start, end] = reader.delimited();
     const item = new Reader(buf, start, end);
     const answer: BatchedResponseParts = {
-      response: EMPTY, statusCode: 0, errorMessage: '', preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, driftBins: EMPTY, profileId: '', predictedLabels: [], requestId: '',
+      response: EMPTY, statusCode: 0, errorMessage: '', preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, driftBins: EMPTY, profileId: '', predictedLabels: [], requestId: '', outputSample: [],
     };
     while (!item.done) {
       const { field: f, type: t } = item.tag();
@@ -414,11 +429,24 @@ export function readInferBatchResponse(bytes: Uint8Array): InferBatchResponsePar
       else if (f === 9 && t === LEN) answer.profileId = item.string();
       else if (f === 10 && t === LEN) answer.predictedLabels.push(item.string());
       else if (f === 11 && t === LEN) answer.requestId = item.string();
+      else if (f === 12 && t === LEN) readFloats(item, answer.outputSample);
+      else if (f === 12 && t === FIXED32) readFloats(item, answer.outputSample, 4);
       else item.skip(t);
     }
     answers.push(answer);
   }
   return parts;
+}
+
+/**
+ * Floats of a repeated float field onto `into`, up to OUTPUT_SAMPLE_VALUES in all (the rest
+ * skipped): packed (what proto3 encoders write), or one unpacked value of `bytes` (4) bytes.
+ */
+function readFloats(reader: Reader, into: number[], bytes?: number): void {
+  const [start, end] = bytes === undefined ? reader.delimited() : [reader.pos, reader.pos + bytes];
+  if (end > reader.end || (end - start) % 4 !== 0) throw new WireFormatError('a repeated float field whose length is not a multiple of 4 bytes');
+  reader.pos = end;
+  for (let at = start; at < end && into.length < OUTPUT_SAMPLE_VALUES; at += 4) into.push(reader.buf.readFloatLE(at));
 }
 
 /** The reader behind the readers here, for a service's own reader of a message it takes as bytes (the router's FeedbackRequest). */

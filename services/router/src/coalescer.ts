@@ -34,6 +34,8 @@ export interface PendingRequest {
   traceparent: string;
   /** process.hrtime.bigint() when it arrived, for the time it waits here. */
   arrivedNs: bigint;
+  /** Ask the worker for an output sample: a shadow's answer is compared with this one (traffic-shadow.ts). */
+  sampleOutputs?: boolean;
 }
 
 /**
@@ -147,6 +149,7 @@ export class Coalescer {
           queuedUs: Math.round(Number(nowNs - r.arrivedNs) / 1000),
           timeoutUs: Math.max(1, Math.round((r.deadlineMs - now) * 1000)),
           traceparent: r.traceparent,
+          sampleOutputs: r.sampleOutputs,
         }));
         const reply = await pool.channel(worker.id, worker.address).send((batchId) => encodeInferBatchRequest(model, version, items, batchId), latest, call.signal);
         if (reply.statusCode !== Status.OK) throw new ServiceError(reply.statusCode, reply.errorMessage);
@@ -194,7 +197,7 @@ export class Coalescer {
 
 function failedAnswer(statusCode: number, errorMessage: string): WorkerAnswer {
   return {
-    response: Buffer.alloc(0), statusCode, errorMessage, preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', workerId: '',
+    response: Buffer.alloc(0), statusCode, errorMessage, preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 0, driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', outputSample: [], workerId: '',
   };
 }
 

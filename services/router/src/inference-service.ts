@@ -129,8 +129,10 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       const weighted = version ? undefined : deps.traffic?.versionFor(header.modelName, (v) => table.hasVersion(header.modelName, v));
       const status = resolveModel(header.modelName, version || (weighted ?? ''));
       version ||= status.version;
-      const submitted = deps.coalescer.submit(status, version, { bytes: request.bytes, deadlineMs: deadlineOf(ctx), traceparent, arrivedNs }, itemsOf(header), ctx.signal);
-      const shadows = deps.traffic?.shadowsOf(status.name) ?? [];
+      const shadows = deps.shadows ? deps.traffic?.shadowsOf(status.name) ?? [] : [];
+      // A model with shadows: the client's answer carries the output sample the shadows' are compared with.
+      const sampleOutputs = shadows.length > 0;
+      const submitted = deps.coalescer.submit(status, version, { bytes: request.bytes, deadlineMs: deadlineOf(ctx), traceparent, arrivedNs, sampleOutputs }, itemsOf(header), ctx.signal);
       if (shadows.length > 0 && deps.shadows) {
         settleShadows = deps.shadows.copy({ header, version, bytes: request.bytes, items: itemsOf(header), traceparent, clientId: caller.keyId }, shadows);
       }

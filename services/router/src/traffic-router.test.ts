@@ -17,7 +17,7 @@ const inferCodec = inferenceService().ModelInfer as unknown as grpc.MethodDefini
 
 type Reply = NonNullable<InferBatchResponse['responses']>[number];
 /** How the stand-in answers one request of a version: now, or with a promise (held back). */
-let reply: (version: string, request: ModelInferRequest) => Reply | Promise<Reply>;
+let reply: (version: string, request: ModelInferRequest, sampleOutputs: boolean) => Reply | Promise<Reply>;
 const labelsOf: Record<string, string> = { '1': 'setosa', '2': 'setosa' };
 const answerWith = (version: string, request: ModelInferRequest): Reply => ({
   response: { modelName: request.modelName, modelVersion: version, id: request.id }, statusCode: 0, predictedLabels: [labelsOf[version]],
@@ -30,7 +30,7 @@ async function versionedWorker(): Promise<{ address: string; server: GrpcServer 
       bidi: (call: grpc.ServerDuplexStream<InferBatchRequest__Output, InferBatchResponse>) =>
         new Promise<void>((resolve) => {
           call.on('data', (batch: InferBatchRequest__Output) => {
-            void Promise.all(batch.requests.map((item) => reply(batch.modelVersion, inferCodec.requestDeserialize(item.request)))).then((responses) => {
+            void Promise.all(batch.requests.map((item) => reply(batch.modelVersion, inferCodec.requestDeserialize(item.request), item.sampleOutputs))).then((responses) => {
               if (!call.cancelled) call.write({ batchId: batch.batchId, responses });
             });
           });
@@ -145,5 +145,20 @@ describe('traffic policy at the router', () => {
     const both = await records((r) => r.requestId === 'disagreed', 2);
     expect(both.find((r) => r.shadowOfVersion === '')).toMatchObject({ version: '1', predictedLabels: ['setosa'] });
     expect(both.find((r) => r.shadowOfVersion === '1')).toMatchObject({ version: '2', predictedLabels: ['virginica'], shadowCompared: true, shadowAgreed: false });
+  });
+
+  it('compares the output samples a model without labels answers with, when it asked for them on both requests', async () => {
+    // Like a worker: a sample only when asked; version 2 is off by 1e-4, within the tolerance, or by 0.1 on "far" requests.
+    reply = (version, request, sampleOutputs) => ({
+      response: { modelName: request.modelName, modelVersion: version, id: request.id }, statusCode: 0,
+      outputSample: sampleOutputs ? [version === '1' ? 0.5 : 0.5 + (request.id?.startsWith('far') ? 0.1 : 1e-4)] : [],
+    });
+    await setPolicy({ '1': 100 }, ['2'], async () => (await infer(`probe-${sequence++}`)).modelVersion === '1');
+    await infer('near');
+    await infer('far');
+    const [near] = await records((r) => r.requestId === 'near' && r.shadowOfVersion === '1', 1);
+    const [far] = await records((r) => r.requestId === 'far' && r.shadowOfVersion === '1', 1);
+    expect(near).toMatchObject({ predictedLabels: [], shadowCompared: true, shadowAgreed: true });
+    expect(far).toMatchObject({ shadowCompared: true, shadowAgreed: false });
   });
 });

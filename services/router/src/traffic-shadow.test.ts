@@ -9,10 +9,10 @@ import { modelStatus } from './router.fixture.js';
 
 const logger = createLogger('traffic-shadow-test', { level: 'silent' });
 
-function answer(labels: string[], statusCode = 0): WorkerAnswer {
+function answer(labels: string[], statusCode = 0, outputSample: number[] = []): WorkerAnswer {
   return {
     response: Buffer.alloc(0), statusCode, errorMessage: statusCode ? 'failed' : '', preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 1,
-    driftBins: Buffer.alloc(0), profileId: '', predictedLabels: labels, requestId: '', workerId: 'w1',
+    driftBins: Buffer.alloc(0), profileId: '', predictedLabels: labels, requestId: '', outputSample, workerId: 'w1',
   };
 }
 
@@ -20,10 +20,10 @@ const request: ShadowedRequest = { header: { modelName: 'iris', modelVersion: ''
 
 /** A coalescer whose shadow calls wait until the test answers them. */
 function heldCoalescer() {
-  const held: { version: string; bytes: Buffer; resolve: (a: WorkerAnswer) => void; reject: (e: Error) => void }[] = [];
+  const held: { version: string; bytes: Buffer; sampleOutputs?: boolean; resolve: (a: WorkerAnswer) => void; reject: (e: Error) => void }[] = [];
   const coalescer: Pick<Coalescer, 'submit'> = {
     submit: (_status: ModelStatus__Output, version, pending) =>
-      new Promise<BatchResult<WorkerAnswer>>((resolve, reject) => held.push({ version, bytes: pending.bytes, resolve: (a) => resolve({ output: a } as BatchResult<WorkerAnswer>), reject })),
+      new Promise<BatchResult<WorkerAnswer>>((resolve, reject) => held.push({ version, bytes: pending.bytes, sampleOutputs: pending.sampleOutputs, resolve: (a) => resolve({ output: a } as BatchResult<WorkerAnswer>), reject })),
   };
   return { coalescer, held };
 }
@@ -88,6 +88,26 @@ describe('ShadowTraffic', () => {
     await until(() => records.length === 3);
     expect(records.map((r) => [r.shadowCompared, r.shadowAgreed])).toEqual([[false, false], [false, false], [false, false]]);
     expect(records[0].statusCode).not.toBe(0);
+  });
+
+  it('asks the worker for an output sample on each copy', async () => {
+    const { coalescer, held } = heldCoalescer();
+    const { traffic } = shadowsWith(coalescer);
+    traffic.copy(request, ['2']);
+    await until(() => held.length === 1);
+    expect(held[0].sampleOutputs).toBe(true);
+  });
+
+  it('compares the output samples of a model without labels: within the tolerance agrees, beyond it does not', async () => {
+    const { coalescer, held } = heldCoalescer();
+    const { traffic, records } = shadowsWith(coalescer);
+    traffic.copy(request, ['2'])(answer([], 0, [1, 2]));
+    traffic.copy(request, ['2'])(answer([], 0, [1, 2]));
+    await until(() => held.length === 2);
+    held[0].resolve(answer([], 0, [1.0005, 2]));
+    held[1].resolve(answer([], 0, [1.01, 2]));
+    await until(() => records.length === 2);
+    expect(records.map((r) => [r.shadowCompared, r.shadowAgreed])).toEqual([[true, true], [true, false]]);
   });
 
   it('drops copies beyond its bound of copies in flight, and counts them', async () => {

@@ -11,15 +11,17 @@
  * model version), so it never delays the client's batch.
  *
  * Agreement: both answers OK, and the worker's predicted labels (one per input, classifiers
- * only) the same, in order. Answers without labels (a model with no classifier output), or
- * with an error on either side, are recorded as not compared: agreement unknown. The
- * tensors are never decoded here.
+ * only) the same, in order; for a model with no classifier output, the output samples the
+ * workers sent (asked for on both requests) the same within a tolerance (shadow-agreement.ts).
+ * An error on either side, or nothing to line up, is recorded as not compared: agreement
+ * unknown. The tensors are never decoded here.
  */
 import type { InferRequestHeader, ModelStatus__Output, PredictionRecord } from '@infermesh/contracts';
 import { Status, statusOf } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 import type { Coalescer, WorkerAnswer } from './coalescer.js';
 import type { RoutingTable } from './routing-table.js';
+import { shadowAgreement } from './shadow-agreement.js';
 import { ToldFieldsReader } from './worker-told.js';
 
 /** Shadow copies in flight in one router, at most, unless configured. */
@@ -107,7 +109,7 @@ export class ShadowTraffic {
     let code: number = Status.OK;
     let message = '';
     try {
-      const result = await this.deps.coalescer.submit(status, version, { bytes: request.bytes, deadlineMs, traceparent: request.traceparent, arrivedNs: startedNs }, request.items, abort.signal);
+      const result = await this.deps.coalescer.submit(status, version, { bytes: request.bytes, deadlineMs, traceparent: request.traceparent, arrivedNs: startedNs, sampleOutputs: true }, request.items, abort.signal);
       answer = result.output;
       code = answer.statusCode;
       message = answer.errorMessage;
@@ -120,9 +122,8 @@ export class ShadowTraffic {
     }
     const latencyUs = Math.round(Number(process.hrtime.bigint() - startedNs) / 1000);
     const served = await client;
-    const shadowLabels = this.told.read(answer, request.items).predictedLabels;
-    const clientLabels = this.told.read(served, request.items).predictedLabels;
-    const compared = code === Status.OK && served?.statusCode === Status.OK && shadowLabels.length > 0 && clientLabels.length === shadowLabels.length;
+    const shadowTold = this.told.read(answer, request.items);
+    const agreement = code === Status.OK && served?.statusCode === Status.OK ? shadowAgreement(this.told.read(served, request.items), shadowTold) : { compared: false, agreed: false };
     this.deps.publish({
       requestId: request.header.id,
       model: status.name,
@@ -140,10 +141,10 @@ export class ShadowTraffic {
       items: request.items,
       traceparent: request.traceparent,
       clientId: request.clientId,
-      predictedLabels: shadowLabels,
+      predictedLabels: shadowTold.predictedLabels,
       shadowOfVersion: request.version,
-      shadowCompared: compared,
-      shadowAgreed: compared && shadowLabels.every((label, i) => label === clientLabels[i]),
+      shadowCompared: agreement.compared,
+      shadowAgreed: agreement.agreed,
     });
   }
 }

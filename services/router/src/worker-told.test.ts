@@ -9,14 +9,14 @@ const logger = createLogger('test', { level: 'silent' });
 function answer(overrides: Partial<WorkerAnswer> = {}): WorkerAnswer {
   return {
     response: Buffer.alloc(0), statusCode: 0, errorMessage: '', preprocessUs: 0, queueUs: 0, computeUs: 0, batchSize: 1,
-    driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', workerId: 'w1', ...overrides,
+    driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', outputSample: [], workerId: 'w1', ...overrides,
   };
 }
 
 describe('ToldFieldsReader', () => {
-  it('takes the drift bins, profile id, predicted labels and request id as the worker told them', () => {
-    const told = new ToldFieldsReader(logger).read(answer({ driftBins: Buffer.from([1, 0, 2, 3]), profileId: 'p1', predictedLabels: ['setosa', 'virginica'], requestId: 'r1' }), 2);
-    expect({ ...told, driftBins: [...told.driftBins] }).toEqual({ driftBins: [1, 0, 2, 3], profileId: 'p1', predictedLabels: ['setosa', 'virginica'], requestId: 'r1' });
+  it('takes the drift bins, profile id, predicted labels, request id and output sample as the worker told them', () => {
+    const told = new ToldFieldsReader(logger).read(answer({ driftBins: Buffer.from([1, 0, 2, 3]), profileId: 'p1', predictedLabels: ['setosa', 'virginica'], requestId: 'r1', outputSample: [0.5] }), 2);
+    expect({ ...told, driftBins: [...told.driftBins] }).toEqual({ driftBins: [1, 0, 2, 3], profileId: 'p1', predictedLabels: ['setosa', 'virginica'], requestId: 'r1', outputSample: [0.5] });
   });
 
   it('copies the drift bins out of the batch message they arrived in', () => {
@@ -49,7 +49,7 @@ describe('ToldFieldsReader', () => {
   });
 
   it('tells nothing without an answer (a request refused before it reached a worker)', () => {
-    expect(new ToldFieldsReader(logger).read(undefined, 1)).toEqual({ driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '' });
+    expect(new ToldFieldsReader(logger).read(undefined, 1)).toEqual({ driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', outputSample: [] });
   });
 });
 

@@ -6,6 +6,7 @@
  * copied out of the batch message it arrived in (a record may wait in memory for a while;
  * a view would keep the whole batch message alive).
  */
+import { OUTPUT_SAMPLE_VALUES } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
 import type { WorkerAnswer } from './coalescer.js';
 
@@ -26,9 +27,11 @@ export interface ToldFields {
   predictedLabels: string[];
   /** '' when the worker did not say (or said one over MAX_TOLD_STRING_BYTES). */
   requestId: string;
+  /** The first values of a label-less model's first output, when the router asked (for shadow agreement). */
+  outputSample: number[];
 }
 
-const NOTHING_TOLD: ToldFields = { driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '' };
+const NOTHING_TOLD: ToldFields = { driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', outputSample: [] };
 
 /** `text` cut to at most `most` UTF-8 bytes, on a character boundary. */
 export function cutUtf8(text: string, most: number): string {
@@ -65,6 +68,7 @@ export class ToldFieldsReader {
       // One label per input at most: the record's `items` is what feedback is compared with.
       predictedLabels: answer.predictedLabels.slice(0, Math.max(0, items)).map((label) => cutUtf8(label, MAX_TOLD_STRING_BYTES)),
       requestId: Buffer.byteLength(answer.requestId) <= MAX_TOLD_STRING_BYTES ? answer.requestId : '',
+      outputSample: answer.outputSample.slice(0, OUTPUT_SAMPLE_VALUES),
     };
   }
 }
