@@ -14,9 +14,10 @@ let mesh: Mesh;
 let dir: string;
 let repository: string;
 
+/** The CLI reads worker memory from heartbeats on the mesh's NATS (NATS_URL), as a user's shell would point it. */
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(process.execPath, [join(ROOT, 'cli/dist/main.js'), ...args, '--address', mesh.routerAddress], { timeout: 120_000 }, (error, stdout, stderr) =>
+    execFile(process.execPath, [join(ROOT, 'cli/dist/main.js'), ...args, '--address', mesh.routerAddress], { timeout: 120_000, env: { ...process.env, NATS_URL: mesh.nats.url } }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     ),
   );
@@ -50,6 +51,10 @@ describe('infermesh evaluate', () => {
     expect(written.latency).toMatchObject({ concurrency: 2, requests: 60, errors: 0 });
     expect(written.latency.p99Ms).toBeGreaterThanOrEqual(written.latency.p50Ms);
     expect(written.mesh.serverVersion).toBeTruthy();
+    // The worker's whole process, read from its heartbeats on the mesh's NATS: tens of MiB at least (Node and onnxruntime).
+    expect(run.stdout).toMatch(/^worker memory: \d+\.\d MiB \(\S+\) — resident memory of the whole worker process \(every model it holds\), not of the model alone$/m);
+    expect(written.workerMemory).toMatchObject({ measured: true, workers: [{ rssBytes: expect.any(Number) }] });
+    expect(written.workerMemory.maxBytes).toBeGreaterThan(10 * 1024 * 1024);
     // The real repository is left alone.
     await expect(stat(join(ROOT, 'models/iris/1/evaluation.json'))).rejects.toThrow();
   });

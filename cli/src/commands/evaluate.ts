@@ -1,18 +1,20 @@
 /**
  * infermesh evaluate: runs a served model version on a labelled set through the mesh, prints
- * accuracy, the confusion matrix, latency p50/p99 and the model's size, and writes the figures
+ * accuracy, the confusion matrix, latency p50/p99, the model's size and its workers' memory, and writes the figures
  * beside the version (<repository>/<model>/<version>/evaluation.json).
  */
 import { parseArgs } from 'node:util';
 import { MODEL_REPOSITORY_DIR } from '@infermesh/models';
 import { DEFAULT_ROUTER } from '../client.js';
-import { evaluateVersion, formatReport, writeEvaluation } from '../evaluate/index.js';
+import { evaluateVersion, formatReport, measureWorkerMemory, writeEvaluation } from '../evaluate/index.js';
 
 export const EVALUATE_USAGE = `usage: infermesh evaluate <model> [options]
 
 Runs a version of the model on a labelled set through the mesh (the router's ModelInfer) and
-reports accuracy, the confusion matrix, latency p50/p99 and the model file's size; writes them to
-<repository>/<model>/<version>/evaluation.json.
+reports accuracy, the confusion matrix, latency p50/p99, the model file's size and the resident
+memory of the workers serving the version (the whole worker process, every model it holds, from
+their heartbeats on NATS: NATS_URL with NATS_USER etc., else the mesh \`infermesh up\` runs here);
+writes them to <repository>/<model>/<version>/evaluation.json.
 
   --version V         the version (default: the newest version the mesh serves)
   --data PATH         the labelled set: a .jsonl file of rows, each with "label", or a folder of
@@ -61,6 +63,10 @@ export async function evaluate(args: string[], print: (line: string) => void = c
     concurrency: whole('concurrency', options.concurrency),
     requests: whole('requests', options.requests),
     log: progress,
+    workerMemory: (name, version) => {
+      progress(`${name} version ${version}: reading worker memory from heartbeats on NATS (1.5 s)`);
+      return measureWorkerMemory(name, version);
+    },
   });
   const written = await writeEvaluation(repository, report);
   if (options.json) print(JSON.stringify(report, null, 2));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatConfusion, formatSideBySide } from './report.js';
+import { formatConfusion, formatReport, formatSideBySide } from './report.js';
 import type { EvaluationReport } from './run.js';
 
 function report(version: string, figures: { modelBytes: number; correct: number; p50: number; p99: number }): EvaluationReport {
@@ -39,5 +39,29 @@ describe('formatConfusion', () => {
       'upright                95            5',
       'rotated_180             7           93',
     ]);
+  });
+});
+
+describe('worker memory in the report', () => {
+  const MiB = 1024 * 1024;
+  const measured = (...workers: [string, number][]): EvaluationReport['workerMemory'] => ({
+    measured: true, scope: 'whole worker process', workers: workers.map(([workerId, rssBytes]) => ({ workerId, device: 'cpu', rssBytes })), maxBytes: Math.max(...workers.map(([, b]) => b)),
+  });
+
+  it('prints the serving worker\'s memory, named, and says it is the whole worker process', () => {
+    const lines = formatReport({ ...report('1', { modelBytes: 1, correct: 188, p50: 1, p99: 1 }), workerMemory: measured(['worker-cpu0', Math.round(212.4 * MiB)]) });
+    expect(lines.some((l) => /^worker memory\s+212\.4 MiB$/.test(l))).toBe(true);
+    expect(lines.at(-1)).toBe('worker memory: 212.4 MiB (worker-cpu0) — resident memory of the whole worker process (every model it holds), not of the model alone');
+  });
+
+  it('gives the max of several workers in the column', () => {
+    const lines = formatSideBySide([{ ...report('1', { modelBytes: 1, correct: 188, p50: 1, p99: 1 }), workerMemory: measured(['a', 200 * MiB], ['b', 230 * MiB]) }]);
+    expect(lines.some((l) => /^worker memory\s+230\.0 MiB \(max of 2\)$/.test(l))).toBe(true);
+  });
+
+  it('says not measured, and why, when it was not', () => {
+    const lines = formatReport({ ...report('1', { modelBytes: 1, correct: 188, p50: 1, p99: 1 }), workerMemory: { measured: false, reason: 'NATS unreachable: CONNECTION_REFUSED' } });
+    expect(lines.some((l) => /^worker memory\s+not measured$/.test(l))).toBe(true);
+    expect(lines.at(-1)).toBe('worker memory: not measured (NATS unreachable: CONNECTION_REFUSED)');
   });
 });

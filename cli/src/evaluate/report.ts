@@ -1,5 +1,6 @@
 /** Evaluation reports as text: one version's figures and confusion matrix, or versions side by side. */
 import type { EvaluationReport } from './run.js';
+import { formatWorkerMemory, mebibytes, WORKER_MEMORY_SCOPE } from './worker-memory.js';
 
 function bytes(n: number | null): string {
   if (n === null) return 'n/a';
@@ -18,7 +19,7 @@ export function formatSideBySide(reports: readonly EvaluationReport[]): string[]
     ['p99 ms', (r) => r.latency.p99Ms.toFixed(2)],
     ['infer/s', (r) => r.latency.throughput.toFixed(1)],
     ['load', (r) => `${r.latency.requests} req at c=${r.latency.concurrency}`],
-    ['worker memory', () => 'not measured'],
+    ['worker memory', (r) => (r.workerMemory.measured ? `${mebibytes(r.workerMemory.maxBytes)}${r.workerMemory.workers.length > 1 ? ` (max of ${r.workerMemory.workers.length})` : ''}` : 'not measured')],
   ];
   const headers = reports.map((r) => `${r.model} v${r.version}`);
   const cells = rows.map(([, value]) => reports.map(value));
@@ -49,6 +50,6 @@ export function formatReport(report: EvaluationReport): string[] {
     ...formatConfusion(report),
     ...(report.firstError ? ['', `first error: ${report.firstError}`] : []),
     '',
-    `worker memory: not measured (${report.workerMemory.reason})`,
+    `worker memory: ${formatWorkerMemory(report.workerMemory)}${report.workerMemory.measured ? ` — ${WORKER_MEMORY_SCOPE}` : ''}`,
   ];
 }

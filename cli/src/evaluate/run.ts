@@ -16,6 +16,7 @@ import { closedLoop } from '../bench/load.js';
 import { summarize } from '../bench/percentiles.js';
 import { classificationFigures, type ConfusionMatrix } from './metrics.js';
 import { defaultEvaluationPath, loadEvaluationSet, type EvaluationSet } from './dataset.js';
+import type { WorkerMemory } from './worker-memory.js';
 
 export const EVALUATION_FILE = 'evaluation.json';
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
@@ -43,6 +44,11 @@ export interface EvaluateOptions {
   requests?: number;
   /** Progress lines (nothing by default). */
   log?: (line: string) => void;
+  /**
+   * Reads the memory of the workers serving the version, after the latency load (infermesh
+   * evaluate listens to their heartbeats on NATS); without it the report says not measured.
+   */
+  workerMemory?: (model: string, version: string) => Promise<WorkerMemory>;
 }
 
 export interface EvaluationReport {
@@ -63,10 +69,10 @@ export interface EvaluationReport {
   /** Bytes of `<repository>/<model>/<version>/model.onnx`; null when the repository has no such file. */
   modelBytes: number | null;
   /**
-   * Worker memory is not measured: the public API (Triton's protocol, ModelStatistics, the
-   * monitor's metrics) carries no memory figure, and a worker may run on another machine.
+   * Resident memory of the workers serving the version, as their heartbeats report it: the whole
+   * worker process (every model it holds), not the model alone; or why it was not measured.
    */
-  workerMemory: { measured: false; reason: string };
+  workerMemory: WorkerMemory;
   mesh: { router: string; server: string; serverVersion: string; cli: string };
 }
 
@@ -187,6 +193,9 @@ export async function evaluateVersion(options: EvaluateOptions): Promise<Evaluat
     const latency = summarize(load.latenciesMs);
 
     const modelBytes = await stat(join(options.repository, options.model, version, 'model.onnx')).then((s) => s.size, () => null);
+    const workerMemory: WorkerMemory = options.workerMemory
+      ? await options.workerMemory(options.model, version)
+      : { measured: false, reason: 'this run did not read the workers\' heartbeats (infermesh evaluate does)' };
     return {
       model: options.model,
       version,
@@ -209,7 +218,7 @@ export async function evaluateVersion(options: EvaluateOptions): Promise<Evaluat
         throughput: load.latenciesMs.length / (load.elapsedMs / 1000),
       },
       modelBytes,
-      workerMemory: { measured: false, reason: 'no memory figure is in the public API (Triton protocol, ModelStatistics, monitor metrics), and workers may run on other machines' },
+      workerMemory,
       mesh: { router: options.address, server: server.name, serverVersion: server.version, cli: CLI_VERSION },
     };
   } finally {
