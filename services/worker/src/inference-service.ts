@@ -65,6 +65,7 @@ export function workerHandlers(registry: ModelRegistry, runner: RequestRunner, s
       return {
         response: outcome.response, statusCode: 0, ...timings,
         requestId: outcome.requestId, driftBins: outcome.driftBins, profileId: outcome.profileId, predictedLabels: outcome.predictedLabels,
+        outputSample: outcome.outputSample,
       };
     }
     const status = statusOf(outcome.error);
@@ -82,6 +83,7 @@ export function workerHandlers(registry: ModelRegistry, runner: RequestRunner, s
       queuedNs: Number(item.queuedUs) * 1000,
       deadlineMs: item.timeoutUs === '0' ? deadlineOf(ctx) : now + Number(item.timeoutUs) / 1000,
       parent: item.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: item.traceparent }) : ROOT_CONTEXT,
+      sampleOutputs: item.sampleOutputs,
     })), ctx.signal);
     return { batchId: batch.batchId, responses: outcomes.map(answer) };
   }

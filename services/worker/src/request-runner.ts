@@ -22,6 +22,7 @@ import type { PreprocessorClient } from './preprocessor-client.js';
 import { imagePipeline, imagePipelineMessage, tabularPipeline, type ImagePipelineConfig } from './model-config.js';
 import { checkFeatureTensor, rowsToTensor } from './tabular-rows.js';
 import { requestIdOf } from './request-id.js';
+import { outputSample } from './output-sample.js';
 
 /** One request to run. */
 export interface RunItem {
@@ -35,6 +36,8 @@ export interface RunItem {
   deadlineMs: number;
   /** The trace the request belongs to. */
   parent: Context;
+  /** The router compares this answer with another version's: return an output sample (models without labels). */
+  sampleOutputs?: boolean;
 }
 
 /** What became of one request. */
@@ -55,6 +58,8 @@ export interface RunOutcome {
   profileId?: string;
   /** Answered requests of a classifier: each input's predicted label. */
   predictedLabels?: string[];
+  /** Answered requests that asked for it, of a model without a classifier output: see output-sample.ts. */
+  outputSample?: number[];
 }
 
 export interface RunnerDeps {
@@ -282,6 +287,7 @@ export class RequestRunner {
       driftBins,
       profileId: driftBins ? model.drift!.profileId : '',
       predictedLabels,
+      outputSample: item.sampleOutputs && !model.classifier ? outputSample(outputs[0]) : undefined,
     };
   }
 }

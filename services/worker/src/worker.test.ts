@@ -13,7 +13,7 @@ import { buildAddModel, buildIdentityModel, buildLinearSoftmaxModel, buildMatMul
 import { connectBus, events, type Bus } from '@infermesh/bus';
 import { createLogger } from '@infermesh/log';
 import {
-  contracts, inferenceService, workerService,
+  contracts, inferenceService, workerService, OUTPUT_SAMPLE_VALUES,
   type BatchedRequest, type GRPCInferenceServiceClient, type InferBatchRequest, type InferBatchResponse__Output, type ModelInferRequest, type ModelStreamInferResponse__Output, type ModelStatisticsResponse__Output,
   type WorkerHeartbeat__Output,
 } from '@infermesh/contracts';
@@ -353,6 +353,19 @@ describe('InferBatch (the requests a router coalesced)', () => {
     expect(first).toBe('fast');
     expect((await slow).responses[0].response!.id).toBe('slow');
   });
+
+  it('answers a request that asks for it, of a model without labels, with the first values of its first output', async () => {
+    const response = await inferBatch({
+      modelName: 'rows', modelVersion: '1',
+      requests: [{ request: rowRequest('sampled', { a: 12, b: 3 }, { a: 10, b: -1 }), sampleOutputs: true }, { request: rowRequest('unsampled', { a: 12, b: 3 }) }],
+    });
+    expect(response.responses.map((r) => r.outputSample)).toEqual([[1, 1, 0, 0], []]);
+  });
+
+  it('samples at most OUTPUT_SAMPLE_VALUES values of a larger output', async () => {
+    const [answer] = (await inferBatch({ modelName: 'slow', modelVersion: '1', requests: [{ request: slowRequest(2, 'big'), sampleOutputs: true }] })).responses;
+    expect(answer.outputSample).toEqual(floats(answer.response!.rawOutputContents[0]).slice(0, OUTPUT_SAMPLE_VALUES));
+  });
 });
 
 describe('statistics of requests refused after they ran', () => {
@@ -466,6 +479,12 @@ describe('a watched model', () => {
     const [answer] = (await inferBatch({ modelName: 'flowers', modelVersion: '1', requests: [{ request }] })).responses;
     expect(answer.predictedLabels).toEqual(['small']);
     expect(answer.response!.outputs.map((o) => o.name)).toEqual(['label']);
+  });
+
+  it('sends no output sample for a model with labels, even when asked: its labels are compared', async () => {
+    const [answer] = (await inferBatch({ modelName: 'flowers', modelVersion: '1', requests: [{ request: flowerRows('labelled', { a: 1, b: 1, color: 'red' }), sampleOutputs: true }] })).responses;
+    expect(answer.predictedLabels).toHaveLength(1);
+    expect(answer.outputSample).toEqual([]);
   });
 
   it('records the client\'s id as the request id, echoed in the response', async () => {
