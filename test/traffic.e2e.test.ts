@@ -5,7 +5,8 @@
  * the policy; every router watches it. A canary of 90/10 splits 2,000 unversioned requests
  * within 5 % of its weights, also at a router started after the policy was set; a shadow of
  * version 2 gets a copy of each request, and the monitor reports how often it agreed (a
- * third of the rows: those of the class version 2 did not swap).
+ * third of the rows: those of the class version 2 did not swap). The same two models served
+ * without class labels ('scores') are compared by their output samples instead, and agree as often.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,6 +24,8 @@ const config = {
   outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [3], labels: CLASSES }],
   dynamic_batching: { preferred_batch_size: [16], max_queue_delay_microseconds: 0 },
 };
+/** The same model without class labels: shadows are compared by their output samples. */
+const scoresConfig = { ...config, outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [3] }] };
 /** Version 1: the class of the largest of the first three features. */
 const V1 = [[5, 0, 0, 0], [0, 5, 0, 0], [0, 0, 5, 0]];
 /** Version 2: the same, with classes 1 and 2 swapped: it agrees with version 1 on class 0 only. */
@@ -93,6 +96,7 @@ beforeAll(async () => {
   await writeModelRepository(join(dir, 'models'), [
     { name: 'iris', version: 1, onnx: buildLinearSoftmaxModel({ inputName: 'x', weights: V1, bias: [0, 0, 0] }), config },
     { name: 'iris', version: 2, onnx: buildLinearSoftmaxModel({ inputName: 'x', weights: V2, bias: [0, 0, 0] }), config },
+    ...[V1, V2].map((weights, i) => ({ name: 'scores', version: i + 1, onnx: buildLinearSoftmaxModel({ inputName: 'x', weights, bias: [0, 0, 0] }), config: scoresConfig })),
   ]);
   mesh = await startMesh({ natsAuth: true, env: { MODEL_REPOSITORY: join(dir, 'models') } });
   client = inferenceClient(mesh.routerAddress);
@@ -157,5 +161,18 @@ describe('canary and shadow traffic', () => {
     const page = (await (await fetch(mesh.metricsUrl.replace('/metrics', '/status/data'))).json()) as { models: { version: string; shadows: { version: string; compared: number; agreed: number }[] }[] };
     const shadows = page.models.find((m) => m.version === '1')?.shadows ?? [];
     expect(shadows.map((sh) => [sh.version, sh.agreed / sh.compared])).toEqual([['2', ratio]]);
+  });
+
+  it('a shadow of a model without class labels is compared by its output sample: the same scores agree, swapped ones do not', async () => {
+    const set = await cli(['traffic', 'scores', '--weights', '1=100', '--shadow', '2', '--by', 'e2e@scores']);
+    expect(set.stdout).toContain('shadow versions: 2');
+    await until('scores policy applied', async () => (mesh.service('router').output().includes('"set_by":"e2e@scores"') ? true : undefined));
+    for (let i = 0; i < 30; i++) {
+      await client.call('ModelInfer', { model_name: 'scores', id: `scores-${i}`, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [row(i % 3)] });
+    }
+    const labels = 'model="scores",version="2",of="1"';
+    await until('30 shadow copies of scores counted', async () => ((await metric(`infermesh_shadow_requests_total{${labels}}`)) ?? 0) >= 30 ? true : undefined);
+    // Rows whose largest feature is the first get the same scores from both versions: a third.
+    expect(await metric(`infermesh_shadow_agreement_ratio{${labels}}`)).toBeCloseTo(1 / 3, 2);
   });
 });
