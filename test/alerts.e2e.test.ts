@@ -17,6 +17,7 @@ import { connectBus, events, natsConnectOptions, type Bus } from '@infermesh/bus
 import type { Alert__Output } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
 import { ROOT, startMesh, type Mesh } from './helpers/mesh.js';
+import { until as waitUntil } from './helpers/until.js';
 
 const logger = createLogger('alerts-e2e', { level: 'silent' });
 
@@ -28,14 +29,8 @@ const webhook: { labels: Record<string, string>; endsAt?: string }[] = [];
 const onNats: Alert__Output[] = [];
 const cliLines: string[] = [];
 
-async function until<T>(what: string, check: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = check();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms:\n${mesh?.service('monitor').output().slice(-4000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  return waitUntil(what, check, timeoutMs, () => mesh?.service('monitor').output().slice(-4000) ?? '');
 }
 
 beforeAll(async () => {

@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { contracts, type Alert__Output, type FeedbackItem, type FeedbackResponse__Output, type MonitorClient } from '@infermesh/contracts';
 import { startMesh, type Mesh } from './helpers/mesh.js';
 import { inferenceClient, type InferenceClient } from './helpers/client.js';
+import { until as waitUntil } from './helpers/until.js';
 
 /** The window the drift is judged over, and the fewest inputs it is judged from. */
 const DRIFT_WINDOW_MS = 10_000;
@@ -41,14 +42,8 @@ let feedback: InstanceType<ReturnType<typeof contracts>['infermesh']['v1']['Feed
 let watch: grpc.ClientReadableStream<Alert__Output> | undefined;
 const transitions: Alert__Output[] = [];
 
-async function until<T>(what: string, check: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = check();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms; alerts seen: ${JSON.stringify(transitions)}\n${mesh?.service('monitor').output().slice(-3000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  return waitUntil(what, check, timeoutMs, () => `alerts seen: ${JSON.stringify(transitions)}\n${mesh?.service('monitor').output().slice(-3000) ?? ''}`);
 }
 
 function transition(rule: string, state: 'firing' | 'resolved'): Alert__Output | undefined {

@@ -17,6 +17,7 @@ import { stringify } from 'yaml';
 import { buildLinearSoftmaxModel, writeModelRepository } from '@infermesh/testing';
 import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
 import { inferenceClient, type InferenceClient } from './helpers/client.js';
+import { until } from './helpers/until.js';
 
 const CLASSES = ['setosa', 'versicolor', 'virginica'];
 const config = {
@@ -59,16 +60,6 @@ async function outcomes(count: number, prefix: string): Promise<Record<string, n
     counts[outcome] = (counts[outcome] ?? 0) + 1;
   }
   return counts;
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await check().catch(() => undefined);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 beforeAll(async () => {

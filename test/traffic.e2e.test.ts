@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLinearSoftmaxModel, writeModelRepository } from '@infermesh/testing';
 import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
 import { inferenceClient, type InferenceClient } from './helpers/client.js';
+import { until } from './helpers/until.js';
 
 const CLASSES = ['setosa', 'versicolor', 'virginica'];
 const config = {
@@ -73,16 +74,6 @@ async function versionsOf(target: InferenceClient, count: number, concurrency = 
     }
   }));
   return counts;
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await check().catch(() => undefined);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function metric(line: string): Promise<number | undefined> {
