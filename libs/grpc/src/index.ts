@@ -1,7 +1,7 @@
 export { ServiceError, Status, invalidArgument, notFound, unavailable, resourceExhausted, deadlineExceeded, cancelled } from './errors.js';
 export { statusOf, boundedDetails, MAX_DETAILS_BYTES, type StatusOf, type CodedError } from './status.js';
 export { injectTraceContext, extractTraceContext } from './trace-metadata.js';
-export { createGrpcServer, withSpan, type GrpcServer, type GrpcServerOptions, type AddServiceOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServerStreamHandler, type ServiceHandlers } from './server.js';
+export { createGrpcServer, withSpan, startServerSpan, failedCall, type GrpcServer, type GrpcServerOptions, type AddServiceOptions, type CallContext, type UnaryHandler, type BidiHandler, type ServerStreamHandler, type ServiceHandlers } from './server.js';
 export { clientOptions, unaryCall, type UnaryCallOptions } from './client.js';
 export { serveStream, serveInferStream, undecodableAsMessages, UndecodableMessage, type StreamOptions } from './stream.js';
 export { runService, type StartService } from './lifecycle.js';

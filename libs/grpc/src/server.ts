@@ -6,11 +6,11 @@
 import { dirname, relative } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, context, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { Logger } from '@infermesh/log';
 import { PROTO_FILES, PROTO_ROOT } from '@infermesh/contracts';
 import { addReflection, type ProtoFiles } from './reflection.js';
-import { statusOf } from './status.js';
+import { statusOf, type StatusOf } from './status.js';
 import { undecodableAsMessages } from './stream.js';
 import { extractTraceContext } from './trace-metadata.js';
 import { atDeadline } from './deadline.js';
@@ -166,12 +166,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   }
 
   function fail(span: Span, method: string, error: unknown): grpc.ServiceError {
-    const status = statusOf(error);
+    const status = failedCall(span, error);
     if (status.internal) logger.error({ err: error, method }, 'handler failed');
     else logger.debug({ method, code: grpc.status[status.code], details: status.details }, 'request refused');
-    span.setStatus({ code: SpanStatusCode.ERROR, message: status.details });
-    span.setAttribute('rpc.grpc.status_code', status.code);
-    if (status.internal && error instanceof Error) span.recordException(error);
     return Object.assign(new Error(status.details), { code: status.code, details: status.details, metadata: new grpc.Metadata() });
   }
 
@@ -205,8 +202,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     };
     if (!traced) return (call, callback) => run(call, callback, UNTRACED);
     return (call, callback) => {
-      const parent = extractTraceContext(call.metadata);
-      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => run(call, callback, span));
+      startServerSpan(tracer, `${serviceName}/${method}`, { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method }, call.metadata, (span) => run(call, callback, span));
     };
   }
 
@@ -243,8 +239,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     };
     if (!traced) return (call) => run(call, UNTRACED);
     return (call) => {
-      const parent = extractTraceContext(call.metadata);
-      tracer.startActiveSpan(`${serviceName}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method } }, parent, (span) => run(call, span));
+      startServerSpan(tracer, `${serviceName}/${method}`, { 'rpc.system': 'grpc', 'rpc.service': serviceName, 'rpc.method': method }, call.metadata, (span) => run(call, span));
     };
   }
 
@@ -321,4 +316,22 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
 /** Runs `fn` with `span` active; for child spans in handlers. */
 export function withSpan<T>(span: Span, fn: () => T): T {
   return context.with(trace.setSpan(context.active(), span), fn);
+}
+
+/**
+ * The server span of one call, continuing the W3C trace context in `metadata`, active while
+ * `run` runs. The router's REST endpoint starts its spans here too, with the HTTP headers as
+ * metadata, so a REST call is traced like a gRPC one.
+ */
+export function startServerSpan<T>(tracer: Tracer, name: string, attributes: Attributes, metadata: grpc.Metadata, run: (span: Span) => T): T {
+  return tracer.startActiveSpan(name, { kind: SpanKind.SERVER, attributes }, extractTraceContext(metadata), run);
+}
+
+/** The status a failed call answers with (the one status table), recorded on its span; a bug's exception too. */
+export function failedCall(span: Span, error: unknown): StatusOf {
+  const status = statusOf(error);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: status.details });
+  span.setAttribute('rpc.grpc.status_code', status.code);
+  if (status.internal && error instanceof Error) span.recordException(error);
+  return status;
 }
