@@ -7,6 +7,10 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       ROUTER_HOST: setting.host('127.0.0.1'),
       /** Where Triton's gRPC clients look by default. */
       ROUTER_PORT: setting.port(8001),
+      /** KServe v2 REST (HTTP/1.1) beside gRPC, where Triton's HTTP clients look by default; 0 binds a free port. */
+      ROUTER_HTTP_PORT: setting.port(8000),
+      /** The REST endpoint's host; ROUTER_HOST when unset. */
+      ROUTER_HTTP_HOST: z.string().min(1).optional(),
       /** TLS on the public endpoint: certificate and key (PEM); with a client CA, clients must present a certificate it signed. */
       ROUTER_TLS_CERT_FILE: z.string().min(1).optional(),
       ROUTER_TLS_KEY_FILE: z.string().min(1).optional(),

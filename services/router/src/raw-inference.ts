@@ -19,7 +19,8 @@ export interface RawInferRequest {
   malformed?: string;
 }
 
-function readRequest(bytes: Buffer): RawInferRequest {
+/** A request's routing fields read from its bytes; what is wrong with them in `malformed`. The REST endpoint reads its translated requests here too. */
+export function readRequest(bytes: Buffer): RawInferRequest {
   try {
     return { bytes, header: readInferRequestHeader(bytes) };
   } catch (error) {

@@ -87,7 +87,7 @@ export async function startRouter(options: RouterOptions = {}): Promise<RouterUn
   const nats = await startNatsServer();
   const keys: Record<string, string> = {};
   const env: Record<string, string> = {
-    NATS_URL: nats.url, ROUTER_PORT: '0', ROUTER_RECORD_SPOOL_DIR: join(dir, 'spool'),
+    NATS_URL: nats.url, ROUTER_PORT: '0', ROUTER_HTTP_PORT: '0', ROUTER_RECORD_SPOOL_DIR: join(dir, 'spool'),
     // The table is filled by serve(), not by time.
     ROUTER_TABLE_FILL_MS: '600000', WORKER_STALE_MS: '600000', ROUTER_SHUTDOWN_GRACE_MS: '1000',
   };

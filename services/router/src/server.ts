@@ -18,6 +18,7 @@ import { accessControlFor } from './auth/index.js';
 import { RepositoryControl } from './repository-control.js';
 import { TrafficTable } from './traffic-table.js';
 import { ShadowTraffic } from './traffic-shadow.js';
+import { createRestServer } from './rest/http-server.js';
 
 export const VERSION = '0.1.0';
 /** Deadline of one direct health check of a worker (admission, or while NATS is down). */
@@ -29,8 +30,10 @@ export interface Router {
   readonly grpc: GrpcServer;
   readonly table: RoutingTable;
   readonly pool: WorkerPool;
-  /** Binds; returns the bound port. */
+  /** Binds gRPC and REST; returns the bound gRPC port. */
   start(): Promise<number>;
+  /** The bound REST (KServe v2 HTTP) port, once started; 0 before. */
+  readonly httpPort: number;
   stop(): Promise<void>;
 }
 
@@ -61,11 +64,14 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   await trafficWatch.current;
   const shadows = new ShadowTraffic({ coalescer, table, publish: (record) => publisher.publish(record), logger, timeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS });
   const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials });
-  grpc.addService(
-    'inference.GRPCInferenceService',
-    rawInferenceService(),
-    inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access, control: new RepositoryControl({ bus, table, logger, timeoutMs: config.ROUTER_CONTROL_TIMEOUT_MS }), traffic, shadows }),
-  );
+  const handlers = inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access, control: new RepositoryControl({ bus, table, logger, timeoutMs: config.ROUTER_CONTROL_TIMEOUT_MS }), traffic, shadows });
+  grpc.addService('inference.GRPCInferenceService', rawInferenceService(), handlers);
+  // KServe v2 REST: each route calls the handler above for its method, so validation, keys, limits, records and traces are gRPC's.
+  const rest = createRestServer({
+    handlers, access, logger, version: VERSION, maxBodyBytes: config.GRPC_MAX_MESSAGE_BYTES, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS,
+    tls: config.ROUTER_TLS_CERT_FILE && config.ROUTER_TLS_KEY_FILE ? { certFile: config.ROUTER_TLS_CERT_FILE, keyFile: config.ROUTER_TLS_KEY_FILE, clientCaFile: config.ROUTER_TLS_CLIENT_CA_FILE } : undefined,
+  });
+  let httpPort = 0;
   // True labels of earlier requests, on the same port and with the same keys as inference.
   grpc.addService('infermesh.v1.FeedbackService', feedbackServiceDefinition(), feedbackHandlers({ table, store: new FeedbackStore(bus, logger), logger, access }));
   const probe = new WorkerProbe({
@@ -80,20 +86,24 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
     grpc,
     table,
     pool,
+    get httpPort() {
+      return httpPort;
+    },
     async start() {
       const port = await grpc.listen(config.ROUTER_HOST, config.ROUTER_PORT);
-      logger.info({ port }, 'router listening; NOT_SERVING until the routing table is filled');
+      httpPort = await rest.listen(config.ROUTER_HTTP_HOST ?? config.ROUTER_HOST, config.ROUTER_HTTP_PORT);
+      logger.info({ port, http_port: httpPort }, 'router listening; NOT_SERVING until the routing table is filled');
       void probe.filled.then(() => {
         if (stopping) return;
         grpc.setServing(true);
-        logger.info({ port, workers: table.list().length }, 'router serving');
+        logger.info({ port, http_port: httpPort, workers: table.list().length }, 'router serving');
       });
       return port;
     },
     async stop() {
       stopping = true;
       clearInterval(expiry);
-      await grpc.shutdown(config.ROUTER_SHUTDOWN_GRACE_MS);
+      await Promise.all([grpc.shutdown(config.ROUTER_SHUTDOWN_GRACE_MS), rest.close(config.ROUTER_SHUTDOWN_GRACE_MS)]);
       probe.close();
       access.close();
       heartbeats.unsubscribe();
