@@ -168,6 +168,7 @@ export async function up(options: UpOptions): Promise<void> {
   const preprocessorPort = process.env.PREPROCESSOR_PORT ?? '8003';
   const common = { NATS_URL: natsUrl, PREPROCESSOR_ADDRESS: process.env.PREPROCESSOR_ADDRESS ?? `127.0.0.1:${preprocessorPort}` };
   const routerPort = process.env.ROUTER_PORT ?? '8001';
+  const routerHttpPort = process.env.ROUTER_HTTP_PORT ?? '8000';
   const monitorPort = process.env.MONITOR_PORT ?? '8004';
   const metricsPort = process.env.MONITOR_METRICS_PORT ?? '8002';
   // Lets the CLI's other commands reach this mesh's monitor with the operator's certificate.
@@ -192,7 +193,7 @@ export async function up(options: UpOptions): Promise<void> {
     WORKER_ID_PREFIX: 'worker',
     MODEL_REPOSITORY: process.env.MODEL_REPOSITORY ?? join(ROOT, 'models'),
   });
-  start('router', process.execPath, service('router'), { ...common, ...tls('router'), ...natsSettings('router'), OTEL_SERVICE_NAME: 'infermesh-router' });
+  start('router', process.execPath, service('router'), { ...common, ...tls('router'), ...natsSettings('router'), OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_HTTP_PORT: routerHttpPort });
 
   const address = `127.0.0.1:${routerPort}`;
   const client = routerClient(address);
@@ -215,6 +216,7 @@ export async function up(options: UpOptions): Promise<void> {
   console.log(`
 infermesh is up
   router    ${address}  (Open Inference Protocol / KServe v2 gRPC, reflection on)
+  REST      ${process.env.ROUTER_TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${routerHttpPort}/v2  (KServe v2 HTTP, Triton's binary data extension; OpenAPI at /v2/openapi.json)
   monitor   gRPC 127.0.0.1:${monitorPort}, Prometheus http://127.0.0.1:${metricsPort}/metrics
   status    http://127.0.0.1:${metricsPort}/  (live status page: throughput, latency, errors, drift, accuracy, workers, alerts)
   alerts    rules from ${relative(process.cwd(), alertRules)}  (npx infermesh alerts --follow)

@@ -25,6 +25,8 @@ export interface Mesh {
   nats: NatsServer;
   otlp: OtlpReceiver;
   routerAddress: string;
+  /** The router's KServe v2 REST endpoint, e.g. http://127.0.0.1:PORT (ROUTER_HTTP_PORT, a free port). */
+  routerHttpUrl: string;
   preprocessorAddress: string;
   monitorAddress: string;
   metricsUrl: string;
@@ -34,7 +36,7 @@ export interface Mesh {
    * Another router process, set up as the mesh's own: on `port` when given (a router
    * restarted at its address), else on a free one. Resolves once it listens.
    */
-  startRouter(name: string, router?: { port?: number; env?: Record<string, string> }): Promise<{ service: ServiceProcess; address: string }>;
+  startRouter(name: string, router?: { port?: number; env?: Record<string, string> }): Promise<{ service: ServiceProcess; address: string; httpUrl: string }>;
   /**
    * Stops the monitor with `signal` (SIGKILL: a crash), runs `whileDown` (traffic made while
    * no monitor runs), and starts it again on the same ports; resolves once it listens.
@@ -108,7 +110,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const start = (name: string, service: string, env: Record<string, string>, entry?: string) =>
     startService(name, service, { ...nats.credentials(service as 'router' | 'worker' | 'monitor'), ...options.serviceEnv?.(service as MeshServiceName), ...env }, entry);
   const otlp = await startOtlpReceiver();
-  const [routerPort, preprocessorPort, monitorPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [routerPort, preprocessorPort, monitorPort, metricsPort, routerHttpPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const common: Record<string, string> = {
     NATS_URL: nats.url,
     PREPROCESSOR_ADDRESS: `127.0.0.1:${preprocessorPort}`,
@@ -125,22 +127,24 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   };
   const startRouter = async (name: string, router: { port?: number; env?: Record<string, string> } = {}) => {
     const port = router.port ?? (await freePort());
-    const service = start(name, 'router', { ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(port), ...options.routerEnv, ...router.env });
+    const httpPort = await freePort();
+    const service = start(name, 'router', { ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(port), ROUTER_HTTP_PORT: String(httpPort), ...options.routerEnv, ...router.env });
     services.push(service);
     await waitForPort(port, 60_000, () => service.process.exitCode !== null);
-    return { service, address: `127.0.0.1:${port}` };
+    return { service, address: `127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${httpPort}` };
   };
   const startMonitor = () => start('monitor', 'monitor', { ...common, OTEL_SERVICE_NAME: 'infermesh-monitor', MONITOR_PORT: String(monitorPort), MONITOR_METRICS_PORT: String(metricsPort) });
   const monitor = startMonitor();
   const preprocessor = start('preprocessor', 'preprocessor', { ...common, OTEL_SERVICE_NAME: 'infermesh-preprocessor', PREPROCESSOR_PORT: String(preprocessorPort) });
   const router = start('router', 'router', {
-    ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(routerPort), ...options.routerEnv,
+    ...common, OTEL_SERVICE_NAME: 'infermesh-router', ROUTER_PORT: String(routerPort), ROUTER_HTTP_PORT: String(routerHttpPort), ...options.routerEnv,
   });
   services.push(monitor, preprocessor, router);
   const mesh: Mesh = {
     nats,
     otlp,
     routerAddress: `127.0.0.1:${routerPort}`,
+    routerHttpUrl: `http://127.0.0.1:${routerHttpPort}`,
     preprocessorAddress: `127.0.0.1:${preprocessorPort}`,
     monitorAddress: `127.0.0.1:${monitorPort}`,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
