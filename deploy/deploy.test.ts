@@ -1,11 +1,11 @@
 // Static checks of the deployment files under deploy/: they are not run here (no Docker
 // engine, no cluster), so this test parses them and checks what can be checked offline.
+// The Kubernetes manifests and the Helm chart are rendered and schema-checked by
+// kubernetes.test.ts and helm.test.ts.
 //
 //   npx vitest run deploy
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { natsServerBinary } from '@infermesh/testing';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,10 +17,8 @@ type Obj = Record<string, any>;
 
 const deployDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(deployDir, '..');
-const k8sDir = join(deployDir, 'kubernetes');
 const composeFile = join(deployDir, 'compose', 'compose.yaml');
 const dockerDir = join(deployDir, 'docker');
-const NAMESPACE = 'infermesh';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -47,52 +45,10 @@ function loadYaml(file: string): Obj[] {
     .filter((d): d is Obj => d !== null && d !== undefined);
 }
 
-const yamlFiles = walk(deployDir, (n) => n === 'node_modules').filter((f) => /\.ya?ml$/.test(f));
-
-const kustomization = loadYaml(join(k8sDir, 'kustomization.yaml'))[0]!;
-const k8sFiles = walk(k8sDir)
+// Helm templates are Go templates, not YAML: helm.test.ts renders and parses them.
+const yamlFiles = walk(deployDir, (n) => n === 'node_modules')
   .filter((f) => /\.ya?ml$/.test(f))
-  .filter((f) => !/(^|\/)kustomization\.ya?ml$/.test(f));
-const k8sObjects: Array<Obj & { __file: string }> = k8sFiles.flatMap((f) =>
-  loadYaml(f).map((o) => Object.assign(o, { __file: rel(f) })),
-);
-
-interface PodTemplate {
-  owner: Obj;
-  template: Obj; // { metadata, spec }
-}
-
-function podTemplates(objects: Obj[]): PodTemplate[] {
-  return objects.flatMap((o): PodTemplate[] => {
-    switch (o.kind) {
-      case 'Deployment':
-      case 'StatefulSet':
-      case 'DaemonSet':
-      case 'ReplicaSet':
-      case 'Job':
-        return [{ owner: o, template: o.spec?.template ?? {} }];
-      case 'CronJob':
-        return [{ owner: o, template: o.spec?.jobTemplate?.spec?.template ?? {} }];
-      case 'Pod':
-        return [{ owner: o, template: { metadata: o.metadata, spec: o.spec } }];
-      default:
-        return [];
-    }
-  });
-}
-
-const templates = podTemplates(k8sObjects);
-const containersOf = (t: PodTemplate): Obj[] => [
-  ...(t.template.spec?.initContainers ?? []),
-  ...(t.template.spec?.containers ?? []),
-];
-const allContainers = templates.flatMap((t) => containersOf(t).map((c) => ({ t, c })));
-const id = (o: Obj) => `${o.kind}/${o.metadata?.name}`;
-const byKindName = (kind: string, name: string) =>
-  k8sObjects.find((o) => o.kind === kind && o.metadata?.name === name);
-
-const labelsMatch = (selector: Obj, labels: Obj) =>
-  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+  .filter((f) => !rel(f).startsWith('deploy/helm/infermesh/templates/'));
 
 /** The infermesh image (CPU or GPU) runs our own services. */
 const isInfermeshImage = (image: string) => /^(.*\/)?infermesh(-gpu)?:/.test(image);
@@ -205,10 +161,10 @@ const buildStageCopies = copies(dockerInstructions).filter((c) => c.from === und
 // ---------------------------------------------------------------------------------------------
 
 describe('YAML files under deploy/', () => {
-  it('finds the compose file and the Kubernetes manifests', () => {
+  it('finds the compose file, the Kubernetes manifests and the chart', () => {
     expect(yamlFiles.map(rel)).toContain('deploy/compose/compose.yaml');
-    expect(yamlFiles.map(rel)).toContain('deploy/kubernetes/kustomization.yaml');
-    expect(k8sFiles.length).toBeGreaterThan(5);
+    expect(yamlFiles.map(rel)).toContain('deploy/kubernetes/base/kustomization.yaml');
+    expect(yamlFiles.filter((f) => rel(f).startsWith('deploy/kubernetes/')).length).toBeGreaterThan(15);
   });
 
   it.each(yamlFiles.map((f) => [rel(f), f]))('%s parses without errors or warnings', (_name, file) => {
@@ -220,398 +176,6 @@ describe('YAML files under deploy/', () => {
     }
   });
 });
-
-// ---------------------------------------------------------------------------------------------
-// Kubernetes
-// ---------------------------------------------------------------------------------------------
-
-describe('Kubernetes manifests', () => {
-  it('every object has apiVersion, kind and metadata.name', () => {
-    expect(k8sObjects.length).toBeGreaterThan(10);
-    for (const o of k8sObjects) {
-      expect(typeof o.apiVersion, `${o.__file}: apiVersion`).toBe('string');
-      expect(typeof o.kind, `${o.__file}: kind`).toBe('string');
-      expect(typeof o.metadata?.name, `${o.__file} ${o.kind}: metadata.name`).toBe('string');
-      expect(o.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-    }
-  });
-
-  it('object names are unique per kind', () => {
-    const ids = k8sObjects.map(id);
-    expect(ids.filter((x, i) => ids.indexOf(x) !== i)).toEqual([]);
-  });
-
-  it('every namespaced object is in the infermesh namespace, which is defined', () => {
-    expect(byKindName('Namespace', NAMESPACE)).toBeDefined();
-    expect(kustomization.namespace).toBe(NAMESPACE);
-    for (const o of k8sObjects.filter((x) => x.kind !== 'Namespace')) {
-      expect(o.metadata.namespace, `${id(o)} namespace`).toBe(NAMESPACE);
-    }
-  });
-
-  it('every file listed in kustomization.yaml resources exists, and every manifest is listed', () => {
-    const resources: string[] = kustomization.resources ?? [];
-    expect(resources.length).toBeGreaterThan(0);
-    for (const r of resources) {
-      expect(existsSync(join(k8sDir, r)), `kustomization resource ${r}`).toBe(true);
-    }
-    const listed = new Set(resources.map((r) => resolve(k8sDir, r)));
-    const unlisted = k8sFiles.filter((f) => !listed.has(f)).map(rel);
-    expect(unlisted).toEqual([]);
-  });
-
-  it('every container image is pinned (a tag other than latest, or a digest)', () => {
-    expect(allContainers.length).toBeGreaterThan(5);
-    for (const { t, c } of allContainers) {
-      expect(pinned(String(c.image ?? '')), `${id(t.owner)} container ${c.name}: image ${c.image}`).toBe(true);
-    }
-    // kustomize image overrides must not unpin them either.
-    for (const img of kustomization.images ?? []) {
-      if (img.newTag !== undefined) expect(img.newTag).not.toBe('latest');
-    }
-  });
-
-  it('every infermesh container starts an existing service and declares its gRPC port', () => {
-    const ours = allContainers.filter(({ c }) => isInfermeshImage(String(c.image)));
-    expect(ours.length).toBeGreaterThanOrEqual(5);
-    for (const { t, c } of ours) {
-      const entry = serviceEntry(c.command);
-      expect(entry, `${id(t.owner)} command ${JSON.stringify(c.command)}`).toBeDefined();
-      expect(c.command.slice(0, 3)).toEqual(['node', '--import', '@infermesh/telemetry/register']);
-      expect(existsSync(join(repoRoot, entry!.split('/').slice(0, 2).join('/'), 'package.json')), entry).toBe(true);
-      expect((c.ports ?? []).some((p: Obj) => p.name === 'grpc'), `${id(t.owner)} has a port named grpc`).toBe(true);
-    }
-  });
-
-  it('every container that serves gRPC has gRPC liveness and readiness probes on its plaintext health port', () => {
-    // The "grpc" ports run mutual TLS, which kubelet's gRPC probes do not speak: each service
-    // also serves grpc.health.v1 alone on GRPC_HEALTH_PORT (port "health"). Jaeger's OTLP port
-    // "otlp-grpc" is gRPC too but has no health service; Jaeger is probed over HTTP.
-    const grpcContainers = allContainers.filter(({ c }) => (c.ports ?? []).some((p: Obj) => p.name === 'grpc'));
-    expect(grpcContainers.length).toBeGreaterThanOrEqual(5);
-    for (const { t, c } of grpcContainers) {
-      const port = c.ports.find((p: Obj) => p.name === 'health')?.containerPort;
-      const env = Object.fromEntries((c.env ?? []).map((e: Obj) => [e.name, e.value]));
-      expect(env.GRPC_HEALTH_PORT, `${id(t.owner)} GRPC_HEALTH_PORT`).toBe(String(port));
-      for (const probe of ['livenessProbe', 'readinessProbe'] as const) {
-        expect(c[probe]?.grpc?.port, `${id(t.owner)} ${c.name} ${probe}.grpc.port`).toBe(port);
-      }
-      if (c.startupProbe) expect(c.startupProbe.grpc?.port).toBe(port);
-    }
-  });
-
-  it("each service's listen port setting matches its container port", () => {
-    const portVars: Record<string, string> = {
-      router: 'ROUTER_PORT',
-      preprocessor: 'PREPROCESSOR_PORT',
-      worker: 'WORKER_PORT',
-      monitor: 'MONITOR_PORT',
-    };
-    for (const { t, c } of allContainers.filter(({ c }) => isInfermeshImage(String(c.image)))) {
-      const service = serviceEntry(c.command)!.split('/')[1]!;
-      const env = Object.fromEntries((c.env ?? []).map((e: Obj) => [e.name, e.value]));
-      const grpcPort = c.ports.find((p: Obj) => p.name === 'grpc').containerPort;
-      expect(env[portVars[service]!], `${id(t.owner)} ${portVars[service]}`).toBe(String(grpcPort));
-      if (service === 'monitor') {
-        expect(env.MONITOR_METRICS_PORT).toBe(String(c.ports.find((p: Obj) => p.name === 'metrics').containerPort));
-      }
-    }
-  });
-
-  it('every Service selector matches the pod template labels of a Deployment or StatefulSet, and its target ports exist there', () => {
-    const services = k8sObjects.filter((o) => o.kind === 'Service');
-    expect(services.length).toBeGreaterThanOrEqual(5);
-    for (const svc of services) {
-      const selector: Obj = svc.spec?.selector ?? {};
-      expect(Object.keys(selector).length, `${id(svc)} has a selector`).toBeGreaterThan(0);
-      const matched = templates.filter(
-        (t) =>
-          ['Deployment', 'StatefulSet'].includes(t.owner.kind) &&
-          t.owner.metadata.namespace === svc.metadata.namespace &&
-          labelsMatch(selector, t.template.metadata?.labels ?? {}),
-      );
-      expect(matched.map((t) => id(t.owner)), `${id(svc)} selector ${JSON.stringify(selector)}`).not.toEqual([]);
-      for (const port of svc.spec.ports ?? []) {
-        const target = port.targetPort ?? port.port;
-        const found = matched.some((t) =>
-          containersOf(t).some((c) =>
-            (c.ports ?? []).some((cp: Obj) => (typeof target === 'string' ? cp.name === target : cp.containerPort === target)),
-          ),
-        );
-        expect(found, `${id(svc)} port ${port.name} -> targetPort ${target}`).toBe(true);
-      }
-    }
-  });
-
-  it('Deployment and StatefulSet selectors match their own pod template labels', () => {
-    for (const t of templates.filter((x) => ['Deployment', 'StatefulSet'].includes(x.owner.kind))) {
-      const selector = t.owner.spec?.selector?.matchLabels ?? {};
-      expect(Object.keys(selector).length).toBeGreaterThan(0);
-      expect(labelsMatch(selector, t.template.metadata?.labels ?? {}), id(t.owner)).toBe(true);
-    }
-  });
-
-  it('the router runs two replicas guarded by a PodDisruptionBudget that selects them', () => {
-    const router = byKindName('Deployment', 'router')!;
-    expect(router.spec.replicas).toBe(2);
-    const pdbs = k8sObjects.filter((o) => o.kind === 'PodDisruptionBudget');
-    const routerPdb = pdbs.find((p) => labelsMatch(p.spec.selector.matchLabels, router.spec.template.metadata.labels));
-    expect(routerPdb, 'a PDB selecting the router pods').toBeDefined();
-    expect(routerPdb!.spec.minAvailable ?? 0).toBeGreaterThanOrEqual(1);
-    expect(routerPdb!.spec.minAvailable).toBeLessThan(router.spec.replicas);
-    expect(byKindName('Service', 'router')!.spec.ports[0].port).toBe(8001);
-  });
-
-  it('the worker-gpu Deployment requests one nvidia.com/gpu per pod and uses the CUDA provider', () => {
-    const gpu = byKindName('Deployment', 'worker-gpu');
-    expect(gpu).toBeDefined();
-    const c = gpu!.spec.template.spec.containers[0];
-    expect(c.resources.limits['nvidia.com/gpu']).toBe(1);
-    if (c.resources.requests?.['nvidia.com/gpu'] !== undefined) {
-      expect(c.resources.requests['nvidia.com/gpu']).toBe(c.resources.limits['nvidia.com/gpu']);
-    }
-    const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e.value ?? e.valueFrom]));
-    expect(env.WORKER_EXECUTION_PROVIDERS).toBe('cuda,cpu');
-    expect(env.WORKER_DEVICE).toBe('gpu0');
-    const cpu = byKindName('Deployment', 'worker-cpu');
-    expect(cpu, 'a CPU worker Deployment').toBeDefined();
-    expect(cpu!.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']).toBeUndefined();
-  });
-
-  it('workers advertise their pod IP, reach the preprocessor and load models from a read-only volume', () => {
-    for (const name of ['worker-gpu', 'worker-cpu']) {
-      const spec = byKindName('Deployment', name)!.spec.template.spec;
-      const c = spec.containers[0];
-      const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e]));
-      expect(env.WORKER_ADVERTISE_HOST.valueFrom.fieldRef.fieldPath, name).toBe('status.podIP');
-      expect(env.WORKER_HOST.value).toBe('0.0.0.0');
-      // Workers send their models' images to the preprocessor's Service.
-      expect(env.PREPROCESSOR_ADDRESS.value, name).toBe('preprocessor:8003');
-      const repo = env.MODEL_REPOSITORY.value;
-      const mount = c.volumeMounts.find((m: Obj) => m.mountPath === repo);
-      expect(mount, `${name} mounts ${repo}`).toBeDefined();
-      expect(mount.readOnly).toBe(true);
-      const volume = spec.volumes.find((v: Obj) => v.name === mount.name);
-      const claim = volume.persistentVolumeClaim?.claimName;
-      const configMap = volume.configMap?.name;
-      expect(claim ?? configMap, `${name} models volume source`).toBeDefined();
-      if (claim) expect(byKindName('PersistentVolumeClaim', claim), `PVC ${claim}`).toBeDefined();
-      if (configMap) expect(byKindName('ConfigMap', configMap), `ConfigMap ${configMap}`).toBeDefined();
-    }
-  });
-
-  it('referenced ConfigMaps exist', () => {
-    for (const { t, c } of allContainers) {
-      for (const ref of c.envFrom ?? []) {
-        if (ref.configMapRef) expect(byKindName('ConfigMap', ref.configMapRef.name), `${id(t.owner)} envFrom`).toBeDefined();
-      }
-    }
-    const config = byKindName('ConfigMap', 'infermesh-config')!;
-    expect(Object.keys(config.data)).toEqual(
-      expect.arrayContaining(['NATS_URL', 'NATS_SUBJECT_PREFIX', 'LOG_LEVEL', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'GRPC_MAX_MESSAGE_BYTES']),
-    );
-    // Both in-cluster addresses point at Services defined here.
-    expect(byKindName('Service', new URL(config.data.NATS_URL).hostname)).toBeDefined();
-    expect(byKindName('Service', new URL(config.data.OTEL_EXPORTER_OTLP_ENDPOINT).hostname)).toBeDefined();
-  });
-
-  it('NATS runs JetStream on a persistent volume', () => {
-    const nats = byKindName('StatefulSet', 'nats')!;
-    const c = nats.spec.template.spec.containers[0];
-    const args: string[] = c.args;
-    expect(args).toContain('-js');
-    const storeDir = args[args.indexOf('-sd') + 1];
-    const mount = c.volumeMounts.find((m: Obj) => m.mountPath === storeDir);
-    expect(mount).toBeDefined();
-    expect(nats.spec.volumeClaimTemplates.map((v: Obj) => v.metadata.name)).toContain(mount.name);
-  });
-
-  it('the monitor reads its alert rules from ConfigMap monitor-alerts, a copy of deploy/alerts/rules.example.yaml', () => {
-    const rules: string = byKindName('ConfigMap', 'monitor-alerts')!.data['rules.yaml'];
-    expect(rules).toBe(readFileSync(join(deployDir, 'alerts', 'rules.example.yaml'), 'utf8'));
-    const pod = byKindName('Deployment', 'monitor')!.spec.template.spec;
-    const container = pod.containers[0];
-    const mount = container.volumeMounts.find((m: Obj) => m.name === 'alerts');
-    const rulesFile = container.env.find((e: Obj) => e.name === 'MONITOR_ALERT_RULES_FILE');
-    expect(rulesFile?.value).toBe(`${mount.mountPath}/rules.yaml`);
-    expect(pod.volumes.find((v: Obj) => v.name === 'alerts').configMap.name).toBe('monitor-alerts');
-  });
-
-  it('Jaeger exposes OTLP gRPC 4317, OTLP HTTP 4318 and the UI on 16686', () => {
-    const ports = byKindName('Service', 'jaeger')!.spec.ports.map((p: Obj) => p.port);
-    expect(ports).toEqual(expect.arrayContaining([4317, 4318, 16686]));
-  });
-
-  it('the monitor serves gRPC on 8004 and metrics on 8002 with prometheus.io scrape annotations', () => {
-    const svc = byKindName('Service', 'monitor')!;
-    expect(svc.spec.ports.map((p: Obj) => p.port)).toEqual(expect.arrayContaining([8004, 8002]));
-    const pod = byKindName('Deployment', 'monitor')!.spec.template.metadata;
-    for (const annotations of [svc.metadata.annotations, pod.annotations]) {
-      expect(annotations['prometheus.io/scrape']).toBe('true');
-      expect(annotations['prometheus.io/port']).toBe('8002');
-      expect(annotations['prometheus.io/path']).toBe('/metrics');
-    }
-  });
-
-  it('every pod runs as non-root with the restricted security settings', () => {
-    for (const t of templates) {
-      const pod = t.template.spec;
-      expect(pod.hostNetwork ?? false).toBe(false);
-      expect(pod.securityContext?.seccompProfile?.type, `${id(t.owner)} seccompProfile`).toBe('RuntimeDefault');
-      expect((pod.volumes ?? []).filter((v: Obj) => v.hostPath)).toEqual([]);
-      for (const c of containersOf(t)) {
-        const where = `${id(t.owner)} container ${c.name}`;
-        const runAsNonRoot = c.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot;
-        expect(runAsNonRoot, `${where} runAsNonRoot`).toBe(true);
-        const uid = c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser;
-        if (uid !== undefined) expect(uid, `${where} runAsUser`).toBeGreaterThan(0);
-        expect(c.securityContext?.allowPrivilegeEscalation, `${where} allowPrivilegeEscalation`).toBe(false);
-        expect(c.securityContext?.privileged ?? false).toBe(false);
-        expect(c.securityContext?.capabilities?.drop, `${where} drops capabilities`).toContain('ALL');
-      }
-    }
-  });
-
-  it('every container has CPU and memory requests and limits', () => {
-    for (const { t, c } of allContainers) {
-      for (const kind of ['requests', 'limits'] as const) {
-        for (const resource of ['cpu', 'memory']) {
-          expect(c.resources?.[kind]?.[resource], `${id(t.owner)} ${c.name} ${kind}.${resource}`).toBeDefined();
-        }
-      }
-    }
-  });
-
-  it('infermesh pods get at least 30 s to drain on SIGTERM, workers 60 s', () => {
-    for (const t of templates.filter((x) => containersOf(x).some((c) => isInfermeshImage(String(c.image))))) {
-      const grace = t.template.spec.terminationGracePeriodSeconds;
-      expect(grace, `${id(t.owner)} terminationGracePeriodSeconds`).toBeGreaterThanOrEqual(30);
-      if (t.owner.metadata.name.startsWith('worker')) expect(grace).toBeGreaterThanOrEqual(60);
-    }
-  });
-
-  it('pods disable service links, whose <SERVICE>_PORT variables would clash with ROUTER_PORT and the like', () => {
-    // A Service named "router" injects ROUTER_PORT=tcp://10.x.y.z:8001 into every pod of the
-    // namespace when service links are on.
-    for (const t of templates) {
-      expect(t.template.spec.enableServiceLinks, id(t.owner)).toBe(false);
-    }
-  });
-
-  it.skipIf(!hasKubectl())('kubectl kustomize renders every manifest into the infermesh namespace', () => {
-    const rendered = Array.from(parseAllDocuments(execFileSync('kubectl', ['kustomize', k8sDir], { encoding: 'utf8' })))
-      .map((d) => d.toJS() as Obj)
-      .filter(Boolean);
-    expect(rendered.map(id).sort()).toEqual(k8sObjects.map(id).sort());
-    for (const o of rendered.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace).toBe(NAMESPACE);
-  });
-});
-
-describe('Kubernetes security', () => {
-  const ours = allContainers.filter(({ c }) => isInfermeshImage(String(c.image)));
-  const envOf = (c: Obj) => Object.fromEntries((c.env ?? []).map((e: Obj) => [e.name, e.value ?? e.valueFrom]));
-  const roleOf = (c: Obj) => serviceEntry(c.command)!.split('/')[1]!;
-  const volumeOf = (t: PodTemplate, name: string): Obj | undefined => (t.template.spec.volumes ?? []).find((v: Obj) => v.name === name);
-  const mountOf = (c: Obj, name: string): Obj | undefined => (c.volumeMounts ?? []).find((m: Obj) => m.name === name);
-  const natsUsers = ['worker', 'router', 'monitor', 'operator'] as const;
-
-  it('every infermesh service runs mutual TLS with a certificate from the mesh issuer that names its role', () => {
-    expect(byKindName('Issuer', 'infermesh-ca')?.spec?.ca?.secretName).toBe('infermesh-ca');
-    expect(ours.length).toBeGreaterThanOrEqual(5);
-    for (const { t, c } of ours) {
-      const env = envOf(c);
-      const tls = volumeOf(t, 'tls');
-      const at = mountOf(c, 'tls')?.mountPath;
-      expect(at, `${id(t.owner)} mounts tls`).toBeDefined();
-      expect([env.MESH_TLS_CA_FILE, env.MESH_TLS_CERT_FILE, env.MESH_TLS_KEY_FILE]).toEqual([`${at}/ca.crt`, `${at}/tls.crt`, `${at}/tls.key`]);
-      expect(tls?.csi?.driver, id(t.owner)).toBe('csi.cert-manager.io');
-      const attributes = tls!.csi.volumeAttributes;
-      expect(attributes['csi.cert-manager.io/issuer-name']).toBe('infermesh-ca');
-      expect(attributes['csi.cert-manager.io/key-usages']).toMatch(/server auth,client auth/);
-      const role = roleOf(c);
-      // A worker's name is its pod's: the worker id it announces (WORKER_ID from metadata.name).
-      const name = role === 'worker' ? '${POD_NAME}' : role;
-      expect(attributes['csi.cert-manager.io/uri-sans'], id(t.owner)).toBe(`spiffe://infermesh/${role}/${name}`);
-      if (role === 'worker') expect(env.WORKER_ID?.fieldRef?.fieldPath).toBe('metadata.name');
-    }
-  });
-
-  it('services that use NATS connect over TLS as their own user, with the password from the Secret as a file', () => {
-    const config = byKindName('ConfigMap', 'infermesh-config')!.data;
-    expect(config.NATS_URL).toMatch(/^tls:\/\//);
-    for (const { t, c } of ours.filter(({ c }) => roleOf(c) !== 'preprocessor')) {
-      const env = envOf(c);
-      const role = roleOf(c);
-      expect(env.NATS_USER, id(t.owner)).toBe(role);
-      const secret = volumeOf(t, 'nats-password')?.secret;
-      expect(secret?.secretName).toBe('infermesh-nats-users');
-      expect(secret?.items).toEqual([{ key: role, path: 'password' }]);
-      expect(env.NATS_PASSWORD_FILE).toBe(`${mountOf(c, 'nats-password')?.mountPath}/password`);
-      expect(config.NATS_TLS_CA_FILE).toBe(env.MESH_TLS_CA_FILE);
-    }
-  });
-
-  it("the NATS server's users and permissions are the mesh's own (natsAuthorization), with every password from the Secret", async () => {
-    const { natsAuthorization } = await import('@infermesh/contracts');
-    const conf: string = byKindName('ConfigMap', 'nats-config')!.data['nats.conf'];
-    const expected = natsAuthorization(natsUsers.map((role) => ({ user: role, password: { env: `${role.toUpperCase()}_PASSWORD` }, role })), 'infermesh');
-    expect(conf.startsWith(expected)).toBe(true);
-    expect(conf).toMatch(/tls \{[^}]*ca_file/);
-    const nats = templates.find((t) => t.owner.metadata.name === 'nats')!;
-    const container = nats.template.spec.containers[0];
-    expect(container.args.slice(0, 2)).toEqual(['-c', '/etc/nats/nats.conf']);
-    for (const role of natsUsers) {
-      expect(envOf(container)[`${role.toUpperCase()}_PASSWORD`]?.secretKeyRef, role).toEqual({ name: 'infermesh-nats-users', key: role });
-    }
-  });
-
-  it('nats-server accepts the config, and refuses it when a password is missing', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'infermesh-nats-conf-'));
-    const file = join(dir, 'nats.conf');
-    // Without the tls block, whose files exist only in the pod.
-    writeFileSync(file, (byKindName('ConfigMap', 'nats-config')!.data['nats.conf'] as string).replace(/tls \{[^}]*\}\s*/, ''));
-    const passwords = Object.fromEntries(natsUsers.map((role) => [`${role.toUpperCase()}_PASSWORD`, 'x']));
-    const test = (env: Record<string, string>) => spawnSync(natsServerBinary(), ['-c', file, '-t'], { env: { ...process.env, ...env }, encoding: 'utf8' });
-    expect(test(passwords).status).toBe(0);
-    const { MONITOR_PASSWORD: _left, ...others } = passwords;
-    const missing = test(others);
-    expect(missing.stderr).toMatch(/MONITOR_PASSWORD/);
-    expect(missing.status).not.toBe(0);
-  });
-
-  it('NetworkPolicy: nothing reaches a pod unless allowed; workers only from routers, the preprocessor only from workers, NATS only from the mesh', () => {
-    const policies = k8sObjects.filter((o) => o.kind === 'NetworkPolicy');
-    const denyAll = policies.find((p) => Object.keys(p.spec.podSelector ?? {}).length === 0);
-    expect(denyAll?.spec.policyTypes).toEqual(['Ingress']);
-    expect(denyAll?.spec.ingress ?? []).toEqual([]);
-    const policyFor = (name: string) => policies.find((p) => p.spec.podSelector?.matchLabels?.['app.kubernetes.io/name'] === name)!;
-    const sourcesOf = (name: string, port: number) =>
-      policyFor(name).spec.ingress.filter((rule: Obj) => rule.ports.some((p: Obj) => p.port === port)).map((rule: Obj) => rule.from ?? 'anywhere');
-    for (const t of templates) {
-      const name = t.template.metadata.labels['app.kubernetes.io/name'];
-      expect(policyFor(name), `a policy selects ${name}`).toBeDefined();
-    }
-    expect(sourcesOf('worker', 8005)).toEqual([[{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'router' } } }]]);
-    expect(sourcesOf('preprocessor', 8003)).toEqual([[{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'worker' } } }]]);
-    expect(sourcesOf('router', 8001)).toEqual(['anywhere']);
-    const natsFrom = sourcesOf('nats', 4222)[0];
-    expect(natsFrom[0].podSelector.matchExpressions[0].values.sort()).toEqual(['monitor', 'router', 'worker']);
-    // Every container port an infermesh pod listens on is allowed by some rule (or probes would fail too).
-    for (const { t, c } of ours) {
-      const name = t.template.metadata.labels['app.kubernetes.io/name'];
-      for (const port of c.ports ?? []) expect(sourcesOf(name, port.containerPort).length, `${name}:${port.containerPort}`).toBeGreaterThan(0);
-    }
-  });
-});
-
-function hasKubectl(): boolean {
-  try {
-    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Compose
@@ -710,9 +274,10 @@ describe('compose.yaml', () => {
     }
   });
 
-  it('publishes the router on 8001 and monitor metrics on 8002', () => {
+  it('publishes the router on 8001 (gRPC) and 8000 (REST), and monitor metrics on 8002', () => {
     const published = (svc: Obj) => (svc.ports ?? []).map((p: string) => p.split(':').slice(-2).join(':'));
     expect(published(composeServices.router!)).toContain('8001:8001');
+    expect(published(composeServices.router!)).toContain(`8000:${composeServices.router!.environment.ROUTER_HTTP_PORT}`);
     expect(published(composeServices.monitor!)).toContain('8002:8002');
   });
 
