@@ -21,6 +21,8 @@ export interface BatchOptions {
   inputName?: string;
   /** Items sent and not yet answered, at most. */
   window: number;
+  /** The summary as JSON on stdout (it goes to stderr as a line otherwise). */
+  json?: boolean;
 }
 
 interface Item {
@@ -172,11 +174,16 @@ export async function batch(options: BatchOptions): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   const summary = `${sent} sent, ${answered - done.size} answered (${errors} errors) in ${seconds.toFixed(1)} s, ${((answered - done.size) / Math.max(seconds, 0.001)).toFixed(1)} items/s → ${options.output}`;
   if (failed) throw new Error(`the stream broke after ${summary}: ${failed.message}. Run the same command again to resume.`);
+  const incomplete = todo > 0 && answered - done.size < todo;
+  if (options.json) {
+    const itemsPerSecond = Number(((answered - done.size) / Math.max(seconds, 0.001)).toFixed(1));
+    console.log(JSON.stringify({ model: options.model, output: options.output, resumed: done.size, sent, answered: answered - done.size, errors, seconds: Number(seconds.toFixed(3)), itemsPerSecond, complete: !interrupted && !incomplete, interrupted }, null, 2));
+  }
   if (interrupted) {
     process.stderr.write(`interrupted: ${summary}. Run the same command again to resume.\n`);
     process.exitCode = 130;
     return;
   }
-  process.stderr.write(`${summary}${todo > 0 && answered - done.size < todo ? ' (incomplete)' : ''}\n`);
+  process.stderr.write(`${summary}${incomplete ? ' (incomplete)' : ''}\n`);
   if (errors > 0) process.exitCode = 3;
 }

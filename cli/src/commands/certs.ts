@@ -3,24 +3,8 @@
  * spiffe://infermesh/<role>/<name> (what routers and workers check). For one machine or a
  * test cluster; production certificates come from the cluster's own CA with the same names.
  */
-import { parseArgs } from 'node:util';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { issueDevCertificates, type Holder } from '@infermesh/grpc';
-
-export const CERTS_USAGE = `usage: infermesh certs [--dir DIR] [--workers ID,ID,...] [--fresh]
-
-Writes a development CA (ca.crt, ca.key, kept unless --fresh) and a certificate and key for
-each mesh service into DIR (default .data/certs):
-  router.crt        spiffe://infermesh/router/router (also localhost, 127.0.0.1: usable as
-                    the public endpoint's certificate on this machine)
-  preprocessor.crt  spiffe://infermesh/preprocessor/preprocessor
-  monitor.crt       spiffe://infermesh/monitor/monitor
-  operator.crt      spiffe://infermesh/operator/operator (the CLI, calling the monitor)
-  worker.crt        spiffe://infermesh/worker/<id> for each --workers id
-                    (default worker-cpu0..worker-cpu7 and worker-gpu0..worker-gpu7, the ids
-                    the supervisor gives with WORKER_ID_PREFIX=worker)
-Point each service at its files: MESH_TLS_CA_FILE=DIR/ca.crt MESH_TLS_CERT_FILE=DIR/<service>.crt
-MESH_TLS_KEY_FILE=DIR/<service>.key.`;
 
 /** The worker ids `infermesh up`'s supervisor gives (WORKER_ID_PREFIX=worker): CPU slots and GPUs. */
 export function defaultWorkerIds(): string[] {
@@ -37,24 +21,33 @@ export function meshHolders(workerIds: string[]): Holder[] {
   ];
 }
 
-export function certs(args: string[], root: string): number {
-  const { values } = parseArgs({
-    args,
-    options: {
-      dir: { type: 'string', default: join(root, '.data', 'certs') },
-      workers: { type: 'string' },
-      fresh: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(CERTS_USAGE);
+/** "a,b": worker ids, each as the mesh names them; throws naming the first that is not one. */
+export function parseWorkerIds(text: string): string[] {
+  const ids = text.split(',').map((id) => id.trim()).filter(Boolean);
+  if (ids.length === 0) throw new Error('--workers: no worker id');
+  for (const id of ids) if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw new Error(`--workers: '${id.slice(0, 64)}' is not a worker id (letters, digits, '-' and '_')`);
+  return ids;
+}
+
+export interface CertsOptions {
+  /** Where the files go (the CLI's default: .data/certs under the repository). */
+  dir: string;
+  /** Default: defaultWorkerIds(). */
+  workers?: string[];
+  /** A new CA too. */
+  fresh: boolean;
+  json: boolean;
+}
+
+/** `infermesh certs`; returns the exit code. */
+export function certs(options: CertsOptions): number {
+  const workerIds = options.workers ?? defaultWorkerIds();
+  const issued = issueDevCertificates(options.dir, meshHolders(workerIds), { fresh: options.fresh });
+  if (options.json) {
+    const files = Object.fromEntries([...issued.issued].map(([stem, f]) => [stem, { certFile: f.certFile, keyFile: f.keyFile }]));
+    console.log(JSON.stringify({ dir: issued.dir, caFile: issued.caFile, certificates: files, workers: workerIds }, null, 2));
     return 0;
   }
-  const workerIds = values.workers ? values.workers.split(',').map((id) => id.trim()).filter(Boolean) : defaultWorkerIds();
-  for (const id of workerIds) if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw new Error(`--workers: '${id.slice(0, 64)}' is not a worker id (letters, digits, '-' and '_')`);
-  const issued = issueDevCertificates(values.dir, meshHolders(workerIds), { fresh: values.fresh });
   const shown = relative(process.cwd(), issued.dir) || '.';
   console.log(`wrote ${shown}/ca.crt and certificates for ${[...issued.issued.keys()].join(', ')} (workers: ${workerIds.length})`);
   console.log(`a service runs mutual TLS with MESH_TLS_CA_FILE=${shown}/ca.crt MESH_TLS_CERT_FILE=${shown}/<service>.crt MESH_TLS_KEY_FILE=${shown}/<service>.key`);

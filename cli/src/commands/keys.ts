@@ -12,11 +12,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-
-export const KEYS_USAGE = `usage: infermesh keys create --id ID [--models a,b] [--admin] [--rate N] [--burst N]
-                            [--quota-requests N] [--quota-items N] [--quota-period minute|hour|day|month] [--file PATH]
-       infermesh keys hash < key`;
 
 const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 const KEY = /^imk_[A-Za-z0-9][A-Za-z0-9-]{0,63}_[A-Za-z0-9_-]{43}$/;
@@ -24,11 +19,27 @@ const PERIODS = ['minute', 'hour', 'day', 'month'];
 
 const sha256 = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 
-function positive(name: string, value: string | undefined, integer: boolean): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got '${value.slice(0, 40)}'`);
-  return n;
+/** Throws unless `id` can name a key (it is part of the key, and of the router's logs). */
+export function checkKeyId(id: string): string {
+  if (!KEY_ID.test(id)) throw new Error(`--id: '${id.slice(0, 64)}' is not a key id (1 to 64 letters, digits and dashes, starting with a letter or digit)`);
+  return id;
+}
+
+export interface KeyOptions {
+  id: string;
+  /** The models the key may call; '*': every one. */
+  models: '*' | string[];
+  admin: boolean;
+  /** Requests per second, and the burst above it. */
+  rate?: number;
+  burst?: number;
+  quotaRequests?: number;
+  quotaItems?: number;
+  quotaPeriod: string;
+  /** The keys file to add the entry to. */
+  file?: string;
+  /** The key and its entry as JSON on stdout. */
+  json: boolean;
 }
 
 interface Entry {
@@ -85,65 +96,38 @@ async function addToFile(path: string, entry: Entry): Promise<void> {
   await appendFile(path, `${existing.endsWith('\n') ? '' : '\n'}${yamlEntry(entry)}`);
 }
 
-async function create(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      id: { type: 'string' },
-      models: { type: 'string', default: '*' },
-      admin: { type: 'boolean', default: false },
-      rate: { type: 'string' },
-      burst: { type: 'string' },
-      'quota-requests': { type: 'string' },
-      'quota-items': { type: 'string' },
-      'quota-period': { type: 'string', default: 'day' },
-      file: { type: 'string' },
-    },
-    allowPositionals: false,
-  });
-  if (!values.id || !KEY_ID.test(values.id)) throw new Error('--id is required: 1 to 64 letters, digits and dashes, starting with a letter or digit');
-  const models = values.models.trim() === '*' ? '*' : values.models.split(',').map((m) => m.trim()).filter(Boolean);
-  if (models !== '*' && models.length === 0) throw new Error('--models needs at least one model name, or "*"');
-  const rate = positive('rate', values.rate, false);
-  const burst = positive('burst', values.burst, true);
-  if (burst !== undefined && rate === undefined) throw new Error('--burst needs --rate');
-  const requests = positive('quota-requests', values['quota-requests'], true);
-  const items = positive('quota-items', values['quota-items'], true);
-  if (!PERIODS.includes(values['quota-period'])) throw new Error(`--quota-period must be one of ${PERIODS.join(', ')}`);
+/** `infermesh keys create`: a new key on stdout, its entry on stderr or in `options.file`. */
+export async function createKey(options: KeyOptions): Promise<void> {
+  checkKeyId(options.id);
+  if (options.models !== '*' && options.models.length === 0) throw new Error('--models needs at least one model name, or "*"');
+  if (options.burst !== undefined && options.rate === undefined) throw new Error('--burst needs --rate');
+  if (!PERIODS.includes(options.quotaPeriod)) throw new Error(`--quota-period must be one of ${PERIODS.join(', ')}`);
+  const { rate, burst, quotaRequests: requests, quotaItems: items } = options;
 
-  const key = `imk_${values.id}_${randomBytes(32).toString('base64url')}`;
+  const key = `imk_${options.id}_${randomBytes(32).toString('base64url')}`;
   const entry: Entry = {
-    id: values.id,
+    id: options.id,
     sha256: sha256(key),
-    models,
-    admin: values.admin,
+    models: options.models,
+    admin: options.admin,
     ...(rate !== undefined ? { rate: { per_second: rate, ...(burst !== undefined ? { burst } : {}) } } : {}),
-    ...(requests !== undefined || items !== undefined ? { quota: { requests, items, period: values['quota-period'] } } : {}),
+    ...(requests !== undefined || items !== undefined ? { quota: { requests, items, period: options.quotaPeriod } } : {}),
   };
-  if (values.file) {
-    await addToFile(values.file, entry);
-    process.stderr.write(`added key '${entry.id}' to ${values.file}; the router reads it at start. The key (shown only now):\n`);
-  } else {
+  if (options.file) {
+    await addToFile(options.file, entry);
+    process.stderr.write(`added key '${entry.id}' to ${options.file}; the router reads it at start. The key (shown only now):\n`);
+  } else if (!options.json) {
     process.stderr.write(`add this entry to the router's keys file (ROUTER_API_KEYS_FILE, under 'keys:'):\n${yamlEntry(entry)}The key (shown only now):\n`);
   }
-  process.stdout.write(`${key}\n`);
+  if (options.json) process.stdout.write(`${JSON.stringify({ key, entry, file: options.file ?? null }, null, 2)}\n`);
+  else process.stdout.write(`${key}\n`);
 }
 
-async function hash(): Promise<void> {
+/** `infermesh keys hash`: the SHA-256 of the key on stdin. */
+export async function hashKey(): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   const key = Buffer.concat(chunks).toString('utf8').trim();
   if (!KEY.test(key)) throw new Error('stdin does not hold an API key (imk_<id>_<secret>)');
   process.stdout.write(`${sha256(key)}\n`);
-}
-
-export async function keys(argv: string[]): Promise<number> {
-  const [action, ...rest] = argv;
-  if (action === 'create') await create(rest);
-  else if (action === 'hash') await hash();
-  else {
-    console.error(KEYS_USAGE);
-    return 2;
-  }
-  return 0;
 }

@@ -7,7 +7,10 @@ import { MODEL_REPOSITORY_DIR } from '@infermesh/models';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel, onnx } from '../optimize/onnx-model.js';
-import { formatOptimizeResult, optimize, optimizeModel, OPTIMIZE_FILE, type OptimizeResult } from './optimize.js';
+import { formatOptimizeResult, optimize, optimizeModel, OPTIMIZE_FILE, type OptimizeCommandOptions, type OptimizeResult } from './optimize.js';
+
+/** The command line's defaults for `infermesh optimize iris`. */
+const COMMAND: OptimizeCommandOptions = { model: 'iris', graph: false, level: 'basic', int8: false, runs: 100, threads: 1, evaluate: false, address: '127.0.0.1:8001', wait: 60, json: false };
 
 const FAST = { runs: 3, warmup: 1 } as const;
 let repository: string;
@@ -101,14 +104,14 @@ describe('infermesh optimize refuses', () => {
   });
 
   it('an unknown graph level, before any work', async () => {
-    await expect(optimize(['iris', '--repository', repository, '--level', 'max'], () => undefined)).rejects.toThrow(/--level must be one of basic, extended, all/);
+    await expect(optimize({ ...COMMAND, repository, level: 'max' }, () => undefined)).rejects.toThrow(/--level must be one of basic, extended, all/);
   });
 });
 
 describe('infermesh optimize iris', () => {
   it('compares accuracy on the held-out rows and prints JSON with --json', async () => {
     const printed: string[] = [];
-    expect(await optimize(['iris', '--repository', repository, '--graph', '--runs', '3', '--json'], (line) => printed.push(line))).toBe(0);
+    expect(await optimize({ ...COMMAND, repository, graph: true, runs: 3, json: true }, (line) => printed.push(line))).toBe(0);
     const result = JSON.parse(printed.join('\n')) as OptimizeResult;
     expect(result).toMatchObject({ model: 'iris', from: '1', graph: { level: 'basic' }, int8: null });
     expect(result.comparison.samples).toMatchObject({ items: 30, labelled: 30 });

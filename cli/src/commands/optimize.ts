@@ -6,11 +6,9 @@
 import { copyFile, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { MODEL_REPOSITORY_DIR } from '@infermesh/models';
 import { PROFILE_FILE, readModelConfig } from '@infermesh/worker';
-import { DEFAULT_ROUTER } from '../client.js';
 import { formatSideBySide, writeEvaluation, type EvaluationReport } from '../evaluate/index.js';
 import { compareModels, DEFAULT_RUNS, DEFAULT_WARMUP, type Comparison } from '../optimize/compare.js';
 import { DEFAULT_GRAPH_LEVEL, GRAPH_LEVELS, isGraphLevel, optimizeGraph, type GraphLevel } from '../optimize/graph.js';
@@ -19,32 +17,8 @@ import { evaluateThroughMesh } from '../optimize/mesh-evaluation.js';
 import { decideGate, formatGate, readGate } from '../rollout/gate.js';
 import { sampleSet } from '../optimize/samples.js';
 
-const DEFAULT_WAIT_S = 60;
-
-export const OPTIMIZE_USAGE = `usage: infermesh optimize <model> [options]
-
-Writes a new version of the model, optimized, and compares it with the original in this process
-(onnxruntime-node on the CPU, the model as the worker serves it): file size, top-class agreement,
-accuracy on the model's evaluation set, latency p50/p99 at batch 1 and 8.
-
-  --from VERSION      the version to start from (default: the newest)
-  --to VERSION        the version to write (default: the newest + 1); an existing one is never overwritten
-  --repository DIR    the model repository (default MODEL_REPOSITORY, else the repository's models/)
-  --graph             onnxruntime graph optimization, saved to the file
-  --level L           its level: basic (default; standard ONNX operators, runs on every provider),
-                      extended (adds onnxruntime's CPU/CUDA fused operators), all (adds a layout
-                      for this machine's CPU only)
-  --int8              weight-only int8: large MatMul/Gemm/Conv weights stored as INT8 with a scale,
-                      dequantized to FP32 before use (smaller file, FP32 compute)
-                      (neither --graph nor --int8: both)
-  --runs N            timed runs per version and batch size (default ${DEFAULT_RUNS}, after ${DEFAULT_WARMUP} warm-up runs)
-  --threads N         onnxruntime threads per version while timing (default 1: steadier figures
-                      on a shared machine; 0: onnxruntime's default, every core)
-  --evaluate          then evaluate both versions through the running mesh (infermesh evaluate's
-                      figures side by side), once its workers serve the new version
-  --address HOST:PORT the router, for --evaluate (default ${DEFAULT_ROUTER})
-  --wait S            seconds to wait for the workers to serve the new version (default ${DEFAULT_WAIT_S})
-  --json              the result as JSON`;
+/** Seconds --evaluate waits for the workers to serve the new version, by default. */
+export const DEFAULT_WAIT_S = 60;
 
 /** Also written into the new version's folder, so where it came from stays with it. */
 export const OPTIMIZE_FILE = 'optimize.json';
@@ -198,40 +172,32 @@ export function formatOptimizeResult(result: OptimizeResult, cwd = process.cwd()
   ];
 }
 
+export interface OptimizeCommandOptions {
+  model: string;
+  from?: string;
+  to?: string;
+  /** Default: MODEL_REPOSITORY, else the repository's models/. */
+  repository?: string;
+  /** Neither graph nor int8: both. */
+  graph: boolean;
+  level: string;
+  int8: boolean;
+  runs: number;
+  threads: number;
+  /** Then both versions through the mesh at `address`, once its workers serve the new one (waiting `wait` seconds at most). */
+  evaluate: boolean;
+  address: string;
+  wait: number;
+  json: boolean;
+}
+
 /** `infermesh optimize <model> [options]`; `print` receives the report. Returns the exit code. */
-export async function optimize(args: string[], print: (line: string) => void = console.log): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      from: { type: 'string' },
-      to: { type: 'string' },
-      repository: { type: 'string' },
-      graph: { type: 'boolean', default: false },
-      level: { type: 'string', default: DEFAULT_GRAPH_LEVEL },
-      int8: { type: 'boolean', default: false },
-      runs: { type: 'string', default: String(DEFAULT_RUNS) },
-      threads: { type: 'string', default: '1' },
-      evaluate: { type: 'boolean', default: false },
-      address: { type: 'string', default: DEFAULT_ROUTER },
-      wait: { type: 'string', default: String(DEFAULT_WAIT_S) },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    print(OPTIMIZE_USAGE);
-    return 0;
-  }
-  const [model, ...extra] = positionals;
-  if (!model || extra.length) throw new OptimizeError(`name one model\n\n${OPTIMIZE_USAGE}`);
+export async function optimize(values: OptimizeCommandOptions, print: (line: string) => void = console.log): Promise<number> {
+  const { model, runs, threads, wait } = values;
   if (!isGraphLevel(values.level)) throw new OptimizeError(`--level must be one of ${GRAPH_LEVELS.join(', ')}, got '${values.level.slice(0, 64)}'`);
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new OptimizeError(`--runs must be a whole number from 1 to ${MAX_RUNS}, got '${values.runs.slice(0, 64)}'`);
-  const threads = Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new OptimizeError(`--threads must be a whole number from 0 to 256, got '${values.threads.slice(0, 64)}'`);
-  const wait = Number(values.wait);
-  if (!Number.isFinite(wait) || wait < 0 || wait > MAX_WAIT_S) throw new OptimizeError(`--wait must be seconds from 0 to ${MAX_WAIT_S}, got '${values.wait.slice(0, 64)}'`);
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new OptimizeError(`--runs must be a whole number from 1 to ${MAX_RUNS}, got '${runs}'`);
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new OptimizeError(`--threads must be a whole number from 0 to 256, got '${threads}'`);
+  if (!Number.isFinite(wait) || wait < 0 || wait > MAX_WAIT_S) throw new OptimizeError(`--wait must be seconds from 0 to ${MAX_WAIT_S}, got '${wait}'`);
   const both = !values.graph && !values.int8;
   const repository = values.repository ?? process.env.MODEL_REPOSITORY ?? MODEL_REPOSITORY_DIR;
   const result = await optimizeModel({

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IRIS_FEATURES, modelConfigFile, modelProfileFile, renderTextImage, trainIris } from '@infermesh/models';
 import { loadDriftProfile, readModelConfig } from '@infermesh/worker';
-import { csvFields, profile } from './profile.js';
+import { csvFields, profile, type ProfileOptions } from './profile.js';
 
 let repository: string;
 let data: string;
@@ -32,8 +32,14 @@ afterEach(async () => {
   await rm(data, { recursive: true, force: true });
 });
 
-const run = (...args: string[]) => profile([...args, '--repository', repository], (line) => printed.push(line));
-const failure = (...args: string[]) => run(...args).then(() => '', (error: Error) => error.message);
+/** profile() with the options of a command line: run('iris', '--data', file, '--bins', '4'). */
+const run = (model: string, ...flags: string[]) => {
+  const given = new Map<string, string>();
+  for (let i = 0; i < flags.length; i += 2) given.set(flags[i].replace(/^--/, ''), flags[i + 1]);
+  const options: ProfileOptions = { model, data: given.get('data')!, repository, version: given.get('version'), out: given.get('out'), bins: Number(given.get('bins') ?? 10), json: given.has('json') };
+  return profile(options, (line) => printed.push(line));
+};
+const failure = (model: string, ...flags: string[]) => run(model, ...flags).then(() => '', (error: Error) => error.message);
 const written = async (name: string, version = '1') => (await loadDriftProfile(join(repository, name), version, await readModelConfig(join(repository, name))))!;
 
 const ROWS = [
@@ -160,8 +166,7 @@ describe('infermesh profile, arguments', () => {
     expect(await failure('iris', '--data', join(data, 'train.csv'), '--bins', '64')).toBe("--bins must be a whole number from 2 to 32, got '64'");
   });
 
-  it('requires --data, and names data that is not there', async () => {
-    expect(await failure('iris')).toMatch(/--data is required/);
+  it('names data that is not there', async () => {
     expect(await failure('iris', '--data', join(data, 'nope.csv'))).toBe(`--data ${join(data, 'nope.csv')}: no such file or folder`);
   });
 });
@@ -185,5 +190,16 @@ describe('the infermesh command line', () => {
     const bad = await cli(['profile', 'tulips', '--data', data, '--repository', repository]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^infermesh: unknown model 'tulips'/);
+  });
+
+  it('prints what it wrote as JSON with --json', async () => {
+    await writeFile(join(data, 'train.csv'), csv(ROWS));
+    const run = await cli(['profile', 'iris', '--data', join(data, 'train.csv'), '--repository', repository, '--bins', '4', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { model: string; version: string; kind: string; count: number; out: string; profileId: string; summaries: unknown[] };
+    expect(result).toMatchObject({ model: 'iris', version: '1', kind: 'tabular', count: 4, out: join(repository, 'iris', '1', 'profile.json') });
+    expect(result.profileId).toMatch(/\S/);
+    expect(result.summaries.length).toBeGreaterThan(0);
+    expect((await written('iris')).profile.features.map((f) => f.name)).toEqual([...IRIS_FEATURES]);
   });
 });

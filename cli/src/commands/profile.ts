@@ -8,22 +8,25 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import { describeSummaries, ImageValues, MODEL_REPOSITORY_DIR, ProfileDataError, referenceValuesFor, TabularValues } from '@infermesh/models';
-import { DEFAULT_PROFILE_BINS, MAX_PROFILE_BINS, PROFILE_FILE, profileIdOf, readModelConfig, serializeDriftProfile, type ModelConfig } from '@infermesh/worker';
+import { MAX_PROFILE_BINS, PROFILE_FILE, profileIdOf, readModelConfig, serializeDriftProfile, type ModelConfig } from '@infermesh/worker';
 import { readLines } from '../lines.js';
 
-export const PROFILE_USAGE = `usage: infermesh profile <model> --data FILE|FOLDER [options]
-
-Builds the model's drift reference profile and writes it beside the model.
-
-  --data PATH         rows: a .csv file (a header row naming the features) or a .jsonl file
-                      (one JSON object per line, keyed by feature name), for a tabular model;
-                      images: a folder of PNG/JPEG files (searched recursively), for an image model
-  --repository DIR    the model repository (default MODEL_REPOSITORY, else the repository's models/)
-  --version V         the version to profile (default: the newest version folder)
-  --out FILE          where to write (default <repository>/<model>/<version>/profile.json)
-  --bins N            bins per feature at most, from the data's quantiles (default ${DEFAULT_PROFILE_BINS}, at most ${MAX_PROFILE_BINS})`;
+export interface ProfileOptions {
+  model: string;
+  /** A .csv or .jsonl file of rows, or a folder of images. */
+  data: string;
+  /** Default: MODEL_REPOSITORY, else the repository's models/. */
+  repository?: string;
+  /** Default: the newest version folder. */
+  version?: string;
+  /** Default: <repository>/<model>/<version>/profile.json. */
+  out?: string;
+  /** Bins per feature at most (2 to MAX_PROFILE_BINS). */
+  bins: number;
+  /** What was written, and the summaries, as JSON. */
+  json: boolean;
+}
 
 /** Rows or images read at most: enough for stable deciles, bounded memory. */
 export const MAX_PROFILE_INPUTS = 1_000_000;
@@ -152,28 +155,9 @@ async function modelOf(repository: string, model: string): Promise<ModelConfig> 
 }
 
 /** `infermesh profile <model> --data ...`; `print` receives the report (console.log by default). Returns the exit code. */
-export async function profile(args: string[], print: (line: string) => void = console.log): Promise<number> {
-  const { values: options, positionals } = parseArgs({
-    args,
-    options: {
-      data: { type: 'string' },
-      repository: { type: 'string' },
-      version: { type: 'string' },
-      out: { type: 'string' },
-      bins: { type: 'string', default: String(DEFAULT_PROFILE_BINS) },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    allowPositionals: true,
-  });
-  if (options.help) {
-    print(PROFILE_USAGE);
-    return 0;
-  }
-  const [model, ...extra] = positionals;
-  if (!model || extra.length) throw new Error(`name one model\n\n${PROFILE_USAGE}`);
-  if (!options.data) throw new Error('--data is required (a .csv or .jsonl file of rows, or a folder of images)');
-  const bins = Number(options.bins);
-  if (!Number.isInteger(bins) || bins < 2 || bins > MAX_PROFILE_BINS) throw new Error(`--bins must be a whole number from 2 to ${MAX_PROFILE_BINS}, got '${options.bins}'`);
+export async function profile(options: ProfileOptions, print: (line: string) => void = console.log): Promise<number> {
+  const { model, bins } = options;
+  if (!Number.isInteger(bins) || bins < 2 || bins > MAX_PROFILE_BINS) throw new Error(`--bins must be a whole number from 2 to ${MAX_PROFILE_BINS}, got '${bins}'`);
 
   const repository = options.repository ?? process.env.MODEL_REPOSITORY ?? MODEL_REPOSITORY_DIR;
   const config = await modelOf(repository, model);
@@ -207,7 +191,13 @@ export async function profile(args: string[], print: (line: string) => void = co
   await writeFile(`${out}.tmp`, text);
   await rename(`${out}.tmp`, out);
 
-  print(`${model} version ${version}: profiled ${values.count} ${what} from ${data} → ${out} (profile id ${profileIdOf(Buffer.from(text))})`);
+  const profileId = profileIdOf(Buffer.from(text));
+  if (options.json) {
+    const omitted = values instanceof TabularValues ? values.omitted : 0;
+    print(JSON.stringify({ model, version, kind: values.kind, count: values.count, data, out, profileId, cut, omittedFeatures: omitted, summaries }, null, 2));
+    return 0;
+  }
+  print(`${model} version ${version}: profiled ${values.count} ${what} from ${data} → ${out} (profile id ${profileId})`);
   if (cut) print(`  (only the first ${MAX_PROFILE_INPUTS} ${what} were read)`);
   if (values instanceof TabularValues && values.omitted > 0) print(`  (${values.omitted} features past the first ${values.features.length} are not profiled: a profile holds at most ${values.features.length})`);
   print(describeSummaries(summaries));

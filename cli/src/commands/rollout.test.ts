@@ -127,4 +127,26 @@ describe('infermesh rollout against NATS, as the operator', () => {
     expect(lines).toContain('gate for version 2:');
     expect(lines.at(-1)).toMatch(/^p99 ms +6\.00 +≤ 50\.00  passed$/);
   });
+
+  it('shows the status as one JSON document with --json: policy, evaluations, gate', async () => {
+    await newModel({ accuracy: 0.94, p99Ms: 6 });
+    await run({ kind: 'canary', version: '2', percent: 10 });
+    lines = [];
+    expect(await run({ kind: 'status' }, { json: true })).toBe(0);
+    const status = JSON.parse(lines.join('\n')) as { model: string; policy: { weights: unknown }; evaluations: { version: string }[]; candidate: string; serving: string; gate: { passed: boolean; checks: { rule: string }[] } };
+    expect(status).toMatchObject({ model, candidate: '2', serving: '1', policy: { weights: [{ version: '1', weight: 90 }, { version: '2', weight: 10 }] } });
+    expect(status.evaluations.map((e) => e.version)).toEqual(['1', '2']);
+    expect(status.gate.passed).toBe(true);
+    expect(status.gate.checks.map((c) => c.rule)).toEqual(['accuracy', 'p99 ms']);
+  });
+
+  it('prints the changed policy, or the refusal with the gate, as JSON with --json', async () => {
+    await newModel({ accuracy: 0.94, p99Ms: 6 });
+    expect(await run({ kind: 'canary', version: '2', percent: 10 }, { json: true })).toBe(0);
+    expect(JSON.parse(lines.join('\n'))).toMatchObject({ model, policy: { weights: [{ version: '1', weight: 90 }, { version: '2', weight: 10 }] } });
+    await newModel({ accuracy: 0.8, p99Ms: 6 });
+    lines = [];
+    expect(await run({ kind: 'promote', version: '2' }, { json: true })).toBe(GATE_REFUSED);
+    expect(JSON.parse(lines.join('\n'))).toMatchObject({ model, version: '2', serving: '1', refused: true, gate: { passed: false } });
+  });
 });

@@ -13,37 +13,17 @@
  * says so in the policy's reason and on stderr.
  */
 import { hostname, userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { natsConnectOptions } from '@infermesh/bus';
 import type { TrafficPolicy__Output } from '@infermesh/contracts';
 import { MODEL_REPOSITORY_DIR } from '@infermesh/models';
-import { DEFAULT_MONITOR, runningMesh } from '../client.js';
+import { runningMesh } from '../client.js';
 import { formatSideBySide, type EvaluationReport } from '../evaluate/index.js';
 import { monitorFigures } from '../rollout/monitor-figures.js';
 import { decideGate, failedSummary, formatGate, passedSummary, readEvaluation, readGate, GateError, type GateDecision } from '../rollout/gate.js';
 import {
-  candidateOf, canaryWeights, checkVersion, parseCanaryPercent, promotedWeights, repositoryVersions, rolledBackWeights, RolloutError, servingVersionOf, shadowsWith, shadowsWithout,
+  candidateOf, canaryWeights, checkVersion, promotedWeights, repositoryVersions, rolledBackWeights, RolloutError, servingVersionOf, shadowsWith, shadowsWithout,
 } from '../rollout/plan.js';
 import { applyTraffic, describePolicy, type TrafficChange, type TrafficTarget } from './traffic.js';
-
-export const ROLLOUT_USAGE = `usage: infermesh rollout <model> [--version V] [--canary P% | --promote | --rollback | --shadow]
-                        [--serving V] [--force] [--by WHO] [--repository DIR] [--nats URL] [--monitor HOST:PORT]
-
-Moves a candidate version into production through the model's traffic policy, behind the
-evaluation gate of its config.yaml (gate: {accuracy_drop: 0.01, p99_ms: 50}: the candidate's
-evaluation.json accuracy at least the serving version's minus 0.01, its p99 at most 50 ms;
-run infermesh evaluate on both versions first).
-
-  --version V --canary P%  P % of unversioned requests to V, the rest to the serving version
-  --version V --promote    100 % to V (the gate is checked again)
-  --rollback               100 % back to the serving version (--version: the candidate, default the newest weighted)
-  --version V --shadow     V gets a copy of every request, never answers a client (no gate)
-  (no option)              the policy, the evaluations side by side, the gate's decision, and the
-                           monitor's requests, errors and p99 per version with the alerts firing
-  --serving V              the version serving now (default: the other version the policy weighs most,
-                           else the newest other version in the repository)
-  --force                  past a failed gate; said on stderr and kept in the policy's reason
-  --by WHO                 who asks (default user@host)`;
 
 /** Exit code when the gate refuses. */
 export const GATE_REFUSED = 4;
@@ -60,6 +40,8 @@ export interface RolloutOptions {
   monitor?: string;
   force?: boolean;
   by: string;
+  /** The result as one JSON document instead of lines (warnings stay on stderr). */
+  json?: boolean;
   print?: (line: string) => void;
   warn?: (line: string) => void;
 }
@@ -88,20 +70,26 @@ export async function runRollout(options: RolloutOptions): Promise<number> {
   const versions = await repositoryVersions(repository, model);
 
   if (action.kind === 'status') {
-    for (const line of describePolicy(model, current)) print(line);
     const named = [...new Set([...(current?.weights ?? []).map((w) => w.version), ...(current?.shadowVersions ?? [])])].sort((a, b) => Number(a) - Number(b));
     const reports = (await Promise.all(named.map((v) => readEvaluation(repository, model, v).catch(() => undefined)))).filter((r): r is EvaluationReport => r !== undefined);
     const missing = named.filter((v) => !reports.some((r) => r.version === v));
+    const candidate = candidateOf(current);
+    const serving = candidate ? options.serving ?? servingVersionOf(current, candidate, versions) : undefined;
+    const gate = candidate ? await gateFor(repository, model, candidate, serving).catch((error: unknown) => (error instanceof GateError ? error : Promise.reject(error))) : undefined;
+    const monitor = options.monitor ? await monitorFigures(options.monitor, model) : undefined;
+    if (options.json) {
+      const decision = gate instanceof GateError ? { error: gate.message } : gate?.decision ?? null;
+      print(JSON.stringify({ model, policy: current ?? null, evaluations: reports, missingEvaluations: missing, candidate: candidate ?? null, serving: serving ?? null, gate: decision, monitor: monitor ?? null }, null, 2));
+      return 0;
+    }
+    for (const line of describePolicy(model, current)) print(line);
     if (reports.length > 0) print('', ...formatSideBySide(reports));
     if (missing.length > 0) print(`no evaluation.json for version ${missing.join(', ')} (infermesh evaluate ${model} --version V)`);
-    const candidate = candidateOf(current);
-    if (candidate) {
-      const serving = options.serving ?? servingVersionOf(current, candidate, versions);
-      const gate = await gateFor(repository, model, candidate, serving).catch((error: unknown) => (error instanceof GateError ? error : Promise.reject(error)));
+    if (candidate && gate) {
       print('', gate instanceof GateError ? `gate: ${gate.message}` : `gate for version ${candidate}:`);
       if (!(gate instanceof GateError)) print(...formatGate(gate.decision, candidate, serving));
     }
-    if (options.monitor) print('', ...(await monitorFigures(options.monitor, model)));
+    if (monitor) print('', ...monitor);
     return 0;
   }
 
@@ -129,6 +117,7 @@ export async function runRollout(options: RolloutOptions): Promise<number> {
         warn(`the gate refuses version ${action.version} of ${model}:`);
         for (const line of table) warn(line);
         warn('(infermesh evaluate again after a fix, or --force to go past the gate)');
+        if (options.json) print(JSON.stringify({ model, version: action.version, serving: serving ?? null, refused: true, gate: decision }, null, 2));
         return GATE_REFUSED;
       }
       gateNote = `forced past the gate: ${failedSummary(decision)}`;
@@ -144,47 +133,54 @@ export async function runRollout(options: RolloutOptions): Promise<number> {
     }
   }
   const policy: TrafficPolicy__Output | undefined = await applyTraffic(target, model, change, by, reason.slice(0, MAX_REASON));
-  for (const line of describePolicy(model, policy)) print(line);
+  if (options.json) print(JSON.stringify({ model, policy: policy ?? null }, null, 2));
+  else for (const line of describePolicy(model, policy)) print(line);
   return 0;
 }
 
-export async function rollout(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      version: { type: 'string' }, canary: { type: 'string' }, promote: { type: 'boolean', default: false }, rollback: { type: 'boolean', default: false },
-      shadow: { type: 'boolean', default: false }, serving: { type: 'string' }, force: { type: 'boolean', default: false }, by: { type: 'string' },
-      repository: { type: 'string' }, nats: { type: 'string' }, monitor: { type: 'string', default: DEFAULT_MONITOR }, help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help || positionals.length !== 1) {
-    console.log(ROLLOUT_USAGE);
-    return values.help ? 0 : 2;
-  }
-  const [model] = positionals;
-  const chosen = [values.canary !== undefined, values.promote, values.rollback, values.shadow].filter(Boolean).length;
+export interface RolloutCommandOptions {
+  model: string;
+  version?: string;
+  /** Percent of unversioned requests to the candidate, 1 to 99. */
+  canary?: number;
+  promote: boolean;
+  rollback: boolean;
+  shadow: boolean;
+  serving?: string;
+  force: boolean;
+  by?: string;
+  repository?: string;
+  nats?: string;
+  monitor?: string;
+  json: boolean;
+}
+
+/** `infermesh rollout <model>`: one action (at most) from the command line. Returns the exit code. */
+export async function rollout(options: RolloutCommandOptions): Promise<number> {
+  const { model } = options;
+  const chosen = [options.canary !== undefined, options.promote, options.rollback, options.shadow].filter(Boolean).length;
   if (chosen > 1) throw new RolloutError('choose one of --canary, --promote, --rollback, --shadow');
-  const version = values.version === undefined ? undefined : checkVersion(values.version);
+  const version = options.version === undefined ? undefined : checkVersion(options.version);
   const needVersion = (): string => {
     if (!version) throw new RolloutError('name the candidate with --version V');
     return version;
   };
-  const action: RolloutOptions['action'] = values.canary !== undefined
-    ? { kind: 'canary', version: needVersion(), percent: parseCanaryPercent(values.canary) }
-    : values.promote ? { kind: 'promote', version: needVersion() }
-      : values.rollback ? { kind: 'rollback', version }
-        : values.shadow ? { kind: 'shadow', version: needVersion() } : { kind: 'status' };
-  const running = values.nats || process.env.NATS_URL ? undefined : runningMesh();
-  const natsUrl = values.nats ?? process.env.NATS_URL ?? running?.nats.url ?? 'nats://127.0.0.1:4222';
+  const action: RolloutOptions['action'] = options.canary !== undefined
+    ? { kind: 'canary', version: needVersion(), percent: options.canary }
+    : options.promote ? { kind: 'promote', version: needVersion() }
+      : options.rollback ? { kind: 'rollback', version }
+        : options.shadow ? { kind: 'shadow', version: needVersion() } : { kind: 'status' };
+  const running = options.nats || process.env.NATS_URL ? undefined : runningMesh();
+  const natsUrl = options.nats ?? process.env.NATS_URL ?? running?.nats.url ?? 'nats://127.0.0.1:4222';
   return runRollout({
     target: { natsUrl, connectOptions: natsConnectOptions(running?.nats.settings ?? process.env), prefix: process.env.NATS_SUBJECT_PREFIX ?? 'infermesh' },
-    repository: values.repository ?? process.env.MODEL_REPOSITORY ?? MODEL_REPOSITORY_DIR,
+    repository: options.repository ?? process.env.MODEL_REPOSITORY ?? MODEL_REPOSITORY_DIR,
     model,
     action,
-    serving: values.serving === undefined ? undefined : checkVersion(values.serving, '--serving'),
-    monitor: values.monitor,
-    force: values.force,
-    by: values.by ?? `${userInfo().username}@${hostname()}`,
+    serving: options.serving === undefined ? undefined : checkVersion(options.serving, '--serving'),
+    monitor: options.monitor,
+    force: options.force,
+    by: options.by ?? `${userInfo().username}@${hostname()}`,
+    json: options.json,
   });
 }

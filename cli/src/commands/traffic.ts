@@ -10,20 +10,10 @@
  * unversioned request again, and no version is shadowed.
  */
 import { hostname, userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { connectBus, natsConnectOptions, trafficPolicies, type BusOptions } from '@infermesh/bus';
 import type { TrafficPolicy, TrafficPolicy__Output } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
 import { runningMesh } from '../client.js';
-
-const USAGE = `usage: infermesh traffic <model> [--weights 1=90,2=10] [--shadow 2[,3] | --shadow none] [--clear]
-                        [--by WHO] [--reason TEXT] [--nats URL] [--json]
-
-Without --weights, --shadow or --clear: shows the model's policy.
-  --weights V=W,...   unversioned requests shared by weight (relative: 90 and 10 are 90 % and 10 %)
-  --shadow V,...      versions that get a copy of each request (answers compared, never returned); none: no shadow
-  --clear             no weights, no shadows: the newest version serves every unversioned request
-  --by WHO            who asks (default user@host); --reason TEXT: why (kept with the policy)`;
 
 /** Bounds a policy may have (the routers refuse more). */
 const MAX_VERSIONS = 16;
@@ -105,31 +95,32 @@ export async function applyTraffic(target: TrafficTarget, model: string, change:
   }
 }
 
-export async function traffic(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      weights: { type: 'string' }, shadow: { type: 'string' }, clear: { type: 'boolean', default: false },
-      by: { type: 'string' }, reason: { type: 'string', default: '' }, nats: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help || positionals.length !== 1) {
-    console.log(USAGE);
-    return values.help ? 0 : 2;
-  }
-  const [model] = positionals;
-  if (values.clear && (values.weights || values.shadow)) throw new Error('--clear takes no --weights or --shadow');
-  const change: TrafficChange | undefined = values.clear
+export interface TrafficOptions {
+  model: string;
+  weights?: { version: string; weight: number }[];
+  /** Shadow versions; []: none. */
+  shadows?: string[];
+  clear: boolean;
+  /** Who asks (default user@host). */
+  by?: string;
+  reason: string;
+  /** NATS (default NATS_URL, else the mesh `infermesh up` runs here, else 4222). */
+  nats?: string;
+  json: boolean;
+}
+
+/** `infermesh traffic <model>`: shows the policy, or changes it (with weights, shadows or clear). Returns the exit code. */
+export async function traffic(options: TrafficOptions): Promise<number> {
+  const { model } = options;
+  if (options.clear && (options.weights || options.shadows)) throw new Error('--clear takes no --weights or --shadow');
+  const change: TrafficChange | undefined = options.clear
     ? { clear: true }
-    : values.weights || values.shadow
-      ? { weights: values.weights ? parseWeights(values.weights) : undefined, shadows: values.shadow ? parseShadows(values.shadow) : undefined }
-      : undefined;
-  const running = values.nats || process.env.NATS_URL ? undefined : runningMesh();
-  const natsUrl = values.nats ?? process.env.NATS_URL ?? running?.nats.url ?? 'nats://127.0.0.1:4222';
-  const by = values.by ?? `${userInfo().username}@${hostname()}`;
-  const policy = await applyTraffic({ natsUrl, connectOptions: natsConnectOptions(running?.nats.settings ?? process.env), prefix: process.env.NATS_SUBJECT_PREFIX ?? 'infermesh' }, model, change, by.slice(0, 128), values.reason.slice(0, 256));
-  if (values.json) console.log(JSON.stringify(policy ?? null, null, 2));
+    : options.weights || options.shadows ? { weights: options.weights, shadows: options.shadows } : undefined;
+  const running = options.nats || process.env.NATS_URL ? undefined : runningMesh();
+  const natsUrl = options.nats ?? process.env.NATS_URL ?? running?.nats.url ?? 'nats://127.0.0.1:4222';
+  const by = options.by ?? `${userInfo().username}@${hostname()}`;
+  const policy = await applyTraffic({ natsUrl, connectOptions: natsConnectOptions(running?.nats.settings ?? process.env), prefix: process.env.NATS_SUBJECT_PREFIX ?? 'infermesh' }, model, change, by.slice(0, 128), options.reason.slice(0, 256));
+  if (options.json) console.log(JSON.stringify(policy ?? null, null, 2));
   else for (const line of describePolicy(model, policy)) console.log(line);
   return 0;
 }
