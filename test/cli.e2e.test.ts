@@ -88,6 +88,15 @@ describe('infermesh batch', () => {
     expect(byId.get('missing-feature')!.error).toMatch(/no value for feature 'sepal_width'/);
   });
 
+  it('prints the summary as JSON on stdout with --json', async () => {
+    const input = join(dir, 'json-rows.jsonl');
+    await writeFile(input, `${JSON.stringify({ id: 'a', sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 })}\n${JSON.stringify({ id: 'b', sepal_length: 1 })}\n`);
+    const output = join(dir, 'json-rows.out.jsonl');
+    const run = await cli(['batch', '--model', 'iris', '--input', input, '--output', output, '--json']);
+    expect(run.code).toBe(3);
+    expect(JSON.parse(run.stdout)).toMatchObject({ model: 'iris', output, resumed: 0, sent: 2, answered: 2, errors: 1, complete: true, interrupted: false });
+  });
+
   it('refuses an input that is neither a folder nor a .jsonl file', async () => {
     const run = await cli(['batch', '--model', 'iris', '--input', join(ROOT, 'README.md'), '--output', join(dir, 'x.jsonl')]);
     expect(run.code).toBe(1);
@@ -111,6 +120,14 @@ describe('infermesh bench', () => {
       expect(level.serverComputeMs).toBeGreaterThan(0);
     }
     expect(await readFile(chart, 'utf8')).toMatch(/^<svg[^>]*>[\s\S]*<path d="M/);
+  });
+
+  it('prints the results as JSON instead of the table with --json', async () => {
+    const run = await cli(['bench', '--model', 'iris', '--synthetic', '--tensor', 'features:FP32:4', '--concurrency', '2', '--requests', '20', '--duration', '5', '--warmup', '0', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { model: string; results: { mode: string; level: number; requests: number; errors: number }[] };
+    expect(report.model).toBe('iris');
+    expect(report.results).toMatchObject([{ mode: 'concurrency', level: 2, requests: 20, errors: 0 }]);
   });
 
   it('says how to name the model tensor when --synthetic meets an input that takes rows or images', async () => {
