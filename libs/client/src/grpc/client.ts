@@ -124,7 +124,8 @@ export class GrpcInferenceClient implements InferenceClient {
   /** One table from grpc-js errors to InferenceError: the caller's abort is CANCELLED, an unreachable server names its address. */
   private error(error: grpc.ServiceError, what: string, signal: AbortSignal | undefined, timeoutMs: number | undefined): InferenceError {
     const code = statusName(error.code);
-    const details = error.details || error.message;
+    // grpc-js ends connection failures with an empty "Resolution note:"; it says nothing.
+    const details = (error.details || error.message).replace(/\s*Resolution note:\s*$/, '');
     if (code === 'CANCELLED' && signal?.aborted) return cancelled(signal, what);
     let message = details;
     if (code === 'DEADLINE_EXCEEDED') message = `${what} did not finish within its deadline of ${timeoutMs ?? this.timeoutMs} ms (${details})`;

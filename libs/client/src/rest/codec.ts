@@ -44,12 +44,18 @@ function jsonData(t: Tensor): string | undefined {
     return JSON.stringify(strings);
   }
   if (datatype === 'BOOL') return `[${Array.from(data as ArrayLike<boolean | number>, (v) => (v ? 'true' : 'false')).join(',')}]`;
-  const values: ArrayLike<number | bigint> = datatype === 'FP16' ? Array.from(data as Uint16Array, fromFp16) : (data as ArrayLike<number | bigint>);
   if (datatype === 'FP16' || datatype === 'FP32' || datatype === 'FP64') {
-    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i] as number)) return undefined;
+    const values = datatype === 'FP16' ? Array.from(data as Uint16Array, fromFp16) : (data as Float32Array | Float64Array);
+    const texts = new Array<string>(values.length);
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (!Number.isFinite(v)) return undefined;
+      texts[i] = Object.is(v, -0) ? '-0' : String(v);
+    }
+    return `[${texts.join(',')}]`;
   }
   // Joined as text, INT64 / UINT64 keep every digit (JSON numbers have no size limit).
-  return `[${Array.prototype.join.call(values, ',')}]`;
+  return `[${Array.prototype.join.call(data, ',')}]`;
 }
 
 function rawSize(t: Tensor): number {
@@ -98,8 +104,21 @@ interface OutputJson {
 }
 
 function numbersOf(values: unknown[], what: string): number[] {
-  for (const v of values) if (typeof v !== 'number') throw badAnswer(`${what}: element ${JSON.stringify(v)?.slice(0, 40)} is not a number`);
-  return values as number[];
+  return values.map((v) => {
+    if (typeof v === 'number') return v;
+    if (typeof v === 'bigint') return Number(v);
+    throw badAnswer(`${what}: element ${JSON.stringify(v)?.slice(0, 40)} is not a number`);
+  });
+}
+
+/**
+ * JSON.parse that keeps whole numbers beyond 2^53 exact, as bigints, from their source text
+ * (Node 22+; without source access they are read as doubles).
+ */
+function parseAnswer(text: string): unknown {
+  if (!text.includes('INT64"')) return JSON.parse(text);
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && !Number.isSafeInteger(value) && context?.source && /^-?\d+$/.test(context.source) ? BigInt(context.source) : value);
 }
 
 function jsonTensor(name: string, datatype: Datatype, shape: number[], data: unknown): Tensor {
@@ -116,11 +135,14 @@ function jsonTensor(name: string, datatype: Datatype, shape: number[], data: unk
       return Buffer.from(v, 'utf8');
     }); break;
     case 'INT64': case 'UINT64': {
-      const numbers = numbersOf(flat, what);
       const array = datatype === 'INT64' ? new BigInt64Array(count) : new BigUint64Array(count);
+      const [low, high] = datatype === 'INT64' ? [-(2n ** 63n), 2n ** 63n - 1n] : [0n, 2n ** 64n - 1n];
       for (let i = 0; i < count; i++) {
-        if (!Number.isInteger(numbers[i])) throw badAnswer(`${what}: ${numbers[i]} is not a whole number`);
-        array[i] = BigInt(numbers[i]);
+        const v = flat[i];
+        if (!(typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)))) throw badAnswer(`${what}: ${JSON.stringify(v)?.slice(0, 40)} is not a whole number`);
+        const big = BigInt(v);
+        if (big < low || big > high) throw badAnswer(`${what}: ${big} is outside ${datatype}`);
+        array[i] = big;
       }
       out = array;
       break;
@@ -157,7 +179,7 @@ export function decodeInferResponse(body: Buffer, headerLength: string | undefin
   }
   let json: { model_name?: unknown; model_version?: unknown; id?: unknown; parameters?: unknown; outputs?: unknown };
   try {
-    json = JSON.parse(body.subarray(0, jsonEnd).toString('utf8'));
+    json = parseAnswer(body.subarray(0, jsonEnd).toString('utf8')) as typeof json;
   } catch (error) {
     throw badAnswer('the infer answer is not JSON', error);
   }
