@@ -26,6 +26,8 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 export const MAX_HEADERS = 100;
 /** A client gets this long to send its request's headers. */
 export const HEADERS_TIMEOUT_MS = 10_000;
+/** How often the header and request timeouts are checked. */
+const TIMEOUT_CHECK_MS = 1_000;
 /** An idle keep-alive connection is closed after this long. */
 const KEEP_ALIVE_MS = 5_000;
 /** The header a client's deadline comes in, in milliseconds (capped by the router's own timeout). */
@@ -130,6 +132,10 @@ export function readBody(req: http.IncomingMessage, most: number): Promise<Buffe
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks, size)));
     req.once('error', reject);
+    // The connection closed before the whole body came (the client went away, or the request timeout cut it).
+    req.once('close', () => {
+      if (!req.complete) reject(new DOMException('call cancelled: the connection closed before the request body was complete', 'AbortError'));
+    });
   });
 }
 
@@ -144,6 +150,8 @@ export function createRestServer(options: RestServerOptions): RestServer {
     requestTimeout,
     headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout),
     keepAliveTimeout: KEEP_ALIVE_MS,
+    // How often Node checks requestTimeout and headersTimeout (30 s by default: a slow client would get up to 30 s more).
+    connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, requestTimeout),
     noDelay: true,
   };
   const server = options.tls
@@ -161,7 +169,7 @@ export function createRestServer(options: RestServerOptions): RestServer {
   let closing = false;
 
   function send(res: http.ServerResponse, status: number, body: Buffer, headers: Record<string, string>): void {
-    if (res.headersSent || res.destroyed) return;
+    if (res.headersSent || res.destroyed || res.socket?.writable === false) return;
     res.writeHead(status, { ...headers, 'content-length': String(body.length), ...(closing ? { connection: 'close' } : {}) });
     res.end(body);
   }
@@ -237,7 +245,9 @@ export function createRestServer(options: RestServerOptions): RestServer {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: import('node:net').Socket) => {
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     logger.info({ status, code: error.code, peer: socket.remoteAddress }, 'REST request refused');
-    if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+    // An answer only where none is being written (a keep-alive connection may have answered earlier requests).
+    const current = (socket as { _httpMessage?: http.ServerResponse })._httpMessage;
+    if (socket.writable && !current?.headersSent) {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });

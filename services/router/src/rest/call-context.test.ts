@@ -1,0 +1,88 @@
+/**
+ * The CallContext a REST request gives the handler, and the time bounds, with stand-in
+ * handlers: the client's disconnect and the deadline abort the handler's signal, a client
+ * that never finishes its body is cut by the request timeout.
+ */
+import * as net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '@infermesh/log';
+import type { CallContext, ServiceHandlers } from '@infermesh/grpc';
+import { openAccess } from '../auth/index.js';
+import { createRestServer, type RestServer } from './http-server.js';
+
+/** What the stand-in ModelMetadata saw: its context, and why its signal was aborted. */
+let seen: { ctx: CallContext; reason?: unknown } | undefined;
+let entered: () => void = () => {};
+
+const handlers: ServiceHandlers = {
+  // Waits for its signal, as a queued inference does.
+  ModelMetadata: ((_request: object, ctx: CallContext) => {
+    seen = { ctx };
+    entered();
+    return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => {
+      seen!.reason = ctx.signal.reason;
+      reject(ctx.signal.reason);
+    }));
+  }) as never,
+};
+
+let server: RestServer;
+let base: string;
+let port: number;
+
+beforeAll(async () => {
+  server = createRestServer({ handlers, access: openAccess, logger: createLogger('test', { level: 'silent' }), version: 'test', maxBodyBytes: 1024, requestTimeoutMs: 300 });
+  port = await server.listen('127.0.0.1', 0);
+  base = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  await server.close(100);
+});
+
+describe('the call context of a REST request', () => {
+  it('carries the authorization header and traceparent as metadata, and the peer', async () => {
+    const controller = new AbortController();
+    const started = new Promise<void>((resolve) => (entered = resolve));
+    const pending = fetch(`${base}/v2/models/iris`, { headers: { authorization: 'Bearer k', traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, 'x-other': 'not copied' }, signal: controller.signal }).catch(() => undefined);
+    await started;
+    expect(seen!.ctx.metadata.get('authorization')).toEqual(['Bearer k']);
+    expect(seen!.ctx.metadata.get('traceparent')).toHaveLength(1);
+    expect(seen!.ctx.metadata.get('x-other')).toEqual([]);
+    expect(seen!.ctx.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+    controller.abort();
+    await pending;
+  });
+
+  it('aborts the handler\'s signal as cancelled when the client disconnects', async () => {
+    const controller = new AbortController();
+    const started = new Promise<void>((resolve) => (entered = resolve));
+    const pending = fetch(`${base}/v2/models/iris`, { signal: controller.signal }).catch(() => undefined);
+    await started;
+    controller.abort();
+    await pending;
+    await expect.poll(() => (seen?.reason as Error | undefined)?.name).toBe('AbortError');
+  });
+
+  it('aborts the handler\'s signal at the client\'s deadline and answers 504 DEADLINE_EXCEEDED', async () => {
+    const response = await fetch(`${base}/v2/models/iris`, { headers: { 'infermesh-timeout-ms': '20' } });
+    expect(response.status).toBe(504);
+    expect(response.headers.get('infermesh-grpc-status')).toBe('DEADLINE_EXCEEDED');
+    expect((seen?.reason as Error).name).toBe('TimeoutError');
+  });
+});
+
+describe('slow clients', () => {
+  it('are answered 408 when the body does not arrive within the request timeout', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        // A body of 100 bytes announced, 3 sent, then nothing.
+        socket.write('POST /v2/models/iris/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\ncontent-type: application/json\r\n\r\n{"i');
+      });
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString()));
+      socket.on('close', () => resolve(received));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  });
+});
