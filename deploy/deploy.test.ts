@@ -164,6 +164,7 @@ describe('YAML files under deploy/', () => {
   it('finds the compose file, the Kubernetes manifests and the chart', () => {
     expect(yamlFiles.map(rel)).toContain('deploy/compose/compose.yaml');
     expect(yamlFiles.map(rel)).toContain('deploy/kubernetes/base/kustomization.yaml');
+    expect(yamlFiles.map(rel)).toContain('deploy/helm/infermesh/values.yaml');
     expect(yamlFiles.filter((f) => rel(f).startsWith('deploy/kubernetes/')).length).toBeGreaterThan(15);
   });
 
