@@ -6,13 +6,12 @@
  * A transport (one gRPC ModelStreamInfer call, or REST infer calls) only sends and reports.
  */
 import { randomBytes } from 'node:crypto';
+import { startTimer, timeoutOf } from './deadline.js';
 import { cancelled, deadlineExceeded, InferenceError, invalidArgument, quote, badAnswer } from './errors.js';
 import type { InferRequest, InferResult, StreamOptions, StreamResult } from './types.js';
 
 export const DEFAULT_WINDOW = 16;
 export const MAX_WINDOW = 10_000;
-/** setTimeout holds at most 2^31-1 ms; a longer deadline is the same as none for a timer. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type Outcome = { ok: true; result: InferResult } | { ok: false; error: InferenceError };
 
@@ -59,7 +58,9 @@ export async function* windowedStream(
   open: (sink: StreamSink) => StreamTransport,
 ): AsyncGenerator<StreamResult> {
   const window = checkWindow(options.window);
-  const { signal, timeoutMs } = options;
+  const { signal } = options;
+  // A stream has no deadline unless the caller gives it one: it may rightly run for hours.
+  const timeoutMs = timeoutOf(options.timeoutMs, Infinity);
   if (signal?.aborted) throw cancelled(signal, 'the stream');
   const iterator = iteratorOf(requests);
   const prefix = `${randomBytes(4).toString('hex')}-`;
@@ -114,12 +115,10 @@ export async function* windowedStream(
     transport.cancel();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
-  const timer = timeoutMs !== undefined && Number.isFinite(timeoutMs) && timeoutMs <= MAX_TIMER_MS
-    ? setTimeout(() => {
-      failWith(deadlineExceeded(timeoutMs, 'the stream'));
-      transport.cancel();
-    }, timeoutMs)
-    : undefined;
+  const timer = startTimer(timeoutMs, () => {
+    failWith(deadlineExceeded(timeoutMs, 'the stream'));
+    transport.cancel();
+  });
 
   // Pulls requests while a slot is free and sends them; runs beside the loop below.
   const pump = async () => {

@@ -136,6 +136,16 @@ describe('errors over gRPC', () => {
     await vi.waitFor(() => expect(server.cancelled).toBe(before.cancelled + 1));
   });
 
+  it('refuses an answer whose raw contents do not fit its shape, as INTERNAL naming the output', async () => {
+    await expect(client.infer(request('broken', []))).rejects.toMatchObject({
+      code: 'INTERNAL', message: 'the server\'s answer is not valid: output "y": 4 bytes of FP32 for shape [2], which needs 8',
+    });
+  });
+
+  it('refuses a timeoutMs that is no deadline', async () => {
+    await expect(client.serverLive({ timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('timeoutMs must be') });
+  });
+
   it('does not call at all with a signal that is already aborted', async () => {
     const before = server.slowCalls;
     await expect(client.infer(request('slow', [tensor.fp32('x', [1], [1])]), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'CANCELLED' });
@@ -211,6 +221,20 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
       streaming.close();
       await fresh.close();
     }
+  });
+
+  it('counts answers the loop has not taken yet against the window: a slow loop slows the producer', async () => {
+    const { seen, iterable } = counted(Array.from({ length: 20 }, (_, i) => request('echo', [tensor.int32('i', [1], [i])])));
+    let taken = 0;
+    for await (const r of client.inferStream(iterable, { window: 2 })) {
+      expect(r.ok).toBe(true);
+      if (++taken === 1) {
+        // The loop dawdles over its first result: answers pile up, but no more than the window.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(seen.pulled).toBe(3);
+      }
+    }
+    expect(taken).toBe(20);
   });
 
   it('gives a failed request its own error and goes on with the rest of the stream', async () => {

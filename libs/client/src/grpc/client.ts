@@ -1,6 +1,7 @@
 /** The gRPC InferenceClient: GRPCInferenceService over @grpc/grpc-js. */
 import * as grpc from '@grpc/grpc-js';
 import { cancelled, InferenceError, quote, statusName } from '../errors.js';
+import { timeoutOf } from '../deadline.js';
 import { checkModelName } from '../request.js';
 import { windowedStream, type StreamSink, type StreamTransport } from '../stream.js';
 import type {
@@ -42,7 +43,7 @@ export class GrpcInferenceClient implements InferenceClient {
   constructor(target: string, options: GrpcClientOptions = {}, useTls = false) {
     this.address = target;
     this.apiKey = options.apiKey;
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_TIMEOUT_MS);
     const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const Service = inferenceServiceClient();
     this.stub = new Service(target, credentialsOf(options, useTls), {
@@ -116,8 +117,9 @@ export class GrpcInferenceClient implements InferenceClient {
     return metadata;
   }
 
+  /** grpc-js takes far deadlines as they are (it clamps its own timer), so only Infinity means none. */
   private deadline(timeoutMs: number | undefined): grpc.CallOptions {
-    const ms = timeoutMs ?? this.timeoutMs;
+    const ms = timeoutOf(timeoutMs, this.timeoutMs);
     return Number.isFinite(ms) ? { deadline: Date.now() + ms } : {};
   }
 

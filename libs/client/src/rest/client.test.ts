@@ -111,6 +111,13 @@ describe('errors over REST', () => {
     expect(error).toMatchObject({ code: 'PERMISSION_DENIED', httpStatus: 403, grpcCode: 7, message: "this key may not call model 'denied'" });
   });
 
+  it('stops reading an answer larger than maxMessageBytes: RESOURCE_EXHAUSTED', async () => {
+    const small = connect(server.url, { maxMessageBytes: 1000 });
+    await expect(small.infer(request('echo', [tensor.uint8('x', [5000], new Uint8Array(5000))]))).rejects.toMatchObject({
+      code: 'RESOURCE_EXHAUSTED', message: expect.stringContaining('over the client\'s limit of 1000 (maxMessageBytes)'),
+    });
+  });
+
   it('answers UNAVAILABLE naming the address when nothing listens there', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     await expect(connect(url).serverLive()).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(new RegExp(`${url}.*ECONNREFUSED`)) });

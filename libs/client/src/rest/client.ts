@@ -2,8 +2,9 @@
 import { badAnswer, cancelled, deadlineExceeded, InferenceError, isStatusName, quote, statusOfHttp } from '../errors.js';
 import { modelMetadataOf, modelStatisticsOf } from '../grpc/messages.js';
 import type { ModelMetadataWire, ModelStatisticsWire } from '../grpc/proto.js';
+import { startTimer, timeoutOf } from '../deadline.js';
 import { checkModelName } from '../request.js';
-import { MAX_TIMER_MS, windowedStream, type StreamSink, type StreamTransport } from '../stream.js';
+import { windowedStream, type StreamSink, type StreamTransport } from '../stream.js';
 import type {
   CallOptions, ClientOptions, InferenceClient, InferRequest, InferResult, ModelMetadata, ModelStatistics,
   RepositoryModel, ServerMetadata, StreamOptions, StreamResult,
@@ -45,7 +46,7 @@ export class RestInferenceClient implements InferenceClient {
     this.address = baseUrl;
     this.baseUrl = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
     this.apiKey = options.apiKey;
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_TIMEOUT_MS);
     this.binary = options.binary ?? 'auto';
     const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.http = options.tls && this.baseUrl.protocol === 'https:' ? nodeHttpsExchange(options.tls, maxBytes) : fetchExchange(maxBytes);
@@ -155,15 +156,13 @@ export class RestInferenceClient implements InferenceClient {
   private async call(call: Call, options: CallOptions, anyStatus = false): Promise<HttpResponse> {
     const { signal } = options;
     if (signal?.aborted) throw cancelled(signal, call.what);
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const timeoutMs = timeoutOf(options.timeoutMs, this.timeoutMs);
     const controller = new AbortController();
     let timedOut = false;
-    const timer = Number.isFinite(timeoutMs) && timeoutMs <= MAX_TIMER_MS
-      ? setTimeout(() => {
-        timedOut = true;
-        controller.abort();
-      }, timeoutMs)
-      : undefined;
+    const timer = startTimer(timeoutMs, () => {
+      timedOut = true;
+      controller.abort();
+    });
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     const headers: Record<string, string> = { accept: 'application/json, application/octet-stream', ...call.body?.headers };

@@ -7,6 +7,7 @@
  *   fail          always INVALID_ARGUMENT (on a stream: error_message with the request's id)
  *   slow          never answers; counts the calls the client cancelled
  *   held          answers only after release() (streams: back-pressure)
+ *   broken        answers 4 bytes for an FP32 output of shape [2]
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -16,7 +17,7 @@ const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export const MODELS = ['echo', 'echo-contents', 'add-one', 'fail', 'slow', 'held'];
+export const MODELS = ['echo', 'echo-contents', 'add-one', 'fail', 'slow', 'held', 'broken'];
 
 export interface GrpcStandIn {
   address: string;
@@ -72,7 +73,8 @@ function contentsOf(datatype: string, raw: Buffer): Json {
   }
 }
 
-export async function startGrpcStandIn(): Promise<GrpcStandIn> {
+/** `tls`: serve TLS that requires a client certificate signed by `ca`. */
+export async function startGrpcStandIn(options: { tls?: { ca: Buffer; cert: Buffer; key: Buffer } } = {}): Promise<GrpcStandIn> {
   const server = new grpc.Server();
   const held: (() => void)[] = [];
   let released = false;
@@ -111,6 +113,9 @@ export async function startGrpcStandIn(): Promise<GrpcStandIn> {
         reply(null, { ...base, outputs: [{ name: 'y', datatype: 'FP32', shape: request.inputs[0].shape }], raw_output_contents: [Buffer.from(x.map((v) => v + 1).buffer)] });
         return;
       }
+      case 'broken':
+        reply(null, { ...base, outputs: [{ name: 'y', datatype: 'FP32', shape: [2] }], raw_output_contents: [Buffer.alloc(4)] });
+        return;
       case 'fail':
         reply(fail(grpc.status.INVALID_ARGUMENT, `model 'fail' refuses request ${JSON.stringify(request.id)}`));
         return;
@@ -213,7 +218,7 @@ export async function startGrpcStandIn(): Promise<GrpcStandIn> {
     }),
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', options.tls ? grpc.ServerCredentials.createSsl(options.tls.ca, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], true) : grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
   );
   state.address = `127.0.0.1:${port}`;
   return state;

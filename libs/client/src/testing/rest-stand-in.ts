@@ -5,7 +5,8 @@
  * digit, binary data as binary), fail (400 with infermesh-grpc-status), denied (403, no status
  * header), slow (never answers), held (answers after release()).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -37,7 +38,8 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-export async function startRestStandIn(): Promise<RestStandIn> {
+/** `tls`: serve HTTPS that requires a client certificate signed by `ca`. */
+export async function startRestStandIn(options: { tls?: { ca: Buffer; cert: Buffer; key: Buffer } } = {}): Promise<RestStandIn> {
   const held: (() => void)[] = [];
   let released = false;
   let unanswered = 0;
@@ -137,7 +139,7 @@ export async function startRestStandIn(): Promise<RestStandIn> {
     send(res, 404, { error: `no route ${req.method} ${path}` });
   }
 
-  const server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -150,8 +152,11 @@ export async function startRestStandIn(): Promise<RestStandIn> {
     res.on('close', () => {
       if (!res.writableFinished) state.cancelled++;
     });
-  });
+  };
+  const server = options.tls
+    ? createHttpsServer({ ...options.tls, requestCert: true, rejectUnauthorized: true }, listener)
+    : createServer(listener);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return state;
 }
