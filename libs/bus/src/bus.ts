@@ -11,6 +11,7 @@ import { context, propagation, type Context } from '@opentelemetry/api';
 import type { Logger } from '@infermesh/log';
 import type { MessageCodec } from '@infermesh/contracts';
 import { subjects, streamName, type Subjects } from './subjects.js';
+import { streamReplicas } from './replicas.js';
 
 export interface BusOptions {
   url: string;
@@ -147,6 +148,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
       return { unsubscribe: () => sub.unsubscribe() };
     },
     async ensureStreams() {
+      const replicas = streamReplicas();
       const manager = await jsm();
       const wanted = [
         { name: streamName(prefix, 'PREDICTIONS'), subjects: [subj.predictions], duplicateWindowMs: DUPLICATE_WINDOW_MS },
@@ -167,6 +169,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
             storage: StorageType.File,
             max_age: nanos(STREAM_MAX_AGE_MS),
             duplicate_window: nanos(stream.duplicateWindowMs),
+            num_replicas: replicas,
           });
           logger.info({ stream: stream.name }, 'created JetStream stream');
         } catch (error) {

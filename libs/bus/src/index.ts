@@ -6,4 +6,5 @@ export { natsAuthorization, rolePermissions, NATS_ROLES, type NatsRole, type Per
 export { replayStream, streamPosition, streamSequenceAt, type Delivery, type ReplayStart, type ReplayHandlers, type StreamReplay, type StreamPosition } from './replay.js';
 export { snapshotStore, snapshotBucket, snapshotSubject, SnapshotTooLargeError, type SnapshotStore } from './snapshot.js';
 export { expiringBucket, type ExpiringBucket } from './key-value.js';
+export { streamReplicas } from './replicas.js';
 export { trafficPolicies, trafficKey, TRAFFIC_HISTORY, type TrafficPolicies, type TrafficPolicyWatch } from './traffic-policies.js';

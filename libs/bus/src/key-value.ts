@@ -7,6 +7,7 @@
 import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Bus } from './bus.js';
+import { streamReplicas } from './replicas.js';
 
 export interface ExpiringBucket {
   readonly bucket: string;
@@ -42,6 +43,7 @@ function isWrongLastSequence(error: unknown): boolean {
  * answer says which one holds.
  */
 export async function expiringBucket(bus: Bus, bucket: string, { maxAgeMs }: { maxAgeMs: number }): Promise<ExpiringBucket> {
+  const replicas = streamReplicas();
   const jsm = await bus.js.jetstreamManager();
   const stream = `KV_${bucket}`;
   const existingMaxAge = async () => (await jsm.streams.info(stream)).config.max_age / 1e6;
@@ -63,6 +65,7 @@ export async function expiringBucket(bus: Bus, bucket: string, { maxAgeMs }: { m
         allow_rollup_hdrs: true,
         deny_delete: true,
         allow_direct: true,
+        num_replicas: replicas,
       });
       held = maxAgeMs;
     } catch (addError) {

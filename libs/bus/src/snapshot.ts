@@ -12,6 +12,7 @@
 import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import type { Bus } from './bus.js';
 import { token } from './subjects.js';
+import { streamReplicas } from './replicas.js';
 
 export interface SnapshotStore {
   /** The latest snapshot saved under this owner; undefined when none was. */
@@ -49,6 +50,7 @@ function isStreamNotFound(error: unknown): boolean {
 async function ensureSnapshotStream(jsm: JetStreamManager, prefix: string): Promise<string> {
   const bucket = snapshotBucket(prefix);
   const name = `KV_${bucket}`;
+  const replicas = streamReplicas();
   try {
     await jsm.streams.info(name);
     return name;
@@ -66,6 +68,7 @@ async function ensureSnapshotStream(jsm: JetStreamManager, prefix: string): Prom
       discard: DiscardPolicy.New,
       allow_rollup_hdrs: true,
       deny_delete: true,
+      num_replicas: replicas,
     });
   } catch (error) {
     // Another process created it between our look-up and add.

@@ -14,6 +14,7 @@ import type { TrafficPolicy, TrafficPolicy__Output } from '@infermesh/contracts'
 import type { Bus } from './bus.js';
 import { events } from './events.js';
 import { trafficBucket } from './subjects.js';
+import { streamReplicas } from './replicas.js';
 
 /** Policies kept per model: JetStream key-value's own maximum history. */
 export const TRAFFIC_HISTORY = 64;
@@ -60,6 +61,7 @@ function isStreamNotFound(error: unknown): boolean {
 export async function trafficPolicies(bus: Bus): Promise<TrafficPolicies> {
   const bucket = trafficBucket(bus.prefix);
   const stream = `KV_${bucket}`;
+  const replicas = streamReplicas();
   const jsm = await bus.js.jetstreamManager();
   try {
     await jsm.streams.info(stream);
@@ -76,6 +78,7 @@ export async function trafficPolicies(bus: Bus): Promise<TrafficPolicies> {
         allow_rollup_hdrs: true,
         deny_delete: true,
         allow_direct: true,
+        num_replicas: replicas,
       })
       // Another process created it between our look-up and add.
       .catch(async (addError: unknown) => jsm.streams.info(stream).catch(() => Promise.reject(addError)));
