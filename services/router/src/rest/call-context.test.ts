@@ -86,3 +86,39 @@ describe('slow clients', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
   });
 });
+
+describe('HTTPS', () => {
+  it('serves with the router\'s certificate and, with a client CA, only clients holding a certificate it signed', async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const https = await import('node:https');
+    const { issueDevCertificates } = await import('@infermesh/grpc');
+    const dir = mkdtempSync(join(tmpdir(), 'rest-tls-'));
+    const certs = issueDevCertificates(dir, [{ stem: 'router', identities: [{ role: 'router', name: 'router' }] }, { stem: 'client', identities: [{ role: 'operator', name: 'client' }] }]);
+    const router = certs.issued.get('router')!;
+    const client = certs.issued.get('client')!;
+    const secure = createRestServer({
+      handlers: { ServerLive: (async () => ({ live: true })) as never }, access: openAccess, logger: createLogger('test', { level: 'silent' }), version: 'test',
+      maxBodyBytes: 1024, requestTimeoutMs: 5000, tls: { certFile: router.certFile, keyFile: router.keyFile, clientCaFile: certs.caFile },
+    });
+    const securePort = await secure.listen('127.0.0.1', 0);
+    const get = (withCertificate: boolean) => new Promise<number>((resolve, reject) => {
+      const request = https.get({
+        host: '127.0.0.1', port: securePort, path: '/v2/health/live', ca: readFileSync(certs.caFile),
+        ...(withCertificate ? { cert: readFileSync(client.certFile), key: readFileSync(client.keyFile) } : {}),
+      }, (response) => {
+        response.resume();
+        resolve(response.statusCode!);
+      });
+      request.on('error', reject);
+    });
+    try {
+      expect(await get(true)).toBe(200);
+      await expect(get(false)).rejects.toThrow();
+    } finally {
+      await secure.close(100);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
