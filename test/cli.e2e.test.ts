@@ -1,5 +1,6 @@
 /**
- * The infermesh CLI against a running mesh: batch (a data set streamed through the
+ * The infermesh CLI against a running mesh: predict and models (over gRPC, and over the
+ * router's REST port with an http:// address), batch (a data set streamed through the
  * router's ModelStreamInfer, resumed after a partial run) and a short bench smoke.
  */
 import { execFile } from 'node:child_process';
@@ -12,9 +13,10 @@ import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
 let mesh: Mesh;
 let dir: string;
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** The CLI with --address: the router's gRPC address unless another is given (its REST URL). */
+function cli(args: string[], address = mesh.routerAddress): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(process.execPath, [join(ROOT, 'cli/dist/main.js'), ...args, '--address', mesh.routerAddress], { timeout: 60_000 }, (error, stdout, stderr) =>
+    execFile(process.execPath, [join(ROOT, 'cli/dist/main.js'), ...args, '--address', address], { timeout: 60_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     ),
   );
@@ -39,6 +41,53 @@ beforeAll(async () => {
 afterAll(async () => {
   await mesh?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const IRIS_ROW = '{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}';
+
+describe('infermesh predict and models', () => {
+  it('prints the top classes of each image', async () => {
+    const samples = join(ROOT, 'models/text-direction/samples');
+    const run = await cli(['predict', '--model', 'text-direction', '--image', join(samples, 'upside-down.png'), '--image', join(samples, 'upright.png')]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('text-direction (version 1)\n  upside-down.png: rotated_180 1.0000, upright 0.0000\n  upright.png: upright 1.0000, rotated_180 0.0000\n');
+  });
+
+  it('prints the top --top classes of a row and its other outputs, or all outputs as JSON', async () => {
+    const run = await cli(['predict', '--model', 'iris', '--row', IRIS_ROW, '--top', '3']);
+    expect(run.stdout).toBe('iris (version 1)\n  row 0: virginica 0.9999, versicolor 0.0001, setosa 0.0000  label=2\n');
+    const json = await cli(['predict', '--model', 'iris', '--row', IRIS_ROW, '--json']);
+    const answer = JSON.parse(json.stdout) as { model: string; version: string; outputs: { name: string; datatype: string; shape: number[]; values: unknown[] }[] };
+    expect(answer).toMatchObject({ model: 'iris', version: '1', outputs: [{ name: 'probabilities', datatype: 'BYTES', shape: [1, 2] }, { name: 'label', datatype: 'INT64', shape: [1], values: [2] }] });
+    expect(answer.outputs[0].values[0]).toMatch(/^0\.99\d*:2:virginica$/);
+  });
+
+  it('says what the mesh refused, with exit code 1', async () => {
+    const run = await cli(['predict', '--model', 'nope', '--row', IRIS_ROW]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe("infermesh: NOT_FOUND: model 'nope' is not served by this mesh (models: iris, text-direction)\n");
+  });
+
+  it('answers the same over the router\'s REST port (an http:// address) as over gRPC', async () => {
+    const samples = join(ROOT, 'models/text-direction/samples');
+    for (const args of [
+      ['predict', '--model', 'text-direction', '--image', join(samples, 'upside-down.png'), '--image', join(samples, 'upright.png')],
+      ['predict', '--model', 'iris', '--row', IRIS_ROW, '--top', '3'],
+      ['predict', '--model', 'iris', '--row', '{"x":1}'],
+      ['models'],
+    ]) {
+      const [grpc, rest] = [await cli(args), await cli(args, mesh.routerHttpUrl)];
+      expect(rest, args.join(' ')).toEqual(grpc);
+    }
+    const [grpc, rest] = [await cli(['predict', '--model', 'iris', '--row', IRIS_ROW, '--json']), await cli(['predict', '--model', 'iris', '--row', IRIS_ROW, '--json'], mesh.routerHttpUrl)];
+    expect(JSON.parse(rest.stdout)).toEqual(JSON.parse(grpc.stdout));
+  });
+
+  it('lists the models with their tensors', async () => {
+    const run = await cli(['models']);
+    expect(run.stdout).toContain('iris  versions 1  (onnxruntime_onnx)\n  in   row  BYTES [-1]\n');
+    expect(run.stdout).toContain('  out  softmax_0.tmp_0  FP32 [-1, 2]\n');
+  });
 });
 
 describe('infermesh batch', () => {
@@ -95,6 +144,19 @@ describe('infermesh batch', () => {
     const run = await cli(['batch', '--model', 'iris', '--input', input, '--output', output, '--json']);
     expect(run.code).toBe(3);
     expect(JSON.parse(run.stdout)).toMatchObject({ model: 'iris', output, resumed: 0, sent: 2, answered: 2, errors: 1, complete: true, interrupted: false });
+  });
+
+  it('streams over the router\'s REST port (an http:// address) with the same answers', async () => {
+    const input = join(dir, 'rest-rows.jsonl');
+    await writeFile(input, `${JSON.stringify({ id: 'a', sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 })}\n${JSON.stringify({ id: 'b', sepal_length: 1 })}\n`);
+    const [grpc, rest] = [join(dir, 'rest-rows.grpc.jsonl'), join(dir, 'rest-rows.rest.jsonl')];
+    await cli(['batch', '--model', 'iris', '--input', input, '--output', grpc]);
+    const run = await cli(['batch', '--model', 'iris', '--input', input, '--output', rest], mesh.routerHttpUrl);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/2 sent, 2 answered \(1 errors\)/);
+    const sorted = async (file: string) => (await lines(file)).sort((a, b) => a.id.localeCompare(b.id));
+    expect(await sorted(rest)).toEqual(await sorted(grpc));
+    expect((await sorted(rest))[1].error).toMatch(/^INVALID_ARGUMENT: input 'row': row 0 has no value for feature 'sepal_width'/);
   });
 
   it('refuses an input that is neither a folder nor a .jsonl file', async () => {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Argument, Command, CommanderError, Option } from 'commander';
+import { InferenceError } from '@infermesh/client';
 import { describeError } from './client.js';
 import { parseWorkerIds } from './commands/certs.js';
 import { checkKeyId } from './commands/keys.js';
@@ -475,9 +476,20 @@ export async function runCli(argv: readonly string[], io: CliOutput = processOut
   } catch (error) {
     // Help and the version exit 0; every other commander error is a usage error, already written.
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    io.err(`infermesh: ${describeError(error)}\n`);
+    io.err(`infermesh: ${describeFailure(error)}\n`);
     return EXIT.failed;
   }
+}
+
+/** One line for a failed command; @infermesh/client's errors read as the CLI's gRPC errors always have. */
+export function describeFailure(error: unknown): string {
+  if (!(error instanceof InferenceError)) return describeError(error);
+  const cause = error.cause as { code?: unknown; details?: unknown } | undefined;
+  // gRPC: the grpc-js error it wraps, described as before.
+  if (typeof cause?.code === 'number' && typeof cause.details === 'string') return describeError(cause);
+  if (error.code === 'UNAVAILABLE' && /ECONNREFUSED|fetch failed|connect/i.test(error.message)) return `cannot reach the router: is the mesh running? (npm start, or --address) (${error.message})`;
+  if (error.code === 'UNAUTHENTICATED') return `UNAUTHENTICATED: ${error.message} (the CLI sends the key in INFERMESH_API_KEY)`;
+  return `${error.code}: ${error.message}`;
 }
 
 interface RolloutFlags {

@@ -1,18 +1,19 @@
 /**
  * infermesh batch: streams a data set (a folder of images, or a .jsonl file of rows)
- * through ModelStreamInfer and writes one JSON line per item. Resumes a partial output
+ * through @infermesh/client's inferStream (gRPC: one ModelStreamInfer call; REST: concurrent
+ * infer calls) and writes one JSON line per item. Resumes a partial output
  * file: items already answered are skipped, failed ones are tried again.
  */
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, stat, writeFile, open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { extname, join, relative } from 'node:path';
-import { decodeRaw, encodeBytesElements, isDatatype } from '@infermesh/tensor';
-import type { ModelInferRequest, ModelStreamInferResponse__Output } from '@infermesh/contracts';
-import { routerClient } from '../client.js';
+import { connect, tensor, type InferRequest, type InferResult } from '@infermesh/client';
 import { Progress } from '../progress.js';
+import { routerClientOptions, valuesOf } from './predict.js';
 
 export interface BatchOptions {
+  /** The router: HOST:PORT or grpc://HOST:PORT (gRPC), http(s)://HOST:PORT (REST). */
   address: string;
   model: string;
   version: string;
@@ -80,17 +81,10 @@ async function resume(output: string): Promise<Set<string>> {
   return done;
 }
 
-function toRecord(response: ModelStreamInferResponse__Output, model: string): Record<string, unknown> {
-  const answer = response.inferResponse;
-  if (response.errorMessage) return { id: answer?.id ?? '', model, error: response.errorMessage };
+function toRecord(result: InferResult): Record<string, unknown> {
   const outputs: Record<string, unknown> = {};
-  answer!.outputs.forEach((output, i) => {
-    const shape = output.shape.map(Number);
-    if (!isDatatype(output.datatype)) return;
-    const data = decodeRaw(output.name, output.datatype, shape, answer!.rawOutputContents[i]);
-    outputs[output.name] = Array.isArray(data) ? data.map((b) => b.toString('utf8')) : Array.from(data as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? Number(v) : v));
-  });
-  return { id: answer!.id, model: answer!.modelName, version: answer!.modelVersion, outputs };
+  for (const output of result.outputs) outputs[output.name] = valuesOf(output);
+  return { id: result.id, model: result.model, version: result.version, outputs };
 }
 
 export async function batch(options: BatchOptions): Promise<void> {
@@ -111,65 +105,48 @@ export async function batch(options: BatchOptions): Promise<void> {
   const todo = (total ?? 0) - done.size;
   const progress = new Progress(total, options.model);
   const out = await open(options.output, 'a');
-  const client = routerClient(options.address);
-  const call = client.ModelStreamInfer();
+  const client = connect(options.address, routerClientOptions());
   const started = Date.now();
   let answered = done.size;
   let errors = 0;
   let sent = 0;
-  let outstanding = 0;
-  let wake: () => void = () => {};
   let failed: Error | undefined;
   let interrupted = false;
+  const stop = new AbortController();
   const onSigint = () => {
     interrupted = true;
-    call.cancel();
-    wake();
+    stop.abort();
   };
   process.once('SIGINT', onSigint);
 
-  const finished = new Promise<void>((resolve) => {
-    call.on('data', (response: ModelStreamInferResponse__Output) => {
-      const record = toRecord(response, options.model);
-      if (record.error) errors++;
-      void out.write(`${JSON.stringify(record)}\n`);
-      answered++;
-      outstanding--;
-      progress.update(answered, errors);
-      wake();
-    });
-    call.on('error', (error: Error) => {
-      if (!interrupted) failed = error;
-      resolve();
-      wake();
-    });
-    call.on('end', () => resolve());
-  });
-
+  // Pulled by the stream only while fewer than `window` items are in flight: an item is read when it is sent.
   const items: AsyncIterable<Item> | Iterable<Item> = listed ?? jsonlRows(options.input);
-  for await (const item of items) {
-    if (failed || interrupted) break;
-    if (done.has(item.id)) continue;
-    // Bounded: at most `window` items in flight, and the transport's own buffer respected.
-    while (outstanding >= options.window && !failed && !interrupted) await new Promise<void>((resolve) => (wake = resolve));
-    if (failed || interrupted) break;
-    const element = await item.load();
-    const request: ModelInferRequest = {
-      modelName: options.model,
-      modelVersion: options.version,
-      id: item.id,
-      inputs: [{ name: inputName, datatype: 'BYTES', shape: ['1'] }],
-      rawInputContents: [encodeBytesElements([element])],
-    };
-    outstanding++;
-    sent++;
-    if (!call.write(request)) await new Promise<void>((resolve) => call.once('drain', resolve));
+  const version = options.version || undefined;
+  async function* requests(): AsyncGenerator<InferRequest> {
+    for await (const item of items) {
+      if (done.has(item.id)) continue;
+      const element = await item.load();
+      sent++;
+      yield { model: options.model, version, id: item.id, inputs: [tensor.bytes(inputName, [1], [element])] };
+    }
   }
-  if (!failed && !interrupted) call.end();
-  await finished;
-  process.off('SIGINT', onSigint);
-  client.close();
-  await out.close();
+  try {
+    for await (const answer of client.inferStream(requests(), { window: options.window, signal: stop.signal })) {
+      // gRPC stream errors carry the server's status in their message already; REST ones name it in their code.
+      const error = answer.ok ? undefined : client.protocol === 'grpc' ? answer.error.message : `${answer.error.code}: ${answer.error.message}`;
+      const record = answer.ok ? toRecord(answer.result) : { id: answer.request.id ?? '', model: options.model, error };
+      if (!answer.ok) errors++;
+      await out.write(`${JSON.stringify(record)}\n`);
+      answered++;
+      progress.update(answered, errors);
+    }
+  } catch (error) {
+    if (!interrupted) failed = error as Error;
+  } finally {
+    process.off('SIGINT', onSigint);
+    client.close();
+    await out.close();
+  }
   progress.update(answered, errors, true);
   const seconds = (Date.now() - started) / 1000;
   const summary = `${sent} sent, ${answered - done.size} answered (${errors} errors) in ${seconds.toFixed(1)} s, ${((answered - done.size) / Math.max(seconds, 0.001)).toFixed(1)} items/s → ${options.output}`;

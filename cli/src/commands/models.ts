@@ -1,15 +1,17 @@
 /** infermesh models: what the mesh serves, with each model's tensors. */
-import type { ModelMetadataResponse__Output, RepositoryIndexResponse__Output } from '@infermesh/contracts';
-import { call, routerClient } from '../client.js';
+import { connect } from '@infermesh/client';
+import { routerClientOptions } from './predict.js';
 
 export async function listModels(address: string, json: boolean): Promise<void> {
-  const client = routerClient(address);
+  const client = connect(address, routerClientOptions());
   try {
-    const index = await call<{ ready: boolean }, RepositoryIndexResponse__Output>(client, client.RepositoryIndex, { ready: true });
-    const names = [...new Set(index.models.map((m) => m.name))];
-    const metadata = await Promise.all(names.map((name) => call<{ name: string }, ModelMetadataResponse__Output>(client, client.ModelMetadata, { name })));
+    const index = await client.repositoryIndex();
+    const names = [...new Set(index.filter((m) => m.state === 'READY').map((m) => m.name))];
+    const metadata = await Promise.all(names.map((name) => client.modelMetadata(name)));
     if (json) {
-      console.log(JSON.stringify(metadata, null, 2));
+      // Shapes as strings, as proto3's JSON writes int64 (and as this printed before it used @infermesh/client).
+      const tensors = (list: typeof metadata[number]['inputs']) => list.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(String) }));
+      console.log(JSON.stringify(metadata.map((m) => ({ name: m.name, versions: m.versions, platform: m.platform, inputs: tensors(m.inputs), outputs: tensors(m.outputs) })), null, 2));
       return;
     }
     if (metadata.length === 0) {

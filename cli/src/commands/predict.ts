@@ -1,11 +1,10 @@
 /** infermesh predict: one ModelInfer call with images or rows, answer printed as labels and scores. */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { encodeBytesElements, decodeRaw, isDatatype } from '@infermesh/tensor';
-import type { ModelInferRequest, ModelInferResponse__Output, ModelMetadataResponse__Output } from '@infermesh/contracts';
-import { call, routerClient } from '../client.js';
+import { connect, tensor, type ClientOptions, type InferResult, type Tensor } from '@infermesh/client';
 
 export interface PredictOptions {
+  /** The router: HOST:PORT or grpc://HOST:PORT (gRPC), http(s)://HOST:PORT (REST). */
   address: string;
   model: string;
   version: string;
@@ -16,44 +15,51 @@ export interface PredictOptions {
   json: boolean;
 }
 
+/** How the CLI's calls to the router are made: INFERMESH_API_KEY sent as `authorization: Bearer <key>`. */
+export function routerClientOptions(): ClientOptions {
+  const apiKey = process.env.INFERMESH_API_KEY?.trim();
+  return apiKey ? { apiKey } : {};
+}
+
+/** A tensor's elements as JSON values: BYTES as UTF-8 text, 64-bit integers as numbers. */
+export function valuesOf(output: Tensor): (string | number | boolean)[] {
+  if (output.datatype === 'BYTES') return (output.data as (string | Uint8Array)[]).map((b) => (typeof b === 'string' ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8')));
+  if (Array.isArray(output.data)) return output.data as boolean[];
+  return Array.from(output.data as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? Number(v) : v));
+}
+
 export async function predict(options: PredictOptions): Promise<void> {
   if (options.images.length === 0 && options.rows.length === 0) throw new Error('give --image <file> (repeatable) or --row <json> (repeatable)');
   if (options.images.length > 0 && options.rows.length > 0) throw new Error('give either --image or --row, not both');
-  const client = routerClient(options.address);
+  const client = connect(options.address, routerClientOptions());
   try {
     const elements = options.images.length
       ? await Promise.all(options.images.map((file) => readFile(file)))
       : options.rows.map((row) => Buffer.from(row));
     const inputName = options.inputName ?? (options.images.length ? 'image' : 'row');
-    const metadata = await call<{ name: string; version: string }, ModelMetadataResponse__Output>(client, client.ModelMetadata, { name: options.model, version: options.version });
-    const request: ModelInferRequest = {
-      modelName: options.model,
-      modelVersion: options.version,
-      inputs: [{ name: inputName, datatype: 'BYTES', shape: [String(elements.length)] }],
-      rawInputContents: [encodeBytesElements(elements)],
+    const version = options.version || undefined;
+    const metadata = await client.modelMetadata(options.model, version);
+    const result = await client.infer({
+      model: options.model,
+      version,
+      inputs: [tensor.bytes(inputName, [elements.length], elements)],
       // Triton's classification extension: top-k "score:index:label" per row for float outputs.
-      outputs: metadata.outputs.map((o) => (o.datatype.startsWith('FP') ? { name: o.name, parameters: { classification: { int64Param: String(options.top) } } } : { name: o.name })),
-    };
-    const response = await call<ModelInferRequest, ModelInferResponse__Output>(client, client.ModelInfer, request);
+      outputs: metadata.outputs.map((o) => (o.datatype.startsWith('FP') ? { name: o.name, classification: options.top } : { name: o.name })),
+    });
     const names = options.images.length ? options.images.map((f) => basename(f)) : options.rows.map((_, i) => `row ${i}`);
-    print(response, names, options.json);
+    print(result, names, options.json);
   } finally {
     client.close();
   }
 }
 
-function print(response: ModelInferResponse__Output, names: string[], json: boolean): void {
-  const decoded = response.outputs.map((output, i) => {
-    const shape = output.shape.map(Number);
-    const data = isDatatype(output.datatype) ? decodeRaw(output.name, output.datatype, shape, response.rawOutputContents[i]) : [];
-    const values = Array.isArray(data) ? data.map((b) => b.toString('utf8')) : Array.from(data as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? Number(v) : v));
-    return { name: output.name, datatype: output.datatype, shape, values };
-  });
+function print(result: InferResult, names: string[], json: boolean): void {
+  const decoded = result.outputs.map((output) => ({ name: output.name, datatype: output.datatype, shape: output.shape, values: valuesOf(output) }));
   if (json) {
-    console.log(JSON.stringify({ model: response.modelName, version: response.modelVersion, outputs: decoded }, null, 2));
+    console.log(JSON.stringify({ model: result.model, version: result.version, outputs: decoded }, null, 2));
     return;
   }
-  console.log(`${response.modelName} (version ${response.modelVersion})`);
+  console.log(`${result.model} (version ${result.version})`);
   names.forEach((name, row) => {
     const parts = decoded.map((output) => {
       const perRow = output.values.length / names.length;
