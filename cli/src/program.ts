@@ -487,7 +487,7 @@ export function describeFailure(error: unknown): string {
   const cause = error.cause as { code?: unknown; details?: unknown } | undefined;
   // gRPC: the grpc-js error it wraps, described as before.
   if (typeof cause?.code === 'number' && typeof cause.details === 'string') return describeError(cause);
-  if (error.code === 'UNAVAILABLE' && /ECONNREFUSED|fetch failed|connect/i.test(error.message)) return `cannot reach the router: is the mesh running? (npm start, or --address) (${error.message})`;
+  if (error.code === 'UNAVAILABLE' && /ECONNREFUSED/.test(error.message)) return `${error.message}: is the mesh running? (npm start, or --address)`;
   if (error.code === 'UNAUTHENTICATED') return `UNAUTHENTICATED: ${error.message} (the CLI sends the key in INFERMESH_API_KEY)`;
   return `${error.code}: ${error.message}`;
 }
