@@ -108,8 +108,9 @@ describe('errors over gRPC', () => {
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', grpcCode: 3, message: `model 'fail' refuses request "r1"` });
   });
 
-  it('answers UNAVAILABLE naming the address when nothing listens there', async () => {
-    const address = `127.0.0.1:${await freePort()}`;
+  it('answers UNAVAILABLE naming the address as given when nothing listens there', async () => {
+    // grpc-js names the resolved IP; the error must also name what the caller wrote.
+    const address = `localhost:${await freePort()}`;
     const nowhere = connect(address);
     try {
       await expect(nowhere.serverLive()).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining(address) });
