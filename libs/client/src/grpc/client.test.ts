@@ -305,6 +305,27 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     }
   });
 
+  it('cancels at the server as soon as the signal is aborted, even while the loop is busy with a result', async () => {
+    const fresh = await startGrpcStandIn();
+    const streaming = connect(fresh.address);
+    try {
+      const controller = new AbortController();
+      const loop = (async () => {
+        for await (const r of streaming.inferStream([request('echo', []), request('slow', [])], { signal: controller.signal })) {
+          expect(r.ok).toBe(true);
+          await vi.waitFor(() => expect(fresh.slowCalls).toBe(1));
+          controller.abort();
+          // Still inside the loop body: the call is already cancelled at the server.
+          await vi.waitFor(() => expect(fresh.cancelled).toBe(1));
+        }
+      })();
+      await expect(loop).rejects.toMatchObject({ code: 'CANCELLED' });
+    } finally {
+      streaming.close();
+      await fresh.close();
+    }
+  });
+
   it('ends with DEADLINE_EXCEEDED when the stream outlives its timeoutMs', async () => {
     await expect(collect(client.inferStream([request('slow', [])], { timeoutMs: 200 }))).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
   });
