@@ -122,3 +122,32 @@ describe('HTTPS', () => {
     }
   });
 });
+
+describe('shutdown', () => {
+  it('stops taking requests, lets those in flight finish, then resolves', async () => {
+    let release: () => void = () => {};
+    let inHandler: () => void = () => {};
+    const entered = new Promise<void>((resolve) => (inHandler = resolve));
+    const closing = createRestServer({
+      handlers: {
+        ServerMetadata: (() => {
+          inHandler();
+          return new Promise((resolve) => (release = () => resolve({ name: 'infermesh', version: 'test', extensions: [] })));
+        }) as never,
+      },
+      access: openAccess, logger: createLogger('test', { level: 'silent' }), version: 'test', maxBodyBytes: 1024, requestTimeoutMs: 5000,
+    });
+    const closingPort = await closing.listen('127.0.0.1', 0);
+    const inFlight = fetch(`http://127.0.0.1:${closingPort}/v2`);
+    await entered;
+    let closed = false;
+    const stopped = closing.close(60_000).then(() => (closed = true));
+    await expect(fetch(`http://127.0.0.1:${closingPort}/v2/health/live`)).rejects.toThrow();
+    expect(closed).toBe(false);
+    release();
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('connection')).toBe('close');
+    await stopped;
+  });
+});
