@@ -330,6 +330,23 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     await expect(collect(client.inferStream([request('slow', [])], { timeoutMs: 200 }))).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
   });
 
+  it('ends with the input\'s own error when the request iterable throws, and cancels the call', async () => {
+    const fresh = await startGrpcStandIn();
+    const streaming = connect(fresh.address);
+    try {
+      async function* broken() {
+        yield request('slow', []);
+        await vi.waitFor(() => expect(fresh.slowCalls).toBe(1));
+        throw new Error('the request source broke');
+      }
+      await expect(collect(streaming.inferStream(broken()))).rejects.toThrow('the request source broke');
+      await vi.waitFor(() => expect(fresh.cancelled).toBe(1));
+    } finally {
+      streaming.close();
+      await fresh.close();
+    }
+  });
+
   it('takes an async iterable of requests', async () => {
     async function* produce() {
       for (let i = 0; i < 5; i++) {
