@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { meshChecks } from './mesh-checks.js';
 import { envOf, hasTool, id, renderWith, schemaCount, schemaErrors, toolsRequired, type Obj } from './manifests.js';
+import { fieldErrors } from './strict-fields.js';
 
 const deployDir = dirname(fileURLToPath(import.meta.url));
 const k8sDir = join(deployDir, 'kubernetes');
@@ -78,6 +79,15 @@ describe('kustomize sources', () => {
     expect(schemaErrors({ ...deployment, kind: 'Deploymnet' }).join()).toMatch(/no schema/);
     expect(schemaErrors({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata: { name: 'x' }, spec: {} }).join()).toMatch(/scaleTargetRef/);
   });
+
+  it('the field check reports an unknown field at any depth, and a kind it has no type for', () => {
+    const misspelt = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: { selector: {}, template: { spec: { containers: [{ name: 'c', imagee: 'i:1' }] } } } };
+    const scaled = { apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata: { name: 'x' }, spec: { scaleTargetRef: { name: 'w' }, triggers: [], maxReplicas: 3 } };
+    const [deployment, scaledObject, unknown] = fieldErrors([misspelt, scaled, { apiVersion: 'example.com/v1', kind: 'Thing', metadata: { name: 'x' } }]);
+    expect(deployment!.join()).toMatch(/"imagee".*does not exist in type 'IContainer'/);
+    expect(scaledObject!.join()).toMatch(/"maxReplicas".*does not exist in type 'IScaledObjectSpec'/);
+    expect(unknown).toEqual(['no type for apiVersion example.com/v1, kind Thing']);
+  }, 60_000);
 });
 
 describe.skipIf(!haveKubectl && !toolsRequired).each(kustomizations)('kubectl kustomize deploy/kubernetes/%s', (name) => {
@@ -157,6 +167,7 @@ describe.skipIf(!haveKubectl && !toolsRequired)('components/models-from-url', ()
   it('every worker init container fetches the tarball with its checksum, and the result still validates', () => {
     const errors = objects().map((o) => ({ object: id(o), errors: schemaErrors(o) })).filter((e) => e.errors.length > 0);
     expect(errors).toEqual([]);
+    expect(fieldErrors(objects()).flat()).toEqual([]);
     const source = find(objects(), 'ConfigMap', 'model-repository-source')!.data;
     expect(Object.keys(source)).toEqual(expect.arrayContaining(['MODEL_REPOSITORY_URL', 'MODEL_REPOSITORY_SHA256']));
     const workers = objects().filter((o) => o.kind === 'Deployment' && o.metadata.labels['app.kubernetes.io/component'] === 'worker');
@@ -169,5 +180,5 @@ describe.skipIf(!haveKubectl && !toolsRequired)('components/models-from-url', ()
       const dir = envOf(init).MODEL_REPOSITORY_DIR;
       expect(init.volumeMounts.find((m: Obj) => m.mountPath === dir)?.name).toBe('models');
     }
-  });
+  }, 60_000);
 });

@@ -11,6 +11,7 @@ import {
   envOf, id, isInfermeshImage, labelsMatch, pinned, podTemplates, schemaErrors, serviceEntry,
   type Obj, type PodTemplate,
 } from './manifests.js';
+import { fieldErrors } from './strict-fields.js';
 
 export interface MeshExpectations {
   namespace: string;
@@ -54,6 +55,12 @@ export function meshChecks(load: () => Obj[], expected: MeshExpectations): void 
     const errors = all.map((o) => ({ object: id(o), errors: schemaErrors(o) })).filter((e) => e.errors.length > 0);
     expect(errors).toEqual([]);
   });
+
+  it('no object has a field its type lacks (the API server rejects unknown fields)', () => {
+    const all = objects();
+    const errors = fieldErrors(all).map((e, i) => ({ object: id(all[i]!), errors: e })).filter((e) => e.errors.length > 0);
+    expect(errors).toEqual([]);
+  }, 60_000);
 
   it('every object has a valid name, unique per kind, in the mesh namespace', () => {
     const all = objects();
