@@ -193,7 +193,7 @@ export function createRestServer(options: RestServerOptions): RestServer {
       template = route.template;
       grpcMethod = route.grpcMethod;
       const metadata = metadataOf(req);
-      await startServerSpan(tracer, `${method} ${route.template}`, { 'http.request.method': method, 'http.route': route.template, 'rpc.system': 'grpc', 'rpc.method': route.grpcMethod }, metadata, async (span) => {
+      await startServerSpan(tracer, `${method} ${route.template}`, { 'http.request.method': method, 'http.route': route.template, 'rpc.method': route.grpcMethod }, metadata, async (span) => {
         const controller = new AbortController();
         let timer: { clear(): void } | undefined;
         const onClose = () => {
