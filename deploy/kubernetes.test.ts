@@ -149,6 +149,8 @@ describe.skipIf(!haveKubectl && !toolsRequired).each(kustomizations)('kubectl ku
       expect(trigger.metadata.query).toContain(`worker=~"${target.metadata.name}-.+"`);
       expect(envOf(target.spec.template.spec.containers[0]).WORKER_ID.fieldRef.fieldPath).toBe('metadata.name');
       expect(s.spec.minReplicaCount).toBeGreaterThanOrEqual(1);
+      // KEDA's HPA owns the count: a replicas field would reset it on every kubectl apply.
+      expect(target.spec.replicas, `${target.metadata.name} replicas`).toBeUndefined();
     }
     const monitors = objects().filter((o) => o.kind === 'ServiceMonitor');
     expect(monitors.length).toBe(1);
