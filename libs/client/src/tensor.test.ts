@@ -12,7 +12,7 @@ describe('tensor builders', () => {
   });
 
   it('refuse a shape that does not hold the data, or is not a shape', () => {
-    expect(() => tensor.fp32('x', [2, 3], [1, 2, 3])).toThrow('tensor "x" ("x"): shape [2, 3] holds 6 elements but the data has 3');
+    expect(() => tensor.fp32('x', [2, 3], [1, 2, 3])).toThrow('tensor ("x"): shape [2, 3] holds 6 elements but the data has 3');
     expect(() => tensor.fp32('x', [-1], [])).toThrow(/not a whole number >= 0/);
     expect(() => tensor.fp32('x', [1.5], [1])).toThrow(/not a whole number >= 0/);
     expect(() => tensor.fp32('x', Array(65).fill(1), [1])).toThrow(/65 dimensions, more than 64/);

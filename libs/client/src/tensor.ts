@@ -46,7 +46,7 @@ function dataMismatch(datatype: Datatype, data: TensorData): string | undefined 
 }
 
 /** Checks a tensor the caller built by hand; `where` names it in errors (e.g. "inputs[0]"). */
-export function checkTensor(tensor: Tensor, where: string): void {
+export function checkTensor(tensor: Tensor, where = 'a tensor'): void {
   if (tensor === null || typeof tensor !== 'object') throw invalidArgument(`${where} is not a tensor`);
   if (typeof tensor.name !== 'string' || tensor.name === '') throw invalidArgument(`${where} has no name`);
   const what = `${where} (${quote(tensor.name)})`;
@@ -63,7 +63,7 @@ export function checkTensor(tensor: Tensor, where: string): void {
 
 function make(name: string, datatype: Datatype, shape: number[], data: TensorData): Tensor {
   const tensor = { name, datatype, shape: [...shape], data };
-  checkTensor(tensor, `tensor ${quote(name)}`);
+  checkTensor(tensor, 'tensor');
   return tensor;
 }
 
