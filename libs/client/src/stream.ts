@@ -120,13 +120,15 @@ export async function* windowedStream(
     transport.cancel();
   });
 
+  // Once the loop has left or the stream has failed (abort, deadline, error), nothing more is pulled.
+  const halted = () => stopped || failure !== undefined;
   // Pulls requests while a slot is free and sends them; runs beside the loop below.
   const pump = async () => {
-    while (!stopped) {
-      while (!stopped && pending.size + ready.length >= window) await new Promise<void>((resolve) => (wakePump = resolve));
-      if (stopped) return;
+    while (!halted()) {
+      while (!halted() && pending.size + ready.length >= window) await new Promise<void>((resolve) => (wakePump = resolve));
+      if (halted()) return;
       const next = await iterator.next();
-      if (stopped) return;
+      if (halted()) return;
       if (next.done) {
         inputDone = true;
         notify();

@@ -326,6 +326,29 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     }
   });
 
+  it('pulls nothing more from the input once the signal is aborted, even while the loop is busy', async () => {
+    let pulled = 0;
+    async function* source() {
+      yield request('echo', []);
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        pulled++;
+        yield request('slow', []);
+      }
+    }
+    const controller = new AbortController();
+    const loop = (async () => {
+      for await (const r of client.inferStream(source(), { window: 1000, signal: controller.signal })) {
+        expect(r.ok).toBe(true);
+        controller.abort();
+        const atAbort = pulled;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(pulled).toBeLessThanOrEqual(atAbort + 1);
+      }
+    })();
+    await expect(loop).rejects.toMatchObject({ code: 'CANCELLED' });
+  });
+
   it('ends with DEADLINE_EXCEEDED when the stream outlives its timeoutMs', async () => {
     await expect(collect(client.inferStream([request('slow', [])], { timeoutMs: 200 }))).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
   });
