@@ -5,6 +5,9 @@ import { startGrpcStandIn, type GrpcStandIn } from '../testing/grpc-stand-in.js'
 import { answered, everyDatatype } from '../testing/tensors.js';
 import { connect, fp16, InferenceError, tensor, type InferenceClient, type InferRequest, type StreamResult, type Tensor } from '../index.js';
 
+
+/** Waits for what the server sees; generous, since test machines can be slow (this is not a timing check). */
+const eventually = <T>(check: () => T) => vi.waitFor(check, { timeout: 10_000, interval: 20 });
 let server: GrpcStandIn;
 let client: InferenceClient;
 
@@ -124,17 +127,17 @@ describe('errors over gRPC', () => {
     await expect(client.infer(request('slow', [tensor.fp32('x', [1], [1])]), { timeoutMs: 200 })).rejects.toMatchObject({
       code: 'DEADLINE_EXCEEDED', message: expect.stringContaining('deadline of 200 ms'),
     });
-    await vi.waitFor(() => expect(server.cancelled).toBeGreaterThan(before));
+    await eventually(() => expect(server.cancelled).toBeGreaterThan(before));
   });
 
   it('cancels the call when the signal is aborted: CANCELLED here, a cancellation on the server', async () => {
     const before = { cancelled: server.cancelled, calls: server.slowCalls };
     const controller = new AbortController();
     const call = client.infer(request('slow', [tensor.fp32('x', [1], [1])]), { signal: controller.signal });
-    await vi.waitFor(() => expect(server.slowCalls).toBe(before.calls + 1));
+    await eventually(() => expect(server.slowCalls).toBe(before.calls + 1));
     controller.abort(new Error('user pressed stop'));
     await expect(call).rejects.toMatchObject({ code: 'CANCELLED', message: expect.stringContaining('user pressed stop') });
-    await vi.waitFor(() => expect(server.cancelled).toBe(before.cancelled + 1));
+    await eventually(() => expect(server.cancelled).toBe(before.cancelled + 1));
   });
 
   it('refuses an answer whose raw contents do not fit its shape, as INTERNAL naming the output', async () => {
@@ -210,7 +213,7 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     try {
       const { seen, iterable } = counted(Array.from({ length: 10 }, () => request('held', [])));
       const results = collect(streaming.inferStream(iterable, { window: 3 }));
-      await vi.waitFor(() => expect(fresh.streamReceived).toBe(3));
+      await eventually(() => expect(fresh.streamReceived).toBe(3));
       // Nothing is answered: give the client every chance to pull more than it may.
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(seen.pulled).toBe(3);
@@ -258,7 +261,7 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     try {
       const requests = [request('held', [], { id: 'same' }), request('held', [], { id: 'same' }), request('held', []), request('held', [])];
       const results = collect(streaming.inferStream(requests, { window: 4 }));
-      await vi.waitFor(() => expect(fresh.streamReceived).toBe(3));
+      await eventually(() => expect(fresh.streamReceived).toBe(3));
       fresh.release();
       const all = await results;
       expect(all.filter((r) => !r.ok).map((r) => !r.ok && r.error.code)).toEqual(['INVALID_ARGUMENT']);
@@ -282,7 +285,7 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
       }
       expect(seen.closed).toBe(true);
       expect(seen.pulled).toBeLessThanOrEqual(6);
-      await vi.waitFor(() => expect(fresh.cancelled).toBe(1));
+      await eventually(() => expect(fresh.cancelled).toBe(1));
     } finally {
       streaming.close();
       await fresh.close();
@@ -295,10 +298,10 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     try {
       const controller = new AbortController();
       const loop = collect(streaming.inferStream(Array.from({ length: 5 }, () => request('slow', [])), { signal: controller.signal }));
-      await vi.waitFor(() => expect(fresh.slowCalls).toBe(5));
+      await eventually(() => expect(fresh.slowCalls).toBe(5));
       controller.abort();
       await expect(loop).rejects.toMatchObject({ code: 'CANCELLED' });
-      await vi.waitFor(() => expect(fresh.cancelled).toBe(1));
+      await eventually(() => expect(fresh.cancelled).toBe(1));
     } finally {
       streaming.close();
       await fresh.close();
@@ -313,10 +316,10 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
       const loop = (async () => {
         for await (const r of streaming.inferStream([request('echo', []), request('slow', [])], { signal: controller.signal })) {
           expect(r.ok).toBe(true);
-          await vi.waitFor(() => expect(fresh.slowCalls).toBe(1));
+          await eventually(() => expect(fresh.slowCalls).toBe(1));
           controller.abort();
           // Still inside the loop body: the call is already cancelled at the server.
-          await vi.waitFor(() => expect(fresh.cancelled).toBe(1));
+          await eventually(() => expect(fresh.cancelled).toBe(1));
         }
       })();
       await expect(loop).rejects.toMatchObject({ code: 'CANCELLED' });
@@ -359,11 +362,11 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     try {
       async function* broken() {
         yield request('slow', []);
-        await vi.waitFor(() => expect(fresh.slowCalls).toBe(1));
+        await eventually(() => expect(fresh.slowCalls).toBe(1));
         throw new Error('the request source broke');
       }
       await expect(collect(streaming.inferStream(broken()))).rejects.toThrow('the request source broke');
-      await vi.waitFor(() => expect(fresh.cancelled).toBe(1));
+      await eventually(() => expect(fresh.cancelled).toBe(1));
     } finally {
       streaming.close();
       await fresh.close();

@@ -6,6 +6,9 @@ import { answered, everyDatatype } from '../testing/tensors.js';
 import { connect, InferenceError, tensor, type InferenceClient, type InferRequest, type StreamResult, type Tensor } from '../index.js';
 import { AUTO_BINARY_BYTES } from './codec.js';
 
+
+/** Waits for what the server sees; generous, since test machines can be slow (this is not a timing check). */
+const eventually = <T>(check: () => T) => vi.waitFor(check, { timeout: 10_000, interval: 20 });
 let server: RestStandIn;
 let client: InferenceClient;
 
@@ -127,17 +130,17 @@ describe('errors over REST', () => {
     const before = server.cancelled;
     await expect(client.infer(request('slow', [tensor.int32('x', [1], [1])]), { timeoutMs: 200 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', message: expect.stringContaining('200 ms') });
     expect(server.last?.headers['infermesh-timeout-ms']).toBe('200');
-    await vi.waitFor(() => expect(server.cancelled).toBe(before + 1));
+    await eventually(() => expect(server.cancelled).toBe(before + 1));
   });
 
   it('cancels the request when the signal is aborted: CANCELLED here, the connection closed at the server', async () => {
     const before = { cancelled: server.cancelled, calls: server.slowCalls };
     const controller = new AbortController();
     const call = client.infer(request('slow', [tensor.int32('x', [1], [1])]), { signal: controller.signal });
-    await vi.waitFor(() => expect(server.slowCalls).toBe(before.calls + 1));
+    await eventually(() => expect(server.slowCalls).toBe(before.calls + 1));
     controller.abort();
     await expect(call).rejects.toMatchObject({ code: 'CANCELLED' });
-    await vi.waitFor(() => expect(server.cancelled).toBe(before.cancelled + 1));
+    await eventually(() => expect(server.cancelled).toBe(before.cancelled + 1));
   });
 });
 
@@ -171,12 +174,12 @@ describe('streaming over REST (concurrent infer calls)', () => {
       }
       for await (const r of rest.inferStream(requests(), { window: 3 })) {
         expect(r.ok).toBe(true);
-        await vi.waitFor(() => expect(fresh.slowCalls).toBe(3));
+        await eventually(() => expect(fresh.slowCalls).toBe(3));
         await new Promise((resolve) => setTimeout(resolve, 100));
         expect(pulled).toBe(4);
         break;
       }
-      await vi.waitFor(() => expect(fresh.cancelled).toBe(3));
+      await eventually(() => expect(fresh.cancelled).toBe(3));
     } finally {
       rest.close();
       await fresh.close();
