@@ -112,10 +112,23 @@ export function splitBody(body: Buffer, headerLength: string | undefined, limits
   return { json: body.subarray(0, length), binary: body.subarray(length) };
 }
 
-/** Parses a JSON document, refusing what is not JSON with where JSON.parse stopped. */
+/** A run of 16 digits: the only way a JSON text can hold an integer beyond 2^53. */
+const LONG_DIGITS = /\d{16}/;
+
+/** Whole numbers beyond 2^53 as bigints, from their source text: INT64 / UINT64 data arrive digit for digit. */
+function exactIntegers(_key: string, value: unknown, context?: { source?: string }): unknown {
+  return typeof value === 'number' && !Number.isSafeInteger(value) && context?.source && /^-?\d+$/.test(context.source) ? BigInt(context.source) : value;
+}
+
+/**
+ * Parses a JSON document, refusing what is not JSON with where JSON.parse stopped. Integers
+ * beyond 2^53 are kept exact as bigints (a reviver with source access, used only when the
+ * text has a long enough digit run: it costs on every value).
+ */
 export function parseJson(text: Buffer, what: string): unknown {
   try {
-    return JSON.parse(text.toString('utf8'));
+    const json = text.toString('utf8');
+    return LONG_DIGITS.test(json) ? JSON.parse(json, exactIntegers as never) : JSON.parse(json);
   } catch (error) {
     throw invalidArgument(`${what} is not JSON: ${(error as Error).message.slice(0, 200)}`);
   }

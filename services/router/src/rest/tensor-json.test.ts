@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBytesElements } from '@infermesh/tensor';
 import { decodeToJson, encodeJsonData, flattenData, halfToNumber } from './tensor-json.js';
+import { parseJson } from './infer-request.js';
 
 const thrown = (fn: () => unknown): string => {
   try {
@@ -48,6 +49,18 @@ describe('encodeJsonData', () => {
     const raw = encodeJsonData('x', 'INT64', [2], [-(2 ** 53), 7]);
     expect([raw.readBigInt64LE(0), raw.readBigInt64LE(8)]).toEqual([-(2n ** 53n), 7n]);
     expect(thrown(() => encodeJsonData('x', 'UINT64', [1], [-1]))).toMatch(/^input 'x': element 0 is -1, not an integer from 0 to/);
+  });
+
+  it('keeps INT64 / UINT64 beyond 2^53 digit for digit from the JSON text to the bytes and back', () => {
+    const json = Buffer.from('{"data": [9007199254740993, -9223372036854775808, 18446744073709551615, 12345678901234567890123]}');
+    const { data } = parseJson(json, 'body') as { data: unknown[] };
+    const raw = encodeJsonData('x', 'INT64', [2], data.slice(0, 2));
+    expect([raw.readBigInt64LE(0), raw.readBigInt64LE(8)]).toEqual([9007199254740993n, -(2n ** 63n)]);
+    expect(JSON.stringify(decodeToJson('x', 'INT64', [2], raw))).toBe('[9007199254740993,-9223372036854775808]');
+    const unsigned = encodeJsonData('x', 'UINT64', [1], [data[2]]);
+    expect(JSON.stringify(decodeToJson('x', 'UINT64', [1], unsigned))).toBe('[18446744073709551615]');
+    expect(thrown(() => encodeJsonData('x', 'UINT64', [1], [data[3]]))).toMatch(/element 0 is 12345678901234567890123, not an integer from 0 to/);
+    expect(thrown(() => encodeJsonData('x', 'INT32', [1], [data[0]]))).toBe("input 'x': element 0 is 9007199254740993, not an integer from -2147483648 to 2147483647 (datatype INT32)");
   });
 
   it('refuses non-integers and out-of-range values for integer types, naming the element', () => {

@@ -21,6 +21,7 @@ const BIG_RANGE: Partial<Record<Fixed, readonly [bigint, bigint]>> = {
 const FP32_MAX = 3.4028234663852886e38;
 
 function describe(value: unknown): string {
+  if (typeof value === 'bigint') return String(value);
   if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 32))}`;
   if (Array.isArray(value)) return 'an array';
   if (value === null) return 'null';
@@ -95,7 +96,7 @@ export function encodeJsonData(name: string, datatype: Datatype, shape: readonly
   const big = BIG_RANGE[datatype];
   if (big) {
     elements.forEach((value, i) => {
-      if (typeof value !== 'number' || !Number.isInteger(value)) throw wrongElement(name, datatype, i, value, 'an integer');
+      if (typeof value !== 'bigint' && (typeof value !== 'number' || !Number.isInteger(value))) throw wrongElement(name, datatype, i, value, 'an integer');
       const exact = BigInt(value);
       if (exact < big[0] || exact > big[1]) throw wrongElement(name, datatype, i, value, `an integer from ${big[0]} to ${big[1]}`);
       if (datatype === 'INT64') out.writeBigInt64LE(exact, i * 8);
@@ -107,6 +108,7 @@ export function encodeJsonData(name: string, datatype: Datatype, shape: readonly
   if (range) {
     const write = WRITERS[datatype as keyof typeof WRITERS];
     elements.forEach((value, i) => {
+      if (typeof value === 'bigint') throw wrongElement(name, datatype, i, value, `an integer from ${range[0]} to ${range[1]}`);
       if (typeof value !== 'number' || !Number.isInteger(value)) throw wrongElement(name, datatype, i, value, 'an integer');
       if (value < range[0] || value > range[1]) throw wrongElement(name, datatype, i, value, `an integer from ${range[0]} to ${range[1]}`);
       write(out, value, i * size);
@@ -145,12 +147,18 @@ export function halfToNumber(word: number): number {
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
-/** A JSON element: numbers (INT64/UINT64 as the nearest number beyond 2^53), booleans, strings. */
-export type JsonElement = number | boolean | string | null;
+/**
+ * A JSON element: numbers, booleans, strings, or raw JSON (JSON.rawJSON: INT64 / UINT64
+ * beyond 2^53, written digit for digit by JSON.stringify).
+ */
+export type JsonElement = number | boolean | string | null | object;
+
+/** JSON.rawJSON (Node 21+, not yet in TypeScript's lib). */
+const rawJSON = (JSON as unknown as { rawJSON(text: string): object }).rawJSON;
 
 /**
  * An output's raw bytes as the JSON `data` array (flat, row-major): BOOL as booleans, FP16
- * widened, INT64/UINT64 as numbers (exact up to 2^53), BYTES as UTF-8 strings. JSON has no
+ * widened, INT64/UINT64 as numbers, digit for digit beyond 2^53 (raw JSON), BYTES as UTF-8 strings. JSON has no
  * NaN or Infinity: such elements are written as null.
  */
 export function decodeToJson(name: string, datatype: Datatype, shape: readonly number[], raw: Uint8Array): JsonElement[] {
@@ -159,6 +167,10 @@ export function decodeToJson(name: string, datatype: Datatype, shape: readonly n
   const out: JsonElement[] = new Array(decoded.length);
   for (let i = 0; i < decoded.length; i++) {
     const value = decoded[i];
+    if (typeof value === 'bigint' && (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER))) {
+      out[i] = rawJSON(value.toString());
+      continue;
+    }
     const number = typeof value === 'bigint' ? Number(value) : datatype === 'FP16' ? halfToNumber(value) : value;
     out[i] = datatype === 'BOOL' ? number !== 0 : Number.isFinite(number) ? number : null;
   }
