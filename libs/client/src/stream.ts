@@ -180,9 +180,11 @@ export async function* windowedStream(
     if (timer) clearTimeout(timer);
     if (!completed) transport.cancel();
     // Tell the caller's iterable no more will be pulled (closes a generator; errors there are its own).
+    // Not awaited: a source still waiting inside next() would hold the caller's break until it yields.
     if (!inputDone && iterator.return) {
       try {
-        await Promise.resolve(iterator.return()).catch(() => undefined);
+        const closing = iterator.return();
+        if (closing instanceof Promise) closing.catch(() => undefined);
       } catch {
         // a synchronous iterator's return() threw: nothing more to close
       }

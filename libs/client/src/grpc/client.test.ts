@@ -292,6 +292,24 @@ describe('streaming over gRPC (ModelStreamInfer)', () => {
     }
   });
 
+  it('leaves the loop at once on break even while the input is waiting for its next request', async () => {
+    let finished = false;
+    async function* stalls() {
+      try {
+        yield request('echo', []);
+        await new Promise(() => undefined); // a source with nothing more, ever
+      } finally {
+        finished = true;
+      }
+    }
+    for await (const r of client.inferStream(stalls())) {
+      expect(r.ok).toBe(true);
+      break;
+    }
+    // Reached: the break did not wait for the stalled source (whose finally never runs).
+    expect(finished).toBe(false);
+  });
+
   it('ends with CANCELLED when the signal is aborted, and the server sees the stream cancelled', async () => {
     const fresh = await startGrpcStandIn();
     const streaming = connect(fresh.address);
