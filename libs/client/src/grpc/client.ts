@@ -9,7 +9,8 @@ import type {
   RepositoryModel, ServerMetadata, StreamOptions, StreamResult,
 } from '../types.js';
 import { inferenceServiceClient, type ModelInferResponseWire, type ModelMetadataWire, type ModelStatisticsWire, type ModelStreamInferResponseWire } from './proto.js';
-import { inferRequestWire, inferResultOf, modelMetadataOf, modelStatisticsOf } from './messages.js';
+import { modelMetadataOf, modelStatisticsOf } from '../metadata.js';
+import { inferRequestWire, inferResultOf } from './messages.js';
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;

@@ -9,8 +9,8 @@ import { decodeRaw, encodeRaw } from '../raw.js';
 import { checkRequest } from '../request.js';
 import { elementCount } from '../tensor.js';
 import { inferResult } from '../result.js';
-import type { Datatype, InferRequest, InferResult, ModelMetadata, ModelStatistics, Parameters, StatisticDuration, Tensor } from '../types.js';
-import type { InferParameterWire, InferTensorWire, Long, ModelInferRequestWire, ModelInferResponseWire, ModelMetadataWire, ModelStatisticsWire, StatisticDurationWire, TensorContentsWire } from './proto.js';
+import type { Datatype, InferRequest, InferResult, Parameters, Tensor } from '../types.js';
+import type { InferParameterWire, InferTensorWire, Long, ModelInferRequestWire, ModelInferResponseWire, TensorContentsWire } from './proto.js';
 
 function parameterWire(value: string | number | boolean): InferParameterWire {
   if (typeof value === 'boolean') return { bool_param: value };
@@ -107,36 +107,4 @@ export function inferResultOf(response: ModelInferResponseWire): InferResult {
     outputs: response.outputs.map((o, i) => outputTensor(o, raw[i])),
     parameters: parametersOf(response.parameters),
   });
-}
-
-export function modelMetadataOf(wire: ModelMetadataWire): ModelMetadata {
-  const tensor = (t: ModelMetadataWire['inputs'][number]) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(Number) });
-  return { name: wire.name, versions: [...wire.versions], platform: wire.platform, inputs: wire.inputs.map(tensor), outputs: wire.outputs.map(tensor) };
-}
-
-function duration(wire: StatisticDurationWire | null | undefined): StatisticDuration {
-  return { count: Number(wire?.count ?? 0), ns: Number(wire?.ns ?? 0) };
-}
-
-/** Statistics in camelCase with numbers; shared by REST, whose JSON has the same fields. */
-export function modelStatisticsOf(wire: ModelStatisticsWire): ModelStatistics {
-  const s = wire.inference_stats ?? {};
-  return {
-    name: wire.name,
-    version: wire.version,
-    lastInference: Number(wire.last_inference ?? 0),
-    inferenceCount: Number(wire.inference_count ?? 0),
-    executionCount: Number(wire.execution_count ?? 0),
-    inferenceStats: {
-      success: duration(s.success), fail: duration(s.fail), queue: duration(s.queue),
-      computeInput: duration(s.compute_input), computeInfer: duration(s.compute_infer), computeOutput: duration(s.compute_output),
-      cacheHit: duration(s.cache_hit), cacheMiss: duration(s.cache_miss),
-    },
-    batchStats: (wire.batch_stats ?? []).map((b) => ({
-      batchSize: Number(b.batch_size ?? 0),
-      computeInput: duration(b.compute_input as StatisticDurationWire | null),
-      computeInfer: duration(b.compute_infer as StatisticDurationWire | null),
-      computeOutput: duration(b.compute_output as StatisticDurationWire | null),
-    })),
-  };
 }

@@ -1,6 +1,6 @@
 /** The REST InferenceClient: the Open Inference Protocol's HTTP/JSON API, with Triton's extensions. */
 import { badAnswer, cancelled, deadlineExceeded, InferenceError, isStatusName, quote, statusOfHttp } from '../errors.js';
-import { modelMetadataOf, modelStatisticsOf } from '../grpc/messages.js';
+import { modelMetadataOf, modelStatisticsOf } from '../metadata.js';
 import type { ModelMetadataWire, ModelStatisticsWire } from '../grpc/proto.js';
 import { startTimer, timeoutOf } from '../deadline.js';
 import { checkModelName } from '../request.js';
