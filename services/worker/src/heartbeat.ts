@@ -2,7 +2,8 @@
 import { events, type Bus } from '@infermesh/bus';
 import type { WorkerHeartbeat } from '@infermesh/contracts';
 import type { ModelRegistry } from './model-registry.js';
-import { clientInputs, fullShape } from './model-config.js';
+import { clientInputs, fullShape, type ModelConfig } from './model-config.js';
+import { pipelineStepsMessage, placementMessage } from './pipeline-config.js';
 import type { WorkerState } from './inference-service.js';
 
 export interface HeartbeatOptions {
@@ -33,6 +34,7 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
     // session is announced by its name, state and reason alone.
     models: registry.list().map((entry) => {
       const m = entry.model;
+      if (entry.pipeline) return pipelineStatus(entry.pipeline, entry.version, !state.draining && entry.state === 'READY', entry.state, entry.reason);
       if (!m) return { name: entry.name, version: entry.version, ready: false, state: entry.state, reason: entry.reason };
       const batching = m.config.dynamic_batching;
       return {
@@ -52,8 +54,31 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
         // Built once when the model loaded; the monitor compares records' bins with it.
         driftReference: m.drift?.reference ?? null,
         classLabels: m.classifier ? [...m.classifier.labels] : [],
+        placement: placementMessage(m.config.placement),
       };
     }),
+  };
+}
+
+/**
+ * A pipeline as a heartbeat announces it: like a model (its declared inputs and outputs, what
+ * ModelMetadata answers), with its steps; it batches nothing itself (its steps' models do).
+ */
+function pipelineStatus(config: ModelConfig, version: string, ready: boolean, state: string, reason: string): NonNullable<WorkerHeartbeat['models']>[number] {
+  return {
+    name: config.name,
+    version,
+    ready,
+    state,
+    reason,
+    platform: 'pipeline',
+    inputs: config.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(String) })),
+    outputs: config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(String) })),
+    maxBatchSize: 0,
+    dynamicBatching: null,
+    instances: 1,
+    pipelineSteps: pipelineStepsMessage(config.pipeline),
+    placement: placementMessage(config.placement),
   };
 }
 

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { DATATYPES } from '@infermesh/tensor';
 import type { ImagePipeline, ModelMetadataResponse_TensorMetadata } from '@infermesh/contracts';
+import { pipelineSchema, placementSchema } from './pipeline-config.js';
 
 const tensorSchema = z.object({
   name: z.string().min(1),
@@ -68,7 +69,8 @@ export function selectVersions(policy: VersionPolicy | undefined, available: rea
 export const modelConfigSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, "-" and "_"'),
-    platform: z.literal('onnxruntime_onnx').default('onnxruntime_onnx'),
+    // 'pipeline': no ONNX file; `pipeline.steps` name the models and glue the router runs (pipeline-config.ts).
+    platform: z.enum(['onnxruntime_onnx', 'pipeline']).default('onnxruntime_onnx'),
     description: z.string().optional(),
     version_policy: versionPolicySchema.optional(),
     max_batch_size: z.number().int().min(0).default(0),
@@ -87,8 +89,13 @@ export const modelConfigSchema = z
       .union([z.object({ image: imagePipelineSchema }), z.object({ tabular: tabularPipelineSchema })])
       .optional(),
     evaluation: z.record(z.string(), z.unknown()).optional(),
+    pipeline: pipelineSchema.optional(),
+    placement: placementSchema.optional(),
   })
   .superRefine((config, ctx) => {
+    if (config.platform === 'pipeline' && !config.pipeline) ctx.addIssue({ code: 'custom', path: ['pipeline'], message: "platform 'pipeline' needs a pipeline section with its steps" });
+    if (config.platform !== 'pipeline' && config.pipeline) ctx.addIssue({ code: 'custom', path: ['platform'], message: "a config with a pipeline section says platform: pipeline" });
+    if (config.platform === 'pipeline' && config.preprocess) ctx.addIssue({ code: 'custom', path: ['preprocess'], message: 'a pipeline has no preprocess section: its steps preprocess their own inputs' });
     const image = config.preprocess && 'image' in config.preprocess ? config.preprocess.image : undefined;
     if (image?.datatype === 'UINT8' && (!Number.isInteger(image.pad_value) || image.pad_value < 0 || image.pad_value > 255)) {
       ctx.addIssue({ code: 'custom', path: ['preprocess', 'image', 'pad_value'], message: 'a UINT8 pipeline pads with a whole number from 0 to 255' });

@@ -67,7 +67,12 @@ export interface ModelEntry {
   state: VersionState;
   reason: string;
   model?: ServedModel;
+  /** A pipeline's config (platform: pipeline): held without a session, announced for the router to execute. */
+  pipeline?: ModelConfig;
 }
+
+/** Whether the version is loaded: a model's session, or a pipeline's config. */
+const held = (e: ModelEntry): boolean => Boolean(e.model || e.pipeline);
 
 /** What a load or unload did (ControlResponse). */
 export interface ControlOutcome {
@@ -127,7 +132,7 @@ export class ModelRegistry {
       if (this.fingerprints.get(name) !== fingerprint) await this.load(name, [], 'repository poll');
     }
     for (const name of [...this.entries.keys()]) {
-      if (!present.has(name) && this.entries.get(name)!.some((e) => e.model)) await this.unload(name, [], 'repository poll');
+      if (!present.has(name) && this.entries.get(name)!.some(held)) await this.unload(name, [], 'repository poll');
     }
   }
 
@@ -160,7 +165,7 @@ export class ModelRegistry {
       if (error instanceof ModelNotInRepositoryError) return { status: 'NOT_FOUND', message: error.message, readyVersions: this.versionsOf(name) };
       const reason = (error as Error).message;
       logger.error({ model: name, requested_by: requestedBy, reason }, 'model not loaded: the versions serving are kept');
-      if (!this.entries.get(name)?.some((e) => e.model)) this.entries.set(name, [{ name, version: '', state: 'UNAVAILABLE', reason }]);
+      if (!this.entries.get(name)?.some(held)) this.entries.set(name, [{ name, version: '', state: 'UNAVAILABLE', reason }]);
       this.notify();
       return { status: 'FAILED', message: reason, readyVersions: this.versionsOf(name) };
     }
@@ -180,7 +185,7 @@ export class ModelRegistry {
     this.entries.set(name, entries);
     const failures: string[] = [];
     for (const version of wanted) {
-      const serving = entries.find((e) => e.version === version && e.model && e.state === 'READY');
+      const serving = entries.find((e) => e.version === version && held(e) && e.state === 'READY');
       if (serving && !configChanged) continue;
       let entry = serving;
       if (!entry) {
@@ -191,6 +196,12 @@ export class ModelRegistry {
         entries.push(entry);
         entries.sort((a, b) => Number(a.version) - Number(b.version));
         this.notify();
+      }
+      if (model.config.platform === 'pipeline') {
+        // Nothing to run here: the config was checked when it was read; the router executes it.
+        Object.assign(entry, { state: 'READY', reason: '', pipeline: model.config, model: undefined });
+        logger.info({ model: name, version, steps: model.config.pipeline?.steps.map((s) => s.name), requested_by: requestedBy }, 'pipeline loaded');
+        continue;
       }
       try {
         const loaded = await this.loadVersion(model, version);
@@ -206,13 +217,13 @@ export class ModelRegistry {
       }
     }
     if (failures.length === 0) this.loadedConfig.set(name, model.configText);
-    else if (!this.loadedConfig.has(name) && entries.some((e) => e.model)) this.loadedConfig.set(name, model.configText);
+    else if (!this.loadedConfig.has(name) && entries.some(held)) this.loadedConfig.set(name, model.configText);
     this.fingerprints.set(name, fingerprint);
     if (versions.length === 0) {
       // What the policy no longer selects goes, drained, once what it selects is in place.
       const dropped = entries.filter((e) => !wanted.includes(e.version));
-      const draining = dropped.filter((e) => e.model && e.state === 'READY');
-      for (const e of dropped) if (!e.model) entries.splice(entries.indexOf(e), 1);
+      const draining = dropped.filter((e) => held(e) && e.state === 'READY');
+      for (const e of dropped) if (!held(e)) entries.splice(entries.indexOf(e), 1);
       if (draining.length) await this.drain(name, draining, requestedBy);
     }
     this.notify();
@@ -230,7 +241,7 @@ export class ModelRegistry {
         ? { status: 'OK', message: `model '${name}' is not loaded here`, readyVersions: [] }
         : { status: 'NOT_FOUND', message: `model '${name}' is not served here`, readyVersions: [] };
     }
-    const targets = entries.filter((e) => e.model && e.state === 'READY' && (versions.length === 0 || versions.includes(e.version)));
+    const targets = entries.filter((e) => held(e) && e.state === 'READY' && (versions.length === 0 || versions.includes(e.version)));
     await this.drain(name, targets, requestedBy);
     this.notify();
     return { status: 'OK', message: '', readyVersions: this.versionsOf(name) };
@@ -245,7 +256,7 @@ export class ModelRegistry {
     await Promise.all(targets.map(async (entry) => {
       await delay(this.options.unloadDelayMs ?? 0);
       await entry.model?.release();
-      Object.assign(entry, { state: 'UNAVAILABLE', reason: 'unloaded', model: undefined });
+      Object.assign(entry, { state: 'UNAVAILABLE', reason: 'unloaded', model: undefined, pipeline: undefined });
     }));
     this.options.logger.info({ model: name, versions: targets.map((e) => e.version) }, 'model versions unloaded');
   }
@@ -317,7 +328,7 @@ export class ModelRegistry {
 
   /** Versions taking new requests. */
   versionsOf(name: string): string[] {
-    return (this.entries.get(name) ?? []).filter((e) => e.model && e.state === 'READY').map((e) => e.version);
+    return (this.entries.get(name) ?? []).filter((e) => held(e) && e.state === 'READY').map((e) => e.version);
   }
 
   /**
@@ -327,6 +338,7 @@ export class ModelRegistry {
   resolve(name: string, version: string): ServedModel {
     const entries = this.entries.get(name);
     if (!entries) throw notFound(`model '${name}' is not served here`);
+    if (entries.some((e) => e.pipeline)) throw notFound(`model '${name}' is a pipeline: routers execute it, a worker only announces it`);
     if (!version) {
       const newest = entries.filter((e) => e.model && e.state === 'READY').at(-1);
       if (!newest?.model) throw notFound(`model '${name}' has no ready version`);

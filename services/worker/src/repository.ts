@@ -1,4 +1,7 @@
-/** Reads a Triton-like model repository: <root>/<name>/config.yaml + <root>/<name>/<version>/model.onnx. */
+/**
+ * Reads a Triton-like model repository: <root>/<name>/config.yaml + <root>/<name>/<version>/model.onnx.
+ * A pipeline (platform: pipeline) has no model file: each of its version directories is a version.
+ */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -52,16 +55,16 @@ export async function readRepositoryModel(root: string, name: string): Promise<R
   const configText = await readFile(join(dir, 'config.yaml'), 'utf8').catch(() => '');
   const config = await readModelConfig(dir);
   if (config.name !== name) throw new ModelRepositoryError(`${dir}/config.yaml names '${config.name}', its folder is '${name}'`);
-  const versions = await versionDirectories(dir);
-  if (versions.length === 0) throw new ModelRepositoryError(`${dir} has no <version>/model.onnx`);
+  const versions = await versionDirectories(dir, config.platform !== 'pipeline');
+  if (versions.length === 0) throw new ModelRepositoryError(config.platform === 'pipeline' ? `${dir} has no <version>/ directory (a pipeline's versions are empty directories)` : `${dir} has no <version>/model.onnx`);
   return { config, versions, path: dir, configText };
 }
 
-/** Version directory names (digits) holding a model.onnx, ascending by number. */
-async function versionDirectories(dir: string): Promise<string[]> {
+/** Version directory names (digits) holding a model.onnx (any, for a pipeline), ascending by number. */
+async function versionDirectories(dir: string, withModel = true): Promise<string[]> {
   const versions: string[] = [];
   for (const v of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    if (v.isDirectory() && /^\d+$/.test(v.name) && (await exists(join(dir, v.name, 'model.onnx')))) versions.push(v.name);
+    if (v.isDirectory() && /^\d+$/.test(v.name) && (!withModel || (await exists(join(dir, v.name, 'model.onnx'))))) versions.push(v.name);
   }
   return versions.sort((a, b) => Number(a) - Number(b));
 }
@@ -84,7 +87,7 @@ export async function modelNames(root: string, most: number): Promise<string[]> 
 export async function modelFingerprint(root: string, name: string): Promise<string> {
   const dir = join(root, name);
   const parts = [await readFile(join(dir, 'config.yaml'), 'utf8').catch(() => '\u0000missing')];
-  for (const version of await versionDirectories(dir)) {
+  for (const version of await versionDirectories(dir, false)) {
     const info = await stat(join(dir, version, 'model.onnx')).catch(() => undefined);
     parts.push(`${version}:${info?.size ?? -1}:${info?.mtimeMs ?? -1}`);
   }
@@ -104,11 +107,7 @@ export async function scanRepository(root: string, only?: readonly string[]): Pr
     try {
       const config = await readModelConfig(dir);
       if (config.name !== entry.name) throw new ModelRepositoryError(`${dir}/config.yaml names '${config.name}', its folder is '${entry.name}'`);
-      const versions: string[] = [];
-      for (const v of await readdir(dir, { withFileTypes: true })) {
-        if (v.isDirectory() && /^\d+$/.test(v.name) && (await exists(join(dir, v.name, 'model.onnx')))) versions.push(v.name);
-      }
-      versions.sort((a, b) => Number(a) - Number(b));
+      const versions = await versionDirectories(dir, config.platform !== 'pipeline');
       if (versions.length === 0) throw new ModelRepositoryError(`${dir} has no <version>/model.onnx`);
       models.push({ config, versions, path: dir });
     } catch (error) {
