@@ -132,8 +132,7 @@ export async function batch(options: BatchOptions): Promise<void> {
   }
   try {
     for await (const answer of client.inferStream(requests(), { window: options.window, signal: stop.signal })) {
-      // gRPC stream errors carry the server's status in their message already; REST ones name it in their code.
-      const error = answer.ok ? undefined : client.protocol === 'grpc' ? answer.error.message : `${answer.error.code}: ${answer.error.message}`;
+      const error = answer.ok ? undefined : `${answer.error.code}: ${answer.error.message}`;
       const record = answer.ok ? toRecord(answer.result) : { id: answer.request.id ?? '', model: options.model, error };
       if (!answer.ok) errors++;
       await out.write(`${JSON.stringify(record)}\n`);

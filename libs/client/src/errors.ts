@@ -47,6 +47,16 @@ export function isStatusName(value: string): value is StatusName {
   return (STATUS_NAMES as readonly string[]).includes(value);
 }
 
+/**
+ * The error of a ModelStreamInfer item. The protocol carries a message only; a server that
+ * starts it with a status name ("INVALID_ARGUMENT: ...", as infermesh does) gives its code,
+ * any other message is UNKNOWN.
+ */
+export function streamItemError(message: string): InferenceError {
+  const match = /^([A-Z_]{2,19}): ([\s\S]*)$/.exec(message);
+  return match && isStatusName(match[1]) && match[1] !== 'OK' ? new InferenceError(match[1], match[2]) : new InferenceError('UNKNOWN', message);
+}
+
 /** The status an HTTP answer stands for when the server did not name one (KServe v2 / Triton REST). */
 export function statusOfHttp(httpStatus: number): StatusName {
   switch (httpStatus) {

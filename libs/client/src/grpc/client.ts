@@ -1,6 +1,6 @@
 /** The gRPC InferenceClient: GRPCInferenceService over @grpc/grpc-js. */
 import * as grpc from '@grpc/grpc-js';
-import { cancelled, InferenceError, quote, statusName } from '../errors.js';
+import { cancelled, InferenceError, quote, statusName, streamItemError } from '../errors.js';
 import { timeoutOf } from '../deadline.js';
 import { checkModelName } from '../request.js';
 import { windowedStream, type StreamSink, type StreamTransport } from '../stream.js';
@@ -156,8 +156,8 @@ export class GrpcInferenceClient implements InferenceClient {
     call.on('data', (message: ModelStreamInferResponseWire) => {
       const id = message.infer_response?.id ?? '';
       if (message.error_message) {
-        // The protocol gives a stream item's error as a message only, without a status code.
-        sink.answer(id, { ok: false, error: new InferenceError('UNKNOWN', message.error_message) });
+        // The protocol gives a stream item's error as a message only: its code, where the message names one.
+        sink.answer(id, { ok: false, error: streamItemError(message.error_message) });
         return;
       }
       if (!message.infer_response) return;
