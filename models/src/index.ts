@@ -1,4 +1,5 @@
 export * from './text-image.js';
+export * from './ocr-pages.js';
 export * from './paths.js';
 export { ImageValues, TabularValues, ProfileDataError, referenceValuesFor, type ReferenceValues, type ProfileOptions } from './profile-data.js';
 export { describeSummaries } from './profiles.js';
