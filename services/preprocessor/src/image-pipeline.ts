@@ -135,6 +135,14 @@ async function decode(bytes: Buffer, maxPixels: number): Promise<{ data: Buffer;
   return { data, width: info.width, height: info.height };
 }
 
+/**
+ * One image decoded (RGB, EXIF orientation applied) in the process's decode slots, so a page
+ * decoded for OcrCrop shares the memory bound with the images of Preprocess.
+ */
+export function decodeInSlot(bytes: Buffer, maxPixels: number, signal?: AbortSignal): Promise<{ data: Buffer; width: number; height: number }> {
+  return decodes.run(() => decode(bytes, maxPixels), signal);
+}
+
 /** The images of one request in their frames, and the statistics of each (infermesh.v1.PreprocessResult). */
 export interface PreprocessedImages {
   /** UINT8 [count, height, width, 3], RGB. */

@@ -5,10 +5,11 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } from '@opentelemetry/api';
 import { decodeBytesElements, TensorError } from '@infermesh/tensor';
-import { PREPROCESS_ERROR_BYTES, preprocessResultBytes, type PreprocessRequest__Output, type PreprocessResponse, type PreprocessResult } from '@infermesh/contracts';
+import { PREPROCESS_ERROR_BYTES, preprocessResultBytes, type PreprocessRequest__Output, type OcrCropRequest__Output, type PreprocessResponse, type PreprocessResult } from '@infermesh/contracts';
 import { boundedDetails, resourceExhausted, type CallContext, type ServiceHandlers } from '@infermesh/grpc';
 import { checkPipeline, preprocessImages } from './image-pipeline.js';
 import { DEFAULT_PREPROCESS_LIMITS, type PreprocessLimits } from './image-limits.js';
+import { ocrCrop } from './ocr-crop.js';
 
 const tracer = trace.getTracer('infermesh-preprocessor');
 
@@ -53,5 +54,8 @@ export async function preprocess(request: PreprocessRequest__Output, maxMessageB
 }
 
 export function preprocessorHandlers(maxMessageBytes: number, limits: PreprocessLimits = DEFAULT_PREPROCESS_LIMITS): ServiceHandlers {
-  return { Preprocess: (request: PreprocessRequest__Output, ctx: CallContext) => preprocess(request, maxMessageBytes, ctx.signal, limits) };
+  return {
+    Preprocess: (request: PreprocessRequest__Output, ctx: CallContext) => preprocess(request, maxMessageBytes, ctx.signal, limits),
+    OcrCrop: (request: OcrCropRequest__Output, ctx: CallContext) => ocrCrop(request, maxMessageBytes, ctx.signal, limits),
+  };
 }

@@ -14,7 +14,9 @@ export interface Preprocessor {
 export function createPreprocessor({ config, logger }: { config: PreprocessorConfig; logger: Logger }): Preprocessor {
   const grpc = createGrpcServer({ name: 'infermesh-preprocessor', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials: meshServerCredentials(meshTlsFromConfig(config)) });
   // A call carries the images of many requests (many traces): each item gets its own span instead.
-  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES, preprocessLimitsOf(config)), { untraced: ['Preprocess'], callers: ['worker'] });
+  // OcrCrop (one page of one pipeline request) opens its span in the request's trace itself.
+  // Workers call Preprocess; routers call OcrCrop, the glue of the pipelines they execute.
+  grpc.addService('infermesh.v1.Preprocessor', preprocessorService(), preprocessorHandlers(config.GRPC_MAX_MESSAGE_BYTES, preprocessLimitsOf(config)), { untraced: ['Preprocess', 'OcrCrop'], callers: ['worker', 'router'] });
   return {
     grpc,
     async start() {
