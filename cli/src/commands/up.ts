@@ -213,10 +213,11 @@ export async function up(options: UpOptions): Promise<void> {
   const traces = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
     ? `exported over OTLP to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT}`
     : 'not exported (set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 to send them to Jaeger)';
+  const restUrl = `${process.env.ROUTER_TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${routerHttpPort}`;
   console.log(`
 infermesh is up
   router    ${address}  (Open Inference Protocol / KServe v2 gRPC, reflection on)
-  REST      ${process.env.ROUTER_TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${routerHttpPort}/v2  (KServe v2 HTTP, Triton's binary data extension; OpenAPI at /v2/openapi.json)
+  REST      ${restUrl}/v2  (KServe v2 HTTP, Triton's binary data extension; OpenAPI at /v2/openapi.json)
   monitor   gRPC 127.0.0.1:${monitorPort}, Prometheus http://127.0.0.1:${metricsPort}/metrics
   status    http://127.0.0.1:${metricsPort}/  (live status page: throughput, latency, errors, drift, accuracy, workers, alerts)
   alerts    rules from ${relative(process.cwd(), alertRules)}  (npx infermesh alerts --follow)
@@ -233,6 +234,7 @@ Try it, in another terminal:
   npx infermesh models
   npx infermesh stats
   npx infermesh alerts --follow
+  curl -s ${restUrl}/v2/models/iris/infer -d '{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[6.3,3.3,6.0,2.5]}]}'
   npx buf curl --protocol grpc --http2-prior-knowledge --reflect --list-methods http://${address}
   npx buf curl --protocol grpc --http2-prior-knowledge -d '{"name":"iris"}' http://${address}/inference.GRPCInferenceService/ModelMetadata
 
