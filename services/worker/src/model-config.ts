@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { DATATYPES } from '@infermesh/tensor';
 import type { ImagePipeline, ModelMetadataResponse_TensorMetadata } from '@infermesh/contracts';
+import { postprocessSchema } from './postprocess/schema.js';
+import { variableDims } from './variable-size.js';
 import { pipelineSchema, placementSchema } from './pipeline-config.js';
 
 const tensorSchema = z.object({
@@ -19,7 +21,7 @@ const imagePipelineSchema = z.object({
   output: z.string().min(1),
   width: z.number().int().positive(),
   height: z.number().int().positive(),
-  resize: z.enum(['stretch', 'pad', 'height-pad-right']).default('stretch'),
+  resize: z.enum(['stretch', 'pad', 'height-pad-right', 'limit-32']).default('stretch'),
   mean: z.array(z.number()).length(3).default([0, 0, 0]),
   std: z.array(z.number().positive()).length(3).default([1, 1, 1]),
   scale: z.number().positive().default(1 / 255),
@@ -27,6 +29,8 @@ const imagePipelineSchema = z.object({
   datatype: z.enum(['FP32', 'UINT8']).default('FP32'),
   channel_order: z.enum(['RGB', 'BGR']).default('RGB'),
   pad_value: z.number().default(0),
+  /** A variable width (-1 in the model's input) is padded to at least this in a batch (variable-size.ts). */
+  min_width: z.number().int().positive().optional(),
 });
 
 const tabularPipelineSchema = z.object({
@@ -89,6 +93,8 @@ export const modelConfigSchema = z
       .union([z.object({ image: imagePipelineSchema }), z.object({ tabular: tabularPipelineSchema })])
       .optional(),
     evaluation: z.record(z.string(), z.unknown()).optional(),
+    /** What the worker makes of the raw outputs before answering (postprocess/postprocessor.ts). */
+    postprocess: postprocessSchema.optional(),
     pipeline: pipelineSchema.optional(),
     placement: placementSchema.optional(),
   })
@@ -134,12 +140,16 @@ export function imagePipelineMessage(p: ImagePipelineConfig): ImagePipeline {
  * The tensors the served model takes: the repository's model with its pipeline's arithmetic
  * prepended (graph-prelude.ts). An image pipeline's output becomes UINT8 pixels
  * [height, width, 3] (RGB, NHWC); a tabular pipeline's output keeps its type and shape but
- * takes raw values (cm for iris), the standardization being in the graph.
+ * takes raw values (cm for iris), the standardization being in the graph. A side the graph
+ * leaves variable (-1) stays variable, up to the frame (variable-size.ts).
  */
 export function servedInputs(config: ModelConfig): TensorConfig[] {
   const image = imagePipeline(config);
+  const variable = variableDims(config, image);
   return config.inputs.map((input) =>
-    image && input.name === image.output ? { name: input.name, datatype: 'UINT8' as const, shape: [image.height, image.width, 3] } : input,
+    image && input.name === image.output
+      ? { name: input.name, datatype: 'UINT8' as const, shape: [variable?.height ? -1 : image.height, variable?.width ? -1 : image.width, 3] }
+      : input,
   );
 }
 
