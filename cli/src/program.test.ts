@@ -46,7 +46,7 @@ describe('help', () => {
   it('lists every command, the exit codes and the environment', async () => {
     const help = await cli('--help');
     expect(help.code).toBe(0);
-    for (const name of ['up', 'predict', 'batch', 'bench', 'feedback', 'models', 'stats', 'alerts', 'workers', 'traffic', 'rollout', 'certs', 'keys', 'profile', 'optimize', 'evaluate', 'completion']) {
+    for (const name of ['up', 'predict', 'ocr', 'batch', 'bench', 'feedback', 'models', 'stats', 'alerts', 'workers', 'traffic', 'rollout', 'certs', 'keys', 'profile', 'optimize', 'evaluate', 'completion']) {
       expect(help.out).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
     expect(help.out).toContain('  2    usage: an unknown command or option');
@@ -104,7 +104,7 @@ describe('usage errors exit 2 with a message naming what was wrong', () => {
     expect(run.err).toContain("unknown option '--top' (--top is an option of 'infermesh predict', not of 'infermesh models')");
     const before = await cli('--address', 'h:1', 'models');
     expect(before.code).toBe(EXIT.usage);
-    expect(before.err).toContain('--address is an option of predict, batch, bench, feedback, models, optimize, evaluate: put it after the command');
+    expect(before.err).toContain('--address is an option of predict, ocr, batch, bench, feedback, models, optimize, evaluate: put it after the command');
   });
 
   it('an unknown command, and no command', async () => {

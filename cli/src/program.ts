@@ -45,7 +45,7 @@ Exit codes:
   0    done
   1    a call failed, or the command could not do its work (the message says why)
   2    usage: an unknown command or option, an option of another command, a missing or invalid value
-  3    done, but some items failed (batch, bench, evaluate, feedback)
+  3    done, but some items failed (batch, bench, evaluate, feedback, ocr)
   4    the evaluation gate refused the version (rollout)
   130  interrupted with Ctrl-C (batch, feedback)
 
@@ -139,6 +139,21 @@ export function buildProgram(io: CliOutput = processOutput, setCode: (code: numb
       const { predict } = await import('./commands/predict.js');
       await predict({ address: o.address, model: o.model, version: o.version ?? '', images: o.image ?? [], rows: o.row ?? [], inputName: o.inputName, top: o.top, json: o.json ?? false });
       return EXIT.ok;
+    },
+  );
+
+  run(
+    command('ocr', 'the text lines of page images, read by the mesh\'s ocr pipeline', 'The text lines of page images (PNG or JPEG), read by the mesh\'s ocr pipeline (detection, crop, text direction, recognition): per page its lines top to bottom, each with its score, its box (left,top right,bottom in page pixels) and its text. One request per page; for a folder of pages: infermesh batch --model ocr --input DIR --output FILE.jsonl.')
+      .argument('<page...>', 'page images (PNG or JPEG)')
+      .addOption(new Option('--model <NAME>', 'the OCR model (a pipeline answering text, scores and boxes)').default('ocr'))
+      .addOption(versionOption())
+      .addOption(clientAddressOption())
+      .addOption(jsonOption('the lines of every page as JSON (text, score, box corners clockwise from top-left)'))
+      .addHelpText('after', exitCodes('0 every page read, 1 the call failed, 3 some pages failed')),
+    async (pages: string[], o: { model: string; version?: string; address: string; json?: boolean }) => {
+      const { ocr } = await import('./commands/ocr.js');
+      const failed = await ocr({ address: o.address, model: o.model, version: o.version ?? '', pages, json: o.json ?? false });
+      return failed > 0 ? EXIT.someFailed : EXIT.ok;
     },
   );
 

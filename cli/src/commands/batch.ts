@@ -1,7 +1,8 @@
 /**
  * infermesh batch: streams a data set (a folder of images, or a .jsonl file of rows)
  * through @infermesh/client's inferStream (gRPC: one ModelStreamInfer call; REST: concurrent
- * infer calls) and writes one JSON line per item. Resumes a partial output
+ * infer calls) and writes one JSON line per item: its outputs, or for an OCR model the page's
+ * lines ({text, score, box}, top to bottom). Resumes a partial output
  * file: items already answered are skipped, failed ones are tried again.
  */
 import { createReadStream, existsSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { extname, join, relative } from 'node:path';
 import { connect, tensor, type InferRequest, type InferResult } from '@infermesh/client';
 import { Progress } from '../progress.js';
 import { routerClientOptions, valuesOf } from './predict.js';
+import { isOcrResult, ocrLines } from './ocr.js';
 
 export interface BatchOptions {
   /** The router: HOST:PORT or grpc://HOST:PORT (gRPC), http(s)://HOST:PORT (REST). */
@@ -82,6 +84,8 @@ async function resume(output: string): Promise<Set<string>> {
 }
 
 function toRecord(result: InferResult): Record<string, unknown> {
+  // An OCR model's flat outputs (boxes [K, 4, 2] as 8K numbers) as the page's lines instead.
+  if (isOcrResult(result)) return { id: result.id, model: result.model, version: result.version, lines: ocrLines(result, 1)[0] };
   const outputs: Record<string, unknown> = {};
   for (const output of result.outputs) outputs[output.name] = valuesOf(output);
   return { id: result.id, model: result.model, version: result.version, outputs };
