@@ -37,8 +37,9 @@ export class GraphPreludeError extends Error {
 /** Normalizes RGB pixels, UINT8 [N, height, width, 3], into the model input named `input`. */
 export interface ImagePrelude {
   input: string;
-  height: number;
-  width: number;
+  /** null: any size (the graph's input leaves it variable; variable-size.ts pads batches). */
+  height: number | null;
+  width: number | null;
   layout: 'NCHW' | 'NHWC';
   /** The model's channel order; BGR reverses the incoming RGB channels. */
   channelOrder: 'RGB' | 'BGR';
@@ -104,7 +105,7 @@ export function featurePreludeModel(spec: FeaturePrelude, output = 'standardized
 function imagePlan(spec: ImagePrelude): PreludePlan {
   const { input, height, width, layout } = spec;
   for (const [what, size] of [['height', height], ['width', width]] as const) {
-    if (!Number.isSafeInteger(size) || size <= 0) throw new GraphPreludeError(input, `image ${what} ${size} is not a positive integer`);
+    if (size !== null && (!Number.isSafeInteger(size) || size <= 0)) throw new GraphPreludeError(input, `image ${what} ${size} is not a positive integer`);
   }
   checkLength(input, 'mean', spec.mean, 3, 'one per channel');
   checkLength(input, 'std', spec.std, 3, 'one per channel');
@@ -115,7 +116,7 @@ function imagePlan(spec: ImagePrelude): PreludePlan {
     elemType: fp32 ? DataType.FLOAT : DataType.UINT8,
     datatype: spec.datatype,
     dims: layout === 'NCHW' ? [null, 3, height, width] : [null, height, width, 3],
-    inputType: (batch) => tensorType(DataType.UINT8, [batch, { dimValue: height }, { dimValue: width }, { dimValue: 3 }]),
+    inputType: (batch) => tensorType(DataType.UINT8, [batch, size(height, 'height'), size(width, 'width'), { dimValue: 3 }]),
     nodes(source, target, fresh) {
       const bgr = spec.channelOrder === 'BGR';
       if (layout === 'NHWC' && !fp32 && !bgr) return chain(source, target, [], fresh);
@@ -139,6 +140,11 @@ function imagePlan(spec: ImagePrelude): PreludePlan {
       return chain(source, target, steps, fresh);
     },
   };
+}
+
+/** A fixed dimension, or a named variable one. */
+function size(value: number | null, name: string): OnnxTypes.TensorShapeProto.IDimension {
+  return value === null ? { dimParam: name } : { dimValue: value };
 }
 
 function featurePlan(spec: FeaturePrelude): PreludePlan {
@@ -359,7 +365,7 @@ function standaloneModel(input: string, output: string, plan: PreludePlan): Uint
     graph: {
       name: 'prelude',
       input: [{ name: input, type: plan.inputType({ dimParam: 'N' }) }],
-      output: [{ name: output, type: tensorType(plan.elemType, plan.dims.map((d) => (d === null ? { dimParam: 'N' } : { dimValue: d }))) }],
+      output: [{ name: output, type: tensorType(plan.elemType, plan.dims.map((d, i) => (d === null ? { dimParam: i === 0 ? 'N' : `d${i}` } : { dimValue: d }))) }],
       node,
       initializer,
     },

@@ -2,7 +2,7 @@
 import { events, type Bus } from '@infermesh/bus';
 import type { WorkerHeartbeat } from '@infermesh/contracts';
 import type { ModelRegistry } from './model-registry.js';
-import { clientInputs, fullShape, type ModelConfig } from './model-config.js';
+import { clientInputs, type ModelConfig } from './model-config.js';
 import { pipelineStepsMessage, placementMessage } from './pipeline-config.js';
 import type { WorkerState } from './inference-service.js';
 
@@ -45,7 +45,7 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
         reason: entry.reason,
         platform: m.config.platform,
         inputs: clientInputs(m.config),
-        outputs: m.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(m.config, t).map(String) })),
+        outputs: m.outputMetadata(),
         maxBatchSize: m.config.max_batch_size,
         dynamicBatching: batching
           ? { preferredBatchSize: batching.preferred_batch_size, maxQueueDelayUs: String(batching.max_queue_delay_microseconds), maxQueueSize: batching.max_queue_size }

@@ -16,6 +16,8 @@ import { DriftProfileError, loadDriftProfile } from './drift-profile.js';
 import { classifierOutput } from './predicted-labels.js';
 import { imagePipeline, selectVersions, tabularPipeline, type ModelConfig } from './model-config.js';
 import { prependFeaturePrelude, prependImagePrelude } from './graph-prelude.js';
+import { variableDims } from './variable-size.js';
+import { loadPostprocessor } from './postprocess/postprocessor.js';
 
 /**
  * The model as the worker runs it: the repository's ONNX model with its pipeline's
@@ -25,8 +27,9 @@ import { prependFeaturePrelude, prependImagePrelude } from './graph-prelude.js';
 export function preparedModel(config: ModelConfig, onnx: Uint8Array): Uint8Array {
   const image = imagePipeline(config);
   if (image) {
+    const variable = variableDims(config, image);
     return prependImagePrelude(onnx, {
-      input: image.output, height: image.height, width: image.width, layout: image.layout, channelOrder: image.channel_order,
+      input: image.output, height: variable?.height ? null : image.height, width: variable?.width ? null : image.width, layout: image.layout, channelOrder: image.channel_order,
       datatype: image.datatype, scale: image.scale, mean: image.mean, std: image.std,
     });
   }
@@ -287,7 +290,8 @@ export class ModelRegistry {
       throw new Error(`config names tensors the model does not have: ${[...missing, ...missingOut].join(', ')} (model inputs: ${session.inputNames.join(', ')}; outputs: ${session.outputNames.join(', ')})`);
     }
     try {
-      return new ServedModel(model.config, version, session, provider, await this.monitoringOf(model, version));
+      const postprocessor = await loadPostprocessor(model.config, join(model.path, version), session);
+      return new ServedModel(model.config, version, session, provider, await this.monitoringOf(model, version), postprocessor);
     } catch (error) {
       await session.release();
       throw error;

@@ -23,6 +23,8 @@ import { imagePipeline, imagePipelineMessage, tabularPipeline, type ImagePipelin
 import { checkFeatureTensor, rowsToTensor } from './tabular-rows.js';
 import { requestIdOf } from './request-id.js';
 import { outputSample } from './output-sample.js';
+import { cropFrames, paddedFrame, resizedSize, variableDims } from './variable-size.js';
+import type { ImageGeometry } from './postprocess/geometry.js';
 
 /** One request to run. */
 export interface RunItem {
@@ -76,6 +78,8 @@ interface InFlight {
   tensors?: Tensor[];
   /** Per image, from the preprocessor: what an image model's drift bins are computed from. */
   statistics?: ImageStatistics__Output[];
+  /** Per image of a variable-size model: where it is in the pixel tensor, and its size as sent. */
+  geometry?: ImageGeometry[];
   error?: unknown;
   preprocessNs: number;
 }
@@ -140,7 +144,7 @@ export class RequestRunner {
       const deadlineNs = Number.isFinite(flight.item.deadlineMs)
         ? process.hrtime.bigint() + BigInt(Math.max(0, Math.round((flight.item.deadlineMs - Date.now()) * 1e6)))
         : undefined;
-      return model.infer(flight.tensors, flight.item.request!.outputs, { signal, queuedNs: flight.item.queuedNs, deadlineNs });
+      return model.infer(flight.tensors, flight.item.request!.outputs, { signal, queuedNs: flight.item.queuedNs, deadlineNs, geometry: flight.geometry });
     });
     const settled = await Promise.allSettled(runs);
     return settled.map((result, i) => this.finish(model, flights[i], result));
@@ -244,8 +248,17 @@ export class RequestRunner {
           return;
         }
         if (result.statistics.length === result.count) flight.statistics = result.statistics;
-        const pixels = new Uint8Array(result.pixels.buffer, result.pixels.byteOffset, result.pixels.byteLength);
-        const tensor: Tensor = { name: spec.output, datatype: 'UINT8', shape: [result.count, spec.height, spec.width, 3], data: pixels };
+        let pixels = new Uint8Array(result.pixels.buffer, result.pixels.byteOffset, result.pixels.byteLength);
+        let [height, width] = [spec.height, spec.width];
+        const variable = variableDims(model.config, spec);
+        if (variable && flight.statistics) {
+          // Each image's resized size in its frame; the request's tensor is cut down to the largest of them.
+          const sizes = flight.statistics.map((s) => resizedSize(spec, s.width, s.height));
+          flight.geometry = sizes.map((size, n) => ({ ...size, sourceHeight: flight.statistics![n].height, sourceWidth: flight.statistics![n].width }));
+          ({ height, width } = paddedFrame({ ...spec, min_width: undefined }, variable, sizes));
+          pixels = cropFrames(pixels, result.count, spec, height, width);
+        }
+        const tensor: Tensor = { name: spec.output, datatype: 'UINT8', shape: [result.count, height, width, 3], data: pixels };
         flight.tensors = flight.tensors!.map((t) => (t.name === spec.input ? tensor : t));
       });
     } catch (error) {

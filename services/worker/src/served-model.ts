@@ -4,7 +4,10 @@
  * requests are checked against the served inputs (pixels, raw feature values), and
  * ModelMetadata shows what a client sends (clientInputs). A model with a reference profile
  * bins its inputs for drift (`drift`); one with a classifier output names each input's
- * predicted class (`classifier`).
+ * predicted class (`classifier`). A model with output post-processing (postprocess/) answers
+ * with its outputs instead of the graph's, per request after the batch is split; a model whose
+ * image height or width is variable has its requests' pixels padded to the batch's largest
+ * (variable-size.ts).
  */
 import type * as ort from 'onnxruntime-node';
 import { ARRAY_TYPE, TensorError, elementCount, formatShape, shapeMatches, type NumericArray, type Tensor } from '@infermesh/tensor';
@@ -17,6 +20,10 @@ import { applyClassification } from './classification.js';
 import { DriftBinner } from './drift-bins.js';
 import type { LoadedProfile } from './drift-profile.js';
 import { predictedLabels, type ClassifierOutput } from './predicted-labels.js';
+import type { OutputPostprocessor } from './postprocess/postprocessor.js';
+import type { ImageGeometry } from './postprocess/geometry.js';
+import { imagePipeline, type ImagePipelineConfig } from './model-config.js';
+import { padPixel, paddedFrame, stackPadded, variableDims, wholeTensorGeometry, type VariableDims } from './variable-size.js';
 
 /** An output a request asks for, with its parameters (Triton's `classification`). */
 export type RequestedOutput = Pick<ModelInferRequest_InferRequestedOutputTensor__Output, 'name' | 'parameters'>;
@@ -28,6 +35,8 @@ export interface InferOptions {
   queuedNs?: number;
   /** process.hrtime.bigint() after which the request is refused rather than run. */
   deadlineNs?: bigint;
+  /** Where each image is in the pixel tensor and its size as sent (preprocessed images); else the whole tensor is the image. */
+  geometry?: ImageGeometry[];
 }
 
 export interface InferResult {
@@ -49,6 +58,14 @@ interface Job {
   tensors: Map<string, Tensor>;
   items: number;
   outputs: readonly string[];
+  geometry?: ImageGeometry[];
+}
+
+/** The image input whose height or width varies, and how a batch pads it. */
+interface VariableImage {
+  spec: ImagePipelineConfig;
+  dims: VariableDims;
+  pad: [number, number, number];
 }
 
 export class ServedModel {
@@ -61,6 +78,7 @@ export class ServedModel {
   readonly classifier?: ClassifierOutput;
   private readonly batcher: DynamicBatcher<Job, Tensor[]>;
   private readonly outputNames: string[];
+  private readonly variable?: VariableImage;
 
   constructor(
     readonly config: ModelConfig,
@@ -68,8 +86,13 @@ export class ServedModel {
     private readonly session: ort.InferenceSession,
     readonly provider: ExecutionProvider,
     monitoring: ModelMonitoring = {},
+    /** Makes the answered outputs of the graph's (config.yaml `postprocess`). */
+    readonly postprocessor?: OutputPostprocessor,
   ) {
-    this.outputNames = config.outputs.map((o) => o.name);
+    this.outputNames = postprocessor ? postprocessor.outputs.map((o) => o.name) : config.outputs.map((o) => o.name);
+    const image = imagePipeline(config);
+    const dims = variableDims(config, image);
+    if (image && dims) this.variable = { spec: image, dims, pad: padPixel(image) };
     this.inputs = servedInputs(config);
     this.drift = monitoring.profile ? new DriftBinner(monitoring.profile, config) : undefined;
     this.classifier = monitoring.classifier;
@@ -106,8 +129,14 @@ export class ServedModel {
       versions,
       platform: this.config.platform,
       inputs: clientInputs(this.config),
-      outputs: this.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(this.config, t).map(String) })),
+      outputs: this.outputMetadata(),
     };
+  }
+
+  /** The outputs a client gets (ModelMetadata, heartbeats): the post-processed ones where the model has post-processing. */
+  outputMetadata(): { name: string; datatype: string; shape: string[] }[] {
+    if (this.postprocessor) return this.postprocessor.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(String) }));
+    return this.config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: fullShape(this.config, t).map(String) }));
   }
 
   /**
@@ -132,6 +161,7 @@ export class ServedModel {
       if (!shapeMatches(tensor.shape, expected)) {
         throw new TensorError(`input '${input.name}': shape ${formatShape(tensor.shape)}, model '${this.name}' expects ${formatShape(expected)} (-1 = any)`);
       }
+      if (this.variable && input.name === this.variable.spec.output) this.checkImageSize(tensor);
       if (this.config.max_batch_size > 0) {
         const batch = tensor.shape[0];
         if (batch < 1 || batch > this.config.max_batch_size) {
@@ -149,6 +179,15 @@ export class ServedModel {
     return items ?? 1;
   }
 
+  /** A variable-size image tensor is bounded by the pipeline's frame: the work and memory of a batch follow from it. */
+  private checkImageSize(tensor: Tensor): void {
+    const { spec } = this.variable!;
+    const [height, width] = tensor.shape.slice(-3, -1);
+    if (height < 1 || width < 1 || height > spec.height || width > spec.width) {
+      throw new TensorError(`input '${tensor.name}': ${height} x ${width} pixels (height x width), model '${this.name}' accepts 1 to ${spec.height} x 1 to ${spec.width}`);
+    }
+  }
+
   /**
    * Validates, queues and runs one request; applies Triton's classification to the outputs
    * asked for with it. A request refused after it ran (classification of an output that
@@ -160,7 +199,7 @@ export class ServedModel {
     // The classifier's scores are computed for the predicted labels even when the client asked only for other outputs.
     const classifier = this.classifier?.name;
     const extra = classifier !== undefined && !answered.includes(classifier);
-    const job: Job = { tensors: new Map(tensors.map((t) => [t.name, t])), items, outputs: extra ? [...answered, classifier] : answered };
+    const job: Job = { tensors: new Map(tensors.map((t) => [t.name, t])), items, outputs: extra ? [...answered, classifier] : answered, geometry: options.geometry };
     let result: BatchResult<Tensor[]>;
     let outputs: Tensor[];
     let labels: string[] = [];
@@ -189,13 +228,20 @@ export class ServedModel {
 
   private async execute(jobs: Job[], items: number): Promise<Tensor[][]> {
     const feeds: Record<string, ort.Tensor> = {};
+    let frame: { height: number; width: number } | undefined;
     for (const input of this.inputs) {
-      if (jobs.length === 1) {
-        const t = jobs[0].tensors.get(input.name)!;
-        feeds[input.name] = toOrtTensor(t.datatype, t.shape, t.data);
+      const parts = jobs.map((job) => job.tensors.get(input.name)!);
+      if (this.variable && input.name === this.variable.spec.output) {
+        // Every request padded to the batch's largest image (and rounded up): see variable-size.ts.
+        const { spec, dims, pad } = this.variable;
+        frame = paddedFrame(spec, dims, parts.map((p) => ({ height: p.shape[1], width: p.shape[2] })));
+        feeds[input.name] = toOrtTensor('UINT8', [items, frame.height, frame.width, 3], stackPadded(parts, frame.height, frame.width, pad));
         continue;
       }
-      const parts = jobs.map((job) => job.tensors.get(input.name)!);
+      if (jobs.length === 1) {
+        feeds[input.name] = toOrtTensor(parts[0].datatype, parts[0].shape, parts[0].data);
+        continue;
+      }
       const shape = [items, ...parts[0].shape.slice(1)];
       if (input.datatype === 'BYTES') {
         feeds[input.name] = toOrtTensor('BYTES', shape, parts.flatMap((p) => p.data as Buffer[]));
@@ -209,22 +255,24 @@ export class ServedModel {
       }
       feeds[input.name] = toOrtTensor(input.datatype, shape, stacked);
     }
-    const wanted = [...new Set(jobs.flatMap((job) => job.outputs))];
+    const post = this.postprocessor;
+    const wanted = post ? [post.rawOutput] : [...new Set(jobs.flatMap((job) => job.outputs))];
     const results = await this.session.run(feeds, wanted);
     const decoded = wanted.map((name) => ({ name, ...fromOrtTensor(results[name]) }));
-    if (jobs.length === 1) return [decoded.filter((d) => jobs[0].outputs.includes(d.name))];
     // Split each output along the batch dimension, in request order.
     let row = 0;
     return jobs.map((job) => {
       const from = row;
       row += job.items;
-      return decoded
-        .filter((d) => job.outputs.includes(d.name))
-        .map((d) => {
-          const perItem = elementCount(d.shape.slice(1));
-          const data = Array.isArray(d.data) ? d.data.slice(from * perItem, row * perItem) : (d.data as NumericArray).subarray(from * perItem, row * perItem);
-          return { name: d.name, datatype: d.datatype, shape: [job.items, ...d.shape.slice(1)], data };
-        });
+      const own = jobs.length === 1 ? decoded : decoded.map((d) => {
+        const perItem = elementCount(d.shape.slice(1));
+        const data = Array.isArray(d.data) ? d.data.slice(from * perItem, row * perItem) : (d.data as NumericArray).subarray(from * perItem, row * perItem);
+        return { name: d.name, datatype: d.datatype, shape: [job.items, ...d.shape.slice(1)], data };
+      });
+      if (!post) return own.filter((d) => job.outputs.includes(d.name));
+      const image = this.variable ? job.tensors.get(this.variable.spec.output) : undefined;
+      const geometry = job.geometry ?? (image ? wholeTensorGeometry(image) : []);
+      return post.apply(own[0], { frame: frame ?? { height: 0, width: 0 }, items: geometry }).filter((d) => job.outputs.includes(d.name));
     });
   }
 }
