@@ -48,6 +48,11 @@ export function routerConfig(env: NodeJS.ProcessEnv = process.env) {
       ROUTER_RECORD_SPOOL_DIR: z.string().min(1).optional(),
       /** The record spool's bound; beyond it records are dropped and counted in the log ("prediction records dropped"). */
       ROUTER_RECORD_SPOOL_MAX_BYTES: setting.positiveInt(256 * 1024 * 1024),
+      /**
+       * host:port of a preprocessor, for the glue steps of the pipelines the router executes
+       * (OcrCrop). Unset: pipelines with glue steps answer UNAVAILABLE, saying so.
+       */
+      PREPROCESSOR_ADDRESS: z.string().min(1).optional(),
     },
     env,
   );

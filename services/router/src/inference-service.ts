@@ -24,6 +24,7 @@ import { repositoryHandlers } from './repository-service.js';
 import type { RepositoryControl } from './repository-control.js';
 import type { TrafficTable } from './traffic-table.js';
 import type { ShadowTraffic, SettleClient } from './traffic-shadow.js';
+import type { PipelineExecutor } from './pipeline/pipeline-executor.js';
 
 export interface InferenceDeps {
   table: RoutingTable;
@@ -41,6 +42,8 @@ export interface InferenceDeps {
   traffic?: TrafficTable;
   /** Sends the shadow copies of requests; required for a policy's shadows to get any. */
   shadows?: ShadowTraffic;
+  /** Executes models announced with platform `pipeline`; without it they answer UNAVAILABLE. */
+  pipelines?: PipelineExecutor;
 }
 
 export const EXTENSIONS = ['model_repository', 'statistics', 'streaming', 'classification', 'infermesh_preprocessing'];
@@ -129,6 +132,13 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       const weighted = version ? undefined : deps.traffic?.versionFor(header.modelName, (v) => table.hasVersion(header.modelName, v));
       const status = resolveModel(header.modelName, version || (weighted ?? ''));
       version ||= status.version;
+      if (status.platform === 'pipeline') {
+        // Its steps go through the coalescer each; the pipeline request is recorded once, here.
+        if (!deps.pipelines) throw unavailable(`model ${quote(status.name)} is a pipeline and this router does not execute pipelines`);
+        answer = await deps.pipelines.infer(status, version, request.bytes, { deadlineMs: deadlineOf(ctx), signal: ctx.signal, span: ctx.span, clientId: caller.keyId });
+        record(header, version, caller.keyId, Status.OK, '', arrivedNs, traceparent, answer);
+        return answer.response;
+      }
       const shadows = deps.shadows ? deps.traffic?.shadowsOf(status.name) ?? [] : [];
       // A model with shadows: the client's answer carries the output sample the shadows' are compared with.
       const sampleOutputs = shadows.length > 0;
@@ -217,7 +227,9 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       },
     },
     ModelStatistics: guarded('ModelStatistics', async (request: ModelStatisticsRequest__Output, ctx: CallContext) => {
-      if (request.name) resolveModel(request.name, request.version);
+      const named = request.name ? resolveModel(request.name, request.version) : undefined;
+      // A pipeline runs at the routers: its statistics are this router's count (its steps' models have their own).
+      if (named?.platform === 'pipeline' && deps.pipelines) return { modelStats: [deps.pipelines.statistics(named.name, request.version || named.version)] };
       const workers = request.name ? table.holders(request.name, request.version) : table.list();
       const answers = await Promise.all(
         workers.map((worker) => {

@@ -19,6 +19,9 @@ import { RepositoryControl } from './repository-control.js';
 import { TrafficTable } from './traffic-table.js';
 import { ShadowTraffic } from './traffic-shadow.js';
 import { createRestServer } from './rest/http-server.js';
+import { PipelineExecutor } from './pipeline/pipeline-executor.js';
+import { ModelSteps } from './pipeline/model-step.js';
+import { noOcrGlue, ocrGlueClient } from './pipeline/ocr-glue.js';
 
 export const VERSION = '0.1.0';
 /** Deadline of one direct health check of a worker (admission, or while NATS is down). */
@@ -64,7 +67,10 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
   await trafficWatch.current;
   const shadows = new ShadowTraffic({ coalescer, table, publish: (record) => publisher.publish(record), logger, timeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS });
   const grpc = createGrpcServer({ name: 'infermesh-router', logger, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, http2: http2LimitsOf(config), healthPort: config.GRPC_HEALTH_PORT, credentials });
-  const handlers = inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access, control: new RepositoryControl({ bus, table, logger, timeoutMs: config.ROUTER_CONTROL_TIMEOUT_MS }), traffic, shadows });
+  // Pipelines: model steps through this router's coalescer, glue steps at a preprocessor.
+  const glue = config.PREPROCESSOR_ADDRESS ? ocrGlueClient(config.PREPROCESSOR_ADDRESS, config.GRPC_MAX_MESSAGE_BYTES, meshTlsFromConfig(config)) : noOcrGlue;
+  const pipelines = new PipelineExecutor({ models: new ModelSteps({ table, coalescer, publish: (record) => publisher.publish(record), logger }), glue });
+  const handlers = inferenceHandlers({ table, pool, coalescer, publisher, logger, requestTimeoutMs: config.ROUTER_REQUEST_TIMEOUT_MS, version: VERSION, access, control: new RepositoryControl({ bus, table, logger, timeoutMs: config.ROUTER_CONTROL_TIMEOUT_MS }), traffic, shadows, pipelines });
   grpc.addService('inference.GRPCInferenceService', rawInferenceService(), handlers);
   // KServe v2 REST: each route calls the handler above for its method, so validation, keys, limits, records and traces are gRPC's.
   const rest = createRestServer({
@@ -110,6 +116,7 @@ export async function createRouter({ config, logger, bus }: RouterDeps): Promise
       await trafficWatch.stop();
       await publisher.flush(5000);
       pool.closeAll();
+      glue.close();
     },
   };
 }

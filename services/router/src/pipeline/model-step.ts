@@ -1,0 +1,179 @@
+/**
+ * A pipeline's model step: its tensors go to the step's model as a ModelInferRequest through
+ * the router's own Coalescer, exactly as a client's request would (so the requests of
+ * concurrent pages, and of other clients, share batches), to a worker chosen by the
+ * routing table (placement included). Each request is recorded under the step's model, so
+ * the monitor sees the models' own traffic; the pipeline request is recorded once, under
+ * the pipeline.
+ */
+import { context as otelContext, trace, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { ServiceError, Status, statusOf, unavailable } from '@infermesh/grpc';
+import { TensorError, ARRAY_TYPE, type NumericArray, type Tensor } from '@infermesh/tensor';
+import type { ModelStatus__Output, PredictionRecord, PipelineStep__Output } from '@infermesh/contracts';
+import type { Logger } from '@infermesh/log';
+import type { Coalescer, WorkerAnswer } from '../coalescer.js';
+import type { RoutingTable } from '../routing-table.js';
+import { cutUtf8 } from '../worker-told.js';
+import { decodeOutputs, inferRequest } from './tensors.js';
+
+const tracer = trace.getTracer('infermesh-router');
+
+/** Where a step runs: the pipeline request it serves. */
+export interface StepContext {
+  /** The pipeline's name, for messages ("ocr step 'detect' ..."). */
+  pipeline: string;
+  /** The pipeline request's id: step requests are `<id>/<step>/<n>`. */
+  requestId: string;
+  deadlineMs: number;
+  signal: AbortSignal;
+  /** The span steps are children of (the page's, or the pipeline request's). */
+  parent: Span;
+  /** The API key id of the pipeline request; steps are recorded as its. */
+  clientId: string;
+}
+
+/** What runs a model step's tensors (ModelSteps; a stand-in in tests). */
+export interface StepModels {
+  /** The step's answer's outputs by name; rejects with a status naming the step. */
+  run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext): Promise<Map<string, Tensor>>;
+  /** The rows one request to the step's model may carry (its max_batch_size; 0: no limit). */
+  maxBatch(step: PipelineStep__Output): number;
+}
+
+/** A step's failure as the client sees it: the step's own status, its message naming the step. */
+export function stepError(pipeline: string, step: PipelineStep__Output, error: unknown): ServiceError {
+  const status = statusOf(error);
+  const what = step.model ? `model ${step.model}` : `glue ${step.glue}`;
+  const prefix = `${pipeline} step '${step.name}' (${what}): `;
+  if (status.details.startsWith(prefix)) return error as ServiceError;
+  return new ServiceError(status.code, `${prefix}${status.details}`);
+}
+
+export interface ModelStepsDeps {
+  table: RoutingTable;
+  coalescer: Coalescer;
+  publish(record: PredictionRecord): void;
+  logger: Logger;
+}
+
+export class ModelSteps implements StepModels {
+  private sequence = 0;
+
+  constructor(private readonly deps: ModelStepsDeps) {}
+
+  maxBatch(step: PipelineStep__Output): number {
+    return this.deps.table.model(step.model)?.maxBatchSize ?? 0;
+  }
+
+  /**
+   * Runs the inputs as one request, or, when they hold more rows than the model takes in one
+   * request, as several (split along the first dimension) whose outputs are joined in order.
+   */
+  async run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext): Promise<Map<string, Tensor>> {
+    const span = tracer.startSpan(`step ${step.name}`, { attributes: { 'infermesh.step': step.name, 'infermesh.model': step.model } }, trace.setSpan(otelContext.active(), ctx.parent));
+    try {
+      const status = this.deps.table.model(step.model);
+      if (!status) throw unavailable(`no worker currently serves model '${step.model}'`);
+      const rows = inputs[0]?.shape[0] ?? 0;
+      const most = status.maxBatchSize > 0 ? status.maxBatchSize : rows;
+      const chunks: Tensor[][] = [];
+      for (let from = 0; from < rows; from += most) chunks.push(inputs.map((t) => rowsOf(t, from, Math.min(rows, from + most))));
+      span.setAttributes({ 'infermesh.items': rows, 'infermesh.requests': chunks.length });
+      const answers = await Promise.all(chunks.map((chunk) => this.request(status, chunk, span, ctx)));
+      return joinRows(answers);
+    } catch (error) {
+      const failure = stepError(ctx.pipeline, step, error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
+      throw failure;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async request(status: ModelStatus__Output, inputs: Tensor[], span: Span, ctx: StepContext): Promise<Map<string, Tensor>> {
+    // Within the id limit whatever the client's id (REQUEST_LIMITS.nameBytes: 256).
+    const id = `${cutUtf8(ctx.requestId, 128)}/${status.name.slice(0, 64)}/${++this.sequence}`;
+    const bytes = inferRequest(status.name, id, inputs);
+    const items = inputs[0].shape[0];
+    const arrivedNs = process.hrtime.bigint();
+    const traceparent = traceparentOf(span);
+    let answer: WorkerAnswer | undefined;
+    try {
+      const result = await this.deps.coalescer.submit(status, status.version, { bytes, deadlineMs: ctx.deadlineMs, traceparent, arrivedNs }, items, ctx.signal);
+      answer = result.output;
+      if (answer.statusCode !== Status.OK) throw new ServiceError(answer.statusCode, answer.errorMessage);
+      this.record(status, id, items, Status.OK, '', arrivedNs, traceparent, ctx, answer);
+      return decodeOutputs(answer.response);
+    } catch (error) {
+      const failure = statusOf(error);
+      this.record(status, id, items, failure.code, failure.details, arrivedNs, traceparent, ctx, answer);
+      throw error;
+    }
+  }
+
+  private record(status: ModelStatus__Output, id: string, items: number, code: number, message: string, arrivedNs: bigint, traceparent: string, ctx: StepContext, answer?: WorkerAnswer): void {
+    this.deps.publish({
+      requestId: answer?.requestId || id,
+      model: status.name,
+      version: status.version,
+      workerId: answer?.workerId ?? '',
+      statusCode: code,
+      errorMessage: message.slice(0, 1024),
+      latencyUs: String(Math.round(Number(process.hrtime.bigint() - arrivedNs) / 1000)),
+      preprocessUs: String(answer?.preprocessUs ?? 0),
+      queueUs: String(answer?.queueUs ?? 0),
+      computeUs: String(answer?.computeUs ?? 0),
+      batchSize: answer?.batchSize ?? 0,
+      traceId: traceparent.slice(3, 35),
+      timestampMs: String(Date.now()),
+      items,
+      traceparent,
+      clientId: ctx.clientId,
+      driftBins: answer?.driftBins ?? Buffer.alloc(0),
+      profileId: answer?.profileId ?? '',
+      predictedLabels: (answer?.predictedLabels ?? []).slice(0, items),
+    });
+  }
+}
+
+function traceparentOf(span: Span): string {
+  const c = span.spanContext();
+  return trace.isSpanContextValid(c) ? `00-${c.traceId}-${c.spanId}-${c.traceFlags & 1 ? '01' : '00'}` : '';
+}
+
+/** Rows [from, to) of a tensor (along its first dimension). */
+export function rowsOf(tensor: Tensor, from: number, to: number): Tensor {
+  const rows = tensor.shape[0];
+  if (from === 0 && to === rows) return tensor;
+  const shape = [to - from, ...tensor.shape.slice(1)];
+  if (tensor.datatype === 'BYTES') return { ...tensor, shape, data: (tensor.data as Buffer[]).slice(from, to) };
+  const per = tensor.shape.slice(1).reduce((a, b) => a * b, 1);
+  return { ...tensor, shape, data: (tensor.data as NumericArray).subarray(from * per, to * per) as NumericArray };
+}
+
+/** The outputs of several requests joined row after row, in order. */
+export function joinRows(parts: readonly Map<string, Tensor>[]): Map<string, Tensor> {
+  if (parts.length === 1) return parts[0];
+  const joined = new Map<string, Tensor>();
+  for (const [name, first] of parts[0] ?? []) {
+    const all = parts.map((p) => {
+      const t = p.get(name);
+      if (!t || t.datatype !== first.datatype) throw new TensorError(`output '${name}' differs between the requests of one step`);
+      return t;
+    });
+    const shape = [all.reduce((n, t) => n + t.shape[0], 0), ...first.shape.slice(1)];
+    if (first.datatype === 'BYTES') {
+      joined.set(name, { ...first, shape, data: all.flatMap((t) => t.data as Buffer[]) });
+      continue;
+    }
+    const total = all.reduce((n, t) => n + (t.data as NumericArray).length, 0);
+    const data = new ARRAY_TYPE[first.datatype](total);
+    let at = 0;
+    for (const t of all) {
+      (data as { set(a: ArrayLike<number | bigint>, o: number): void }).set(t.data as ArrayLike<number | bigint>, at);
+      at += (t.data as NumericArray).length;
+    }
+    joined.set(name, { ...first, shape, data });
+  }
+  return joined;
+}
