@@ -8,7 +8,9 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
 import { connectBus, type Bus } from '@infermesh/bus';
+import { inferenceService, workerService, type InferBatchRequest, type InferBatchResponse__Output, type ModelInferRequest } from '@infermesh/contracts';
 import { createLogger } from '@infermesh/log';
 import { createPreprocessor, preprocessorConfig, type Preprocessor } from '@infermesh/preprocessor';
 import { createWorker, workerConfig, type Worker } from '@infermesh/worker';
@@ -26,6 +28,11 @@ let preprocessor: Preprocessor;
 let worker: Worker;
 let client: InferenceClient;
 let pages: OcrPage[];
+let raw: grpc.Client;
+
+type Codec<Req, Res> = grpc.MethodDefinition<Req, Res>;
+const batchCodec = workerService().InferBatches as unknown as Codec<InferBatchRequest, InferBatchResponse__Output>;
+const requestCodec = inferenceService().ModelInfer as unknown as Codec<ModelInferRequest, unknown>;
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -41,12 +48,15 @@ beforeAll(async () => {
     logger,
     bus,
   });
-  client = inferenceClient(await worker.start());
+  const address = await worker.start();
+  client = inferenceClient(address);
+  raw = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
   pages = await renderOcrPages({ count: 3, seed: 5, rotation: () => 'none' });
 }, 120_000);
 
 afterAll(async () => {
   client?.close();
+  raw?.close();
   await worker?.stop();
   await preprocessor?.stop();
   await bus?.drain();
@@ -108,16 +118,21 @@ describe('ocr-detection', () => {
   }, 120_000);
 
   it('answers the boxes of several pages of different sizes in one request, each page\'s by image_index', async () => {
+    // Twice the size: over 960 pixels, so shrunk to fit and its boxes scaled back; half the size: kept as it is.
+    const large = await sharp(pages[0].png).resize(pages[0].width * 2).png().toBuffer();
     const small = await sharp(pages[1].png).resize(Math.round(pages[1].width / 2)).png().toBuffer();
-    const response = await client.call<Response>('ModelInfer', imagesRequest('ocr-detection', [pages[0].png, small]), { timeoutMs: 60_000 });
+    expect(pages[0].width * 2).toBeGreaterThan(960);
+    const response = await client.call<Response>('ModelInfer', imagesRequest('ocr-detection', [large, small]), { timeoutMs: 60_000 });
     const boxes = boxesOf(response);
-    expect(boxes.filter((b) => b.image === 0).length).toBe(pages[0].lines.length);
-    expect(boxes.filter((b) => b.image === 1).length).toBe(pages[1].lines.length);
-    const second = boxes.filter((b) => b.image === 1);
-    pages[1].lines.forEach((line, k) => {
-      const half = line.box.map(([x, y]) => [x / 2, y / 2] as [number, number]);
-      expect(overlap(half, second[k].corners)).toBeGreaterThan(0.85);
-    });
+    for (const [n, page, factor] of [[0, pages[0], 2], [1, pages[1], 0.5]] as const) {
+      const own = boxes.filter((b) => b.image === n);
+      expect(own.length).toBe(page.lines.length);
+      page.lines.forEach((line, k) => {
+        const scaled = line.box.map(([x, y]) => [x * factor, y * factor] as [number, number]);
+        expect(overlap(scaled, own[k].corners), `image ${n} line ${k}`).toBeGreaterThan(0.8);
+        expect(overlap(own[k].corners, scaled), `image ${n} line ${k}`).toBeGreaterThan(0.4);
+      });
+    }
   }, 120_000);
 
   it('answers no boxes (K = 0) for a page without text', async () => {
@@ -160,7 +175,7 @@ describe('ocr-recognition', () => {
     for (const s of score) expect(s).toBeGreaterThan(0.8);
   }, 60_000);
 
-  it('reads lines sent as pixel tensors of different widths, batched together', async () => {
+  it('reads lines sent as pixel tensors of different widths, as the ocr pipeline sends them', async () => {
     const tensors = await Promise.all(lines.map(async (text) => lineTensor(await renderTextImage(text, { scale: 4 }))));
     const responses = await Promise.all(tensors.map((t) => client.call<Response>('ModelInfer', {
       model_name: 'ocr-recognition', inputs: [{ name: 'x', datatype: 'UINT8', shape: [1, 48, t.width, 3] }], raw_input_contents: [t.pixels],
@@ -168,6 +183,29 @@ describe('ocr-recognition', () => {
     responses.forEach((response, i) => {
       const { text } = textsOf(response);
       expect(characterErrorRate(text[0], lines[i])).toBeLessThanOrEqual(0.1);
+    });
+  }, 60_000);
+
+  it('reads lines of different widths run in one batch, each padded to the widest', async () => {
+    const tensors = await Promise.all(lines.map(async (text) => lineTensor(await renderTextImage(text, { scale: 4 }))));
+    expect(new Set(tensors.map((t) => t.width)).size).toBe(lines.length);
+    // One InferBatches message, as a router sends it: its requests are queued together and run as one batch.
+    const answer = await new Promise<InferBatchResponse__Output>((resolve, reject) => {
+      const stream = raw.makeBidiStreamRequest(batchCodec.path, batchCodec.requestSerialize, batchCodec.responseDeserialize);
+      stream.on('data', (message: InferBatchResponse__Output) => { resolve(message); stream.end(); });
+      stream.on('error', reject);
+      stream.write({
+        modelName: 'ocr-recognition', modelVersion: '1', batchId: '1',
+        requests: tensors.map((t, i) => ({
+          request: requestCodec.requestSerialize({ modelName: 'ocr-recognition', id: String(i), inputs: [{ name: 'x', datatype: 'UINT8', shape: ['1', '48', String(t.width), '3'] }], rawInputContents: [t.pixels] }),
+          timeoutUs: '60000000',
+        })),
+      });
+    });
+    expect(answer.responses.map((r) => [r.statusCode, r.errorMessage, r.batchSize])).toEqual(lines.map(() => [0, '', lines.length]));
+    answer.responses.forEach((r, i) => {
+      const text = decodeBytesElements('text', r.response!.rawOutputContents[r.response!.outputs.findIndex((o) => o.name === 'text')])[0].toString('utf8');
+      expect(characterErrorRate(text, lines[i]), `${text} for ${lines[i]}`).toBeLessThanOrEqual(0.1);
     });
   }, 60_000);
 
