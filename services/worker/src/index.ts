@@ -2,6 +2,8 @@ export { createWorker, VERSION, type Worker, type WorkerDeps } from './server.js
 export { workerConfig, type WorkerConfig } from './config.js';
 export { modelConfigSchema, imagePipeline, tabularPipeline, imagePipelineMessage, servedInputs, clientInputs, type ModelConfig, type TabularPipelineConfig, type ImagePipelineConfig } from './model-config.js';
 export { preparedModel } from './model-registry.js';
+export { loadPostprocessor, type OutputPostprocessor, type RunGeometry } from './postprocess/postprocessor.js';
+export { paddedFrame, cropFrames, stackPadded, padPixel, resizedSize, variableDims } from './variable-size.js';
 export { rowsToTensor } from './tabular-rows.js';
 export { scanRepository, readModelConfig } from './repository.js';
 export { Supervisor, type SupervisorOptions } from './supervisor.js';
