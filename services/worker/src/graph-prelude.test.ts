@@ -256,6 +256,17 @@ describe('imagePreludeModel', () => {
     const { preprocessed } = await run(imagePreludeModel(spec), { x: pixelTensor(spec, pixels, 2) });
     expectClose(preprocessed.data as Float32Array, reference(spec, pixels, 2), 2e-6);
   });
+
+  it('takes pixels of any height and width where they are null (variable), normalized the same', async () => {
+    const spec = imageSpec({ channelOrder: 'BGR' });
+    const model = imagePreludeModel({ ...spec, height: null, width: null });
+    for (const [height, width] of [[HEIGHT, WIDTH], [3, 5]]) {
+      const pixels = randomPixels(height * width * 3, 5);
+      const { preprocessed } = await run(model, { x: new ort.Tensor('uint8', pixels, [1, height, width, 3]) });
+      expect(preprocessed.dims).toEqual([1, 3, height, width]);
+      expectClose(preprocessed.data as Float32Array, reference({ ...spec, height, width }, pixels, 1), 2e-6);
+    }
+  });
 });
 
 describe('prependFeaturePrelude', () => {
