@@ -28,11 +28,11 @@ export const LINE_HEIGHT = 48;
 /** Width of the text-direction frame (cls_image_shape 3, 48, 192). */
 export const DIRECTION_WIDTH = 192;
 /**
- * Widest recognition tensor by default: an aspect ratio of 50, a line across a whole A4 page
- * at 300 dpi in 10-point type. Wider lines are squeezed into it (as PaddleOCR squeezes lines
- * wider than its batch's imgW).
+ * Widest recognition tensor by default: ocr-recognition's frame (models/ocr-recognition, an
+ * aspect ratio of 32). Wider lines are squeezed into it, as PaddleOCR squeezes a line wider
+ * than its batch's imgW.
  */
-export const DEFAULT_MAX_RECOGNITION_WIDTH = 2400;
+export const DEFAULT_MAX_RECOGNITION_WIDTH = 1536;
 /** Boxes of one page at most: DBPostProcess's max_candidates. */
 export const MAX_BOXES_PER_PAGE = 1000;
 /**

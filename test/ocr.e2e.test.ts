@@ -1,0 +1,108 @@
+/**
+ * The `ocr` pipeline end to end, every service its own process (startMesh): the router runs
+ * the steps (detection, the preprocessor's OcrCrop, text-direction, recognition) through its
+ * coalescer; pages read their lines, empty pages read none, a bad image names the step and
+ * the input, lines of concurrent pages share the recognizer's batches, the steps' models stay
+ * callable on their own, and ModelMetadata describes the pipeline.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { connect, tensor, type InferenceClient, type InferResult } from '@infermesh/client';
+import { renderOcrPages, renderTextImage, type OcrPage } from '@infermesh/models';
+import { startMesh, type Mesh } from './helpers/mesh.js';
+import { characterErrorRate } from './helpers/ocr-score.js';
+import { until } from './helpers/until.js';
+
+let mesh: Mesh;
+let client: InferenceClient;
+let pages: OcrPage[];
+
+const texts = (result: InferResult) => (result.output('text').data as Uint8Array[]).map((t) => Buffer.from(t).toString('utf8'));
+
+function ocr(images: Buffer[]): Promise<InferResult> {
+  return client.infer({ model: 'ocr', inputs: [tensor.bytes('image', [images.length], images)] }, { timeoutMs: 120_000 });
+}
+
+beforeAll(async () => {
+  pages = await renderOcrPages({ count: 8, seed: 3, rotation: (i) => (i % 2 ? 'alternate' : 'none') });
+  // onnxruntime-node's run() holds the worker's event loop for the whole batch (a full
+  // recognition batch takes seconds on this test's single intra-op thread), and heartbeats
+  // wait for it: a router with the default 2.5 s staleness drops the busy worker mid-batch.
+  mesh = await startMesh({ traces: false, routerEnv: { WORKER_STALE_MS: '30000' } });
+  client = connect(mesh.routerAddress);
+  await until('model ocr ready', async () => ((await client.modelReady('ocr')) ? true : undefined), 90_000, () => mesh.services.map((s) => `${s.name}: ${s.output().slice(-2000)}`).join('\n'));
+  // Every step's model must be served before a page can pass.
+  await until('ocr answering', async () => (texts(await ocr([pages[0].png])).length > 0 ? true : undefined), 120_000, () => mesh.services.map((s) => `${s.name}: ${s.output().slice(-3000)}`).join('\n'));
+}, 300_000);
+
+afterAll(async () => {
+  client?.close();
+  await mesh?.stop();
+});
+
+describe('the ocr pipeline', () => {
+  it('reads the lines of a generated page, upside-down ones included, in order, with boxes, scores and page index', async () => {
+    const page = pages[1];
+    const result = await ocr([page.png]);
+    const read = texts(result);
+    expect(read.length).toBe(page.lines.length);
+    read.forEach((text, i) => expect(characterErrorRate(text, page.lines[i].text), `${JSON.stringify(text)} for ${JSON.stringify(page.lines[i].text)}`).toBeLessThanOrEqual(0.15));
+    expect(result.output('boxes').shape).toEqual([read.length, 4, 2]);
+    expect(result.output('scores').shape).toEqual([read.length]);
+    expect([...(result.output('image_index').data as Int32Array)]).toEqual(read.map(() => 0));
+  }, 120_000);
+
+  it('reads several pages of one request, each line with its page\'s index', async () => {
+    const result = await ocr([pages[2].png, pages[3].png]);
+    const index = [...(result.output('image_index').data as Int32Array)];
+    expect(index.filter((i) => i === 0).length).toBe(pages[2].lines.length);
+    expect(index.filter((i) => i === 1).length).toBe(pages[3].lines.length);
+  }, 120_000);
+
+  it('answers an empty page with no lines', async () => {
+    const blank = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    const result = await ocr([blank]);
+    expect(texts(result)).toEqual([]);
+    expect(result.output('boxes').shape).toEqual([0, 4, 2]);
+  }, 120_000);
+
+  it('answers a bad image with INVALID_ARGUMENT naming the step and the input', async () => {
+    const error = await ocr([Buffer.from('not an image')]).catch((e: unknown) => e as { code: string; message: string });
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toMatch(/ocr step 'detect' \(model ocr-detection\): .*input 'image'/);
+  }, 60_000);
+
+  it('batches the lines of concurrent pages together at the recognizer', async () => {
+    const before = await client.modelStatistics('ocr-recognition');
+    const seen = new Map((before[0]?.batchStats ?? []).map((b) => [b.batchSize, b.computeInfer.count]));
+    await Promise.all(pages.map((page) => ocr([page.png])));
+    const after = await client.modelStatistics('ocr-recognition');
+    const most = Math.max(...pages.map((p) => p.lines.length));
+    const grown = (after[0]?.batchStats ?? []).filter((b) => b.computeInfer.count > (seen.get(b.batchSize) ?? 0)).map((b) => b.batchSize);
+    console.log(`ocr-recognition batch sizes of ${pages.length} concurrent pages (at most ${most} lines each): ${grown.join(', ')}`);
+    expect(Math.max(...grown)).toBeGreaterThan(most);
+  }, 180_000);
+
+  it('leaves the steps\' models callable on their own', async () => {
+    const line = await renderTextImage('Hello World 2026', { scale: 3 });
+    const direction = await client.infer({ model: 'text-direction', inputs: [tensor.bytes('image', [1], [line])] });
+    expect(direction.output('softmax_0.tmp_0').shape).toEqual([1, 2]);
+    const recognized = await client.infer({ model: 'ocr-recognition', inputs: [tensor.bytes('image', [1], [line])] });
+    expect(texts(recognized)).toEqual(['Hello World 2026']);
+  }, 60_000);
+
+  it('describes the pipeline in ModelMetadata: its platform and declared tensors', async () => {
+    const metadata = await client.modelMetadata('ocr');
+    expect(metadata.platform).toBe('pipeline');
+    expect(metadata.inputs).toEqual([{ name: 'image', datatype: 'BYTES', shape: [-1] }]);
+    expect(metadata.outputs.map((o) => [o.name, o.datatype, o.shape])).toEqual([
+      ['text', 'BYTES', [-1]], ['boxes', 'FP32', [-1, 4, 2]], ['scores', 'FP32', [-1]], ['image_index', 'INT32', [-1]],
+    ]);
+  });
+
+  it('counts the pipeline\'s requests in its ModelStatistics', async () => {
+    const [stats] = await client.modelStatistics('ocr');
+    expect(stats.name).toBe('ocr');
+    expect(stats.inferenceCount).toBeGreaterThan(0);
+  });
+});
