@@ -23,12 +23,15 @@ const IMAGENET = { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.2
 const HEIGHT = 4;
 const WIDTH = 5;
 
-function imageSpec(overrides: Partial<ImagePrelude> = {}): ImagePrelude {
+/** A prelude of fixed height and width, as most tests use. */
+type FixedImagePrelude = ImagePrelude & { height: number; width: number };
+
+function imageSpec(overrides: Partial<FixedImagePrelude> = {}): FixedImagePrelude {
   return { input: 'x', height: HEIGHT, width: WIDTH, layout: 'NCHW', channelOrder: 'RGB', datatype: 'FP32', ...IMAGENET, ...overrides };
 }
 
 /** y = x, with x shaped as the spec's model input wants. */
-function identityFor(spec: ImagePrelude, batch: OnnxDim = 'N'): Uint8Array {
+function identityFor(spec: FixedImagePrelude, batch: OnnxDim = 'N'): Uint8Array {
   const { height: h, width: w } = spec;
   const shape = spec.layout === 'NCHW' ? [batch, 3, h, w] : [batch, h, w, 3];
   return buildIdentityModel({ datatype: spec.datatype, shape });
@@ -40,7 +43,7 @@ function randomPixels(count: number, seed: number): Uint8Array {
 }
 
 /** The preprocessor's JavaScript loop, the reference: RGB NHWC bytes in, the model's tensor out. */
-function reference(spec: ImagePrelude, pixels: Uint8Array, batch: number): Float32Array | Uint8Array {
+function reference(spec: FixedImagePrelude, pixels: Uint8Array, batch: number): Float32Array | Uint8Array {
   const plane = spec.height * spec.width;
   const fp32 = spec.datatype === 'FP32';
   const out = fp32 ? new Float32Array(batch * 3 * plane) : new Uint8Array(batch * 3 * plane);
@@ -57,7 +60,7 @@ function reference(spec: ImagePrelude, pixels: Uint8Array, batch: number): Float
   return out;
 }
 
-function pixelTensor(spec: ImagePrelude, pixels: Uint8Array, batch: number): ort.Tensor {
+function pixelTensor(spec: FixedImagePrelude, pixels: Uint8Array, batch: number): ort.Tensor {
   return new ort.Tensor('uint8', pixels, [batch, spec.height, spec.width, 3]);
 }
 
@@ -314,7 +317,7 @@ describe('prelude errors', () => {
     expect(() => prependFeaturePrelude(model, { input: 'x', mean: [0, 0], std: [1, 1], datatype: 'FP64' })).toThrow(/element type FLOAT, but a FP64 prelude feeds DOUBLE/);
   });
 
-  it.each<[string, OnnxDatatype, OnnxDim[], Partial<ImagePrelude>]>([
+  it.each<[string, OnnxDatatype, OnnxDim[], Partial<FixedImagePrelude>]>([
     ['height and width swapped', 'FP32', ['N', 3, WIDTH, HEIGHT], {}],
     ['an NHWC prelude for an NCHW model', 'FP32', ['N', 3, HEIGHT, WIDTH], { layout: 'NHWC' }],
     ['a rank that is not 4', 'FP32', ['N', 3 * HEIGHT * WIDTH], {}],
@@ -364,7 +367,7 @@ describe('the repository models, wrapped', () => {
     const { model, config } = await repositoryModel('text-direction');
     const image = config.preprocess.image;
     if (!image) throw new Error('text-direction has no image preprocessing');
-    const spec: ImagePrelude = {
+    const spec: FixedImagePrelude = {
       input: config.inputs[0].name, height: image.height, width: image.width, layout: image.layout,
       channelOrder: image.channel_order, datatype: image.datatype, scale: image.scale, mean: image.mean, std: image.std,
     };
