@@ -11,7 +11,7 @@ const MiB = 1024 * 1024;
 function heartbeat(workerId: string, rssBytes: string, models: { name: string; version: string; ready: boolean }[], draining = false): WorkerHeartbeat__Output {
   return {
     workerId, address: `${workerId}:1`, device: 'cpu', queueDepth: 0, inFlight: 0, sentAtMs: '0', draining, executionProvider: 'cpu', rssBytes,
-    models: models.map((m) => ({ ...m, state: m.ready ? 'READY' : 'LOADING', reason: '', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 0, dynamicBatching: null, instances: 1, driftReference: null, classLabels: [] })),
+    models: models.map((m) => ({ ...m, state: m.ready ? 'READY' : 'LOADING', reason: '', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 0, dynamicBatching: null, instances: 1, driftReference: null, classLabels: [], pipelineSteps: [], placement: null })),
   };
 }
 

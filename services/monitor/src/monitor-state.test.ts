@@ -16,6 +16,8 @@ function heartbeatModel(name: string, version: string): ModelStatus__Output {
     name, version, ready: true, state: 'READY', platform: 'onnxruntime', inputs: [], outputs: [], maxBatchSize: 0, reason: '', dynamicBatching: null, instances: 1,
     driftReference: { profileId: 'p1', rows: '150', features: [0, 1].map((i) => ({ name: `f${i}`, edges: [0.5], expected: [0.5, 0.5] })) },
     classLabels: ['setosa', 'versicolor', 'virginica'],
+    pipelineSteps: [],
+    placement: null,
   };
 }
 

@@ -82,7 +82,7 @@ describe('OcrCrop', () => {
     const corners = [turn(x + 2, y + 2), turn(x + w - 2, y + 2), turn(x + w - 2, y + h - 2), turn(x + 2, y + h - 2)].flat();
     const answer = await ocrCrop(request(image, corners));
     expect(lineSize([[corners[0], corners[1]], [corners[2], corners[3]], [corners[4], corners[5]], [corners[6], corners[7]]])).toEqual({ width: 156, height: 76, turned: false });
-    const width = answer.recognitionWidths[0];
+    const width = answer.recognitionWidths![0];
     expect(width).toBe(recognitionWidth({ width: 156, height: 76 }, 10_000));
     const recognition = answer.recognition as Buffer;
     expect(meanOfColumns(recognition, width, 0, Math.floor(width * 0.45))).toBeLessThan(12);
@@ -91,7 +91,7 @@ describe('OcrCrop', () => {
 
   it('answers no lines for no boxes', async () => {
     const answer = await ocrCrop(request(await page([]), []));
-    expect(answer.recognitionWidths).toEqual([]);
+    expect(answer.recognitionWidths ?? []).toEqual([]);
     expect((answer.direction as Buffer).length).toBe(0);
   });
 

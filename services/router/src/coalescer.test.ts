@@ -74,7 +74,7 @@ async function fakeWorker(id: string, behaviour: Behaviour = echo): Promise<Fake
 }
 
 function status(batching: ModelStatus__Output['dynamicBatching'] = { preferredBatchSize: [], maxQueueDelayUs: '0', maxQueueSize: 1024 }): ModelStatus__Output {
-  return { name: 'iris', version: '1', ready: true, state: 'READY', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 64, reason: '', dynamicBatching: batching, instances: 1, driftReference: null, classLabels: [] };
+  return { name: 'iris', version: '1', ready: true, state: 'READY', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 64, reason: '', dynamicBatching: batching, instances: 1, driftReference: null, classLabels: [], pipelineSteps: [], placement: null };
 }
 
 function heartbeat(worker: { id: string; address: string }, model: ModelStatus__Output, queueDepth = 0): WorkerHeartbeat__Output {

@@ -12,7 +12,7 @@ import { openAccess } from './auth/index.js';
 
 function status(name: string, version: string, state: string, reason = ''): ModelStatus__Output {
   return {
-    name, version, ready: state === 'READY', state, reason, platform: 'onnxruntime_onnx', maxBatchSize: 8, dynamicBatching: null, instances: 2, driftReference: null, classLabels: [],
+    name, version, ready: state === 'READY', state, reason, platform: 'onnxruntime_onnx', maxBatchSize: 8, dynamicBatching: null, instances: 2, driftReference: null, classLabels: [], pipelineSteps: [], placement: null,
     inputs: [{ name: 'row', datatype: 'BYTES', shape: ['-1'] }, { name: 'x', datatype: 'FP32', shape: ['-1', '4'] }],
     outputs: [{ name: 'y', datatype: 'INT64', shape: ['-1'] }],
   };

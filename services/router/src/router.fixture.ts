@@ -33,7 +33,7 @@ export const echo: Answer = (request) => ({ response: { modelName: request.model
 export function modelStatus(name: string, overrides: Partial<ModelStatus__Output> = {}): ModelStatus__Output {
   return {
     name, version: '1', ready: true, state: 'READY', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: '',
-    dynamicBatching: null, instances: 1, driftReference: null, classLabels: [], ...overrides,
+    dynamicBatching: null, instances: 1, driftReference: null, classLabels: [], pipelineSteps: [], placement: null, ...overrides,
   };
 }
 

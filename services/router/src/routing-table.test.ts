@@ -8,7 +8,7 @@ import { MAX_KNOWN_MODELS, MAX_MODELS_PER_HEARTBEAT, RoutingTable, type TableCha
 const STALE_MS = 3000;
 
 function status(name: string, version: string, ready = true): ModelStatus__Output {
-  return { name, version, ready, state: ready ? 'READY' : 'UNAVAILABLE', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: ready ? '' : 'failed', dynamicBatching: null, instances: 1, driftReference: null, classLabels: [] };
+  return { name, version, ready, state: ready ? 'READY' : 'UNAVAILABLE', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: ready ? '' : 'failed', dynamicBatching: null, instances: 1, driftReference: null, classLabels: [], pipelineSteps: [], placement: null };
 }
 
 function heartbeat(workerId: string, models: ModelStatus__Output[], overrides: Partial<WorkerHeartbeat__Output> = {}): WorkerHeartbeat__Output {
@@ -328,5 +328,57 @@ describe('bounds on announced models', () => {
     for (const worker of ['w1', 'w2', 'w3', 'w4', 'w5']) table.update(heartbeat(worker, named(worker, 1000)));
     expect(table.knownModels()).toHaveLength(MAX_KNOWN_MODELS);
     expect(table.isKnown('w5999')).toBe(true);
+  });
+});
+
+describe('placement by device', () => {
+  const placed = (devices: string[], fallback = true) => ({ ...status('ocr-recognition', '1'), placement: { devices, fallback } });
+
+  function table(models: ModelStatus__Output[], devices: Record<string, string>, logger = createLogger('test', { level: 'silent' })): RoutingTable {
+    const t = new RoutingTable(STALE_MS, seeded(7), logger);
+    for (const [id, device] of Object.entries(devices)) t.update(heartbeat(id, models, { device }));
+    return t;
+  }
+
+  it('picks only the workers whose device kind the placement lists', () => {
+    const t = table([placed(['gpu'])], { c1: 'cpu', g1: 'gpu0', c2: 'cpu', g2: 'gpu1' });
+    const picked = new Set(Array.from({ length: 50 }, () => t.pick('ocr-recognition', '1', none)!.id));
+    expect([...picked].sort()).toEqual(['g1', 'g2']);
+  });
+
+  it('falls back to any holder when no worker of the kind holds the model, warning once a minute per model', () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const logger = createLogger('test', { level: 'silent' });
+      const warn = vi.spyOn(logger, 'warn');
+      const t = table([placed(['gpu'])], { c1: 'cpu', c2: 'cpu' }, logger);
+      for (let i = 0; i < 10; i++) expect(t.pick('ocr-recognition', '1', none)?.id).toMatch(/^c/);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toMatchObject({ model: 'ocr-recognition', placement: ['gpu'], holders: 'cpu' });
+      vi.setSystemTime(59_000);
+      t.pick('ocr-recognition', '1', none);
+      expect(warn).toHaveBeenCalledTimes(1);
+      vi.setSystemTime(60_000);
+      t.pick('ocr-recognition', '1', none);
+      expect(warn).toHaveBeenCalledTimes(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('refuses with UNAVAILABLE naming the placement when fallback is false', () => {
+    const t = table([placed(['gpu'], false)], { c1: 'cpu' });
+    expect(() => t.pick('ocr-recognition', '1', none)).toThrow("model 'ocr-recognition' is placed on gpu without fallback (placement.fallback: false), and no worker of that kind holds it (holders: cpu)");
+    try {
+      t.pick('ocr-recognition', '1', none);
+    } catch (error) {
+      expect((error as { code: number }).code).toBe(14);
+    }
+  });
+
+  it('picks among every holder for a model without placement', () => {
+    const t = table([status('ocr-recognition', '1')], { c1: 'cpu', g1: 'gpu0' });
+    const picked = new Set(Array.from({ length: 50 }, () => t.pick('ocr-recognition', '1', none)!.id));
+    expect([...picked].sort()).toEqual(['c1', 'g1']);
   });
 });

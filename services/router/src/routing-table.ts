@@ -13,6 +13,7 @@
  * to every worker before expiring anyone; see `expire`.
  */
 import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
+import { unavailable } from '@infermesh/grpc';
 import type { Logger } from '@infermesh/log';
 
 /**
@@ -22,6 +23,13 @@ import type { Logger } from '@infermesh/log';
  */
 export const MAX_MODELS_PER_HEARTBEAT = 1024;
 export const MAX_KNOWN_MODELS = 4096;
+/** A model served off its placement is logged at most this often (per model). */
+export const PLACEMENT_WARNING_MS = 60_000;
+
+/** A worker's device kind as placement names it: "gpu0" is a "gpu", "cpu" a "cpu". */
+export function deviceKind(device: string): string {
+  return device.replace(/[\d:]+$/, '') || 'cpu';
+}
 
 export interface WorkerEntry {
   id: string;
@@ -53,6 +61,8 @@ export class RoutingTable {
   private readonly listeners: ((change: TableChange) => void)[] = [];
   /** Each model's newest served version's status, looked up per request; cleared on every change. */
   private readonly newest = new Map<string, ModelStatus__Output | null>();
+  /** When each model was last logged as served off its placement. */
+  private readonly placementWarned = new Map<string, number>();
 
   /** How often `expire` is meant to run; a run later than twice this means the process did not run meanwhile. */
   readonly tickMs: number;
@@ -229,13 +239,36 @@ export class RoutingTable {
    * worker last reported (other routers' work).
    */
   pick(model: string, version: string, inFlight: (workerId: string) => number, exclude: ReadonlySet<string> = new Set()): WorkerEntry | undefined {
-    const candidates = this.holders(model, version).filter((w) => !exclude.has(w.id));
+    const candidates = this.placed(model, version, this.holders(model, version).filter((w) => !exclude.has(w.id)));
     if (candidates.length <= 1) return candidates[0];
     const a = candidates[Math.floor(this.random() * candidates.length)];
     let b = candidates[Math.floor(this.random() * (candidates.length - 1))];
     if (b === a) b = candidates[candidates.length - 1];
     const load = (w: WorkerEntry) => inFlight(w.id) + w.reportedLoad;
     return load(a) <= load(b) ? a : b;
+  }
+
+  /**
+   * The holders on the model's placement (config.yaml `placement`: device kinds it prefers):
+   * those whose device kind is listed, when any; else, with fallback, every holder (logged once
+   * a minute per model); without fallback, UNAVAILABLE naming the placement. A model without
+   * placement runs anywhere.
+   */
+  private placed(model: string, version: string, holders: WorkerEntry[]): WorkerEntry[] {
+    const placement = this.model(model, version)?.placement;
+    if (!placement || placement.devices.length === 0 || holders.length === 0) return holders;
+    const preferred = holders.filter((w) => placement.devices.includes(deviceKind(w.device)));
+    if (preferred.length > 0) return preferred;
+    const held = [...new Set(holders.map((w) => deviceKind(w.device)))].join(', ');
+    if (!placement.fallback) {
+      throw unavailable(`model '${model}' is placed on ${placement.devices.join(', ')} without fallback (placement.fallback: false), and no worker of that kind holds it (holders: ${held})`);
+    }
+    const now = Date.now();
+    if (now - (this.placementWarned.get(model) ?? -Infinity) >= PLACEMENT_WARNING_MS) {
+      this.placementWarned.set(model, now);
+      this.logger?.warn({ model, placement: placement.devices, holders: held }, 'no worker on the model\'s placement holds it: served by the others (placement.fallback), logged once a minute');
+    }
+    return holders;
   }
 
   /**

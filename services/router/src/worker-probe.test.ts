@@ -34,7 +34,7 @@ async function nothingListening(): Promise<string> {
 function heartbeat(workerId: string, address: string, overrides: Partial<WorkerHeartbeat__Output> = {}): WorkerHeartbeat__Output {
   return {
     workerId, address, device: 'cpu', queueDepth: 0, inFlight: 0, sentAtMs: '0', draining: false, executionProvider: 'cpu', rssBytes: '0',
-    models: [{ name: 'iris', version: '1', ready: true, state: 'READY', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: '', dynamicBatching: null, instances: 1, driftReference: null, classLabels: [] }],
+    models: [{ name: 'iris', version: '1', ready: true, state: 'READY', platform: 'onnxruntime_onnx', inputs: [], outputs: [], maxBatchSize: 8, reason: '', dynamicBatching: null, instances: 1, driftReference: null, classLabels: [], pipelineSteps: [], placement: null }],
     ...overrides,
   };
 }
