@@ -1,14 +1,17 @@
 /**
  * The infermesh CLI against a running mesh: predict and models (over gRPC, and over the
  * router's REST port with an http:// address), batch (a data set streamed through the
- * router's ModelStreamInfer, resumed after a partial run) and a short bench smoke.
+ * router's ModelStreamInfer, resumed after a partial run), a short bench smoke, and ocr
+ * (page images read by the ocr pipeline, printed, as JSON, and through batch).
  */
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderOcrPages, writeOcrPages, type OcrPage } from '@infermesh/models';
 import { startMesh, ROOT, type Mesh } from './helpers/mesh.js';
+import { characterErrorRate } from './helpers/ocr-score.js';
 
 let mesh: Mesh;
 let dir: string;
@@ -205,5 +208,80 @@ describe('infermesh bench', () => {
     const [header, row] = (await readFile(output, 'utf8')).trim().split('\n');
     expect(header.split(',').slice(0, 4)).toEqual(['mode', 'level', 'requests', 'errors']);
     expect(row.split(',').slice(0, 4)).toEqual(['rate', '50', '40', '0']);
+  });
+});
+
+describe('infermesh ocr', () => {
+  let pages: OcrPage[];
+  let files: string[];
+  beforeAll(async () => {
+    // Two pages, the second with every other line upside down; a third folder item is not an image.
+    pages = await renderOcrPages({ count: 2, seed: 3, rotation: (i) => (i === 1 ? 'alternate' : 'none') });
+    files = await writeOcrPages(join(dir, 'pages'), pages);
+  });
+
+  it('prints each page\'s lines top to bottom with score, box and text', async () => {
+    const run = await cli(['ocr', ...files]);
+    expect(run.code, run.stderr).toBe(0);
+    const printed = run.stdout.trimEnd().split('\n');
+    let at = 0;
+    for (const [i, page] of pages.entries()) {
+      expect(printed[at++]).toBe(`${files[i]}: ${page.lines.length} line${page.lines.length === 1 ? '' : 's'}`);
+      for (const line of page.lines) {
+        const [, score, x0, y0, x1, y1, text] = /^ {2}(\d\.\d{3}) {2}(\d+),(\d+) (\d+),(\d+) +(.*)$/.exec(printed[at++]) ?? [];
+        expect(Number(score)).toBeGreaterThan(0.5);
+        // the box printed lies on the true line (within a few pixels: DB boxes are unclipped outward)
+        expect(Math.abs(Number(y0) - line.box[0][1])).toBeLessThan(12);
+        expect(Math.abs(Number(y1) - line.box[2][1])).toBeLessThan(12);
+        expect(Number(x0)).toBeLessThan(line.box[0][0] + 12);
+        expect(Number(x1)).toBeGreaterThan(line.box[2][0] - 12);
+        // what the CLI prints is what the mesh read (its accuracy is ocr-accuracy.e2e.test.ts's to judge)
+        expect(characterErrorRate(text, line.text), `${text} for ${line.text}`).toBeLessThan(0.3);
+      }
+    }
+    expect(at).toBe(printed.length);
+  });
+
+  it('prints the lines of every page as JSON with --json', async () => {
+    const run = await cli(['ocr', files[1], '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const answer = JSON.parse(run.stdout) as { model: string; version: string; pages: { page: string; lines: { text: string; score: number; box: number[][] }[] }[] };
+    expect(answer).toMatchObject({ model: 'ocr', version: '1', pages: [{ page: files[1] }] });
+    expect(answer.pages[0].lines).toHaveLength(pages[1].lines.length);
+    for (const line of answer.pages[0].lines) {
+      expect(line.box).toHaveLength(4);
+      expect(line.box.every((p) => p.length === 2)).toBe(true);
+      expect(line.score).toBeGreaterThan(0.5);
+    }
+  });
+
+  it('batch --model ocr writes one JSON line per page with its lines', async () => {
+    const output = join(dir, 'ocr-lines.jsonl');
+    const run = await cli(['batch', '--model', 'ocr', '--input', join(dir, 'pages'), '--output', output]);
+    expect(run.code, run.stderr).toBe(0);
+    const records = (await readFile(output, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; model: string; lines: { text: string; score: number; box: number[][] }[] });
+    expect(records.map((r) => r.id).sort()).toEqual(pages.map((p) => p.name));
+    for (const record of records) {
+      const page = pages.find((p) => p.name === record.id)!;
+      expect(record.model).toBe('ocr');
+      expect(record.lines.map((l) => l.text)).toHaveLength(page.lines.length);
+      expect(Object.keys(record.lines[0]).sort()).toEqual(['box', 'score', 'text']);
+    }
+  });
+
+  it('refuses a page that does not exist before calling the mesh, with exit code 1', async () => {
+    const run = await cli(['ocr', files[0], join(dir, 'pages/missing.png')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`infermesh: page ${join(dir, 'pages/missing.png')} does not exist or is not a file\n`);
+    expect(run.stdout).toBe('');
+  });
+
+  it('reports a page the mesh refuses and reads the others, with exit code 3', async () => {
+    const broken = join(dir, 'broken-page.png');
+    await writeFile(broken, 'not an image');
+    const run = await cli(['ocr', broken, files[0]]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(new RegExp(`^${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: failed: INVALID_ARGUMENT: `));
+    expect(run.stdout).toMatch(new RegExp(`^${files[0].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${pages[0].lines.length} line`));
   });
 });
