@@ -8,6 +8,7 @@
  * call carries all of them: under load batches grow by themselves, and a lone request
  * waits at most the model's max_queue_delay (0 for iris: never).
  */
+import { SpanKind, SpanStatusCode, trace, type Link, type Span } from '@opentelemetry/api';
 import { DynamicBatcher, packWithin, type BatcherOptions, type BatchResult } from '@infermesh/batching';
 import { BATCHED_REQUEST_OVERHEAD_BYTES, encodeInferBatchRequest, type BatchedResponseParts, type ModelStatus__Output } from '@infermesh/contracts';
 import { ServiceError, Status, deadlineExceeded, statusOf, unavailable } from '@infermesh/grpc';
@@ -23,6 +24,18 @@ import { ChannelError } from './worker-channel.js';
 export const CALLS_PER_INSTANCE = 2;
 /** Requests in flight per model instance for a model that does not batch. */
 export const UNBATCHED_CALLS_PER_INSTANCE = 32;
+
+const tracer = trace.getTracer('infermesh-router');
+
+/** The span contexts of the requests a batch carries, as links (a batch serves many traces, so it is none's child). */
+export function linksOf(batch: readonly PendingRequest[]): Link[] {
+  const links: Link[] = [];
+  for (const { traceparent } of batch) {
+    const [, traceId, spanId, flags] = traceparent.split('-');
+    if (traceId?.length === 32 && spanId?.length === 16) links.push({ context: { traceId, spanId, traceFlags: flags === '01' ? 1 : 0, isRemote: false } });
+  }
+  return links;
+}
 
 /** One client request waiting to go to a worker. */
 export interface PendingRequest {
@@ -132,6 +145,18 @@ export class Coalescer {
    * broke while the worker stays reachable.
    */
   private async sendMessage(model: string, version: string, batch: PendingRequest[]): Promise<WorkerAnswer[]> {
+    const span = tracer.startSpan(`batch ${model}`, { kind: SpanKind.CLIENT, links: linksOf(batch), attributes: { 'infermesh.model': model, 'infermesh.version': version, 'infermesh.batch_requests': batch.length } });
+    try {
+      return await this.sendMessageIn(span, model, version, batch);
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: statusOf(error).details });
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async sendMessageIn(span: Span, model: string, version: string, batch: PendingRequest[]): Promise<WorkerAnswer[]> {
     const { table, pool, logger } = this.deps;
     const excluded = new Set<string>();
     const reopened = new Set<string>();
@@ -140,6 +165,7 @@ export class Coalescer {
     for (let attempt = 0; attempt < this.deps.maxAttempts; attempt++) {
       const worker = table.pick(model, version, (id) => pool.inFlight(id), excluded);
       if (!worker) break;
+      span.setAttribute('infermesh.worker_id', worker.id);
       const call = pool.begin(worker.id, worker.address, batch.length);
       try {
         const now = Date.now();
