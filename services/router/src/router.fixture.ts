@@ -80,6 +80,8 @@ export interface RouterUnderTest {
 export interface RouterOptions {
   /** Keys file entries; the keys are returned by id. */
   keys?: { id: string; models: '*' | string[]; rate?: { per_second: number; burst: number } }[];
+  /** More router settings (PREPROCESSOR_ADDRESS for pipelines' glue). */
+  env?: Record<string, string>;
 }
 
 export async function startRouter(options: RouterOptions = {}): Promise<RouterUnderTest & { keys: Record<string, string> }> {
@@ -90,6 +92,7 @@ export async function startRouter(options: RouterOptions = {}): Promise<RouterUn
     NATS_URL: nats.url, ROUTER_PORT: '0', ROUTER_HTTP_PORT: '0', ROUTER_RECORD_SPOOL_DIR: join(dir, 'spool'),
     // The table is filled by serve(), not by time.
     ROUTER_TABLE_FILL_MS: '600000', WORKER_STALE_MS: '600000', ROUTER_SHUTDOWN_GRACE_MS: '1000',
+    ...options.env,
   };
   if (options.keys) {
     const entries = options.keys.map(({ id, models, rate }) => {
