@@ -123,7 +123,8 @@ export async function ocr(options: OcrOptions): Promise<number> {
 
   const failed = outcomes.filter((o) => 'error' in o).length;
   if (options.json) {
-    console.log(JSON.stringify({ model, version: served, pages: outcomes }, null, 2));
+    // Indented, with each corner [x, y] kept on one line: a page of lines stays readable.
+    console.log(JSON.stringify({ model, version: served, pages: outcomes }, null, 2).replace(/\[\s+(-?[\d.e+-]+),\s+(-?[\d.e+-]+)\s+\]/g, '[$1, $2]'));
   } else {
     for (const outcome of outcomes) {
       if ('error' in outcome) process.stderr.write(`${outcome.page}: failed: ${outcome.error}\n`);
