@@ -91,6 +91,23 @@ describe('the ocr pipeline', () => {
     expect(texts(recognized)).toEqual(['Hello World 2026']);
   }, 60_000);
 
+  it('answers over REST and in a ModelStreamInfer stream as over ModelInfer', async () => {
+    const page = pages[4];
+    const unary = texts(await ocr([page.png]));
+    const rest = connect(mesh.routerHttpUrl);
+    try {
+      expect(texts(await rest.infer({ model: 'ocr', inputs: [tensor.bytes('image', [1], [page.png])] }, { timeoutMs: 120_000 }))).toEqual(unary);
+    } finally {
+      rest.close();
+    }
+    const streamed: string[][] = [];
+    for await (const item of client.inferStream([{ model: 'ocr', inputs: [tensor.bytes('image', [1], [page.png])] }], { timeoutMs: 120_000 })) {
+      if (!item.ok) throw item.error;
+      streamed.push(texts(item.result));
+    }
+    expect(streamed).toEqual([unary]);
+  }, 240_000);
+
   it('describes the pipeline in ModelMetadata: its platform and declared tensors', async () => {
     const metadata = await client.modelMetadata('ocr');
     expect(metadata.platform).toBe('pipeline');
