@@ -201,7 +201,11 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
     ServerReady: guarded('ServerReady', async () => ({ ready: table.list().length > 0 })),
     ModelReady: guarded('ModelReady', async (request: ModelReadyRequest__Output, _ctx, caller) => {
       caller.checkModel(request.name);
-      return { ready: table.holders(request.name, request.version).length > 0 };
+      if (table.holders(request.name, request.version).length === 0) return { ready: false };
+      // A pipeline is ready when every model it runs is served somewhere.
+      const status = table.model(request.name, request.version);
+      if (status?.platform === 'pipeline') return { ready: status.pipelineSteps.every((step) => !step.model || table.holders(step.model).length > 0) };
+      return { ready: true };
     }),
     ServerMetadata: guarded('ServerMetadata', async () => ({ name: 'infermesh', version: deps.version, extensions: EXTENSIONS })),
     ModelMetadata: guarded('ModelMetadata', async (request: ModelMetadataRequest__Output, _ctx, caller) => {

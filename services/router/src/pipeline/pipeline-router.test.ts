@@ -115,4 +115,13 @@ describe('a pipeline through the router', () => {
     const error = await unary(withoutGlue.inferenceClient(), 'ModelInfer', ocrRequest('page-3')).catch((e: unknown) => e as { code: number; details: string });
     expect(error).toMatchObject({ code: 14, details: "ocr step 'crop' (glue ocr-crop): this router has no preprocessor to call (PREPROCESSOR_ADDRESS is not set)" });
   });
+
+  it('is ready only while every model it runs is served', async () => {
+    const ready = () => unary<object, { ready: boolean }>(withoutGlue.inferenceClient(), 'ModelReady', { name: 'ocr' }).then((r) => r.ready);
+    expect(await ready()).toBe(true);
+    withoutGlue.serve(models.filter((m) => m.name !== 'ocr-recognition'));
+    expect(await ready()).toBe(false);
+    withoutGlue.serve(models);
+    expect(await ready()).toBe(true);
+  });
 });
