@@ -18,6 +18,11 @@ const tracer = trace.getTracer('infermesh-router');
 
 /** Pages in one request at most: each is decoded twice (detection, crop) and fans out to its lines. */
 export const MAX_PAGES = 64;
+/**
+ * Pages of one request in flight at once: enough to fill the steps' batches, few enough that
+ * one large request does not fill a step model's queue (ocr-detection's holds 64) by itself.
+ */
+export const PAGES_AT_ONCE = 8;
 /** PaddleOCR's cls_thresh: a line is turned back only when the classifier is this sure it is upside down. */
 export const ROTATED_THRESHOLD = 0.9;
 /** PaddleOCR's drop_score: lines recognized with a lower score are left out, as TextSystem leaves them out. */
@@ -76,12 +81,17 @@ export async function runOcr(steps: OcrSteps, inputs: readonly Tensor[], request
   // A page that fails ends the request: the others' steps are cancelled, not left to run.
   const failed = new AbortController();
   const signal = AbortSignal.any([ctx.signal, failed.signal]);
-  const results = await Promise.all(pages.map((page, index) =>
-    readPage(steps, page, index, deps, { ...ctx, signal }).catch((error: unknown) => {
-      failed.abort(error);
-      throw error;
-    }),
-  ));
+  const results = new Array<PageLines>(pages.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(PAGES_AT_ONCE, pages.length) }, async () => {
+    for (let index = next++; index < pages.length; index = next++) {
+      signal.throwIfAborted();
+      results[index] = await readPage(steps, pages[index], index, deps, { ...ctx, signal }).catch((error: unknown) => {
+        failed.abort(error);
+        throw error;
+      });
+    }
+  }));
 
   const count = results.reduce((n, r) => n + r.text.length, 0);
   const tensors: Record<(typeof OCR_OUTPUTS)[number], Tensor> = {

@@ -14,7 +14,7 @@ import { PipelineExecutor } from './pipeline-executor.js';
 import type { StepContext, StepModels } from './model-step.js';
 import type { OcrGlue } from './ocr-glue.js';
 import { decodeOutputs, inferRequest } from './tensors.js';
-import { MAX_PAGES } from './ocr-pipeline.js';
+import { MAX_PAGES, PAGES_AT_ONCE } from './ocr-pipeline.js';
 
 const STEPS: PipelineStep__Output[] = [
   { name: 'detect', model: 'ocr-detection', glue: '' },
@@ -224,6 +224,18 @@ describe('the OCR pipeline at the router', () => {
     const pending = ocr(standIns, [page({ lines: ['b'] }), page({ lines: ['a'], bad: true })]);
     await expect(pending).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT });
     await vi.waitFor(() => expect(standIns.aborted).toBe(1));
+  });
+
+  it('keeps at most 8 pages of one request in flight, and reads them all in order', async () => {
+    const standIns = new StandIns();
+    let release!: () => void;
+    standIns.gate = new Promise((resolve) => (release = resolve));
+    const pending = ocr(standIns, Array.from({ length: 20 }, (_, i) => page({ lines: [`page ${i}`] })));
+    await vi.waitFor(() => expect(standIns.calls.length).toBe(PAGES_AT_ONCE));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(standIns.calls.map((c) => c.step)).toEqual(new Array(PAGES_AT_ONCE).fill('detect'));
+    release();
+    expect(texts(await pending)).toEqual(Array.from({ length: 20 }, (_, i) => `page ${i}`));
   });
 
   it('counts the pipeline\'s requests for ModelStatistics', async () => {
