@@ -5,13 +5,16 @@
  * the input, lines of concurrent pages share the recognizer's batches, the steps' models stay
  * callable on their own, and ModelMetadata describes the pipeline.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
+import * as grpc from '@grpc/grpc-js';
 import { connect, tensor, type InferenceClient, type InferResult } from '@infermesh/client';
 import { renderOcrPages, renderTextImage, type OcrPage } from '@infermesh/models';
 import { startMesh, type Mesh } from './helpers/mesh.js';
 import { characterErrorRate } from './helpers/ocr-score.js';
 import { until } from './helpers/until.js';
+import { bytesTensor, inferenceClient } from './helpers/client.js';
 
 let mesh: Mesh;
 let client: InferenceClient;
@@ -28,7 +31,7 @@ beforeAll(async () => {
   // onnxruntime-node's run() holds the worker's event loop for the whole batch (a full
   // recognition batch takes seconds on this test's single intra-op thread), and heartbeats
   // wait for it: a router with the default 2.5 s staleness drops the busy worker mid-batch.
-  mesh = await startMesh({ traces: false, routerEnv: { WORKER_STALE_MS: '30000' } });
+  mesh = await startMesh({ routerEnv: { WORKER_STALE_MS: '30000' } });
   client = connect(mesh.routerAddress);
   await until('model ocr ready', async () => ((await client.modelReady('ocr')) ? true : undefined), 90_000, () => mesh.services.map((s) => `${s.name}: ${s.output().slice(-2000)}`).join('\n'));
   // Every step's model must be served before a page can pass.
@@ -107,6 +110,35 @@ describe('the ocr pipeline', () => {
     }
     expect(streamed).toEqual([unary]);
   }, 240_000);
+
+  it('traces a page as one tree: the request, the page, a span per step, the steps\' work at the worker and preprocessor', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const clientSpanId = randomBytes(8).toString('hex');
+    const metadata = new grpc.Metadata();
+    metadata.set('traceparent', `00-${traceId}-${clientSpanId}-01`);
+    const raw = inferenceClient(mesh.routerAddress);
+    try {
+      await raw.call('ModelInfer', { model_name: 'ocr', inputs: [{ name: 'image', datatype: 'BYTES', shape: [1] }], raw_input_contents: [bytesTensor([pages[5].png])] }, { metadata, timeoutMs: 120_000 });
+    } finally {
+      raw.close();
+    }
+    const expected = [
+      'infermesh-router: inference.GRPCInferenceService/ModelInfer', 'infermesh-router: ocr page',
+      'infermesh-router: step detect', 'infermesh-router: step crop', 'infermesh-router: step direction', 'infermesh-router: step recognize',
+      'infermesh-worker: infer ocr-detection', 'infermesh-preprocessor: preprocess ocr-detection', 'infermesh-preprocessor: ocr-crop',
+      'infermesh-worker: infer text-direction', 'infermesh-worker: infer ocr-recognition',
+    ];
+    const named = (all: typeof mesh.otlp.spans) => all.filter((s) => s.traceId === traceId).map((s) => `${s.service}: ${s.name}`);
+    const spans = (await mesh.otlp.waitFor((all) => expected.every((name) => named(all).includes(name)), 30_000)).filter((s) => s.traceId === traceId);
+    expect(named(spans)).toEqual(expect.arrayContaining(expected));
+    const ids = new Set([clientSpanId, ...spans.map((s) => s.spanId)]);
+    for (const span of spans) expect(ids, `${span.service}: ${span.name}`).toContain(span.parentSpanId);
+    // Each step's span is the page's child; the models' work is under the step that asked for it.
+    const byName = (name: string) => spans.find((s) => s.name === name)!;
+    for (const step of ['detect', 'crop', 'direction', 'recognize']) expect(byName(`step ${step}`).parentSpanId).toBe(byName('ocr page').spanId);
+    expect(byName('infer ocr-recognition').parentSpanId).toBe(byName('step recognize').spanId);
+    expect(byName('ocr-crop').parentSpanId).toBe(byName('step crop').spanId);
+  }, 120_000);
 
   it('describes the pipeline in ModelMetadata: its platform and declared tensors', async () => {
     const metadata = await client.modelMetadata('ocr');
