@@ -12,7 +12,7 @@
  * goes.
  *
  * Usage: npm run bench:ocr -w @infermesh/bench -- [--pages 40] [--duration 20] [--levels 1,8]
- *        [--rounds 2] [--seed 11] [--report docs/benchmarks/DIR]
+ *        [--rounds 2] [--seed 11] [--repository DIR (default models/)] [--report docs/benchmarks/DIR]
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     levels: { type: 'string', default: '1,8' },
     rounds: { type: 'string', default: '2' },
     seed: { type: 'string', default: '11' },
+    repository: { type: 'string' },
     report: { type: 'string' },
   },
 });
@@ -46,6 +47,8 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError
 if (levels.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new RangeError(`--levels must be concurrencies from 1 to 256, got ${values.levels}`);
 // npm runs the script in bench/; paths given on the command line are the caller's.
 const report = values.report === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.report);
+/** Another model repository (a changed config to compare), else the shipped models/. */
+const repository = values.repository === undefined ? join(ROOT, 'models') : resolve(process.env.INIT_CWD ?? process.cwd(), values.repository);
 const log = (line: string) => console.log(line);
 
 const MESH = 'mesh (ocr pipeline)';
@@ -160,7 +163,7 @@ const scratch = await mkdtemp(join(tmpdir(), 'infermesh-ocr-bench-'));
 const pages = await renderOcrPages({ count, seed: Number(values.seed) });
 const files = await writeOcrPages(join(scratch, 'pages'), pages);
 const lines = pages.reduce((n, p) => n + p.lines.length, 0);
-log(`router WORKER_STALE_MS ${process.env.WORKER_STALE_MS ?? '30000'}`);
+log(`models ${repository}; router WORKER_STALE_MS ${process.env.WORKER_STALE_MS ?? '30000'}`);
 log(`pages: ${pages.length}, ${lines} lines (${(lines / pages.length).toFixed(1)} per page), ${pages.filter((p) => p.lines.some((l) => l.rotated180)).length} with lines upside down; widths ${Math.min(...pages.map((p) => p.width))}–${Math.max(...pages.map((p) => p.width))} px`);
 
 const reference = await Ocr.create();
@@ -176,7 +179,7 @@ const referenceSystem: System = {
 const mesh = await startMesh({
   workers: 1,
   traces: false,
-  env: { LOG_LEVEL: 'info', MODEL_REPOSITORY: join(ROOT, 'models') },
+  env: { LOG_LEVEL: 'info', MODEL_REPOSITORY: repository },
   // As `npm start` runs one CPU worker: onnxruntime's intra-op threads on every core.
   workerEnv: { WORKER_INTRA_OP_THREADS: String(cpus().length) },
   // onnxruntime-node's run holds the worker's event loop, heartbeats included, for a whole batch;
