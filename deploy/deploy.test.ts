@@ -250,11 +250,13 @@ describe('compose.yaml', () => {
       expect(env.OTEL_SERVICE_NAME).toMatch(/^infermesh-/);
       expect(env.GRPC_MAX_MESSAGE_BYTES).toBe('67108864');
     }
-    // The worker calls the preprocessor; the router never does.
-    expect(composeServices.worker!.environment.PREPROCESSOR_ADDRESS).toBe(
-      `preprocessor:${composeServices.preprocessor!.environment.PREPROCESSOR_PORT}`,
-    );
-    expect(composeServices.router!.environment.PREPROCESSOR_ADDRESS).toBeUndefined();
+    // Workers call the preprocessor for their models' images, the router for pipelines' glue
+    // steps (OcrCrop; unset, the ocr pipeline answers UNAVAILABLE).
+    const preprocessor = `preprocessor:${composeServices.preprocessor!.environment.PREPROCESSOR_PORT}`;
+    for (const caller of ['worker', 'worker-gpu', 'router']) {
+      expect(composeServices[caller]!.environment.PREPROCESSOR_ADDRESS, `${caller} PREPROCESSOR_ADDRESS`).toBe(preprocessor);
+      expect(Object.keys(composeServices[caller]!.depends_on ?? {}), `${caller} starts with the preprocessor`).toContain('preprocessor');
+    }
   });
 
   it("healthchecks probe the gRPC port each service listens on", () => {

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { natsServerBinary } from '@infermesh/testing';
 import {
@@ -34,6 +35,8 @@ const portVars: Record<string, string> = {
   monitor: 'MONITOR_PORT',
 };
 const natsUsers = ['worker', 'router', 'monitor', 'operator'] as const;
+/** Where the preprocessor names the roles that may call it. */
+const preprocessorServer = fileURLToPath(new URL('../services/preprocessor/src/server.ts', import.meta.url));
 
 /** Defines the checks (vitest `it`s) for the objects `load` renders; call inside a describe. */
 export function meshChecks(load: () => Obj[], expected: MeshExpectations): void {
@@ -184,6 +187,33 @@ export function meshChecks(load: () => Obj[], expected: MeshExpectations): void 
     }
   });
 
+  it("routers (pipelines' glue) and workers (images) reach the preprocessor: PREPROCESSOR_ADDRESS is its Service and gRPC port", () => {
+    const preprocessor = ours().find(({ c }) => roleOf(c) === 'preprocessor');
+    expect(preprocessor, 'a preprocessor Deployment').toBeDefined();
+    const { t: pre, c: preContainer } = preprocessor!;
+    const grpcPort = (preContainer.ports ?? []).find((p: Obj) => p.name === 'grpc')?.containerPort;
+    const callers = ours().filter(({ c }) => ['router', 'worker'].includes(roleOf(c)));
+    expect(new Set(callers.map(({ c }) => roleOf(c)))).toEqual(new Set(['router', 'worker']));
+    for (const { t, c } of callers) {
+      const where = `${id(t.owner)} PREPROCESSOR_ADDRESS`;
+      const address = envOf(c).PREPROCESSOR_ADDRESS;
+      // Unset, the router answers UNAVAILABLE for every pipeline with a glue step (ocr).
+      expect(address, where).toMatch(/^[a-z0-9.-]+:\d+$/);
+      const [host, port] = String(address).split(':') as [string, string];
+      const name = host.split('.')[0]!;
+      // The Service's name, or its DNS name in the mesh namespace.
+      const suffixes = ['', `.${expected.namespace}`, `.${expected.namespace}.svc`, `.${expected.namespace}.svc.cluster.local`];
+      expect(suffixes.map((x) => `${name}${x}`), where).toContain(host);
+      const service = byKindName('Service', name);
+      expect(service, `${where}: Service/${name}`).toBeDefined();
+      expect(labelsMatch(service!.spec.selector ?? {}, pre.template.metadata?.labels ?? {}), `${where}: Service/${name} selects the preprocessor`).toBe(true);
+      const servicePort = (service!.spec.ports ?? []).find((p: Obj) => p.port === Number(port));
+      expect(servicePort, `${where}: Service/${name} has port ${port}`).toBeDefined();
+      const target = servicePort.targetPort ?? servicePort.port;
+      expect(typeof target === 'string' ? target : target === grpcPort ? 'grpc' : String(target), `${where}: the port reaches the preprocessor's gRPC port`).toBe('grpc');
+    }
+  });
+
   it("the monitor reads its alert rules from a ConfigMap, a copy of the repository's rules", () => {
     const monitor = templates().find((t) => t.template.metadata.labels['app.kubernetes.io/name'] === 'monitor')!;
     const container = monitor.template.spec.containers[0];
@@ -263,6 +293,20 @@ export function meshChecks(load: () => Obj[], expected: MeshExpectations): void 
       }
     });
 
+    it("the preprocessor admits its callers' certificates: routers (OcrCrop) and workers (Preprocess)", () => {
+      // The roles its server lets call it (services/preprocessor/src/server.ts, addService's callers).
+      const source = readFileSync(preprocessorServer, 'utf8');
+      const listed = /addService\('infermesh\.v1\.Preprocessor'[^;]*?callers:\s*\[([^\]]*)\]/.exec(source);
+      expect(listed, `the callers of infermesh.v1.Preprocessor in ${preprocessorServer}`).not.toBeNull();
+      const admitted = [...listed![1]!.matchAll(/'([a-z]+)'/g)].map((m) => m[1]);
+      for (const { t, c } of ours().filter(({ c }) => ['router', 'worker'].includes(roleOf(c)))) {
+        const sans: string = volumeOf(t, 'tls')!.csi.volumeAttributes['csi.cert-manager.io/uri-sans'];
+        const role = /^spiffe:\/\/infermesh\/([^/]+)\//.exec(sans)?.[1];
+        expect(admitted, `${id(t.owner)} calls the preprocessor as ${sans}`).toContain(role);
+        expect(envOf(c).MESH_TLS_CERT_FILE, `${id(t.owner)} presents its certificate`).toBeDefined();
+      }
+    });
+
     it('services that use NATS connect as their own user, with the password from the Secret as a file', () => {
       for (const { t, c } of ours().filter(({ c }) => roleOf(c) !== 'preprocessor')) {
         const env = envOf(c);
@@ -316,7 +360,7 @@ export function meshChecks(load: () => Obj[], expected: MeshExpectations): void 
   }
 
   if (expected.networkPolicies) {
-    it('NetworkPolicy: nothing reaches a pod unless allowed; workers only from routers, the preprocessor only from workers', () => {
+    it('NetworkPolicy: nothing reaches a pod unless allowed; workers only from routers, the preprocessor only from workers and routers', () => {
       const policies = objects().filter((o) => o.kind === 'NetworkPolicy');
       const denyAll = policies.find((p) => Object.keys(p.spec.podSelector ?? {}).length === 0);
       expect(denyAll?.spec.policyTypes).toEqual(['Ingress']);
@@ -334,7 +378,27 @@ export function meshChecks(load: () => Obj[], expected: MeshExpectations): void 
         }
       }
       expect(sourcesOf('worker', 8005)).toEqual([[{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'router' } } }]]);
-      expect(sourcesOf('preprocessor', 8003)).toEqual([[{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'worker' } } }]]);
+      // Workers send their models' images (Preprocess); routers run pipelines' glue steps (OcrCrop).
+      const podsOf = (sources: Array<Obj[] | 'anywhere'>) =>
+        sources.flatMap((from) => (from === 'anywhere' ? ['anywhere'] : from.map((peer) => {
+          const { podSelector, ...rest } = peer;
+          const only = podSelector && Object.keys(rest).length === 0 && Object.keys(podSelector).join() === 'matchLabels';
+          return only ? podSelector.matchLabels['app.kubernetes.io/name'] : JSON.stringify(peer);
+        }))).sort();
+      expect(podsOf(sourcesOf('preprocessor', 8003))).toEqual(['router', 'worker']);
+      // Egress is not restricted; should a policy ever restrict a caller's, it must let it reach the preprocessor.
+      const labelsOf = (name: string) => templates().find((t) => t.template.metadata.labels['app.kubernetes.io/name'] === name)!.template.metadata.labels;
+      for (const caller of ['router', 'worker']) {
+        const egress = policies.filter(
+          (p) => (p.spec.policyTypes ?? []).includes('Egress') && labelsMatch(p.spec.podSelector?.matchLabels ?? {}, labelsOf(caller)),
+        );
+        if (egress.length === 0) continue;
+        const reaches = egress.flatMap((p) => p.spec.egress ?? []).some((rule: Obj) =>
+          (rule.ports === undefined || rule.ports.some((p: Obj) => p.port === 8003))
+          && (rule.to === undefined || rule.to.some((peer: Obj) => labelsMatch(peer.podSelector?.matchLabels ?? { never: 'matched' }, labelsOf('preprocessor')))),
+        );
+        expect(reaches, `${caller} egress to preprocessor:8003`).toBe(true);
+      }
       expect(sourcesOf('router', 8001)).toEqual(['anywhere']);
       expect(sourcesOf('router', 8000)).toEqual(['anywhere']);
       if (expected.inClusterNats) {
