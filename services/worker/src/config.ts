@@ -24,6 +24,12 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env) {
         .pipe(z.array(z.enum(['cuda', 'webgpu', 'cpu'])))
         .optional(),
       WORKER_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
+      /**
+       * Each model version's onnxruntime session in a worker thread of its own (default): a run
+       * (seconds for an OCR recognition batch) then leaves the event loop free for heartbeats,
+       * gRPC and other models. "0" or "false": sessions run on the event loop, as before (to compare).
+       */
+      WORKER_SESSION_THREAD: z.enum(['1', 'true', '0', 'false']).default('1').transform((v) => v === '1' || v === 'true'),
       WORKER_HEARTBEAT_MS: setting.positiveInt(1000),
       WORKER_SHUTDOWN_GRACE_MS: setting.positiveInt(25_000),
       /** How often the model repository is read for new version directories and changed configs; 0: never (loads come from RepositoryModelLoad only). */

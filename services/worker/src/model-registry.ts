@@ -51,6 +51,8 @@ export interface RegistryOptions {
   providers?: readonly ExecutionProvider[];
   intraOpThreads?: number;
   deviceId?: number;
+  /** Each version's session in its own worker thread (session-thread.ts); default true. */
+  sessionThread?: boolean;
   logger: Logger;
   /**
    * How long a version being unloaded (or replaced) keeps serving after it is announced as
@@ -281,6 +283,7 @@ export class ModelRegistry {
       providers: this.options.providers ?? model.config.execution_providers,
       intraOpThreads: this.options.intraOpThreads,
       deviceId: this.options.deviceId,
+      thread: this.options.sessionThread ?? true,
       logger: logger.child({ model: name, version }),
     });
     const missing = model.config.inputs.map((i) => i.name).filter((n) => !session.inputNames.includes(n));

@@ -2,8 +2,11 @@
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '@infermesh/log';
 import type { Datatype, NumericArray } from '@infermesh/tensor';
+import { openOrtSession, type ExecutionProvider } from './session-thread-entry.js';
+import { ThreadSession, logFallback, type ModelSession } from './session-thread.js';
 
-export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
+export { availableProviders, type ExecutionProvider } from './session-thread-entry.js';
+export type { ModelSession } from './session-thread.js';
 
 const ORT_TYPE: Record<Datatype, ort.Tensor.Type> = {
   BOOL: 'bool', UINT8: 'uint8', UINT16: 'uint16', UINT32: 'uint32', UINT64: 'uint64',
@@ -30,49 +33,26 @@ export function fromOrtTensor(tensor: ort.Tensor): { datatype: Datatype; shape: 
   return { datatype, shape, data };
 }
 
-/** Providers this build of onnxruntime-node can load on this machine. */
-export function availableProviders(): Set<string> {
-  return new Set(ort.listSupportedBackends().filter((b) => b.bundled).map((b) => b.name));
-}
-
 export interface SessionOptions {
   providers: readonly ExecutionProvider[];
   intraOpThreads?: number;
   deviceId?: number;
   logger: Logger;
+  /** The session in its own worker thread (session-thread.ts), else on the worker's event loop. */
+  thread?: boolean;
 }
 
 /**
  * Creates a session on the first provider in the list that works, logging each fallback:
  * a provider that is not in this build, or fails to initialize, falls back to the next
- * (cpu is always appended last).
+ * (cpu is always appended last). With `thread`, the session and the fallback live in a
+ * worker thread of their own.
  */
-export async function createSession(model: Uint8Array, options: SessionOptions): Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }> {
-  const wanted = [...new Set<ExecutionProvider>([...options.providers, 'cpu'])];
-  const available = availableProviders();
-  let lastError: unknown;
-  for (const provider of wanted) {
-    if (!available.has(provider)) {
-      options.logger.warn({ provider, available: [...available] }, `execution provider ${provider} is not present in this onnxruntime build; falling back`);
-      continue;
-    }
-    try {
-      const ep: ort.InferenceSession.ExecutionProviderConfig =
-        provider === 'cuda' ? { name: 'cuda', deviceId: options.deviceId ?? 0 } : provider === 'webgpu' ? { name: 'webgpu' } : 'cpu';
-      const session = await ort.InferenceSession.create(model, {
-        executionProviders: [ep],
-        graphOptimizationLevel: 'all',
-        ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-        interOpNumThreads: 1,
-        // Idle intra-op threads sleep instead of spinning: a worker shares its cores with
-        // other processes (router, preprocessor, other workers), which spinning would starve.
-        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-      });
-      return { session, provider };
-    } catch (error) {
-      lastError = error;
-      options.logger.warn({ provider, err: error }, `execution provider ${provider} failed to start; falling back`);
-    }
+export async function createSession(model: Uint8Array, options: SessionOptions): Promise<{ session: ModelSession; provider: ExecutionProvider }> {
+  const { logger, thread, ...ortOptions } = options;
+  if (thread) {
+    const session = await ThreadSession.open(model, ortOptions, logger);
+    return { session, provider: session.provider };
   }
-  throw lastError instanceof Error ? lastError : new Error('no execution provider could create a session');
+  return openOrtSession(model, ortOptions, (skipped) => logFallback(logger, skipped));
 }

@@ -1,6 +1,7 @@
 /**
- * One model version loaded into onnxruntime, behind its dynamic batcher. The session runs
- * the repository's model with its pipeline's arithmetic prepended (graph-prelude.ts), so
+ * One model version loaded into onnxruntime, behind its dynamic batcher. The session (in a
+ * worker thread of its own by default, session-thread.ts) runs the repository's model with
+ * its pipeline's arithmetic prepended (graph-prelude.ts), so
  * requests are checked against the served inputs (pixels, raw feature values), and
  * ModelMetadata shows what a client sends (clientInputs). A model with a reference profile
  * bins its inputs for drift (`drift`); one with a classifier output names each input's
@@ -14,7 +15,7 @@ import { ARRAY_TYPE, TensorError, elementCount, formatShape, shapeMatches, type 
 import type { ModelMetadataResponse, ModelInferRequest_InferRequestedOutputTensor__Output } from '@infermesh/contracts';
 import { DynamicBatcher, type BatchResult } from '@infermesh/batching';
 import { clientInputs, fullShape, servedInputs, type ModelConfig, type TensorConfig } from './model-config.js';
-import { fromOrtTensor, toOrtTensor, type ExecutionProvider } from './runtime.js';
+import { fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelSession } from './runtime.js';
 import { ModelStats } from './model-stats.js';
 import { applyClassification } from './classification.js';
 import { DriftBinner } from './drift-bins.js';
@@ -83,7 +84,7 @@ export class ServedModel {
   constructor(
     readonly config: ModelConfig,
     readonly version: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     readonly provider: ExecutionProvider,
     monitoring: ModelMonitoring = {},
     /** Makes the answered outputs of the graph's (config.yaml `postprocess`). */

@@ -38,6 +38,7 @@ export async function createWorker({ config, logger, bus }: WorkerDeps): Promise
     models: config.WORKER_MODELS,
     providers: config.WORKER_EXECUTION_PROVIDERS,
     intraOpThreads: config.WORKER_INTRA_OP_THREADS,
+    sessionThread: config.WORKER_SESSION_THREAD,
     deviceId,
     logger,
     unloadDelayMs: config.WORKER_UNLOAD_DELAY_MS,

@@ -1,0 +1,176 @@
+/**
+ * A model session whose onnxruntime session lives in its own worker thread
+ * (session-thread-entry.ts). onnxruntime-node computes synchronously on the calling thread; in
+ * the worker's own thread a run of seconds (an OCR recognition batch) would stop heartbeats,
+ * gRPC and every other model's batches for its whole length. Here the event loop only copies
+ * feeds in and takes outputs back.
+ *
+ * Feeds are copied into fresh buffers and transferred (a request's tensor is often a view of the
+ * request's bytes, which the worker still reads); outputs come back transferred and are rebuilt
+ * as ort.Tensor. A run that onnxruntime refuses rejects with onnxruntime's message. A thread that
+ * dies fails the runs in flight and every later run, naming how it died.
+ */
+import { Worker } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import type { Logger } from '@infermesh/log';
+import { THREAD_TAG, buffersOf, type ExecutionProvider, type FromThread, type OrtSessionOptions, type TensorMessage, type ThreadStart, type ToThread } from './session-thread-entry.js';
+
+/** What the worker uses of a session: ort.InferenceSession's run, release and names. */
+export interface ModelSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  run(feeds: Record<string, ort.Tensor>, wanted: readonly string[]): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
+interface PendingRun {
+  resolve: (outputs: Record<string, ort.Tensor>) => void;
+  reject: (error: Error) => void;
+}
+
+/** The compiled entry beside this file; the .ts one when this module runs from src/ (tests; Node strips its types). */
+function entryUrl(): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? './session-thread-entry.ts' : './session-thread-entry.js', import.meta.url);
+}
+
+function toMessage(tensor: ort.Tensor): TensorMessage {
+  const { type, dims, data } = tensor;
+  // A fresh buffer of exactly the tensor's bytes, safe to transfer; strings are cloned.
+  return { type, dims, data: ArrayBuffer.isView(data) ? (data as Float32Array).slice() : [...(data as string[])] };
+}
+
+function fromMessage(t: TensorMessage): ort.Tensor {
+  return new ort.Tensor(t.type, t.data as Float32Array, t.dims);
+}
+
+export class ThreadSession implements ModelSession {
+  private readonly pending = new Map<number, PendingRun>();
+  private nextId = 0;
+  /** Why runs fail from now on: the thread died or was released. */
+  private dead?: Error;
+  private releasing?: Promise<void>;
+
+  private constructor(
+    private readonly thread: Worker,
+    private readonly logger: Logger,
+    readonly provider: ExecutionProvider,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+    readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[],
+    readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[],
+  ) {
+    thread.on('message', (message: FromThread) => this.receive(message));
+    thread.on('error', (error) => this.die(new Error(`the onnxruntime session's thread failed: ${error.message}`, { cause: error })));
+    thread.on('exit', (code) => this.die(new Error(`the onnxruntime session's thread exited (code ${code})`)));
+    // An idle session does not keep the process alive; one with runs in flight does.
+    thread.unref();
+  }
+
+  /**
+   * Starts a thread and creates the session in it (the provider fallback runs there, each
+   * fallback logged here). The model's bytes are copied: the caller keeps its own.
+   */
+  static open(model: Uint8Array, options: OrtSessionOptions, logger: Logger): Promise<ThreadSession> {
+    const bytes = model.slice();
+    const start: ThreadStart = { tag: THREAD_TAG, model: bytes, options: { providers: [...options.providers], intraOpThreads: options.intraOpThreads, deviceId: options.deviceId } };
+    const thread = new Worker(entryUrl(), { workerData: start, transferList: [bytes.buffer as ArrayBuffer] });
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => {
+        thread.off('message', onMessage);
+        thread.off('exit', onExit);
+        thread.off('error', onError);
+        void thread.terminate();
+        reject(error);
+      };
+      const onError = (error: Error) => fail(new Error(`the onnxruntime session's thread failed to start: ${error.message}`, { cause: error }));
+      const onExit = (code: number) => fail(new Error(`the onnxruntime session's thread exited (code ${code}) before its session was created`));
+      const onMessage = (message: FromThread) => {
+        if (message.kind === 'fallback') {
+          logFallback(logger, message.skipped);
+        } else if (message.kind === 'open-failed') {
+          fail(Object.assign(new Error(message.error.message), { stack: message.error.stack }));
+        } else if (message.kind === 'ready') {
+          thread.off('message', onMessage);
+          thread.off('exit', onExit);
+          thread.off('error', onError);
+          resolve(new ThreadSession(thread, logger, message.provider, message.inputNames, message.outputNames, message.inputMetadata, message.outputMetadata));
+        }
+      };
+      thread.on('message', onMessage);
+      thread.on('exit', onExit);
+      thread.on('error', onError);
+    });
+  }
+
+  run(feeds: Record<string, ort.Tensor>, wanted: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    const messages: Record<string, TensorMessage> = {};
+    for (const [name, tensor] of Object.entries(feeds)) messages[name] = toMessage(tensor);
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.thread.ref();
+      this.pending.set(id, { resolve, reject });
+      this.thread.postMessage({ kind: 'run', id, feeds: messages, wanted } satisfies ToThread, buffersOf(Object.values(messages)));
+    });
+  }
+
+  /** Frees the session in its thread, then ends the thread; runs after it reject. */
+  release(): Promise<void> {
+    this.releasing ??= this.dead ? Promise.resolve() : new Promise<void>((resolve) => {
+      this.thread.ref();
+      const done = () => resolve();
+      this.thread.once('exit', done);
+      this.thread.on('message', (message: FromThread) => {
+        if (message.kind === 'released') void this.thread.terminate();
+      });
+      this.thread.postMessage({ kind: 'release' } satisfies ToThread);
+    }).then(() => {
+      this.dead ??= new Error('the onnxruntime session was released');
+    });
+    return this.releasing;
+  }
+
+  private receive(message: FromThread): void {
+    if (message.kind !== 'result' && message.kind !== 'run-failed') return;
+    const run = this.pending.get(message.id);
+    if (!run) return;
+    this.settled(message.id);
+    if (message.kind === 'run-failed') {
+      // onnxruntime's own message, as an in-process run would throw it.
+      run.reject(Object.assign(new Error(message.error.message), { stack: message.error.stack }));
+      return;
+    }
+    const outputs: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(message.outputs)) outputs[name] = fromMessage(t);
+    run.resolve(outputs);
+  }
+
+  private settled(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.thread.unref();
+  }
+
+  private die(error: Error): void {
+    if (this.dead) return;
+    if (this.releasing) {
+      this.dead = new Error('the onnxruntime session was released');
+    } else {
+      this.dead = error;
+      this.logger.error({ err: error, runs_in_flight: this.pending.size }, 'onnxruntime session thread died; its runs fail until the model version is reloaded');
+    }
+    for (const [id, run] of this.pending) {
+      this.settled(id);
+      run.reject(this.dead);
+    }
+  }
+}
+
+export function logFallback(logger: Logger, skipped: { provider: ExecutionProvider; available: string[]; error?: { message: string } }): void {
+  if (skipped.error) {
+    logger.warn({ provider: skipped.provider, err: skipped.error }, `execution provider ${skipped.provider} failed to start; falling back`);
+  } else {
+    logger.warn({ provider: skipped.provider, available: skipped.available }, `execution provider ${skipped.provider} is not present in this onnxruntime build; falling back`);
+  }
+}
