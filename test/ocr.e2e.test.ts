@@ -28,10 +28,9 @@ function ocr(images: Buffer[]): Promise<InferResult> {
 
 beforeAll(async () => {
   pages = await renderOcrPages({ count: 8, seed: 3, rotation: (i) => (i % 2 ? 'alternate' : 'none') });
-  // onnxruntime-node's run() holds the worker's event loop for the whole batch (a full
-  // recognition batch takes seconds on this test's single intra-op thread), and heartbeats
-  // wait for it: a router with the default 2.5 s staleness drops the busy worker mid-batch.
-  mesh = await startMesh({ routerEnv: { WORKER_STALE_MS: '30000' } });
+  // The router's default staleness (2.5 s): a recognition batch takes seconds on one intra-op
+  // thread, and the worker keeps heartbeating through it (its sessions run in threads of their own).
+  mesh = await startMesh();
   client = connect(mesh.routerAddress);
   await until('model ocr ready', async () => ((await client.modelReady('ocr')) ? true : undefined), 90_000, () => mesh.services.map((s) => `${s.name}: ${s.output().slice(-2000)}`).join('\n'));
   // Every step's model must be served before a page can pass.

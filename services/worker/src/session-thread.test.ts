@@ -17,6 +17,7 @@ import { readModelConfig } from './repository.js';
 import { servedInputs, fullShape, type ModelConfig } from './model-config.js';
 import { createSession, toOrtTensor, type ModelSession } from './runtime.js';
 import { ThreadSession } from './session-thread.js';
+import { workerConfig } from './config.js';
 
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 
@@ -222,5 +223,21 @@ describe('a thread that ends', () => {
     await exited;
     expect(thread.threadId).toBe(-1);
     await expect(session.run(feeds(iris.config, 1), session.outputNames)).rejects.toThrow('the onnxruntime session was released');
+  });
+});
+
+describe('WORKER_SESSION_THREAD', () => {
+  const setting = (value?: string) => workerConfig(value === undefined ? {} : { WORKER_SESSION_THREAD: value }).WORKER_SESSION_THREAD;
+
+  it('is on unless turned off with 0 or false', () => {
+    expect(setting()).toBe(true);
+    expect(setting('1')).toBe(true);
+    expect(setting('true')).toBe(true);
+    expect(setting('0')).toBe(false);
+    expect(setting('false')).toBe(false);
+  });
+
+  it('refuses any other value, naming the setting', () => {
+    expect(() => setting('yes')).toThrow(/WORKER_SESSION_THREAD/);
   });
 });
