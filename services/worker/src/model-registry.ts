@@ -284,6 +284,7 @@ export class ModelRegistry {
       intraOpThreads: this.options.intraOpThreads,
       deviceId: this.options.deviceId,
       thread: this.options.sessionThread ?? true,
+      instances: model.config.instance_group.count,
       logger: logger.child({ model: name, version }),
     });
     const missing = model.config.inputs.map((i) => i.name).filter((n) => !session.inputNames.includes(n));

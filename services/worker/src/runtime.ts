@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type { Logger } from '@infermesh/log';
 import type { Datatype, NumericArray } from '@infermesh/tensor';
 import { openOrtSession, type ExecutionProvider } from './session-thread-entry.js';
-import { ThreadSession, logFallback, type ModelSession } from './session-thread.js';
+import { SessionPool, ThreadSession, logFallback, type ModelSession } from './session-thread.js';
 
 export { availableProviders, type ExecutionProvider } from './session-thread-entry.js';
 export type { ModelSession } from './session-thread.js';
@@ -40,18 +40,23 @@ export interface SessionOptions {
   logger: Logger;
   /** The session in its own worker thread (session-thread.ts), else on the worker's event loop. */
   thread?: boolean;
+  /**
+   * With `thread`, this many sessions, each in its own thread (instance_group.count): batches
+   * compute side by side. On the event loop one session serves them all, one after another.
+   */
+  instances?: number;
 }
 
 /**
  * Creates a session on the first provider in the list that works, logging each fallback:
  * a provider that is not in this build, or fails to initialize, falls back to the next
- * (cpu is always appended last). With `thread`, the session and the fallback live in a
+ * (cpu is always appended last). With `thread`, each session and its fallback live in a
  * worker thread of their own.
  */
 export async function createSession(model: Uint8Array, options: SessionOptions): Promise<{ session: ModelSession; provider: ExecutionProvider }> {
-  const { logger, thread, ...ortOptions } = options;
+  const { logger, thread, instances = 1, ...ortOptions } = options;
   if (thread) {
-    const session = await ThreadSession.open(model, ortOptions, logger);
+    const session = instances === 1 ? await ThreadSession.open(model, ortOptions, logger) : await SessionPool.open(instances, model, ortOptions, logger);
     return { session, provider: session.provider };
   }
   return openOrtSession(model, ortOptions, (skipped) => logFallback(logger, skipped));

@@ -16,7 +16,7 @@ import { preparedModel } from './model-registry.js';
 import { readModelConfig } from './repository.js';
 import { servedInputs, fullShape, type ModelConfig } from './model-config.js';
 import { createSession, toOrtTensor, type ModelSession } from './runtime.js';
-import { ThreadSession } from './session-thread.js';
+import { MAX_SESSION_THREADS, SessionPool, ThreadSession } from './session-thread.js';
 import { workerConfig } from './config.js';
 
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -41,7 +41,7 @@ async function load(name: string): Promise<Loaded> {
   return { config, bytes: preparedModel(config, await readFile(join(dir, '1', 'model.onnx'))) };
 }
 
-const open = (model: Loaded, thread: boolean) => createSession(model.bytes, { providers: ['cpu'], intraOpThreads: 1, logger, thread });
+const open = (model: Loaded, thread: boolean, instances = 1) => createSession(model.bytes, { providers: ['cpu'], intraOpThreads: 1, logger, thread, instances });
 
 /** Deterministic feeds of the served inputs: `items` rows, variable image sides at `side`. */
 function feeds(config: ModelConfig, items: number, side = 64): Record<string, ort.Tensor> {
@@ -223,6 +223,43 @@ describe('a thread that ends', () => {
     await exited;
     expect(thread.threadId).toBe(-1);
     await expect(session.run(feeds(iris.config, 1), session.outputNames)).rejects.toThrow('the onnxruntime session was released');
+  });
+});
+
+describe('instance_group.count sessions', () => {
+  it('spreads runs sent at once over its threads, each answering as the session on the event loop', async () => {
+    const { session: pool } = await open(textDirection, true, 2);
+    const { session: inProcess } = await open(textDirection, false, 2);
+    try {
+      expect(pool).toBeInstanceOf(SessionPool);
+      expect(inProcess).not.toBeInstanceOf(SessionPool);
+      expect(pool.outputNames).toEqual(inProcess.outputNames);
+      const wanted = inProcess.outputNames;
+      const runs = [pool.run(feeds(textDirection.config, 2), wanted), pool.run(feeds(textDirection.config, 3), wanted)];
+      expect((pool as SessionPool).inFlight).toEqual([1, 1]);
+      const local = [await inProcess.run(feeds(textDirection.config, 2), wanted), await inProcess.run(feeds(textDirection.config, 3), wanted)];
+      expect((await Promise.all(runs)).map(plain)).toEqual(local.map(plain));
+    } finally {
+      await pool.release();
+      await inProcess.release();
+    }
+  });
+
+  it('sends runs to the sessions whose threads are alive', async () => {
+    const { session: pool } = await open(iris, true, 2);
+    try {
+      const [first] = (pool as unknown as { sessions: ModelSession[] }).sessions;
+      threadOf(first).postMessage({ kind: 'unknown' });
+      await expect(first.run(feeds(iris.config, 1), first.outputNames)).rejects.toThrow(/thread failed/);
+      const answers = await Promise.all([1, 2, 3].map((n) => pool.run(feeds(iris.config, n), pool.outputNames)));
+      expect(answers.map((a) => a[pool.outputNames[0]].dims[0])).toEqual([1, 2, 3]);
+    } finally {
+      await pool.release();
+    }
+  });
+
+  it(`refuses more than ${MAX_SESSION_THREADS} before starting any thread`, async () => {
+    await expect(open(iris, true, MAX_SESSION_THREADS + 1)).rejects.toThrow(`instance_group.count ${MAX_SESSION_THREADS + 1}: a model version runs 1 to ${MAX_SESSION_THREADS} sessions`);
   });
 });
 

@@ -104,6 +104,16 @@ export class ThreadSession implements ModelSession {
     });
   }
 
+  /** Runs sent and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Whether runs can still succeed (the thread neither died nor was released). */
+  get alive(): boolean {
+    return this.dead === undefined;
+  }
+
   run(feeds: Record<string, ort.Tensor>, wanted: readonly string[]): Promise<Record<string, ort.Tensor>> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
@@ -164,6 +174,64 @@ export class ThreadSession implements ModelSession {
       this.settled(id);
       run.reject(this.dead);
     }
+  }
+}
+
+/** The most sessions one model version may hold (instance_group.count): each is a thread and a copy of the model. */
+export const MAX_SESSION_THREADS = 16;
+
+/**
+ * Sessions of one model version, each in its own thread (instance_group.count): batches the
+ * batcher hands out at once compute side by side, each sent to the live session with the
+ * fewest runs in flight.
+ */
+export class SessionPool implements ModelSession {
+  private constructor(private readonly sessions: readonly ThreadSession[]) {}
+
+  static async open(count: number, model: Uint8Array, options: OrtSessionOptions, logger: Logger): Promise<SessionPool> {
+    if (!Number.isInteger(count) || count < 1 || count > MAX_SESSION_THREADS) {
+      throw new Error(`instance_group.count ${count}: a model version runs 1 to ${MAX_SESSION_THREADS} sessions (each a thread holding its own copy of the model)`);
+    }
+    const opened = await Promise.allSettled(Array.from({ length: count }, () => ThreadSession.open(model, options, logger)));
+    const sessions = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const failed = opened.find((o) => o.status === 'rejected');
+    if (failed) {
+      await Promise.all(sessions.map((session) => session.release()));
+      throw failed.reason;
+    }
+    return new SessionPool(sessions);
+  }
+
+  get provider(): ExecutionProvider {
+    return this.sessions[0].provider;
+  }
+  get inputNames(): readonly string[] {
+    return this.sessions[0].inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.sessions[0].outputNames;
+  }
+  get inputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.sessions[0].inputMetadata;
+  }
+  get outputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.sessions[0].outputMetadata;
+  }
+
+  /** Runs in flight in each session, in order (how the runs were spread). */
+  get inFlight(): number[] {
+    return this.sessions.map((session) => session.inFlight);
+  }
+
+  run(feeds: Record<string, ort.Tensor>, wanted: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    const live = this.sessions.filter((session) => session.alive);
+    // With none alive, the first says why its runs fail.
+    const chosen = live.length ? live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a)) : this.sessions[0];
+    return chosen.run(feeds, wanted);
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.sessions.map((session) => session.release()));
   }
 }
 
