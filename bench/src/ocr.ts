@@ -163,7 +163,7 @@ const scratch = await mkdtemp(join(tmpdir(), 'infermesh-ocr-bench-'));
 const pages = await renderOcrPages({ count, seed: Number(values.seed) });
 const files = await writeOcrPages(join(scratch, 'pages'), pages);
 const lines = pages.reduce((n, p) => n + p.lines.length, 0);
-log(`models ${repository}; router WORKER_STALE_MS ${process.env.WORKER_STALE_MS ?? '30000'}`);
+log(`models ${repository}`);
 log(`pages: ${pages.length}, ${lines} lines (${(lines / pages.length).toFixed(1)} per page), ${pages.filter((p) => p.lines.some((l) => l.rotated180)).length} with lines upside down; widths ${Math.min(...pages.map((p) => p.width))}–${Math.max(...pages.map((p) => p.width))} px`);
 
 const reference = await Ocr.create();
@@ -182,9 +182,6 @@ const mesh = await startMesh({
   env: { LOG_LEVEL: 'info', MODEL_REPOSITORY: repository },
   // As `npm start` runs one CPU worker: onnxruntime's intra-op threads on every core.
   workerEnv: { WORKER_INTRA_OP_THREADS: String(cpus().length) },
-  // onnxruntime-node's run holds the worker's event loop, heartbeats included, for a whole batch;
-  // a long recognition batch outlasts the default 2.5 s staleness (docs/architecture.md, Pipelines).
-  routerEnv: { WORKER_STALE_MS: process.env.WORKER_STALE_MS ?? '30000' },
 });
 const client = connect(mesh.routerAddress);
 let nextMesh = 0;
