@@ -68,7 +68,7 @@ describe('infermesh predict and models', () => {
   it('says what the mesh refused, with exit code 1', async () => {
     const run = await cli(['predict', '--model', 'nope', '--row', IRIS_ROW]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe("infermesh: NOT_FOUND: model 'nope' is not served by this mesh (models: iris, text-direction)\n");
+    expect(run.stderr).toBe("infermesh: NOT_FOUND: model 'nope' is not served by this mesh (models: iris, ocr, ocr-detection, ocr-recognition, text-direction)\n");
   });
 
   it('answers the same over the router\'s REST port (an http:// address) as over gRPC', async () => {
