@@ -37,6 +37,19 @@ beforeAll(async () => {
       config: { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [2, 2] }] },
     },
     {
+      // A line model of variable width (as ocr-recognition): the graph is the identity, so each answer is its job's padded pixels, normalized.
+      name: 'lines',
+      version: 1,
+      onnx: buildIdentityModel({ datatype: 'FP32', shape: [-1, 3, 48, -1] }),
+      config: {
+        max_batch_size: 8,
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 48, -1] }],
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [3, 48, -1] }],
+        dynamic_batching: { max_queue_delay_microseconds: 200000 },
+        preprocess: { image: { input: 'image', output: 'x', width: 1536, height: 48, resize: 'height-pad-right', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], scale: 1 / 255, layout: 'NCHW', datatype: 'FP32', channel_order: 'BGR', pad_value: 0, min_width: 320 } },
+      },
+    },
+    {
       name: 'broken',
       version: 1,
       onnx: buildAddModel(),
@@ -143,6 +156,23 @@ describe('infer', () => {
   it('rejects an invalid request without running it', async () => {
     const model = registry.resolve('add', '1');
     await expect(model.infer([fp32('x', [1, 3])], [])).rejects.toThrow(TensorError);
+  });
+});
+
+describe('a batch of lines of different widths', () => {
+  const line = (width: number, value: number): Tensor => ({ name: 'x', datatype: 'UINT8', shape: [1, 48, width, 3], data: new Uint8Array(48 * width * 3).fill(value) });
+
+  it('runs as groups of similar width, each padded to its own widest, answers in the jobs\' order, each run recorded with its size', async () => {
+    const model = registry.resolve('lines', '1');
+    // One batch (the batcher waits 200 ms for more): 40, 300 and 360 pixels share a run padded to 384; 700 runs alone at 704.
+    const widths = [700, 40, 360, 300];
+    const results = await Promise.all(widths.map((width, k) => model.infer([line(width, 10 * (k + 1))], [])));
+    expect(results.map((r) => r.outputs[0].shape)).toEqual([[1, 3, 48, 704], [1, 3, 48, 384], [1, 3, 48, 384], [1, 3, 48, 384]]);
+    results.forEach((result, k) => {
+      // Each answer is its own job's pixels: (value / 255 - 0.5) / 0.5 at the top left.
+      expect((result.outputs[0].data as Float32Array)[0]).toBeCloseTo((10 * (k + 1)) / 127.5 - 1, 5);
+    });
+    expect(Object.fromEntries(model.stats.batchSizes())).toEqual({ 1: 1, 3: 1 });
   });
 });
 

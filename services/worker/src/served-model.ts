@@ -24,7 +24,7 @@ import { predictedLabels, type ClassifierOutput } from './predicted-labels.js';
 import type { OutputPostprocessor } from './postprocess/postprocessor.js';
 import type { ImageGeometry } from './postprocess/geometry.js';
 import { imagePipeline, type ImagePipelineConfig } from './model-config.js';
-import { padPixel, paddedFrame, stackPadded, variableDims, wholeTensorGeometry, type VariableDims } from './variable-size.js';
+import { padPixel, paddedFrame, stackPadded, variableDims, wholeTensorGeometry, widthGroups, type VariableDims } from './variable-size.js';
 
 /** An output a request asks for, with its parameters (Triton's `classification`). */
 export type RequestedOutput = Pick<ModelInferRequest_InferRequestedOutputTensor__Output, 'name' | 'parameters'>;
@@ -108,7 +108,10 @@ export class ServedModel {
         dynamic: dynamic !== undefined,
       },
       (jobs, items) => this.execute(jobs, items),
-      (batchSize, computeNs) => this.stats.recordRun(batchSize, computeNs),
+      // A variable-width model records each of its session runs itself (a batch may be several).
+      (batchSize, computeNs) => {
+        if (!this.variable?.dims.width) this.stats.recordRun(batchSize, computeNs);
+      },
     );
   }
 
@@ -227,7 +230,34 @@ export class ServedModel {
     await this.session.release();
   }
 
+  /**
+   * Runs a batch. A model whose image width varies runs it as groups of jobs of similar width
+   * (variable-size.ts widthGroups), each one session run padded to its own widest, so a short
+   * line is neither padded to a long one's width (compute) nor read differently for it
+   * (SVTR mixes the whole line). Groups run one after another on one session, side by side on
+   * several (instance_group.count); each run is recorded with its own size and time.
+   */
   private async execute(jobs: Job[], items: number): Promise<Tensor[][]> {
+    const variable = this.variable;
+    if (!variable?.dims.width) return this.runJobs(jobs, items);
+    const widths = jobs.map((job) => job.tensors.get(variable.spec.output)!.shape[2]);
+    const groups = jobs.length === 1 ? [[0]] : widthGroups(widths, variable.spec.min_width ?? 1);
+    const answers = new Array<Tensor[]>(jobs.length);
+    const runGroup = async (group: number[]): Promise<void> => {
+      const own = group.map((i) => jobs[i]);
+      const size = own.reduce((sum, job) => sum + job.items, 0);
+      const started = process.hrtime.bigint();
+      const outputs = await this.runJobs(own, size);
+      this.stats.recordRun(size, Number(process.hrtime.bigint() - started));
+      group.forEach((i, n) => (answers[i] = outputs[n]));
+    };
+    if (this.config.instance_group.count > 1) await Promise.all(groups.map(runGroup));
+    else for (const group of groups) await runGroup(group);
+    return answers;
+  }
+
+  /** One session run of `jobs`, padded to their largest image where its size varies; the outputs split back per job. */
+  private async runJobs(jobs: Job[], items: number): Promise<Tensor[][]> {
     const feeds: Record<string, ort.Tensor> = {};
     let frame: { height: number; width: number } | undefined;
     for (const input of this.inputs) {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '@infermesh/tensor';
 import { modelConfigSchema } from './model-config.js';
-import { cropFrames, padPixel, paddedFrame, resizedSize, stackPadded, variableDims } from './variable-size.js';
+import { cropFrames, padPixel, paddedFrame, resizedSize, stackPadded, variableDims, widthGroups } from './variable-size.js';
 import { servedInputs, imagePipeline } from './model-config.js';
 
 const recognition = modelConfigSchema.parse({
@@ -79,5 +79,26 @@ describe('padPixel', () => {
     expect(padPixel(imagePipeline(recognition)!)).toEqual([128, 128, 128]);
     // Model channels B, G, R take means 0.485, 0.456, 0.406: R = 0.406 * 255 = 104, B = 0.485 * 255 = 124.
     expect(padPixel(imagePipeline(detection)!)).toEqual([104, 116, 124]);
+  });
+});
+
+describe('widthGroups', () => {
+  it('sorts by width and starts a group where a padded width passes 1.25 times the group\'s narrowest (rounded up to 32)', () => {
+    // Padded: 100 -> 320 (bound 416: 400, 416); 417 -> 448 (bound 576); 640 (bound 800: 700 -> 704, 800); 801 -> 832 (bound 1040); 1200 -> 1216.
+    expect(widthGroups([640, 100, 1200, 400, 700, 416, 417, 800, 801], 320)).toEqual([[1, 3, 5], [6], [0, 4, 7], [8], [2]]);
+  });
+
+  it('keeps equal widths in the jobs\' order and gives every job exactly once', () => {
+    const widths = [96, 96, 64, 96, 1536, 64];
+    const groups = widthGroups(widths, 1);
+    expect(groups).toEqual([[2, 5, 0, 1, 3], [4]]);
+    expect(groups.flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('puts every width in one group with ratio Infinity, each width alone with ratio 1 (but equal padded widths)', () => {
+    expect(widthGroups([500, 40, 900], 32, Infinity)).toEqual([[1, 0, 2]]);
+    expect(widthGroups([500, 40, 900, 33, 64, 16], 32, 1)).toEqual([[5], [3, 1, 4], [0], [2]]);
+    expect(() => widthGroups([1], 32, 0.5)).toThrow(RangeError);
+    expect(widthGroups([], 320)).toEqual([]);
   });
 });

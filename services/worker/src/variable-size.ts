@@ -118,3 +118,38 @@ export function wholeTensorGeometry(tensor: Tensor): ImageGeometry[] {
   const [n, height, width] = tensor.shape;
   return Array.from({ length: n }, () => ({ height, width, sourceHeight: height, sourceWidth: width }));
 }
+
+/**
+ * A padded width is at most this many times the narrowest padded width of its group: a batch's
+ * jobs of very different widths run as several session runs instead of one padded to the
+ * widest. Measured on ocr-recognition (docs/architecture.md, "OCR step models"): padding a
+ * page's lines to its widest costs 411 ms a page against 172 ms at their own widths, and
+ * SVTR reads a line padded far wider than itself differently; 1.25 keeps groups large enough
+ * to batch (every line up to 400 pixels shares the 320 minimum) and the padding under a quarter.
+ */
+export const GROUP_WIDTH_RATIO = 1.25;
+
+/**
+ * The jobs of a batch in groups of similar width, each group one session run padded to its
+ * widest: jobs sorted by width (ties in their order), a job joins the current group while its
+ * padded width (rounded up to 32, at least `minWidth`) is at most `ratio` times the group's
+ * first (narrowest) padded width, rounded up to 32. Returns indexes into `widths`, narrowest
+ * group first; every index exactly once.
+ */
+export function widthGroups(widths: readonly number[], minWidth = 1, ratio = GROUP_WIDTH_RATIO): number[][] {
+  if (!(ratio >= 1)) throw new RangeError(`group width ratio ${ratio}: at least 1 expected`);
+  const padded = (w: number): number => Math.max(minWidth, roundUp(Math.max(1, w)));
+  const order = widths.map((_, i) => i).sort((a, b) => widths[a] - widths[b] || a - b);
+  const groups: number[][] = [];
+  let bound = 0;
+  for (const i of order) {
+    const width = padded(widths[i]);
+    if (groups.length === 0 || width > bound) {
+      groups.push([i]);
+      bound = roundUp(width * ratio);
+    } else {
+      groups[groups.length - 1].push(i);
+    }
+  }
+  return groups;
+}

@@ -2,9 +2,9 @@
  * The OCR flow (PaddleOCR's TextSystem: det → crop → cls → rec), as a pipeline whose steps
  * are a detection model, the `ocr-crop` glue, an optional text-direction model and a
  * recognition model. Each page (element of the `image` input) goes through the steps on its
- * own, concurrently with the request's other pages: its lines go to direction and recognition
- * as one request per step (split only beyond the model's max_batch_size), and the coalescer
- * joins them with the lines of every other page in flight into the models' batches.
+ * own, concurrently with the request's other pages: its lines go to direction as one request
+ * and to recognition as one request per line (each at its own width), and the coalescer joins
+ * them with the lines of every other page in flight into the models' batches.
  */
 import { context as otelContext, trace, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { invalidArgument, ServiceError, Status } from '@infermesh/grpc';
@@ -30,8 +30,6 @@ export const DROP_SCORE = 0.5;
 /** The line tensors' height and the text-direction frame's width (OcrCrop's). */
 const LINE_HEIGHT = 48;
 const DIRECTION_WIDTH = 192;
-/** The pixel a recognition tensor is padded with to its request's widest line (PaddleOCR pads with 0 after normalization: 127.5). */
-const PAD_PIXEL = 128;
 
 export const OCR_OUTPUTS = ['text', 'boxes', 'scores', 'image_index'] as const;
 
@@ -168,33 +166,24 @@ async function pageLines(steps: OcrSteps, page: Buffer, deps: OcrDeps, ctx: Step
 }
 
 /**
- * The lines recognized, in their order. Lines go in requests of at most the model's
- * max_batch_size, narrowest first so that each request's lines are of similar widths (as
- * PaddleOCR sorts by aspect ratio), each padded to its widest line.
+ * The lines recognized, in their order. Each line is its own request (one item at its own
+ * width, no padding here), all of the page's lines at once: the coalescer joins them with the
+ * lines of every page in flight into the model's batches, and the worker runs a batch as
+ * groups of similar width (services/worker/src/variable-size.ts widthGroups), so no line is
+ * padded to a page's widest. PP-OCRv4 recognition mixes the whole line: padding a short line
+ * to a long one costs compute in proportion and changes what it reads (spaces dropped).
  */
 async function recognize(step: PipelineStep__Output, lines: readonly Uint8Array[], widths: readonly number[], models: StepModels, ctx: StepContext): Promise<{ text: Buffer[]; scores: Float32Array }> {
-  const order = widths.map((_, k) => k).sort((a, b) => widths[a] - widths[b]);
-  const most = models.maxBatch(step) || order.length;
-  const chunks: number[][] = [];
-  for (let from = 0; from < order.length; from += most) chunks.push(order.slice(from, from + most));
   const text = new Array<Buffer>(lines.length);
   const scores = new Float32Array(lines.length);
-  await Promise.all(chunks.map(async (chunk) => {
-    const width = Math.max(...chunk.map((k) => widths[k]));
-    const pixels = Buffer.alloc(chunk.length * LINE_HEIGHT * width * 3, PAD_PIXEL);
-    chunk.forEach((k, n) => {
-      const rowBytes = widths[k] * 3;
-      for (let y = 0; y < LINE_HEIGHT; y++) pixels.set(lines[k].subarray(y * rowBytes, (y + 1) * rowBytes), ((n * LINE_HEIGHT + y) * width) * 3);
-    });
-    const answer = await runStep(models, step, [{ name: 'x', datatype: 'UINT8', shape: [chunk.length, LINE_HEIGHT, width, 3], data: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length) }], ctx);
+  await Promise.all(lines.map(async (line, k) => {
+    const answer = await runStep(models, step, [{ name: 'x', datatype: 'UINT8', shape: [1, LINE_HEIGHT, widths[k], 3], data: line }], ctx);
     checked(step, ctx, () => {
       const read = output(answer, 'text', 'BYTES');
       const score = output(answer, 'score', 'FP32');
-      if (read.shape[0] !== chunk.length || (score.data as Float32Array).length !== chunk.length) throw new TensorError(`answered ${read.shape[0]} lines for ${chunk.length}`);
-      chunk.forEach((k, n) => {
-        text[k] = (read.data as Buffer[])[n];
-        scores[k] = (score.data as Float32Array)[n];
-      });
+      if (read.shape[0] !== 1 || (score.data as Float32Array).length !== 1) throw new TensorError(`answered ${read.shape[0]} lines for 1`);
+      text[k] = (read.data as Buffer[])[0];
+      scores[k] = (score.data as Float32Array)[0];
     });
   }));
   return { text, scores };

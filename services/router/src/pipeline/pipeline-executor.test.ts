@@ -150,18 +150,18 @@ describe('the OCR pipeline at the router', () => {
     expect([...(outputs.get('scores')!.data as Float32Array)].map((s) => s.toFixed(2))).toEqual(['0.99', '0.99', '0.99']);
   });
 
-  it('runs detect, crop, direction, recognize in order for each page, with all of a page\'s lines in one request per step', async () => {
+  it('runs detect, crop, direction, recognize in order for each page: the page\'s lines in one direction request, one recognition request per line', async () => {
     const standIns = new StandIns();
     await ocr(standIns, [page({ lines: ['a', 'b', 'c'] })]);
-    expect(standIns.calls).toEqual([{ step: 'detect', rows: 1 }, { step: 'crop', rows: 3 }, { step: 'direction', rows: 3 }, { step: 'recognize', rows: 3 }]);
+    expect(standIns.calls).toEqual([{ step: 'detect', rows: 1 }, { step: 'crop', rows: 3 }, { step: 'direction', rows: 3 }, { step: 'recognize', rows: 1 }, { step: 'recognize', rows: 1 }, { step: 'recognize', rows: 1 }]);
   });
 
-  it('splits a page\'s lines beyond the recognizer\'s max_batch_size, keeping their order', async () => {
+  it('recognizes each of a page\'s lines in a request of its own, all at once, and answers them in the page\'s order', async () => {
     const standIns = new StandIns();
     const lines = Array.from({ length: 14 }, (_, i) => `line${'x'.repeat(i % 5)}${i}`);
     const outputs = await ocr(standIns, [page({ lines })]);
     expect(texts(outputs)).toEqual(lines);
-    expect(standIns.calls.filter((c) => c.step === 'recognize').map((c) => c.rows)).toEqual([6, 6, 2]);
+    expect(standIns.calls.filter((c) => c.step === 'recognize').map((c) => c.rows)).toEqual(new Array(14).fill(1));
   });
 
   it('turns upside-down lines back before recognition', async () => {

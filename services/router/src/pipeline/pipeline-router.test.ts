@@ -86,8 +86,8 @@ describe('a pipeline through the router', () => {
     const response = await unary<ModelInferRequest, ModelInferResponse__Output>(mesh.inferenceClient(), 'ModelInfer', ocrRequest('page-1'));
     expect(response.modelName).toBe('ocr');
     expect(response.outputs.map((o) => [o.name, o.shape])).toEqual([['text', ['2']], ['boxes', ['2', '4', '2']], ['scores', ['2']], ['image_index', ['2']]]);
-    // Both lines in one recognition request, padded to the wider: 200 x 40 → 240 wide.
-    expect(decodeBytesElements('text', response.rawOutputContents[0]).map(String)).toEqual(['line 240', 'line 240']);
+    // Each line its own recognition request at its own width (200 x 40 → 240, 160 x 40 → 192): no padding at the router.
+    expect(decodeBytesElements('text', response.rawOutputContents[0]).map(String)).toEqual(['line 240', 'line 192']);
   });
 
   it('records the pipeline request once under its name, and each step\'s request under the step\'s model', async () => {
@@ -95,10 +95,11 @@ describe('a pipeline through the router', () => {
     const found = await vi.waitFor(async () => {
       const all = await records();
       const mine = all.filter((r) => r.requestId === 'page-2' || r.requestId.startsWith('page-2/'));
-      if (mine.length < 4) throw new Error(`${mine.length} records so far`);
+      if (mine.length < 5) throw new Error(`${mine.length} records so far`);
       return mine;
     }, { timeout: 10_000, interval: 50 });
-    expect(found.map((r) => [r.model, r.statusCode]).sort()).toEqual([['ocr', 0], ['ocr-detection', 0], ['ocr-recognition', 0], ['text-direction', 0]]);
+    // The page's two lines are two recognition requests (one per line).
+    expect(found.map((r) => [r.model, r.statusCode]).sort()).toEqual([['ocr', 0], ['ocr-detection', 0], ['ocr-recognition', 0], ['ocr-recognition', 0], ['text-direction', 0]]);
     const pipeline = found.find((r) => r.model === 'ocr')!;
     const steps = found.filter((r) => r.model !== 'ocr');
     // One trace: every step's record is in the pipeline request's trace.
