@@ -5,9 +5,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { natsServerBinary } from '@infermesh/testing';
+import { PREPROCESSOR_CALLERS } from '@infermesh/preprocessor';
 import {
   envOf, id, isInfermeshImage, labelsMatch, pinned, podTemplates, schemaErrors, serviceEntry,
   type Obj, type PodTemplate,
@@ -36,7 +36,6 @@ const portVars: Record<string, string> = {
 };
 const natsUsers = ['worker', 'router', 'monitor', 'operator'] as const;
 /** Where the preprocessor names the roles that may call it. */
-const preprocessorServer = fileURLToPath(new URL('../services/preprocessor/src/server.ts', import.meta.url));
 
 /** Defines the checks (vitest `it`s) for the objects `load` renders; call inside a describe. */
 export function meshChecks(load: () => Obj[], expected: MeshExpectations): void {
@@ -294,15 +293,13 @@ export function meshChecks(load: () => Obj[], expected: MeshExpectations): void 
     });
 
     it("the preprocessor admits its callers' certificates: routers (OcrCrop) and workers (Preprocess)", () => {
-      // The roles its server lets call it (services/preprocessor/src/server.ts, addService's callers).
-      const source = readFileSync(preprocessorServer, 'utf8');
-      const listed = /addService\('infermesh\.v1\.Preprocessor'[^;]*?callers:\s*\[([^\]]*)\]/.exec(source);
-      expect(listed, `the callers of infermesh.v1.Preprocessor in ${preprocessorServer}`).not.toBeNull();
-      const admitted = [...listed![1]!.matchAll(/'([a-z]+)'/g)].map((m) => m[1]);
+      // The roles its server lets call each method (services/preprocessor/src/server.ts).
+      const method = { router: 'OcrCrop', worker: 'Preprocess' } as const;
       for (const { t, c } of ours().filter(({ c }) => ['router', 'worker'].includes(roleOf(c)))) {
         const sans: string = volumeOf(t, 'tls')!.csi.volumeAttributes['csi.cert-manager.io/uri-sans'];
         const role = /^spiffe:\/\/infermesh\/([^/]+)\//.exec(sans)?.[1];
-        expect(admitted, `${id(t.owner)} calls the preprocessor as ${sans}`).toContain(role);
+        const calls = method[roleOf(c) as keyof typeof method];
+        expect(PREPROCESSOR_CALLERS[calls], `${id(t.owner)} calls the preprocessor's ${calls} as ${sans}`).toContain(role);
         expect(envOf(c).MESH_TLS_CERT_FILE, `${id(t.owner)} presents its certificate`).toBeDefined();
       }
     });

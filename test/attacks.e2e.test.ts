@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { events, natsConnectOptions, subjects, streamName } from '@infermesh/bus';
-import { contracts, type PreprocessResponse__Output, type WorkerHeartbeat, type WorkerHeartbeat__Output } from '@infermesh/contracts';
+import { contracts, type WorkerHeartbeat, type WorkerHeartbeat__Output } from '@infermesh/contracts';
 import {
   createGrpcServer, issueDevCertificates, loadMeshTls, meshChannelCredentials, meshServerCredentials, meshTlsSettings, type DevCertificates, type GrpcServer,
 } from '@infermesh/grpc';
@@ -251,18 +251,22 @@ describe('workers and the preprocessor take calls from the mesh only', () => {
     expect(refused.details).toMatch(/takes calls from router only/);
   });
 
-  it('lets only workers call the preprocessor', async () => {
+  it('lets each role call only its own preprocessor method: workers Preprocess, routers OcrCrop', async () => {
     const Preprocessor = contracts().infermesh.v1.Preprocessor;
-    const call = (stem: string) => {
+    const call = (stem: string, method: 'Preprocess' | 'OcrCrop') => {
       const direct = new Preprocessor(mesh.preprocessorAddress, meshChannelCredentials(tlsOf(certs, stem), { role: 'preprocessor' }));
+      const request = method === 'Preprocess' ? { modelName: 'x', items: [] } : { image: Buffer.from('not an image'), boxes: [] };
       return new Promise<grpc.status>((resolve) =>
-        direct.Preprocess({ modelName: 'x', items: [] }, { deadline: Date.now() + 5000 }, (error: grpc.ServiceError | null, _r?: PreprocessResponse__Output) => {
+        (direct[method] as (r: object, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void)(request, { deadline: Date.now() + 5000 }, (error) => {
           direct.close();
           resolve(error ? error.code : grpc.status.OK);
         }),
       );
     };
-    expect(await call('router')).toBe(grpc.status.PERMISSION_DENIED);
-    expect(await call('operator')).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await call('router', 'Preprocess')).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await call('operator', 'Preprocess')).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await call('operator', 'OcrCrop')).toBe(grpc.status.PERMISSION_DENIED);
+    // Admitted, then refused for what it sent (not an image), not for who sent it.
+    expect(await call('router', 'OcrCrop')).toBe(grpc.status.INVALID_ARGUMENT);
   });
 });

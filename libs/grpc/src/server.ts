@@ -81,6 +81,8 @@ export interface AddServiceOptions {
    * only a one-machine mesh on loopback uses, nothing proves a caller's role.
    */
   callers?: readonly Role[];
+  /** Per method, the roles allowed instead of `callers` (least privilege where callers differ by method). */
+  methodCallers?: Readonly<Record<string, readonly Role[]>>;
 }
 
 /** The span of an untraced call: valid to call, records nothing, starts no trace. */
@@ -251,11 +253,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       for (const [method, handler] of Object.entries(handlers)) {
         if (!(method in definition)) throw new Error(`${serviceName} has no method ${method}`);
         const traced = !addOptions.untraced?.includes(method);
+        const allowed = addOptions.methodCallers?.[method] ?? addOptions.callers;
         implementation[method] = typeof handler === 'function'
-          ? wrapUnary(serviceName, method, handler, traced, addOptions.callers)
+          ? wrapUnary(serviceName, method, handler, traced, allowed)
           : 'bidi' in handler
-            ? wrapBidi(serviceName, method, handler.bidi, traced, addOptions.callers)
-            : wrapServerStream(serviceName, method, handler.serverStream, traced, addOptions.callers);
+            ? wrapBidi(serviceName, method, handler.bidi, traced, allowed)
+            : wrapServerStream(serviceName, method, handler.serverStream, traced, allowed);
       }
       // A stream's message that does not decode reaches serveStream, instead of grpc-js ending the call with INTERNAL.
       const streams = Object.keys(handlers).filter((method) => typeof handlers[method] !== 'function');
