@@ -1,6 +1,6 @@
 /**
- * The coalescer's batch span: one per message to a worker, linked to the span of every request
- * it carried (a batch serves many traces, so it is a root of its own, not any request's child).
+ * The coalescer's batch span: one per message to a worker, the child of its first request's span
+ * (a lone request's trace holds its batch) and linked to the span of every request it carried.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { trace } from '@opentelemetry/api';
@@ -47,5 +47,10 @@ describe('batch spans', () => {
     const linked = batches.flatMap((s) => s.links.map((l) => l.context.spanId)).sort();
     expect(linked).toEqual([1, 2, 3].map((n) => String(n).padStart(16, '0')));
     expect(batches[0].attributes['infermesh.worker_id']).toBe('w1');
+    // Each batch is in its first request's trace, under that request's span.
+    for (const batch of batches) {
+      const first = batch.links[0]!.context;
+      expect([batch.spanContext().traceId, batch.parentSpanContext?.spanId]).toEqual([first.traceId, first.spanId]);
+    }
   });
 });

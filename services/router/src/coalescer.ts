@@ -8,7 +8,7 @@
  * call carries all of them: under load batches grow by themselves, and a lone request
  * waits at most the model's max_queue_delay (0 for iris: never).
  */
-import { SpanKind, SpanStatusCode, trace, type Link, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span } from '@opentelemetry/api';
 import { DynamicBatcher, packWithin, type BatcherOptions, type BatchResult } from '@infermesh/batching';
 import { BATCHED_REQUEST_OVERHEAD_BYTES, encodeInferBatchRequest, type BatchedResponseParts, type ModelStatus__Output } from '@infermesh/contracts';
 import { ServiceError, Status, deadlineExceeded, statusOf, unavailable } from '@infermesh/grpc';
@@ -27,7 +27,16 @@ export const UNBATCHED_CALLS_PER_INSTANCE = 32;
 
 const tracer = trace.getTracer('infermesh-router');
 
-/** The span contexts of the requests a batch carries, as links (a batch serves many traces, so it is none's child). */
+/**
+ * A batch's place in the traces it serves: the child of its first request's span (so a lone
+ * request's trace holds its batch), and linked to every request it carries.
+ */
+export function batchParent(batch: readonly PendingRequest[]): Context {
+  const link = batch.length > 0 ? linksOf(batch.slice(0, 1))[0] : undefined;
+  return link ? trace.setSpanContext(ROOT_CONTEXT, link.context) : ROOT_CONTEXT;
+}
+
+/** The span contexts of the requests a batch carries, as links. */
 export function linksOf(batch: readonly PendingRequest[]): Link[] {
   const links: Link[] = [];
   for (const { traceparent } of batch) {
@@ -145,7 +154,7 @@ export class Coalescer {
    * broke while the worker stays reachable.
    */
   private async sendMessage(model: string, version: string, batch: PendingRequest[]): Promise<WorkerAnswer[]> {
-    const span = tracer.startSpan(`batch ${model}`, { kind: SpanKind.CLIENT, links: linksOf(batch), attributes: { 'infermesh.model': model, 'infermesh.version': version, 'infermesh.batch_requests': batch.length } });
+    const span = tracer.startSpan(`batch ${model}`, { kind: SpanKind.CLIENT, links: linksOf(batch), attributes: { 'infermesh.model': model, 'infermesh.version': version, 'infermesh.batch_requests': batch.length } }, batchParent(batch));
     try {
       return await this.sendMessageIn(span, model, version, batch);
     } catch (error) {
