@@ -51,7 +51,7 @@ export interface OcrPageOptions {
   rotation?: (page: number) => Rotation;
 }
 
-/** The fonts, by the family Pango knows them as, and their files in Debian's fonts-dejavu-core. */
+/** The fonts, by the family Pango knows them as, and their files in Debian's fonts-dejavu-core and fonts-dejavu-extra (Condensed). */
 export const OCR_PAGE_FONTS: readonly { font: string; file: string }[] = [
   { font: 'DejaVu Sans', file: 'DejaVuSans.ttf' },
   { font: 'DejaVu Sans Bold', file: 'DejaVuSans-Bold.ttf' },
@@ -110,7 +110,7 @@ function token(random: Random): string {
 
 function fontFile(file: string): string {
   const path = join(FONT_DIR, file);
-  if (!existsSync(path)) throw new Error(`font file ${path} is missing: OCR test pages are set in DejaVu (Debian/Ubuntu: apt-get install fonts-dejavu-core)`);
+  if (!existsSync(path)) throw new Error(`font file ${path} is missing: OCR test pages are set in DejaVu (Debian/Ubuntu: apt-get install fonts-dejavu-core fonts-dejavu-extra)`);
   return path;
 }
 
