@@ -74,15 +74,23 @@ describe('the ocr pipeline', () => {
     expect(error.message).toMatch(/ocr step 'detect' \(model ocr-detection\): .*input 'image'/);
   }, 60_000);
 
+  // Each line is its own recognition request (at its own width), so the router's coalescer joins
+  // the lines of concurrent pages into its batch messages to the worker; the worker then runs a
+  // message as groups of similar width, so its session runs (ModelStatistics batch_stats) follow
+  // the widths, not the pages. A batch message that carried more lines than any one page has
+  // holds lines of several pages.
   it('batches the lines of concurrent pages together at the recognizer', async () => {
     const before = await client.modelStatistics('ocr-recognition');
     const seen = new Map((before[0]?.batchStats ?? []).map((b) => [b.batchSize, b.computeInfer.count]));
+    const spansBefore = mesh.otlp.spans.length;
     await Promise.all(pages.map((page) => ocr([page.png])));
     const after = await client.modelStatistics('ocr-recognition');
     const most = Math.max(...pages.map((p) => p.lines.length));
     const grown = (after[0]?.batchStats ?? []).filter((b) => b.computeInfer.count > (seen.get(b.batchSize) ?? 0)).map((b) => b.batchSize);
-    console.log(`ocr-recognition batch sizes of ${pages.length} concurrent pages (at most ${most} lines each): ${grown.join(', ')}`);
-    expect(Math.max(...grown)).toBeGreaterThan(most);
+    const messages = (all: typeof mesh.otlp.spans) => all.slice(spansBefore).filter((s) => s.service === 'infermesh-router' && s.name === 'batch ocr-recognition').map((s) => Number(s.attributes['infermesh.batch_requests']));
+    const sizes = messages(await mesh.otlp.waitFor((all) => messages(all).some((n) => n > most), 30_000).catch(() => mesh.otlp.spans));
+    console.log(`ocr-recognition, ${pages.length} concurrent pages (at most ${most} lines each): lines per batch message ${sizes.join(', ')}; session run sizes ${grown.join(', ')}`);
+    expect(Math.max(...sizes)).toBeGreaterThan(most);
   }, 180_000);
 
   it('leaves the steps\' models callable on their own', async () => {
