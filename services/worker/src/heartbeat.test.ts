@@ -100,3 +100,24 @@ describe('heartbeat larger than the server\'s max_payload', () => {
     }
   });
 });
+
+describe('a model whose session can run nothing any more', () => {
+  it('is announced UNAVAILABLE with the reason, so routers stop sending it requests', async () => {
+    const own = new ModelRegistry({ repository, models: [], logger, intraOpThreads: 1, sessionThread: true });
+    await own.loadAll();
+    try {
+      const announced = () => heartbeatOf({ registry: own, state, address: '127.0.0.1:1', device: 'cpu' }).models!.find((m) => m.name === 'labelled')!;
+      expect({ ready: announced().ready, state: announced().state }).toEqual({ ready: true, state: 'READY' });
+      // The session's only thread fails (as it would on a crash in onnxruntime): a message it does not know.
+      const served = own.list().find((e) => e.name === 'labelled')!.model!;
+      // One instance: one ThreadSession, whose private thread only a test reaches.
+      const thread = (served as unknown as { session: { thread: import('node:worker_threads').Worker } }).session.thread;
+      const died = new Promise((resolve) => thread.once('exit', resolve));
+      thread.postMessage({ kind: 'unknown' });
+      await died;
+      expect(announced()).toMatchObject({ ready: false, state: 'UNAVAILABLE', reason: expect.stringMatching(/^its onnxruntime session failed: the onnxruntime session's thread failed: session thread: unknown message/) });
+    } finally {
+      await own.release();
+    }
+  });
+});

@@ -37,12 +37,14 @@ export function heartbeatOf(options: Omit<HeartbeatOptions, 'bus' | 'intervalMs'
       if (entry.pipeline) return pipelineStatus(entry.pipeline, entry.version, !state.draining && entry.state === 'READY', entry.state, entry.reason);
       if (!m) return { name: entry.name, version: entry.version, ready: false, state: entry.state, reason: entry.reason };
       const batching = m.config.dynamic_batching;
+      // A loaded version whose session can run nothing any more is not offered to routers.
+      const failed = entry.state === 'READY' ? m.failure : undefined;
       return {
         name: m.name,
         version: m.version,
-        ready: !state.draining && entry.state === 'READY',
-        state: entry.state,
-        reason: entry.reason,
+        ready: !state.draining && entry.state === 'READY' && !failed,
+        state: failed ? 'UNAVAILABLE' : entry.state,
+        reason: failed ? `its onnxruntime session failed: ${failed.message}` : entry.reason,
         platform: m.config.platform,
         inputs: clientInputs(m.config),
         outputs: m.outputMetadata(),

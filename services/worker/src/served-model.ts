@@ -81,6 +81,11 @@ export class ServedModel {
   private readonly outputNames: string[];
   private readonly variable?: VariableImage;
 
+  /** Why this version can run nothing any more (its session's threads ended); undefined while it can. */
+  get failure(): Error | undefined {
+    return this.session.failure;
+  }
+
   constructor(
     readonly config: ModelConfig,
     readonly version: string,

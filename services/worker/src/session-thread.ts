@@ -23,6 +23,8 @@ export interface ModelSession {
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
   run(feeds: Record<string, ort.Tensor>, wanted: readonly string[]): Promise<Record<string, ort.Tensor>>;
   release(): Promise<void>;
+  /** Why no run can succeed any more (every thread of the session ended); undefined while it can. */
+  readonly failure?: Error;
 }
 
 interface PendingRun {
@@ -110,6 +112,10 @@ export class ThreadSession implements ModelSession {
   }
 
   /** Whether runs can still succeed (the thread neither died nor was released). */
+  get failure(): Error | undefined {
+    return this.dead;
+  }
+
   get alive(): boolean {
     return this.dead === undefined;
   }
@@ -216,6 +222,11 @@ export class SessionPool implements ModelSession {
   }
   get outputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
     return this.sessions[0].outputMetadata;
+  }
+
+  /** Set once no session is alive: the first one's reason. */
+  get failure(): Error | undefined {
+    return this.sessions.some((session) => session.alive) ? undefined : this.sessions[0].failure;
   }
 
   /** Runs in flight in each session, in order (how the runs were spread). */
