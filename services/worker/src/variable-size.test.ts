@@ -83,14 +83,18 @@ describe('padPixel', () => {
 });
 
 describe('widthGroups', () => {
-  it('sorts by width and starts a group where a padded width passes 1.25 times the group\'s narrowest (rounded up to 32)', () => {
+  it('by default, groups jobs of one padded width: buckets of 32 pixels, one for every width up to min_width', () => {
+    expect(widthGroups([640, 100, 330, 320, 700, 352, 610, 10], 320)).toEqual([[7, 1, 3], [2, 5], [6, 0], [4]]);
+  });
+
+  it('sorts by width and starts a group where a padded width passes the ratio times the group\'s narrowest (rounded up to 32)', () => {
     // Padded: 100 -> 320 (bound 416: 400, 416); 417 -> 448 (bound 576); 640 (bound 800: 700 -> 704, 800); 801 -> 832 (bound 1040); 1200 -> 1216.
-    expect(widthGroups([640, 100, 1200, 400, 700, 416, 417, 800, 801], 320)).toEqual([[1, 3, 5], [6], [0, 4, 7], [8], [2]]);
+    expect(widthGroups([640, 100, 1200, 400, 700, 416, 417, 800, 801], 320, 1.25)).toEqual([[1, 3, 5], [6], [0, 4, 7], [8], [2]]);
   });
 
   it('keeps equal widths in the jobs\' order and gives every job exactly once', () => {
     const widths = [96, 96, 64, 96, 1536, 64];
-    const groups = widthGroups(widths, 1);
+    const groups = widthGroups(widths, 1, 1.25);
     expect(groups).toEqual([[2, 5, 0, 1, 3], [4]]);
     expect(groups.flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5]);
   });

@@ -120,14 +120,17 @@ export function wholeTensorGeometry(tensor: Tensor): ImageGeometry[] {
 }
 
 /**
- * A padded width is at most this many times the narrowest padded width of its group: a batch's
- * jobs of very different widths run as several session runs instead of one padded to the
- * widest. Measured on ocr-recognition (docs/architecture.md, "OCR step models"): padding a
- * page's lines to its widest costs 411 ms a page against 172 ms at their own widths, and
- * SVTR reads a line padded far wider than itself differently; 1.25 keeps groups large enough
- * to batch (every line up to 400 pixels shares the 320 minimum) and the padding under a quarter.
+ * A padded width is at most this many times the narrowest padded width of its group (rounded up
+ * to 32): a batch's jobs of different widths run as several session runs instead of one padded
+ * to the widest. 1 makes the groups buckets of 32 pixels (and one bucket for all widths up to
+ * `min_width`). Measured on ocr-recognition with bench:ocr (40 pages, 2-core EPYC, c=8, mesh /
+ * @gutenye/ocr-node pages/s) and test/ocr-accuracy.e2e.test.ts (CER against the truth): one
+ * group per batch (no bound) 0.70x and 0.8 % (spaces dropped on lines padded to a wider one);
+ * 1.25: 1.19x and 0.1 %; 1: 1.44x and 0.0 %. On CPU a run of several lines at one width costs
+ * about the same per line as runs of one, so small groups lose nothing; measure on a GPU, where
+ * larger runs pay, before widening.
  */
-export const GROUP_WIDTH_RATIO = 1.25;
+export const GROUP_WIDTH_RATIO = 1;
 
 /**
  * The jobs of a batch in groups of similar width, each group one session run padded to its
