@@ -25,11 +25,13 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env) {
         .optional(),
       WORKER_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
       /**
-       * Each model version's onnxruntime session in a worker thread of its own (default): a run
-       * (seconds for an OCR recognition batch) then leaves the event loop free for heartbeats,
-       * gRPC and other models. "0" or "false": sessions run on the event loop, as before (to compare).
+       * Where each model version's onnxruntime session runs. "auto" (default): in a worker thread
+       * of its own for a model file over 1 MiB (an OCR recognition batch computes for seconds, and
+       * the event loop must stay free for heartbeats, gRPC and other models), on the event loop
+       * for smaller ones (a thread's message round trip costs a sub-millisecond model more than
+       * its run: docs/performance.md). "1"/"true": every session in a thread; "0"/"false": none.
        */
-      WORKER_SESSION_THREAD: z.enum(['1', 'true', '0', 'false']).default('1').transform((v) => v === '1' || v === 'true'),
+      WORKER_SESSION_THREAD: z.enum(['auto', '1', 'true', '0', 'false']).default('auto').transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : v === '1' || v === 'true')),
       WORKER_HEARTBEAT_MS: setting.positiveInt(1000),
       WORKER_SHUTDOWN_GRACE_MS: setting.positiveInt(25_000),
       /** How often the model repository is read for new version directories and changed configs; 0: never (loads come from RepositoryModelLoad only). */

@@ -11,6 +11,7 @@ import type { Logger } from '@infermesh/log';
 import { notFound } from '@infermesh/grpc';
 import { ModelNotInRepositoryError, modelFingerprint, modelNames, readRepositoryModel, type RepositoryModel } from './repository.js';
 import { createSession, type ExecutionProvider } from './runtime.js';
+import { sessionInThread } from './session-thread.js';
 import { ServedModel, type ModelMonitoring } from './served-model.js';
 import { DriftProfileError, loadDriftProfile } from './drift-profile.js';
 import { classifierOutput } from './predicted-labels.js';
@@ -52,7 +53,8 @@ export interface RegistryOptions {
   intraOpThreads?: number;
   deviceId?: number;
   /** Each version's session in its own worker thread (session-thread.ts); default true. */
-  sessionThread?: boolean;
+  /** WORKER_SESSION_THREAD: every session in a thread, none, or by model size (sessionInThread). */
+  sessionThread?: boolean | 'auto';
   logger: Logger;
   /**
    * How long a version being unloaded (or replaced) keeps serving after it is announced as
@@ -283,7 +285,7 @@ export class ModelRegistry {
       providers: this.options.providers ?? model.config.execution_providers,
       intraOpThreads: this.options.intraOpThreads,
       deviceId: this.options.deviceId,
-      thread: this.options.sessionThread ?? true,
+      thread: sessionInThread(this.options.sessionThread ?? 'auto', bytes.byteLength),
       instances: model.config.instance_group.count,
       logger: logger.child({ model: name, version }),
     });

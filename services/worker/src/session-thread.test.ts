@@ -16,7 +16,7 @@ import { preparedModel } from './model-registry.js';
 import { readModelConfig } from './repository.js';
 import { servedInputs, fullShape, type ModelConfig } from './model-config.js';
 import { createSession, toOrtTensor, type ModelSession } from './runtime.js';
-import { MAX_SESSION_THREADS, SessionPool, ThreadSession } from './session-thread.js';
+import { AUTO_THREAD_MODEL_BYTES, MAX_SESSION_THREADS, SessionPool, ThreadSession, sessionInThread } from './session-thread.js';
 import { workerConfig } from './config.js';
 
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -266,8 +266,16 @@ describe('instance_group.count sessions', () => {
 describe('WORKER_SESSION_THREAD', () => {
   const setting = (value?: string) => workerConfig(value === undefined ? {} : { WORKER_SESSION_THREAD: value }).WORKER_SESSION_THREAD;
 
-  it('is on unless turned off with 0 or false', () => {
-    expect(setting()).toBe(true);
+  it('is auto unless set: a thread for a model file over 1 MiB, the event loop for a smaller one', () => {
+    expect(setting()).toBe('auto');
+    expect(setting('auto')).toBe('auto');
+    expect(sessionInThread('auto', AUTO_THREAD_MODEL_BYTES + 1)).toBe(true);
+    expect(sessionInThread('auto', AUTO_THREAD_MODEL_BYTES)).toBe(false);
+    expect(sessionInThread(true, 10)).toBe(true);
+    expect(sessionInThread(false, 100 * AUTO_THREAD_MODEL_BYTES)).toBe(false);
+  });
+
+  it('is on with 1 or true, off with 0 or false', () => {
     expect(setting('1')).toBe(true);
     expect(setting('true')).toBe(true);
     expect(setting('0')).toBe(false);

@@ -183,6 +183,18 @@ export class ThreadSession implements ModelSession {
   }
 }
 
+/** With WORKER_SESSION_THREAD=auto, a model file larger than this runs in a thread; a smaller one on the event loop. */
+export const AUTO_THREAD_MODEL_BYTES = 1024 * 1024;
+
+/**
+ * Whether a session runs in a thread. "auto" decides by the model's size: a run of a model over
+ * 1 MiB (the OCR models: 4.7 and 10.8 MB) can hold a thread for seconds, while for a small one
+ * (iris: bytes; text-direction: 0.5 MB) the thread's message round trip costs more than the run.
+ */
+export function sessionInThread(mode: boolean | 'auto', modelBytes: number): boolean {
+  return mode === 'auto' ? modelBytes > AUTO_THREAD_MODEL_BYTES : mode;
+}
+
 /** The most sessions one model version may hold (instance_group.count): each is a thread and a copy of the model. */
 export const MAX_SESSION_THREADS = 16;
 
