@@ -3,7 +3,6 @@
  * routing fields, queue it with the other requests for its model version (Coalescer), and
  * answer with the worker's bytes; the tensors are never decoded here.
  */
-import { trace, type Span } from '@opentelemetry/api';
 import * as grpc from '@grpc/grpc-js';
 import {
   inferenceService, itemsOf, encodeStreamInferResponse,
@@ -19,6 +18,7 @@ import type { PredictionPublisher } from './prediction-publisher.js';
 import { encodeStreamError, type RawInferRequest } from './raw-inference.js';
 import { openAccess, type AccessControl, type Caller } from './auth/index.js';
 import { mergeStatistics } from './statistics.js';
+import { answerFields, traceparentOf } from './record-fields.js';
 import { ToldFieldsReader } from './worker-told.js';
 import { repositoryHandlers } from './repository-service.js';
 import type { RepositoryControl } from './repository-control.js';
@@ -78,12 +78,7 @@ export function modelNotServed(table: RoutingTable, name: string): ServiceError 
   return notFound(`model ${quote(name)} is not served by this mesh (models: ${listed || 'none yet'})`);
 }
 
-/** The W3C traceparent of a span, formatted directly (no propagator round trip on the hot path). */
-export function traceparentOf(span: Span): string {
-  const context = span.spanContext();
-  if (!trace.isSpanContextValid(context)) return '';
-  return `00-${context.traceId}-${context.spanId}-${context.traceFlags & 1 ? '01' : '00'}`;
-}
+export { traceparentOf };
 
 type Generated = grpc.MethodDefinition<object, object>;
 
@@ -174,18 +169,10 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       requestId: fromWorker.requestId || header.id,
       model,
       version: knownVersion ? version : UNKNOWN,
-      workerId: answer?.workerId ?? '',
+      ...answerFields(arrivedNs, traceparent, answer),
       statusCode: code,
       errorMessage: bounded(message, MAX_RECORDED_MESSAGE),
-      latencyUs: String(Math.round(Number(process.hrtime.bigint() - arrivedNs) / 1000)),
-      preprocessUs: String(answer?.preprocessUs ?? 0),
-      queueUs: String(answer?.queueUs ?? 0),
-      computeUs: String(answer?.computeUs ?? 0),
-      batchSize: answer?.batchSize ?? 0,
-      traceId: traceparent.slice(3, 35),
-      timestampMs: String(Date.now()),
       items,
-      traceparent,
       clientId,
       driftBins: fromWorker.driftBins,
       profileId: fromWorker.profileId,

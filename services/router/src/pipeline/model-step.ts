@@ -14,6 +14,7 @@ import type { Logger } from '@infermesh/log';
 import type { Coalescer, WorkerAnswer } from '../coalescer.js';
 import type { RoutingTable } from '../routing-table.js';
 import { cutUtf8 } from '../worker-told.js';
+import { answerFields, traceparentOf } from '../record-fields.js';
 import { decodeOutputs, inferRequest } from './tensors.js';
 
 const tracer = trace.getTracer('infermesh-router');
@@ -116,18 +117,10 @@ export class ModelSteps implements StepModels {
       requestId: answer?.requestId || id,
       model: status.name,
       version: status.version,
-      workerId: answer?.workerId ?? '',
+      ...answerFields(arrivedNs, traceparent, answer),
       statusCode: code,
       errorMessage: message.slice(0, 1024),
-      latencyUs: String(Math.round(Number(process.hrtime.bigint() - arrivedNs) / 1000)),
-      preprocessUs: String(answer?.preprocessUs ?? 0),
-      queueUs: String(answer?.queueUs ?? 0),
-      computeUs: String(answer?.computeUs ?? 0),
-      batchSize: answer?.batchSize ?? 0,
-      traceId: traceparent.slice(3, 35),
-      timestampMs: String(Date.now()),
       items,
-      traceparent,
       clientId: ctx.clientId,
       driftBins: answer?.driftBins ?? Buffer.alloc(0),
       profileId: answer?.profileId ?? '',
@@ -136,10 +129,6 @@ export class ModelSteps implements StepModels {
   }
 }
 
-function traceparentOf(span: Span): string {
-  const c = span.spanContext();
-  return trace.isSpanContextValid(c) ? `00-${c.traceId}-${c.spanId}-${c.traceFlags & 1 ? '01' : '00'}` : '';
-}
 
 /** Rows [from, to) of a tensor (along its first dimension). */
 export function rowsOf(tensor: Tensor, from: number, to: number): Tensor {

@@ -13,6 +13,7 @@ import type { PipelineStep__Output } from '@infermesh/contracts';
 import { stepError, type StepContext, type StepModels } from './model-step.js';
 import type { OcrGlue } from './ocr-glue.js';
 import { output } from './tensors.js';
+import { traceparentOf } from '../record-fields.js';
 
 const tracer = trace.getTracer('infermesh-router');
 
@@ -234,7 +235,3 @@ async function glue<T>(step: PipelineStep__Output, ctx: StepContext, call: (span
   }
 }
 
-function traceparentOf(span: Span): string {
-  const c = span.spanContext();
-  return trace.isSpanContextValid(c) ? `00-${c.traceId}-${c.spanId}-${c.traceFlags & 1 ? '01' : '00'}` : '';
-}
