@@ -107,7 +107,7 @@ describe('ocr-detection', () => {
       const boxes = boxesOf(response);
       expect(boxes.length, page.name).toBe(page.lines.length);
       page.lines.forEach((line, k) => {
-        // The ink box lies inside the detected box (unclipped by 1.5; descenders may stick out), which is not much larger.
+        // The ink box lies inside the detected box (unclipped by 2.0, models/ocr-detection/config.yaml; descenders may stick out), which is not much larger.
         if (process.env.OCR_DEBUG) console.log(page.name, k, JSON.stringify(line.box), JSON.stringify(boxes[k].corners), line.text);
         expect(overlap(line.box, boxes[k].corners), `${page.name} line ${k}`).toBeGreaterThan(0.85);
         expect(overlap(boxes[k].corners, line.box), `${page.name} line ${k}`).toBeGreaterThan(0.4);
