@@ -57,6 +57,23 @@ export interface ModelStepsDeps {
   logger: Logger;
 }
 
+/**
+ * Runs one step of a pipeline in a span of its own under the page's; a failure is answered
+ * with the step named (stepError) and recorded on the span.
+ */
+export async function inStepSpan<T>(step: PipelineStep__Output, ctx: StepContext, attributes: Record<string, string>, run: (span: Span) => Promise<T>): Promise<T> {
+  const span = tracer.startSpan(`step ${step.name}`, { attributes: { 'infermesh.step': step.name, ...attributes } }, trace.setSpan(otelContext.active(), ctx.parent));
+  try {
+    return await run(span);
+  } catch (error) {
+    const failure = stepError(ctx.pipeline, step, error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
+    throw failure;
+  } finally {
+    span.end();
+  }
+}
+
 export class ModelSteps implements StepModels {
   private sequence = 0;
 
@@ -71,8 +88,7 @@ export class ModelSteps implements StepModels {
    * request, as several (split along the first dimension) whose outputs are joined in order.
    */
   async run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext): Promise<Map<string, Tensor>> {
-    const span = tracer.startSpan(`step ${step.name}`, { attributes: { 'infermesh.step': step.name, 'infermesh.model': step.model } }, trace.setSpan(otelContext.active(), ctx.parent));
-    try {
+    return inStepSpan(step, ctx, { 'infermesh.model': step.model }, async (span) => {
       const status = this.deps.table.model(step.model);
       if (!status) throw unavailable(`no worker currently serves model '${step.model}'`);
       const rows = inputs[0]?.shape[0] ?? 0;
@@ -82,13 +98,7 @@ export class ModelSteps implements StepModels {
       span.setAttributes({ 'infermesh.items': rows, 'infermesh.requests': chunks.length });
       const answers = await Promise.all(chunks.map((chunk) => this.request(status, chunk, span, ctx)));
       return joinRows(answers);
-    } catch (error) {
-      const failure = stepError(ctx.pipeline, step, error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
-      throw failure;
-    } finally {
-      span.end();
-    }
+    });
   }
 
   private async request(status: ModelStatus__Output, inputs: Tensor[], span: Span, ctx: StepContext): Promise<Map<string, Tensor>> {

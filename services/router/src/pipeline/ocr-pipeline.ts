@@ -6,11 +6,11 @@
  * and to recognition as one request per line (each at its own width), and the coalescer joins
  * them with the lines of every other page in flight into the models' batches.
  */
-import { context as otelContext, trace, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { context as otelContext, trace, SpanStatusCode } from '@opentelemetry/api';
 import { invalidArgument, ServiceError, Status } from '@infermesh/grpc';
 import { TensorError, type Tensor } from '@infermesh/tensor';
 import type { PipelineStep__Output } from '@infermesh/contracts';
-import { stepError, type StepContext, type StepModels } from './model-step.js';
+import { inStepSpan, stepError, type StepContext, type StepModels } from './model-step.js';
 import type { OcrGlue } from './ocr-glue.js';
 import { output } from './tensors.js';
 import { traceparentOf } from '../record-fields.js';
@@ -127,7 +127,7 @@ async function pageLines(steps: OcrSteps, page: Buffer, deps: OcrDeps, ctx: Step
   const count = boxes.length / 8;
   if (count === 0) return { text: [], boxes: [], scores: [] };
 
-  const crops = await glue(steps.crop, ctx, (span) => deps.glue.ocrCrop({ image: page, boxes: Array.from(boxes), traceparent: traceparentOf(span) }, { deadlineMs: ctx.deadlineMs, signal: ctx.signal }));
+  const crops = await inStepSpan(steps.crop, ctx, { 'infermesh.glue': steps.crop.glue }, (span) => deps.glue.ocrCrop({ image: page, boxes: Array.from(boxes), traceparent: traceparentOf(span) }, { deadlineMs: ctx.deadlineMs, signal: ctx.signal }));
   const widths = crops.recognitionWidths;
   checked(steps.crop, ctx, () => {
     if (widths.length !== count || crops.direction.length !== count * LINE_HEIGHT * DIRECTION_WIDTH * 3) throw new TensorError(`answered ${widths.length} lines for ${count} boxes`);
@@ -221,17 +221,4 @@ function checked<T>(step: PipelineStep__Output, ctx: StepContext, read: () => T)
   }
 }
 
-/** A glue step: its own span, its failure named. */
-async function glue<T>(step: PipelineStep__Output, ctx: StepContext, call: (span: Span) => Promise<T>): Promise<T> {
-  const span = tracer.startSpan(`step ${step.name}`, { attributes: { 'infermesh.step': step.name, 'infermesh.glue': step.glue } }, trace.setSpan(otelContext.active(), ctx.parent));
-  try {
-    return await call(span);
-  } catch (error) {
-    const failure = stepError(ctx.pipeline, step, error);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
-    throw failure;
-  } finally {
-    span.end();
-  }
-}
 
