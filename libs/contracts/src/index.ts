@@ -109,6 +109,7 @@ export function messageCodec<In, Out>(typeName: string): MessageCodec<In, Out> {
 
 export type * from './generated/index.js';
 export * from './wire.js';
+export { uuidv7 } from './uuidv7.js';
 export { controlCodecs, MAX_CONTROL_MESSAGE } from './control.js';
 
 export { subjects, streamName, token, keptPredictionsBucket, trafficBucket, type Subjects, type StreamKind } from './subjects.js';

@@ -5,7 +5,7 @@
  * (the client's answer, its one prediction record, its span) is a model's.
  */
 import { Status, unavailable } from '@infermesh/grpc';
-import { type ModelStatistics, type ModelStatus__Output } from '@infermesh/contracts';
+import { uuidv7, type ModelStatistics, type ModelStatus__Output } from '@infermesh/contracts';
 import type { Span } from '@opentelemetry/api';
 import type { WorkerAnswer } from '../coalescer.js';
 import type { StepModels } from './model-step.js';
@@ -41,6 +41,8 @@ export class PipelineExecutor {
       const steps = ocrSteps(status.pipelineSteps);
       if (!steps) throw unavailable(`pipeline '${status.name}' announces steps this router cannot run (${status.pipelineSteps.map((s) => s.glue || s.model).join(' → ')})`);
       const request = decodeRequest(bytes);
+      // Every answer has an id, as a model's does (the worker makes one there): the client's, else a UUIDv7.
+      request.id ||= uuidv7();
       const outputs = await runOcr(steps, request.inputs, request.requested, this.deps, {
         pipeline: status.name, requestId: request.id, deadlineMs: call.deadlineMs, signal: call.signal, parent: call.span, clientId: call.clientId,
       });
@@ -48,7 +50,7 @@ export class PipelineExecutor {
       ok = true;
       return {
         response: inferResponse(status.name, version, request.id, outputs), statusCode: Status.OK, errorMessage: '', preprocessUs: 0, queueUs: 0, computeUs, batchSize: 0,
-        driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: '', outputSample: [], workerId: '',
+        driftBins: Buffer.alloc(0), profileId: '', predictedLabels: [], requestId: request.id, outputSample: [], workerId: '',
       };
     } finally {
       this.count(status.name, version, ok, process.hrtime.bigint() - started);

@@ -106,6 +106,17 @@ describe('a pipeline through the router', () => {
     expect(new Set(steps.map((r) => r.traceId))).toEqual(new Set([pipeline.traceId]));
   });
 
+  it('answers a request without an id with a UUIDv7, the id its record is kept under (as a model\'s request)', async () => {
+    const response = await unary<ModelInferRequest, ModelInferResponse__Output>(mesh.inferenceClient(), 'ModelInfer', ocrRequest(''));
+    expect(response.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const record = await vi.waitFor(async () => {
+      const found = (await records()).find((r) => r.model === 'ocr' && r.requestId === response.id);
+      if (!found) throw new Error('no record yet');
+      return found;
+    }, { timeout: 10_000, interval: 50 });
+    expect(record.statusCode).toBe(0);
+  });
+
   it('describes the pipeline in ModelMetadata with its declared tensors', async () => {
     const metadata = await unary<object, ModelMetadataResponse__Output>(mesh.inferenceClient(), 'ModelMetadata', { name: 'ocr' });
     expect(metadata.platform).toBe('pipeline');
