@@ -160,6 +160,7 @@ describe('the status page', () => {
   it('shows the drift of inputs unlike the reference: every feature\'s PSI, the largest over time', async () => {
     // Thirty times the same virginica row against the profile of 120 training rows of three species: a large shift.
     const iris = '[data-model="iris"][data-version="1"]';
+    // Points are drawn only for samples of enough inputs (20 here); one sampled before the requests were counted is a gap.
     await waitForAttribute(`${iris} [data-chart="drift"] svg`, 'data-points', (n) => Number(n) > 0, 60_000);
     const features = await page.locator(`${iris} table.features tr`).evaluateAll((rows) => rows.map((row) => row.getAttribute('data-feature')));
     expect([...features].sort()).toEqual(['petal_length', 'petal_width', 'sepal_length', 'sepal_width']);

@@ -205,8 +205,10 @@
     if (!m.drift) return note('no drift profile for this version', 'drift');
     const d = m.drift;
     const drifting = [...d.features].sort((a, b) => b.psi - a.psi).slice(0, DRIFT_LINES).map((f) => f.feature);
-    const series = [{ label: 'max PSI', values: d.history.map((s) => [s.atMs, s.maxPsi]) }]
-      .concat(drifting.map((feature) => ({ label: feature, values: d.history.map((s) => [s.atMs, feature in s.psi ? s.psi[feature] : null]) })));
+    // A sample of too few inputs is not judged (no metric, no alert): it breaks the lines instead of drawing noise.
+    const judged = (s, v) => (s.enoughInputs ? v : null);
+    const series = [{ label: 'max PSI', values: d.history.map((s) => [s.atMs, judged(s, s.maxPsi)]) }]
+      .concat(drifting.map((feature) => ({ label: feature, values: d.history.map((s) => [s.atMs, feature in s.psi ? judged(s, s.psi[feature]) : null]) })));
     const chart = lineChart({
       name: 'drift', title: 'Drift (PSI per feature)', from: data.sinceMs, to: data.nowMs, format: fmt.psi, series,
       guides: [{ value: 0.1, label: 'moderate' }, { value: 0.25, label: 'large' }],
