@@ -7,7 +7,7 @@ import { DATATYPES } from '@infermesh/tensor';
 import type { ImagePipeline, ModelMetadataResponse_TensorMetadata } from '@infermesh/contracts';
 import { postprocessSchema } from './postprocess/schema.js';
 import { variableDims } from './variable-size.js';
-import { pipelineSchema, placementSchema } from './pipeline-config.js';
+import { dataflowProblems, pipelineSchema, placementSchema } from './pipeline-config.js';
 
 const tensorSchema = z.object({
   name: z.string().min(1),
@@ -102,6 +102,9 @@ export const modelConfigSchema = z
     if (config.platform === 'pipeline' && !config.pipeline) ctx.addIssue({ code: 'custom', path: ['pipeline'], message: "platform 'pipeline' needs a pipeline section with its steps" });
     if (config.platform !== 'pipeline' && config.pipeline) ctx.addIssue({ code: 'custom', path: ['platform'], message: "a config with a pipeline section says platform: pipeline" });
     if (config.platform === 'pipeline' && config.preprocess) ctx.addIssue({ code: 'custom', path: ['preprocess'], message: 'a pipeline has no preprocess section: its steps preprocess their own inputs' });
+    if (config.platform === 'pipeline' && config.pipeline) {
+      dataflowProblems({ ...config, pipeline: config.pipeline }, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
+    }
     const image = config.preprocess && 'image' in config.preprocess ? config.preprocess.image : undefined;
     if (image?.datatype === 'UINT8' && (!Number.isInteger(image.pad_value) || image.pad_value < 0 || image.pad_value > 255)) {
       ctx.addIssue({ code: 'custom', path: ['preprocess', 'image', 'pad_value'], message: 'a UINT8 pipeline pads with a whole number from 0 to 255' });

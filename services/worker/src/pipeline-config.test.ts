@@ -12,6 +12,7 @@ import { modelConfigSchema } from './model-config.js';
 import { readModelConfig } from './repository.js';
 import { ModelRegistry } from './model-registry.js';
 import { heartbeatOf } from './heartbeat.js';
+import { pipelineStepsMessage } from './pipeline-config.js';
 
 const logger = createLogger('test', { level: 'silent' });
 const OCR_CONFIG = join(import.meta.dirname, '../../../models/ocr/config.yaml');
@@ -67,10 +68,92 @@ describe('pipeline config', () => {
     expect(issues(config)).toEqual(['platform: a config with a pipeline section says platform: pipeline']);
   });
 
+  it('refuses inputs or outputs on a step of the OCR flow, whose glue defines its tensors', async () => {
+    const config = await ocrConfig();
+    (config.pipeline as { steps: Record<string, unknown>[] }).steps[2].inputs = { x: 'image' };
+    expect(issues(config)).toEqual(["pipeline.steps.2: the 'ocr-crop' glue defines what the OCR flow's steps take and give: its steps have no inputs or outputs"]);
+  });
+
   it('checks placement: device kinds cpu and gpu, fallback true by default', async () => {
     const config = modelConfigSchema.parse({ ...(await ocrConfig()), placement: { devices: ['gpu'] } });
     expect(config.placement).toEqual({ devices: ['gpu'], fallback: true });
     expect(issues({ ...(await ocrConfig()), placement: { devices: ['tpu'] } }).join('\n')).toMatch(/^placement\.devices\.0/);
+  });
+});
+
+/** A dataflow: iris's probabilities, scaled by a second model, beside iris's label. */
+function dataflow(): Record<string, unknown> {
+  return {
+    name: 'iris-scaled',
+    platform: 'pipeline',
+    inputs: [{ name: 'features', datatype: 'FP32', shape: [4] }],
+    outputs: [{ name: 'label', datatype: 'INT64', shape: [] }, { name: 'scaled', datatype: 'FP32', shape: [3] }],
+    pipeline: {
+      steps: [
+        { name: 'classify', model: 'iris', inputs: { features: 'features' }, outputs: { probabilities: 'probabilities', label: 'label' } },
+        { name: 'scale', model: 'scaler', inputs: { x: 'probabilities' }, outputs: { y: 'scaled' } },
+      ],
+    },
+  };
+}
+
+function stepsOf(config: Record<string, unknown>): Record<string, unknown>[] {
+  return (config.pipeline as { steps: Record<string, unknown>[] }).steps;
+}
+
+describe('dataflow pipeline config', () => {
+  it('accepts steps that take the pipeline\'s inputs and earlier steps\' outputs', () => {
+    const config = modelConfigSchema.parse(dataflow());
+    expect(config.pipeline?.steps.map((s) => s.name)).toEqual(['classify', 'scale']);
+  });
+
+  it('refuses a model step without inputs or outputs when the pipeline has no glue', () => {
+    const config = dataflow();
+    delete stepsOf(config)[1].outputs;
+    expect(issues(config)).toEqual([expect.stringMatching(/^pipeline\.steps\.1: a step of a pipeline without glue says which pipeline tensor each of its model's inputs takes \('inputs'\)/)]);
+  });
+
+  it('refuses a tensor that no earlier step gives, naming the step\'s input and the tensors that exist there', () => {
+    const config = dataflow();
+    const steps = stepsOf(config);
+    steps.reverse();
+    expect(issues(config)).toContain("pipeline.steps.0.inputs.x: 'probabilities' is neither an input of the pipeline nor given by an earlier step (tensors before step 'scale': features)");
+  });
+
+  it('refuses a tensor given twice, or a step output named as a pipeline input', () => {
+    const twice = dataflow();
+    stepsOf(twice)[1].outputs = { y: 'label' };
+    expect(issues(twice)).toContain("pipeline.steps.1.outputs.y: tensor 'label' is already given by step 'classify'");
+    const shadow = dataflow();
+    stepsOf(shadow)[1].outputs = { y: 'features' };
+    expect(issues(shadow)).toContain("pipeline.steps.1.outputs.y: tensor 'features' is already an input of the pipeline");
+  });
+
+  it('refuses a declared output that no step gives, and a declared input that no step takes', () => {
+    const config = dataflow();
+    (config.outputs as { name: string }[])[1].name = 'calibrated';
+    (config.inputs as unknown[]).push({ name: 'unused', datatype: 'FP32', shape: [1] });
+    expect(issues(config)).toEqual([
+      "outputs.1.name: output 'calibrated' is given by no step (step outputs: probabilities, label, scaled)",
+      "inputs.1.name: input 'unused' is taken by no step",
+    ]);
+  });
+
+  it('refuses a pipeline that is a step of itself, and maps of no tensors', () => {
+    const self = dataflow();
+    stepsOf(self)[1].model = 'iris-scaled';
+    expect(issues(self)).toEqual(['pipeline.steps.1.model: a pipeline cannot be a step of itself']);
+    const empty = dataflow();
+    stepsOf(empty)[0].inputs = {};
+    expect(issues(empty).join('\n')).toMatch(/^pipeline\.steps\.0\.inputs: names at least one tensor/m);
+  });
+
+  it('announces each step\'s maps in the heartbeat message', () => {
+    const config = modelConfigSchema.parse(dataflow());
+    expect(pipelineStepsMessage(config.pipeline)).toEqual([
+      { name: 'classify', model: 'iris', glue: '', inputs: { features: 'features' }, outputs: { probabilities: 'probabilities', label: 'label' } },
+      { name: 'scale', model: 'scaler', glue: '', inputs: { x: 'probabilities' }, outputs: { y: 'scaled' } },
+    ]);
   });
 });
 
@@ -120,6 +203,6 @@ describe('a pipeline in the repository', () => {
 
   it('a config that fails validation names the file and the field', async () => {
     await writeFile(join(repository, 'ocr', 'config.yaml'), stringify({ ...(await ocrConfig()), pipeline: { steps: [{ name: 'detect', model: 'ocr-detection' }] } }));
-    await expect(readModelConfig(join(repository, 'ocr'))).rejects.toThrow(/config\.yaml is invalid: pipeline\.steps\.0: a pipeline needs a glue step/);
+    await expect(readModelConfig(join(repository, 'ocr'))).rejects.toThrow(/config\.yaml is invalid: pipeline\.steps\.0: a step of a pipeline without glue says/);
   });
 });
