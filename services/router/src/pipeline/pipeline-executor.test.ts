@@ -17,10 +17,10 @@ import { decodeOutputs, inferRequest } from './tensors.js';
 import { MAX_PAGES, PAGES_AT_ONCE } from './ocr-pipeline.js';
 
 const STEPS: PipelineStep__Output[] = [
-  { name: 'detect', model: 'ocr-detection', glue: '' },
-  { name: 'crop', model: '', glue: 'ocr-crop' },
-  { name: 'direction', model: 'text-direction', glue: '' },
-  { name: 'recognize', model: 'ocr-recognition', glue: '' },
+  { name: 'detect', model: 'ocr-detection', glue: '', inputs: {}, outputs: {} },
+  { name: 'crop', model: '', glue: 'ocr-crop', inputs: {}, outputs: {} },
+  { name: 'direction', model: 'text-direction', glue: '', inputs: {}, outputs: {} },
+  { name: 'recognize', model: 'ocr-recognition', glue: '', inputs: {}, outputs: {} },
 ];
 
 const OCR: ModelStatus__Output = {

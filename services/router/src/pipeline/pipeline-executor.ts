@@ -1,6 +1,6 @@
 /**
  * Pipelines at the router: a request for a model announced with platform `pipeline` is
- * executed here, step by step (ocr-pipeline.ts), instead of going to one worker. The answer is
+ * executed here, step by step (dataflow.ts; ocr-pipeline.ts for the OCR flow), instead of going to one worker. The answer is
  * a ModelInferResponse as a worker would encode it, so the rest of the request's handling
  * (the client's answer, its one prediction record, its span) is a model's.
  */
@@ -11,6 +11,7 @@ import type { WorkerAnswer } from '../coalescer.js';
 import type { StepModels } from './model-step.js';
 import type { OcrGlue } from './ocr-glue.js';
 import { ocrSteps, runOcr } from './ocr-pipeline.js';
+import { dataflowSteps, runDataflow } from './dataflow.js';
 import { decodeRequest, inferResponse } from './tensors.js';
 
 export interface PipelineCall {
@@ -38,14 +39,16 @@ export class PipelineExecutor {
     const started = process.hrtime.bigint();
     let ok = false;
     try {
-      const steps = ocrSteps(status.pipelineSteps);
-      if (!steps) throw unavailable(`pipeline '${status.name}' announces steps this router cannot run (${status.pipelineSteps.map((s) => s.glue || s.model).join(' → ')})`);
+      const ocr = ocrSteps(status.pipelineSteps);
+      const dataflow = ocr ? undefined : dataflowSteps(status.pipelineSteps);
+      if (!ocr && !dataflow) throw unavailable(`pipeline '${status.name}' announces steps this router cannot run (${status.pipelineSteps.map((s) => s.glue || s.model).join(' → ')})`);
       const request = decodeRequest(bytes);
       // Every answer has an id, as a model's does (the worker makes one there): the client's, else a UUIDv7.
       request.id ||= uuidv7();
-      const outputs = await runOcr(steps, request.inputs, request.requested, this.deps, {
-        pipeline: status.name, requestId: request.id, deadlineMs: call.deadlineMs, signal: call.signal, parent: call.span, clientId: call.clientId,
-      });
+      const ctx = { pipeline: status.name, requestId: request.id, deadlineMs: call.deadlineMs, signal: call.signal, parent: call.span, clientId: call.clientId };
+      const outputs = ocr
+        ? await runOcr(ocr, request.inputs, request.requested, this.deps, ctx)
+        : await runDataflow(status, dataflow!, request.inputs, request.requested, this.deps.models, ctx);
       const computeUs = Math.round(Number(process.hrtime.bigint() - started) / 1000);
       ok = true;
       return {

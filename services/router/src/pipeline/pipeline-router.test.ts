@@ -15,10 +15,10 @@ import { logger, modelStatus, startRouter, unary, type RouterUnderTest } from '.
 import { inferRequest, requestCodec } from './tensors.js';
 
 const STEPS = [
-  { name: 'detect', model: 'ocr-detection', glue: '' },
-  { name: 'crop', model: '', glue: 'ocr-crop' },
-  { name: 'direction', model: 'text-direction', glue: '' },
-  { name: 'recognize', model: 'ocr-recognition', glue: '' },
+  { name: 'detect', model: 'ocr-detection', glue: '', inputs: {}, outputs: {} },
+  { name: 'crop', model: '', glue: 'ocr-crop', inputs: {}, outputs: {} },
+  { name: 'direction', model: 'text-direction', glue: '', inputs: {}, outputs: {} },
+  { name: 'recognize', model: 'ocr-recognition', glue: '', inputs: {}, outputs: {} },
 ];
 const OUTPUTS = [
   { name: 'text', datatype: 'BYTES', shape: ['-1'] }, { name: 'boxes', datatype: 'FP32', shape: ['-1', '4', '2'] },
