@@ -4,7 +4,7 @@
  * a version announced UNLOADING is routed.
  */
 import { describe, expect, it } from 'vitest';
-import type { ModelStatus__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
+import type { ModelStatus__Output, PipelineStep__Output, WorkerHeartbeat__Output } from '@infermesh/contracts';
 import { ServiceError, Status, type CallContext } from '@infermesh/grpc';
 import { RoutingTable } from './routing-table.js';
 import { modelConfigOf, repositoryHandlers, versionsParameter } from './repository-service.js';
@@ -76,6 +76,24 @@ describe('ModelConfig', () => {
       output: [{ name: 'y', dataType: 'TYPE_INT64', dims: [] }],
       instanceGroup: [{ name: 'm', count: 2, kind: 'KIND_GPU' }],
     });
+  });
+
+  it("gives a dataflow pipeline's steps as Triton's ensemble scheduling, on no backend; the OCR flow's glue steps are not an ensemble", () => {
+    const steps: PipelineStep__Output[] = [
+      { name: 'classify', model: 'iris', glue: '', inputs: { row: 'row' }, outputs: { probabilities: 'p', label: 'y' } },
+      { name: 'group', model: 'species-group', glue: '', inputs: { probabilities: 'p' }, outputs: { group: 'g' } },
+    ];
+    const pipeline = { ...status('flow', '1', 'READY'), platform: 'pipeline', maxBatchSize: 0, pipelineSteps: steps };
+    expect(modelConfigOf(pipeline, 'cpu')).toMatchObject({
+      platform: 'pipeline', backend: '',
+      ensembleScheduling: { step: [
+        { modelName: 'iris', modelVersion: '-1', inputMap: { row: 'row' }, outputMap: { probabilities: 'p', label: 'y' } },
+        { modelName: 'species-group', modelVersion: '-1', inputMap: { probabilities: 'p' }, outputMap: { group: 'g' } },
+      ] },
+    });
+    const ocr = { ...pipeline, pipelineSteps: [{ name: 'detect', model: 'd', glue: '', inputs: {}, outputs: {} }, { name: 'crop', model: '', glue: 'ocr-crop', inputs: {}, outputs: {} }] };
+    expect(modelConfigOf(ocr, 'cpu')).not.toHaveProperty('ensembleScheduling');
+    expect(modelConfigOf(ocr, 'cpu').backend).toBe('');
   });
 
   it('answers NOT_FOUND for a model no worker serves', async () => {

@@ -8,6 +8,7 @@ import type {
   RepositoryIndexResponse_ModelIndex, RepositoryModelLoadRequest__Output, RepositoryModelUnloadRequest__Output, DataType,
 } from '@infermesh/contracts';
 import { invalidArgument, notFound, unavailable, type CallContext } from '@infermesh/grpc';
+import { dataflowSteps } from './pipeline/dataflow.js';
 import type { RoutingTable } from './routing-table.js';
 import type { RepositoryControl } from './repository-control.js';
 import type { AccessControl, Caller } from './auth/index.js';
@@ -80,6 +81,22 @@ export function modelConfigOf(status: ModelStatus__Output, device: string): Mode
     instanceGroup: [{ name: status.name, count: status.instances || 1, kind: device.startsWith('gpu') ? 'KIND_GPU' : 'KIND_CPU' }],
     ...(status.dynamicBatching
       ? { dynamicBatching: { preferredBatchSize: status.dynamicBatching.preferredBatchSize, maxQueueDelayMicroseconds: status.dynamicBatching.maxQueueDelayUs } }
+      : {}),
+    ...(status.platform === 'pipeline' ? pipelineConfig(status) : {}),
+  };
+}
+
+/**
+ * A pipeline runs at the routers, on no backend. A dataflow pipeline's steps are Triton's
+ * ensemble scheduling (the maps mean what Triton's mean: model tensor name → pipeline tensor
+ * name); the OCR flow's steps, whose glue defines their tensors, are not.
+ */
+function pipelineConfig(status: ModelStatus__Output): Partial<ModelConfig> {
+  const steps = dataflowSteps(status.pipelineSteps);
+  return {
+    backend: '',
+    ...(steps
+      ? { ensembleScheduling: { step: steps.map((s) => ({ modelName: s.model, modelVersion: '-1', inputMap: { ...s.inputs }, outputMap: { ...s.outputs } })) } }
       : {}),
   };
 }

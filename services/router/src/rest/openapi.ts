@@ -120,6 +120,15 @@ const schemas: Record<string, Schema> = {
     input: { type: 'array', items: ref('ModelTensorConfig') }, output: { type: 'array', items: ref('ModelTensorConfig') },
     instance_group: { type: 'array', items: closed({ name: { type: 'string' }, count: { type: 'integer' }, kind: { type: 'string' } }) },
     dynamic_batching: closed({ preferred_batch_size: { type: 'array', items: { type: 'integer' } }, max_queue_delay_microseconds: { type: 'integer', minimum: 0 } }, []),
+    ensemble_scheduling: closed({
+      step: {
+        type: 'array',
+        items: closed({
+          model_name: { type: 'string' }, model_version: { type: 'integer' },
+          input_map: { type: 'object', additionalProperties: { type: 'string' } }, output_map: { type: 'object', additionalProperties: { type: 'string' } },
+        }, ['model_name', 'input_map', 'output_map']),
+      },
+    }, ['step']),
   }, ['name', 'platform', 'backend', 'max_batch_size', 'input', 'output']),
   ModelStatistics: closed({
     name: { type: 'string' }, version: { type: 'string' }, last_inference: { type: 'integer', minimum: 0 },

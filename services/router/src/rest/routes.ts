@@ -34,8 +34,10 @@ export interface Route {
 
 const NUMERIC_KEYS = new Set([
   'dims', 'preferred_batch_size', 'max_queue_delay_microseconds', 'max_batch_size', 'count',
-  'ns', 'last_inference', 'inference_count', 'execution_count', 'batch_size',
+  'ns', 'last_inference', 'inference_count', 'execution_count', 'batch_size', 'model_version',
 ]);
+/** Maps whose keys are tensor names, kept as they are. */
+const NAME_KEYED = new Set(['input_map', 'output_map']);
 
 const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -43,11 +45,12 @@ const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}
  * A handler's answer (camelCase, int64 as strings: the loader's options) as Triton's REST JSON:
  * snake_case keys, the counts and sizes named in NUMERIC_KEYS as numbers.
  */
-export function tritonJson(value: unknown, numeric = false): unknown {
+export function tritonJson(value: unknown, numeric = false, keepKeys = false): unknown {
   if (Array.isArray(value)) return value.map((v) => tritonJson(v, numeric));
   if (typeof value === 'string' && numeric && /^-?\d+$/.test(value)) return Number(value);
   if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [snake(k), tritonJson(v, NUMERIC_KEYS.has(snake(k)))]));
+  if (keepKeys) return { ...value };
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [snake(k), tritonJson(v, NUMERIC_KEYS.has(snake(k)), NAME_KEYED.has(snake(k)))]));
 }
 
 const notReady = (message: string) => new RestError(Status.FAILED_PRECONDITION, message, 400);
