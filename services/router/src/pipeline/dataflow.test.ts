@@ -11,7 +11,7 @@ import type { ModelStatus__Output, PipelineStep__Output } from '@infermesh/contr
 import { PipelineExecutor } from './pipeline-executor.js';
 import type { StepContext, StepModels } from './model-step.js';
 import { dataflowSteps } from './dataflow.js';
-import { decodeOutputs, inferRequest, requestCodec } from './tensors.js';
+import { decodeOutputs, inferRequest, requestCodec, type RequestedOutput } from './tensors.js';
 
 const step = (name: string, model: string, inputs: Record<string, string>, outputs: Record<string, string>): PipelineStep__Output => ({ name, model, glue: '', inputs, outputs });
 
@@ -49,8 +49,12 @@ class StandIns implements StepModels {
     return 0;
   }
 
-  async run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext): Promise<Map<string, Tensor>> {
+  /** What each step was asked for, when it was asked for named outputs. */
+  readonly asked = new Map<string, readonly RequestedOutput[]>();
+
+  async run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext, outputs?: readonly RequestedOutput[]): Promise<Map<string, Tensor>> {
     this.started.push(step.name);
+    if (outputs) this.asked.set(step.name, outputs);
     if (this.hold.has(step.name)) {
       await new Promise<void>((resolve, reject) => {
         this.held.set(step.name, resolve);
@@ -68,6 +72,11 @@ class StandIns implements StepModels {
     if (step.model === 'sum') out.set('total', { name: 'total', datatype: 'FP32', shape: [...inputs[0].shape], data: of('a').map((v, i) => v + of('b')[i]) });
     if (step.model === 'count') out.set('n', { name: 'n', datatype: 'INT64', shape: [1], data: BigInt64Array.of(BigInt(inputs[0].shape[0])) });
     if (this.omit) out.delete(this.omit);
+    // The classification extension, as a worker answers it: "score:index" per row.
+    for (const o of outputs ?? []) {
+      const scores = out.get(o.name);
+      if (scores && o.parameters?.classification) out.set(o.name, { name: o.name, datatype: 'BYTES', shape: [scores.shape[0], 1], data: Array.from(scores.data as Float32Array, (v) => Buffer.from(`${v}:0`)) });
+    }
     return out;
   }
 }
@@ -78,10 +87,10 @@ function call(signal = new AbortController().signal) {
 
 const X: Tensor = { name: 'x', datatype: 'FP32', shape: [3], data: Float32Array.of(1, 2, 3) };
 
-async function infer(models: StandIns, inputs: Tensor[] = [X], options: { requested?: string[]; status?: ModelStatus__Output; signal?: AbortSignal } = {}) {
+async function infer(models: StandIns, inputs: Tensor[] = [X], options: { requested?: (string | RequestedOutput)[]; status?: ModelStatus__Output; signal?: AbortSignal } = {}) {
   const executor = new PipelineExecutor({ models, glue: { ocrCrop: () => Promise.reject(new Error('no glue in a dataflow')), close: () => undefined } });
   const request = requestCodec.decode(inferRequest('flow', 'req-1', inputs));
-  const bytes = Buffer.from(requestCodec.encode({ ...request, outputs: (options.requested ?? []).map((name) => ({ name })) }));
+  const bytes = Buffer.from(requestCodec.encode({ ...request, outputs: (options.requested ?? []).map((o) => (typeof o === 'string' ? { name: o } : o)) }));
   const answer = await executor.infer(options.status ?? pipeline(), '1', bytes, call(options.signal));
   return decodeOutputs(answer.response);
 }
@@ -120,6 +129,31 @@ describe('dataflow pipelines', () => {
     const outputs = await infer(models, [X], { requested: ['quadrupled'] });
     expect([...outputs.keys()]).toEqual(['quadrupled']);
     expect(models.calls.map((c) => c.step)).toEqual(['twice', 'again']);
+  });
+
+  it('passes an output\'s classification to the step that gives it, asking that step for its outputs by name', async () => {
+    const models = new StandIns();
+    const classification = { classification: { parameterChoice: 'int64Param' as const, int64Param: '1' } };
+    const outputs = await infer(models, [X], { requested: [{ name: 'total', parameters: classification }, 'rows'] });
+    expect(outputs.get('total')).toMatchObject({ datatype: 'BYTES', shape: [3, 1] });
+    expect((outputs.get('total')!.data as Buffer[]).map(String)).toEqual(['3:0', '6:0', '9:0']);
+    expect(models.asked.get('add')).toEqual([{ name: 'total', parameters: classification }]);
+    expect(models.asked.has('twice')).toBe(false);
+  });
+
+  it('refuses to classify an output a later step takes as scores, and any output of the OCR flow', async () => {
+    const status = pipeline();
+    status.outputs.push(tensorMeta('doubled', 'FP32'));
+    const classification = { classification: { parameterChoice: 'int64Param' as const, int64Param: '1' } };
+    const models = new StandIns();
+    await expect(infer(models, [X], { status, requested: [{ name: 'doubled', parameters: classification }, 'quadrupled'] })).rejects.toMatchObject({
+      code: Status.INVALID_ARGUMENT, message: "flow output 'doubled' cannot be classified: step 'again' takes it as scores",
+    });
+    expect(models.calls).toEqual([]);
+    const ocr = { ...pipeline([{ name: 'detect', model: 'd', glue: '', inputs: {}, outputs: {} }, { name: 'crop', model: '', glue: 'ocr-crop', inputs: {}, outputs: {} }, { name: 'recognize', model: 'r', glue: '', inputs: {}, outputs: {} }]), name: 'ocr' };
+    await expect(infer(models, [X], { status: ocr, requested: [{ name: 'scores', parameters: classification }] })).rejects.toMatchObject({
+      code: Status.INVALID_ARGUMENT, message: "ocr's outputs cannot be classified (its lines are text, not class scores)",
+    });
   });
 
   it('refuses inputs unlike the declared ones, and an unknown output, before any step runs', async () => {

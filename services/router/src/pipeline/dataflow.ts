@@ -11,8 +11,9 @@
  */
 import { invalidArgument, ServiceError, Status, unavailable } from '@infermesh/grpc';
 import type { Tensor } from '@infermesh/tensor';
-import type { ModelStatus__Output, PipelineStep__Output } from '@infermesh/contracts';
+import type { InferParameter, ModelStatus__Output, PipelineStep__Output } from '@infermesh/contracts';
 import { stepError, type StepContext, type StepModels } from './model-step.js';
+import type { RequestedOutput } from './tensors.js';
 
 /** A dataflow step: a model with its maps. */
 export type DataflowStep = PipelineStep__Output;
@@ -26,15 +27,18 @@ export function dataflowSteps(steps: readonly PipelineStep__Output[]): DataflowS
 /**
  * The pipeline's outputs for a request's inputs: the request must give every input the
  * pipeline declares, by name and datatype, and nothing else. `requested` (the request's
- * outputs) narrows the answer; an unknown name is INVALID_ARGUMENT.
+ * outputs) narrows the answer; an unknown name is INVALID_ARGUMENT. An output requested with
+ * Triton's `classification` parameter is classified by the model of the step that gives it
+ * (with that model's labels), unless a later step takes it as it is.
  */
-export async function runDataflow(status: ModelStatus__Output, steps: readonly DataflowStep[], inputs: readonly Tensor[], requested: readonly string[], models: StepModels, ctx: StepContext): Promise<Tensor[]> {
+export async function runDataflow(status: ModelStatus__Output, steps: readonly DataflowStep[], inputs: readonly Tensor[], requested: readonly RequestedOutput[], models: StepModels, ctx: StepContext): Promise<Tensor[]> {
   checkInputs(status, inputs);
   const declared = status.outputs.map((o) => o.name);
-  const unknown = requested.find((name) => !declared.includes(name));
-  if (unknown !== undefined) throw invalidArgument(`${ctx.pipeline} has no output '${unknown.slice(0, 64)}' (outputs: ${declared.join(', ')})`);
-  const wanted = requested.length ? [...new Set(requested)] : declared;
+  const unknown = requested.find((o) => !declared.includes(o.name));
+  if (unknown !== undefined) throw invalidArgument(`${ctx.pipeline} has no output '${unknown.name.slice(0, 64)}' (outputs: ${declared.join(', ')})`);
+  const wanted = requested.length ? [...new Set(requested.map((o) => o.name))] : declared;
   const plan = planOf(ctx.pipeline, steps, inputs.map((t) => t.name), wanted);
+  const classified = classifiedOutputs(ctx.pipeline, plan, requested);
 
   // A step that fails ends the request: the steps still running or waiting are cancelled.
   const failed = new AbortController();
@@ -47,7 +51,11 @@ export async function runDataflow(status: ModelStatus__Output, steps: readonly D
       // A source's failure is the failing step's own (already named): it passes as it is.
       const taken = await Promise.all(Object.entries(step.inputs).map(async ([input, source]) => ({ ...(await tensors.get(source)!), name: input })));
       signal.throwIfAborted();
-      return models.run(step, taken, stepCtx).catch((error: unknown) => {
+      // A step that gives a classified output is asked for its outputs by name, that one with its parameter.
+      const asked = Object.values(step.outputs).some((tensor) => classified.has(tensor))
+        ? Object.entries(step.outputs).map(([output, tensor]) => ({ name: output, parameters: classified.get(tensor) }))
+        : undefined;
+      return models.run(step, taken, stepCtx, asked).catch((error: unknown) => {
         throw stepError(ctx.pipeline, step, error);
       });
     })();
@@ -63,12 +71,29 @@ export async function runDataflow(status: ModelStatus__Output, steps: readonly D
   await Promise.all(runs);
   return Promise.all(wanted.map(async (name) => {
     const tensor = await tensors.get(name)!;
-    const expected = status.outputs.find((o) => o.name === name)!.datatype;
+    const expected = classified.has(name) ? 'BYTES' : status.outputs.find((o) => o.name === name)!.datatype;
     if (tensor.datatype !== expected) {
       throw new ServiceError(Status.INTERNAL, `${ctx.pipeline} output '${name}' is ${tensor.datatype} from its step, but the pipeline declares ${expected}`);
     }
     return tensor;
   }));
+}
+
+/**
+ * The outputs requested with `classification`, by tensor, with the parameter to pass to the
+ * step that gives them. A tensor a planned step takes cannot be classified: that step takes
+ * the scores, not the classes.
+ */
+function classifiedOutputs(pipeline: string, plan: readonly DataflowStep[], requested: readonly RequestedOutput[]): Map<string, Record<string, InferParameter>> {
+  const classified = new Map<string, Record<string, InferParameter>>();
+  for (const output of requested) {
+    const classification = output.parameters?.classification;
+    if (!classification) continue;
+    const taker = plan.find((step) => Object.values(step.inputs).includes(output.name));
+    if (taker) throw invalidArgument(`${pipeline} output '${output.name}' cannot be classified: step '${taker.name}' takes it as scores`);
+    classified.set(output.name, { classification });
+  }
+  return classified;
 }
 
 /** The request's inputs against the pipeline's declared ones. */

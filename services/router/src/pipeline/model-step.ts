@@ -15,7 +15,7 @@ import type { Coalescer, WorkerAnswer } from '../coalescer.js';
 import type { RoutingTable } from '../routing-table.js';
 import { cutUtf8 } from '../worker-told.js';
 import { answerFields, traceparentOf } from '../record-fields.js';
-import { decodeOutputs, inferRequest } from './tensors.js';
+import { decodeOutputs, inferRequest, type RequestedOutput } from './tensors.js';
 
 const tracer = trace.getTracer('infermesh-router');
 
@@ -35,8 +35,8 @@ export interface StepContext {
 
 /** What runs a model step's tensors (ModelSteps; a stand-in in tests). */
 export interface StepModels {
-  /** The step's answer's outputs by name; rejects with a status naming the step. */
-  run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext): Promise<Map<string, Tensor>>;
+  /** The step's answer's outputs by name (those of `outputs` when given, else all); rejects with a status naming the step. */
+  run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext, outputs?: readonly RequestedOutput[]): Promise<Map<string, Tensor>>;
   /** The rows one request to the step's model may carry (its max_batch_size; 0: no limit). */
   maxBatch(step: PipelineStep__Output): number;
 }
@@ -87,7 +87,7 @@ export class ModelSteps implements StepModels {
    * Runs the inputs as one request, or, when they hold more rows than the model takes in one
    * request, as several (split along the first dimension) whose outputs are joined in order.
    */
-  async run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext): Promise<Map<string, Tensor>> {
+  async run(step: PipelineStep__Output, inputs: readonly Tensor[], ctx: StepContext, outputs: readonly RequestedOutput[] = []): Promise<Map<string, Tensor>> {
     return inStepSpan(step, ctx, { 'infermesh.model': step.model }, async (span) => {
       const status = this.deps.table.model(step.model);
       if (!status) throw unavailable(`no worker currently serves model '${step.model}'`);
@@ -96,15 +96,15 @@ export class ModelSteps implements StepModels {
       const chunks: Tensor[][] = [];
       for (let from = 0; from < rows; from += most) chunks.push(inputs.map((t) => rowsOf(t, from, Math.min(rows, from + most))));
       span.setAttributes({ 'infermesh.items': rows, 'infermesh.requests': chunks.length });
-      const answers = await Promise.all(chunks.map((chunk) => this.request(status, chunk, span, ctx)));
+      const answers = await Promise.all(chunks.map((chunk) => this.request(status, chunk, outputs, span, ctx)));
       return joinRows(answers);
     });
   }
 
-  private async request(status: ModelStatus__Output, inputs: Tensor[], span: Span, ctx: StepContext): Promise<Map<string, Tensor>> {
+  private async request(status: ModelStatus__Output, inputs: Tensor[], outputs: readonly RequestedOutput[], span: Span, ctx: StepContext): Promise<Map<string, Tensor>> {
     // Within the id limit whatever the client's id (REQUEST_LIMITS.nameBytes: 256).
     const id = `${cutUtf8(ctx.requestId, 128)}/${status.name.slice(0, 64)}/${++this.sequence}`;
-    const bytes = inferRequest(status.name, id, inputs);
+    const bytes = inferRequest(status.name, id, inputs, outputs);
     const items = inputs[0].shape[0];
     const arrivedNs = process.hrtime.bigint();
     const traceparent = traceparentOf(span);

@@ -4,7 +4,7 @@
  * a ModelInferResponse as a worker would encode it, so the rest of the request's handling
  * (the client's answer, its one prediction record, its span) is a model's.
  */
-import { Status, unavailable } from '@infermesh/grpc';
+import { invalidArgument, Status, unavailable } from '@infermesh/grpc';
 import { uuidv7, type ModelStatistics, type ModelStatus__Output } from '@infermesh/contracts';
 import type { Span } from '@opentelemetry/api';
 import type { WorkerAnswer } from '../coalescer.js';
@@ -46,9 +46,10 @@ export class PipelineExecutor {
       // Every answer has an id, as a model's does (the worker makes one there): the client's, else a UUIDv7.
       request.id ||= uuidv7();
       const ctx = { pipeline: status.name, requestId: request.id, deadlineMs: call.deadlineMs, signal: call.signal, parent: call.span, clientId: call.clientId };
+      if (ocr && request.outputs.some((o) => o.parameters?.classification)) throw invalidArgument(`${status.name}'s outputs cannot be classified (its lines are text, not class scores)`);
       const outputs = ocr
         ? await runOcr(ocr, request.inputs, request.requested, this.deps, ctx)
-        : await runDataflow(status, dataflow!, request.inputs, request.requested, this.deps.models, ctx);
+        : await runDataflow(status, dataflow!, request.inputs, request.outputs, this.deps.models, ctx);
       const computeUs = Math.round(Number(process.hrtime.bigint() - started) / 1000);
       ok = true;
       return {
