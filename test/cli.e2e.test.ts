@@ -65,10 +65,19 @@ describe('infermesh predict and models', () => {
     expect(answer.outputs[0].values[0]).toMatch(/^0\.99\d*:2:virginica$/);
   });
 
+  it('prints text outputs as text, and a pipeline\'s class scores classified by its step\'s model (ocr-line: recognition and direction at once)', async () => {
+    const samples = join(ROOT, 'models/text-direction/samples');
+    const run = await cli(['predict', '--model', 'ocr-line', '--image', join(samples, 'upright.png'), '--image', join(samples, 'upside-down.png')]);
+    expect(run.code, run.stderr).toBe(0);
+    const [, upright, upsideDown] = run.stdout.split('\n');
+    expect(upright).toMatch(/^  upright\.png: text="Hello World 2026"  score=0\.9\d*  upright 1\.0000, rotated_180 0\.0000$/);
+    expect(upsideDown).toMatch(/^  upside-down\.png: text=".*"  score=[\d.e-]+  rotated_180 1\.0000, upright 0\.0000$/);
+  });
+
   it('says what the mesh refused, with exit code 1', async () => {
     const run = await cli(['predict', '--model', 'nope', '--row', IRIS_ROW]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe("infermesh: NOT_FOUND: model 'nope' is not served by this mesh (models: iris, ocr, ocr-detection, ocr-recognition, text-direction)\n");
+    expect(run.stderr).toBe("infermesh: NOT_FOUND: model 'nope' is not served by this mesh (models: iris, ocr, ocr-detection, ocr-line, ocr-recognition, text-direction)\n");
   });
 
   it('answers the same over the router\'s REST port (an http:// address) as over gRPC', async () => {

@@ -164,7 +164,7 @@ describe('a client that knows only server reflection (buf curl, grpcurl)', () =>
 
 describe('bad input gets a clear error and the mesh keeps serving', () => {
   const cases: [string, () => Record<string, unknown>, grpc.status, RegExp][] = [
-    ['an unknown model', () => ({ ...irisRequest(), model_name: 'no-such-model' }), grpc.status.NOT_FOUND, /model 'no-such-model' is not served.*\(models: iris, ocr, ocr-detection, ocr-recognition, text-direction\)/],
+    ['an unknown model', () => ({ ...irisRequest(), model_name: 'no-such-model' }), grpc.status.NOT_FOUND, /model 'no-such-model' is not served.*\(models: iris, ocr, ocr-detection, ocr-line, ocr-recognition, text-direction\)/],
     ['a model name of 100 KB', () => ({ ...irisRequest(), model_name: 'm'.repeat(100_000) }), grpc.status.INVALID_ARGUMENT, /^model_name is 100000 bytes, over the limit of 256$/],
     ['a batch over max_batch_size, refused before any image is decoded', () => imageRequest(Array.from({ length: 33 }, () => Buffer.from('not even an image'))), grpc.status.INVALID_ARGUMENT, /'image'.*batch size 33.*1 to 32/],
     ['a row value beyond FP32', () => irisRequest([{ ...IRIS_ROW, sepal_length: 1e39 }]), grpc.status.INVALID_ARGUMENT, /'sepal_length'.*FP32/],

@@ -202,7 +202,7 @@ describe('errors, as gRPC gives them', () => {
     const { status, body, headers } = await call<{ error: string }>('/v2/models/{name}/infer', '/v2/models/no-such-model/infer', post({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }));
     expect(status).toBe(404);
     expect(headers.get('infermesh-grpc-status')).toBe('NOT_FOUND');
-    expect(body.error).toMatch(/^model 'no-such-model' is not served by this mesh \(models: iris, ocr, ocr-detection, ocr-recognition, text-direction\)$/);
+    expect(body.error).toMatch(/^model 'no-such-model' is not served by this mesh \(models: iris, ocr, ocr-detection, ocr-line, ocr-recognition, text-direction\)$/);
   });
 
   it('answers a shape the model does not take 400, naming the input (the worker\'s check)', async () => {

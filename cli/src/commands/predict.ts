@@ -39,21 +39,22 @@ export async function predict(options: PredictOptions): Promise<void> {
     const inputName = options.inputName ?? (options.images.length ? 'image' : 'row');
     const version = options.version || undefined;
     const metadata = await client.modelMetadata(options.model, version);
+    // Triton's classification extension: top-k "score:index:label" per row for the outputs of class scores (float, [N, C]).
+    const classified = new Set(metadata.outputs.filter((o) => o.datatype.startsWith('FP') && o.shape.length === 2).map((o) => o.name));
     const result = await client.infer({
       model: options.model,
       version,
       inputs: [tensor.bytes(inputName, [elements.length], elements)],
-      // Triton's classification extension: top-k "score:index:label" per row for float outputs.
-      outputs: metadata.outputs.map((o) => (o.datatype.startsWith('FP') ? { name: o.name, classification: options.top } : { name: o.name })),
+      outputs: metadata.outputs.map((o) => (classified.has(o.name) ? { name: o.name, classification: options.top } : { name: o.name })),
     });
     const names = options.images.length ? options.images.map((f) => basename(f)) : options.rows.map((_, i) => `row ${i}`);
-    print(result, names, options.json);
+    print(result, names, classified, options.json);
   } finally {
     client.close();
   }
 }
 
-function print(result: InferResult, names: string[], json: boolean): void {
+function print(result: InferResult, names: string[], classified: ReadonlySet<string>, json: boolean): void {
   const decoded = result.outputs.map((output) => ({ name: output.name, datatype: output.datatype, shape: output.shape, values: valuesOf(output) }));
   if (json) {
     console.log(JSON.stringify({ model: result.model, version: result.version, outputs: decoded }, null, 2));
@@ -64,6 +65,7 @@ function print(result: InferResult, names: string[], json: boolean): void {
     const parts = decoded.map((output) => {
       const perRow = output.values.length / names.length;
       const slice = output.values.slice(row * perRow, (row + 1) * perRow);
+      if (output.datatype === 'BYTES' && !classified.has(output.name)) return `${output.name}=${slice.map((s) => JSON.stringify(s)).join(',')}`;
       if (output.datatype === 'BYTES') {
         return slice.map((s) => {
           const [score, index, label] = String(s).split(':');
