@@ -127,6 +127,13 @@ describe('a dataflow pipeline', () => {
     expect(await count()).toBe(before + ROWS.length);
   });
 
+  it('classifies an output by the model of its step, with that model\'s labels, unless a later step takes it as scores', async () => {
+    const classified = await restClient.infer({ model: 'iris-grouped', inputs: [rowsTensor(ROWS)], outputs: [{ name: 'probabilities', classification: 1 }] });
+    expect((classified.output('probabilities').data as Buffer[]).map((b) => String(b).replace(/^[\d.e-]+:/, ''))).toEqual(['2:virginica', '0:setosa', '1:versicolor']);
+    const refused = await grpcClient.infer({ model: 'iris-grouped', inputs: [rowsTensor(ROWS)], outputs: [{ name: 'probabilities', classification: 1 }, { name: 'group' }] }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: "iris-grouped output 'probabilities' cannot be classified: step 'group' takes it as scores" });
+  });
+
   it('answers a step\'s refusal with its status, naming the step, and goes on serving', async () => {
     const refused = await grpcClient.infer({ model: 'iris-grouped', inputs: [tensor.bytes('row', [1], ['{"sepal_length": 5}'])] }).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^iris-grouped step 'classify' \(model iris\): input 'row': row 0 .*sepal_width/) });
