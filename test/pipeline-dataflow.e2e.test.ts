@@ -93,6 +93,9 @@ afterAll(async () => {
 
 describe('a dataflow pipeline', () => {
   it('is described, listed and ready like a model', async () => {
+    // Ready once the router has the worker's heartbeat (the router may serve before it, on a loaded machine).
+    const until = Date.now() + 20_000;
+    while (!(await grpcClient.modelReady('iris-grouped').catch(() => false)) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await grpcClient.modelReady('iris-grouped')).toBe(true);
     expect(await grpcClient.modelMetadata('iris-grouped')).toMatchObject({
       name: 'iris-grouped', platform: 'pipeline', versions: ['1'],
