@@ -91,6 +91,8 @@ export class ModelSteps implements StepModels {
     return inStepSpan(step, ctx, { 'infermesh.model': step.model }, async (span) => {
       const status = this.deps.table.model(step.model);
       if (!status) throw unavailable(`no worker currently serves model '${step.model}'`);
+      // A router executes a pipeline's steps as model requests to workers; a pipeline as a step would go to a worker that cannot run it.
+      if (status.platform === 'pipeline') throw new ServiceError(Status.FAILED_PRECONDITION, `model '${step.model}' is a pipeline: a step runs a model, pipelines do not nest`);
       const rows = inputs[0]?.shape[0] ?? 0;
       const most = status.maxBatchSize > 0 ? status.maxBatchSize : rows;
       const chunks: Tensor[][] = [];

@@ -29,6 +29,11 @@ const models = [
   modelStatus('ocr-detection', { maxBatchSize: 4 }),
   modelStatus('text-direction', { maxBatchSize: 32 }),
   modelStatus('ocr-recognition', { maxBatchSize: 32 }),
+  // A dataflow whose step is the ocr pipeline: refused, pipelines do not nest.
+  modelStatus('nested', {
+    platform: 'pipeline', maxBatchSize: 0, inputs: [{ name: 'image', datatype: 'BYTES', shape: ['-1'] }], outputs: [{ name: 'lines', datatype: 'BYTES', shape: ['-1'] }],
+    pipelineSteps: [{ name: 'inner', model: 'ocr', glue: '', inputs: { image: 'image' }, outputs: { text: 'lines' } }],
+  }),
 ];
 
 let preprocessor: Preprocessor;
@@ -126,6 +131,12 @@ describe('a pipeline through the router', () => {
   it('answers UNAVAILABLE naming the glue step when the router has no preprocessor', async () => {
     const error = await unary(withoutGlue.inferenceClient(), 'ModelInfer', ocrRequest('page-3')).catch((e: unknown) => e as { code: number; details: string });
     expect(error).toMatchObject({ code: 14, details: "ocr step 'crop' (glue ocr-crop): this router has no preprocessor to call (PREPROCESSOR_ADDRESS is not set)" });
+  });
+
+  it('refuses a step whose model is a pipeline with FAILED_PRECONDITION naming the step', async () => {
+    const request = requestCodec.decode(inferRequest('nested', 'n-1', [{ name: 'image', datatype: 'BYTES', shape: [1], data: [page] }])) as unknown as ModelInferRequest;
+    const error = await unary(mesh.inferenceClient(), 'ModelInfer', request).catch((e: unknown) => e as { code: number; details: string });
+    expect(error).toMatchObject({ code: 9, details: "nested step 'inner' (model ocr): model 'ocr' is a pipeline: a step runs a model, pipelines do not nest" });
   });
 
   it('is ready only while every model it runs is served', async () => {
