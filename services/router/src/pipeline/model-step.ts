@@ -7,7 +7,7 @@
  * the pipeline.
  */
 import { context as otelContext, trace, SpanStatusCode, type Span } from '@opentelemetry/api';
-import { ServiceError, Status, statusOf, unavailable } from '@infermesh/grpc';
+import { invalidArgument, ServiceError, Status, statusOf, unavailable } from '@infermesh/grpc';
 import { TensorError, ARRAY_TYPE, type NumericArray, type Tensor } from '@infermesh/tensor';
 import type { ModelStatus__Output, PredictionRecord, PipelineStep__Output } from '@infermesh/contracts';
 import type { Logger } from '@infermesh/log';
@@ -93,21 +93,27 @@ export class ModelSteps implements StepModels {
       if (!status) throw unavailable(`no worker currently serves model '${step.model}'`);
       // A router executes a pipeline's steps as model requests to workers; a pipeline as a step would go to a worker that cannot run it.
       if (status.platform === 'pipeline') throw new ServiceError(Status.FAILED_PRECONDITION, `model '${step.model}' is a pipeline: a step runs a model, pipelines do not nest`);
-      const rows = inputs[0]?.shape[0] ?? 0;
-      const most = status.maxBatchSize > 0 ? status.maxBatchSize : rows;
-      const chunks: Tensor[][] = [];
-      for (let from = 0; from < rows; from += most) chunks.push(inputs.map((t) => rowsOf(t, from, Math.min(rows, from + most))));
+      // A model without a batch dimension takes the tensors as they are; one that batches takes at most max_batch_size rows a request.
+      const batching = status.maxBatchSize > 0;
+      const rows = batching ? (inputs[0]?.shape[0] ?? 0) : 1;
+      let chunks: Tensor[][] = [[...inputs]];
+      if (batching && rows > status.maxBatchSize) {
+        const disagree = inputs.find((t) => t.shape[0] !== rows);
+        if (disagree) throw invalidArgument(`inputs disagree on the batch size: '${inputs[0].name.slice(0, 64)}' has ${rows} rows, '${disagree.name.slice(0, 64)}' ${disagree.shape[0] ?? 'none'}`);
+        chunks = [];
+        for (let from = 0; from < rows; from += status.maxBatchSize) chunks.push(inputs.map((t) => rowsOf(t, from, Math.min(rows, from + status.maxBatchSize))));
+      }
       span.setAttributes({ 'infermesh.items': rows, 'infermesh.requests': chunks.length });
-      const answers = await Promise.all(chunks.map((chunk) => this.request(status, chunk, outputs, span, ctx)));
+      // Anything else about the tensors (a batch of 0 rows, rows that disagree within one request) is the worker's to judge, as for a client's request.
+      const answers = await Promise.all(chunks.map((chunk) => this.request(status, chunk, batching ? (chunk[0]?.shape[0] ?? 0) : 1, outputs, span, ctx)));
       return joinRows(answers);
     });
   }
 
-  private async request(status: ModelStatus__Output, inputs: Tensor[], outputs: readonly RequestedOutput[], span: Span, ctx: StepContext): Promise<Map<string, Tensor>> {
+  private async request(status: ModelStatus__Output, inputs: Tensor[], items: number, outputs: readonly RequestedOutput[], span: Span, ctx: StepContext): Promise<Map<string, Tensor>> {
     // Within the id limit whatever the client's id (REQUEST_LIMITS.nameBytes: 256).
     const id = `${cutUtf8(ctx.requestId, 128)}/${status.name.slice(0, 64)}/${++this.sequence}`;
     const bytes = inferRequest(status.name, id, inputs, outputs);
-    const items = inputs[0].shape[0];
     const arrivedNs = process.hrtime.bigint();
     const traceparent = traceparentOf(span);
     let answer: WorkerAnswer | undefined;
