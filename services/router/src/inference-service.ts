@@ -191,7 +191,8 @@ export function inferenceHandlers(deps: InferenceDeps): ServiceHandlers {
       if (table.holders(request.name, request.version).length === 0) return { ready: false };
       // A pipeline is ready when every model it runs is served somewhere.
       const status = table.model(request.name, request.version);
-      if (status?.platform === 'pipeline') return { ready: status.pipelineSteps.every((step) => !step.model || table.holders(step.model).length > 0) };
+      // A step whose model is itself a pipeline never runs (pipelines do not nest).
+      if (status?.platform === 'pipeline') return { ready: status.pipelineSteps.every((step) => !step.model || (table.holders(step.model).length > 0 && table.model(step.model)?.platform !== 'pipeline')) };
       return { ready: true };
     }),
     ServerMetadata: guarded('ServerMetadata', async () => ({ name: 'infermesh', version: deps.version, extensions: EXTENSIONS })),

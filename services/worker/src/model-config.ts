@@ -102,6 +102,9 @@ export const modelConfigSchema = z
     if (config.platform === 'pipeline' && !config.pipeline) ctx.addIssue({ code: 'custom', path: ['pipeline'], message: "platform 'pipeline' needs a pipeline section with its steps" });
     if (config.platform !== 'pipeline' && config.pipeline) ctx.addIssue({ code: 'custom', path: ['platform'], message: "a config with a pipeline section says platform: pipeline" });
     if (config.platform === 'pipeline' && config.preprocess) ctx.addIssue({ code: 'custom', path: ['preprocess'], message: 'a pipeline has no preprocess section: its steps preprocess their own inputs' });
+    if (config.platform === 'pipeline' && config.max_batch_size > 0) {
+      ctx.addIssue({ code: 'custom', path: ['max_batch_size'], message: "a pipeline batches nothing itself (its steps' models do): give its tensors' whole shapes, the first dimension -1, and no max_batch_size" });
+    }
     if (config.platform === 'pipeline' && config.pipeline) {
       dataflowProblems({ ...config, pipeline: config.pipeline }, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
     }

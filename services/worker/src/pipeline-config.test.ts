@@ -148,6 +148,10 @@ describe('dataflow pipeline config', () => {
     expect(issues(empty).join('\n')).toMatch(/^pipeline\.steps\.0\.inputs: names at least one tensor/m);
   });
 
+  it('refuses max_batch_size on a pipeline, which batches nothing itself', () => {
+    expect(issues({ ...dataflow(), max_batch_size: 8 })).toEqual(["max_batch_size: a pipeline batches nothing itself (its steps' models do): give its tensors' whole shapes, the first dimension -1, and no max_batch_size"]);
+  });
+
   it('announces each step\'s maps in the heartbeat message', () => {
     const config = modelConfigSchema.parse(dataflow());
     expect(pipelineStepsMessage(config.pipeline)).toEqual([

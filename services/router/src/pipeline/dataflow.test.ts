@@ -159,6 +159,8 @@ describe('dataflow pipelines', () => {
   it('refuses inputs unlike the declared ones, and an unknown output, before any step runs', async () => {
     const models = new StandIns();
     const cases: [Tensor[], string[] | undefined, RegExp][] = [
+      [[{ ...X, shape: [1, 3] }], undefined, /^input 'x': shape \[1, 3\], \[-1\] expected$/],
+      [[X], ['total', 'rows', 'total'], /^output 'total' is requested twice$/],
       [[{ ...X, name: 'y' }], undefined, /^flow has no input 'y' \(inputs: x\)$/],
       [[{ ...X, datatype: 'INT32', data: Int32Array.of(1, 2, 3) }], undefined, /input 'x': datatype INT32, FP32 expected/],
       [[], undefined, /input 'x' is missing \(flow takes x\)/],
@@ -200,6 +202,13 @@ describe('dataflow pipelines', () => {
     const twice = pipeline([...STEPS, step('more', 'double', { x: 'x' }, { y: 'doubled' })]);
     await expect(infer(models, [X], { status: twice })).rejects.toMatchObject({ code: Status.UNAVAILABLE, message: expect.stringMatching(/tensor 'doubled' given twice/) });
     expect(models.calls).toEqual([]);
+  });
+
+  it('takes at most the steps and map entries a worker\'s config may declare from a heartbeat', () => {
+    expect(dataflowSteps(Array.from({ length: 17 }, (_, i) => step(`s${i}`, 'double', { x: 'x' }, { y: `y${i}` })))).toBeUndefined();
+    expect(dataflowSteps(Array.from({ length: 16 }, (_, i) => step(`s${i}`, 'double', { x: 'x' }, { y: `y${i}` })))).toHaveLength(16);
+    const wide = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`in${i}`, 'x']));
+    expect(dataflowSteps([step('wide', 'sum', wide, { total: 'total' })])).toBeUndefined();
   });
 
   it('stops the steps when the client cancels', async () => {

@@ -10,7 +10,7 @@
  * what a heartbeat announces is still checked here before anything runs.
  */
 import { invalidArgument, ServiceError, Status, unavailable } from '@infermesh/grpc';
-import type { Tensor } from '@infermesh/tensor';
+import { formatShape, shapeMatches, type Tensor } from '@infermesh/tensor';
 import type { InferParameter, ModelStatus__Output, PipelineStep__Output } from '@infermesh/contracts';
 import { stepError, type StepContext, type StepModels } from './model-step.js';
 import type { RequestedOutput } from './tensors.js';
@@ -18,9 +18,20 @@ import type { RequestedOutput } from './tensors.js';
 /** A dataflow step: a model with its maps. */
 export type DataflowStep = PipelineStep__Output;
 
-/** The steps, when they are a dataflow (every step a model step with both maps, no glue). */
+/** Steps, and tensors of one step's map, at most: what a worker's config may declare (services/worker/src/pipeline-config.ts). */
+export const MAX_PIPELINE_STEPS = 16;
+export const MAX_STEP_TENSORS = 64;
+
+/**
+ * The steps, when they are a dataflow (every step a model step with both maps, no glue) within
+ * the bounds a worker's config has: a heartbeat announcing more is not run.
+ */
 export function dataflowSteps(steps: readonly PipelineStep__Output[]): DataflowStep[] | undefined {
-  const ok = steps.length > 0 && steps.every((s) => s.model && !s.glue && Object.keys(s.inputs ?? {}).length > 0 && Object.keys(s.outputs ?? {}).length > 0);
+  const mapped = (map: Record<string, string> | undefined) => {
+    const size = Object.keys(map ?? {}).length;
+    return size > 0 && size <= MAX_STEP_TENSORS;
+  };
+  const ok = steps.length > 0 && steps.length <= MAX_PIPELINE_STEPS && steps.every((s) => s.model && !s.glue && mapped(s.inputs) && mapped(s.outputs));
   return ok ? [...steps] : undefined;
 }
 
@@ -36,7 +47,9 @@ export async function runDataflow(status: ModelStatus__Output, steps: readonly D
   const declared = status.outputs.map((o) => o.name);
   const unknown = requested.find((o) => !declared.includes(o.name));
   if (unknown !== undefined) throw invalidArgument(`${ctx.pipeline} has no output '${unknown.name.slice(0, 64)}' (outputs: ${declared.join(', ')})`);
-  const wanted = requested.length ? [...new Set(requested.map((o) => o.name))] : declared;
+  const twice = requested.find((o, i) => requested.findIndex((other) => other.name === o.name) !== i);
+  if (twice !== undefined) throw invalidArgument(`output '${twice.name}' is requested twice`);
+  const wanted = requested.length ? requested.map((o) => o.name) : declared;
   const plan = planOf(ctx.pipeline, steps, inputs.map((t) => t.name), wanted);
   const classified = classifiedOutputs(ctx.pipeline, plan, requested);
 
@@ -108,6 +121,8 @@ function checkInputs(status: ModelStatus__Output, inputs: readonly Tensor[]): vo
     const spec = declared.find((d) => d.name === tensor.name);
     if (!spec) throw invalidArgument(`${status.name} has no input '${name}' (inputs: ${names})`);
     if (spec.datatype !== tensor.datatype) throw invalidArgument(`input '${name}': datatype ${tensor.datatype}, ${spec.datatype} expected`);
+    const shape = spec.shape.map(Number);
+    if (!shapeMatches(tensor.shape, shape)) throw invalidArgument(`input '${name}': shape ${formatShape(tensor.shape)}, ${formatShape(shape)} expected`);
   }
   const missing = declared.find((d) => !seen.has(d.name));
   if (missing) throw invalidArgument(`input '${missing.name}' is missing (${status.name} takes ${names})`);
@@ -122,7 +137,7 @@ function planOf(pipeline: string, steps: readonly DataflowStep[], inputs: readon
   const givenBy = new Map<string, number>();
   steps.forEach((step, i) => {
     for (const tensor of Object.values(step.outputs)) {
-      if (givenBy.has(tensor) || inputs.includes(tensor)) throw unavailable(`pipeline '${pipeline}' announces tensor '${tensor}' given twice`);
+      if (givenBy.has(tensor) || inputs.includes(tensor)) throw unavailable(`pipeline '${pipeline}' announces tensor '${tensor.slice(0, 64)}' given twice`);
       givenBy.set(tensor, i);
     }
   });
@@ -130,7 +145,7 @@ function planOf(pipeline: string, steps: readonly DataflowStep[], inputs: readon
   const visit = (tensor: string, before: number) => {
     if (inputs.includes(tensor)) return;
     const at = givenBy.get(tensor);
-    if (at === undefined || at >= before) throw unavailable(`pipeline '${pipeline}' announces steps that do not connect: nothing before it gives '${tensor}'`);
+    if (at === undefined || at >= before) throw unavailable(`pipeline '${pipeline}' announces steps that do not connect: nothing before it gives '${tensor.slice(0, 64)}'`);
     if (needed.has(at)) return;
     needed.add(at);
     for (const source of Object.values(steps[at].inputs)) visit(source, at);

@@ -137,6 +137,8 @@ describe('a pipeline through the router', () => {
     const request = requestCodec.decode(inferRequest('nested', 'n-1', [{ name: 'image', datatype: 'BYTES', shape: [1], data: [page] }])) as unknown as ModelInferRequest;
     const error = await unary(mesh.inferenceClient(), 'ModelInfer', request).catch((e: unknown) => e as { code: number; details: string });
     expect(error).toMatchObject({ code: 9, details: "nested step 'inner' (model ocr): model 'ocr' is a pipeline: a step runs a model, pipelines do not nest" });
+    const ready = await unary<object, { ready: boolean }>(mesh.inferenceClient(), 'ModelReady', { name: 'nested' });
+    expect(ready.ready).toBe(false);
   });
 
   it('is ready only while every model it runs is served', async () => {
