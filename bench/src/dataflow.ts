@@ -13,15 +13,15 @@
  * Usage: npm run bench:dataflow -w @infermesh/bench -- [--lines 48] [--duration 10]
  *        [--levels 1,8] [--rounds 3] [--report docs/benchmarks/DIR]
  */
-import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, tensor, type InferResult } from '@infermesh/client';
 import { renderTextImage } from '@infermesh/models';
 import { closedLoop } from 'infermesh-cli/load';
 import { summarize } from 'infermesh-cli/percentiles';
+import { cpuMs, median, roundOptions } from './side-by-side.js';
 import { mulberry32, startMesh } from '@infermesh/testing';
 
 const { values } = parseArgs({
@@ -34,24 +34,12 @@ const { values } = parseArgs({
   },
 });
 const lineCount = Number(values.lines);
-const durationMs = Number(values.duration) * 1000;
-const rounds = Number(values.rounds);
-const levels = values.levels.split(',').map(Number);
 if (!Number.isInteger(lineCount) || lineCount < 1 || lineCount > 1000) throw new RangeError(`--lines must be a whole number from 1 to 1000, got ${values.lines}`);
-if (!(durationMs > 0 && durationMs <= 3_600_000)) throw new RangeError(`--duration must be seconds from 0 to 3600, got ${values.duration}`);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`--rounds must be a whole number from 1 to 20, got ${values.rounds}`);
-if (levels.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new RangeError(`--levels must be concurrencies from 1 to 256, got ${values.levels}`);
-const report = values.report === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.report);
+const { durationMs, rounds, levels, report } = roundOptions(values);
 
 const PIPELINE = 'ocr-line pipeline';
 const CLIENT = 'client: both models at once';
 const WORDS = ['stream', 'garden', 'Hello', 'World', 'market', 'signal', 'level', '2026', '14.69', 'order', 'winter', 'text'];
-
-const TICKS_PER_SECOND = 100;
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1000;
-}
 
 interface Row { system: string; concurrency: number; round: number; lines: number; errors: number; linesPerS: number; p50Ms: number; p99Ms: number; routerCpuMsPerLine: number }
 
@@ -99,7 +87,6 @@ try {
   }
 
   console.log('\nmedian of rounds:');
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const concurrency of levels) {
     for (const system of [PIPELINE, CLIENT]) {
       const mine = rows.filter((r) => r.system === system && r.concurrency === concurrency);

@@ -14,7 +14,6 @@
  * Usage: npm run bench:ocr -w @infermesh/bench -- [--pages 40] [--duration 20] [--levels 1,8]
  *        [--rounds 2] [--seed 11] [--repository DIR (default models/)] [--report docs/benchmarks/DIR]
  */
-import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +24,7 @@ import { renderOcrPages, writeOcrPages } from '@infermesh/models';
 import { ROOT, startMesh } from '@infermesh/testing';
 import { closedLoop, type LoadResult } from 'infermesh-cli/load';
 import { summarize } from 'infermesh-cli/percentiles';
+import { cpuMs, median, roundOptions } from './side-by-side.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,15 +38,8 @@ const { values } = parseArgs({
   },
 });
 const count = Number(values.pages);
-const durationMs = Number(values.duration) * 1000;
-const rounds = Number(values.rounds);
-const levels = values.levels.split(',').map(Number);
 if (!Number.isInteger(count) || count < 1 || count > 1000) throw new RangeError(`--pages must be a whole number from 1 to 1000, got ${values.pages}`);
-if (!(durationMs > 0 && durationMs <= 3_600_000)) throw new RangeError(`--duration must be seconds from 0 to 3600, got ${values.duration}`);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`--rounds must be a whole number from 1 to 20, got ${values.rounds}`);
-if (levels.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new RangeError(`--levels must be concurrencies from 1 to 256, got ${values.levels}`);
-// npm runs the script in bench/; paths given on the command line are the caller's.
-const report = values.report === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.report);
+const { durationMs, rounds, levels, report } = roundOptions(values);
 /** Another model repository (a changed config to compare), else the shipped models/. */
 const repository = values.repository === undefined ? join(ROOT, 'models') : resolve(process.env.INIT_CWD ?? process.cwd(), values.repository);
 const log = (line: string) => console.log(line);
@@ -55,12 +48,6 @@ const MESH = 'mesh (ocr pipeline)';
 const REFERENCE = '@gutenye/ocr-node in-process';
 /** The pipeline and its step models, as the workers' statistics name them. */
 const STEP_MODELS = ['ocr-detection', 'text-direction', 'ocr-recognition'];
-
-const TICKS_PER_SECOND = 100;
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1000;
-}
 
 interface StepFigures {
   model: string;
@@ -150,12 +137,6 @@ async function measure(system: System, concurrency: number, round: number): Prom
   for (const s of row.steps ?? []) log(`     ${s.model.padEnd(16)} ${String(s.requests).padStart(5)} requests ${String(s.batches).padStart(5)} batches of ${s.itemsPerBatch.toFixed(1).padStart(5)}  queue ${s.queueMsPerRequest.toFixed(1)} ms/request  per batch: input ${s.inputMsPerBatch.toFixed(1)} + infer ${s.inferMsPerBatch.toFixed(1)} + output ${s.outputMsPerBatch.toFixed(1)} ms`);
   return row;
 }
-
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 const started = new Date();
 log(`infermesh OCR benchmark ${started.toISOString()} on ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${count} pages (seed ${values.seed}), ${durationMs / 1000} s per measurement, concurrency ${levels.join(', ')}, ${rounds} round(s)`);

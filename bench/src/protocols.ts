@@ -9,15 +9,15 @@
  * Usage: npm run bench:protocols -w @infermesh/bench -- [--duration 8] [--levels 1,16]
  *        [--rounds 3] [--report docs/benchmarks/DIR]
  */
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, tensor, type InferenceClient, type InferRequest } from '@infermesh/client';
 import { ROOT, startMesh } from '@infermesh/testing';
 import { closedLoop } from 'infermesh-cli/load';
 import { summarize } from 'infermesh-cli/percentiles';
+import { cpuMs, median, roundOptions } from './side-by-side.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,19 +27,7 @@ const { values } = parseArgs({
     report: { type: 'string' },
   },
 });
-const durationMs = Number(values.duration) * 1000;
-const rounds = Number(values.rounds);
-const levels = values.levels.split(',').map(Number);
-if (!(durationMs > 0 && durationMs <= 3_600_000)) throw new RangeError(`--duration must be seconds from 0 to 3600, got ${values.duration}`);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`--rounds must be a whole number from 1 to 20, got ${values.rounds}`);
-if (levels.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new RangeError(`--levels must be concurrencies from 1 to 256, got ${values.levels}`);
-const report = values.report === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.report);
-
-const TICKS_PER_SECOND = 100;
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1000;
-}
+const { durationMs, rounds, levels, report } = roundOptions(values);
 
 interface Row { workload: string; protocol: string; concurrency: number; round: number; requests: number; errors: number; requestsPerS: number; p50Ms: number; p99Ms: number; routerCpuMsPerRequest: number }
 
@@ -85,7 +73,6 @@ try {
   }
 
   console.log('\nmedian of rounds:');
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const { name } of WORKLOADS) {
     for (const concurrency of levels) {
       for (const [protocol] of clients) {
