@@ -179,8 +179,11 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   try {
     await Promise.all([waitForPort(routerPort, 60_000), waitForPort(preprocessorPort, 60_000), waitForPort(monitorPort, 60_000)]);
     for (let i = 0; i < (options.workers ?? 1); i++) await startWorker(`worker-${i}`);
-    // Up means the router's routing table is filled (health SERVING), not only that it listens.
+    // Up means the router's routing table is filled (health SERVING), not only that it listens,
+    // and holds the workers started: on a loaded machine the router may count its table filled
+    // (ROUTER_TABLE_FILL_MS) before the first heartbeat reaches it.
     await waitForOutput(router, '"router serving"');
+    await waitForOutput(router, '"worker joined"', 60_000, options.workers ?? 1);
   } catch (error) {
     await mesh.stop();
     throw error;
