@@ -71,11 +71,15 @@ export function quote(name: string): string {
   return name.length <= MAX_QUOTED ? `'${name}'` : `'${name.slice(0, MAX_QUOTED)}…' (${name.length} characters)`;
 }
 
-/** NOT_FOUND for a model name no worker has announced, naming the models that were. */
+/**
+ * NOT_FOUND for a model name no worker has announced, naming the models that were; UNAVAILABLE
+ * while no worker has announced any (a mesh still starting cannot tell that a model is not served).
+ */
 export function modelNotServed(table: RoutingTable, name: string): ServiceError {
   const models = table.knownModels();
+  if (models.length === 0) return unavailable(`model ${quote(name)} is not served yet: no worker has announced a model to this router; retry`);
   const listed = models.length > MAX_LISTED ? `${models.slice(0, MAX_LISTED).join(', ')}, … (${models.length} in all)` : models.join(', ');
-  return notFound(`model ${quote(name)} is not served by this mesh (models: ${listed || 'none yet'})`);
+  return notFound(`model ${quote(name)} is not served by this mesh (models: ${listed})`);
 }
 
 export { traceparentOf };
